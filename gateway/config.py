@@ -1,0 +1,101 @@
+"""Deployment settings from the environment, parsed once at start-up (SPEC section 4).
+
+Every variable is validated here; a bad value stops start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import netaddr
+
+from gateway.units import parse_duration, parse_size
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A variable of the environment has a bad value; str() names it."""
+
+
+def _cidrs(value: str) -> netaddr.IPSet:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    try:
+        return netaddr.IPSet([netaddr.IPNetwork(item) for item in items])
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise ValueError(f"{value!r} is not a comma-separated list of CIDRs") from None
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{value!r} must be at least 1")
+    return number
+
+
+def _access_log(value: str) -> str:
+    if not value.strip():
+        raise ValueError("use stdout, off, or a file path")
+    return value.strip()
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"{value!r} is not one of debug, info, warning, error")
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the environment configures; immutable once loaded."""
+
+    trusted_proxies: netaddr.IPSet = field(default_factory=netaddr.IPSet)
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
+    max_header_size: int = 8190
+    max_headers: int = 100
+    drain_timeout: float = 30.0
+    access_log: str = "stdout"
+    log_level: str = "INFO"
+    reload_interval: float = 1.0
+    watch_config: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read GATEWAY_* variables; SettingsError names the first bad one."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+
+        def read(name: str, attr: str, parse: Callable[[str], T]) -> None:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return
+            try:
+                values[attr] = parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+
+        read("GATEWAY_TRUSTED_PROXIES", "trusted_proxies", _cidrs)
+        read("GATEWAY_HEADER_TIMEOUT", "header_timeout", parse_duration)
+        read("GATEWAY_KEEPALIVE_TIMEOUT", "keepalive_timeout", parse_duration)
+        read("GATEWAY_MAX_HEADER_SIZE", "max_header_size", parse_size)
+        read("GATEWAY_MAX_HEADERS", "max_headers", _count)
+        read("GATEWAY_DRAIN_TIMEOUT", "drain_timeout", parse_duration)
+        read("GATEWAY_ACCESS_LOG", "access_log", _access_log)
+        read("GATEWAY_LOG_LEVEL", "log_level", _log_level)
+        read("GATEWAY_RELOAD_INTERVAL", "reload_interval", parse_duration)
+        read("GATEWAY_WATCH_CONFIG", "watch_config", _boolean)
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""`gateway demo`: the gateway with example upstreams, to try it in one command."""

@@ -1,0 +1,66 @@
+"""Start example upstreams and the gateway in one process, and say what to try."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from gateway.config import Settings
+from gateway.demo.echo import echo_app
+from gateway.routing.table import RouteTable
+from gateway.server.run import Worker, bind
+
+ECHO_UPSTREAM = "echo"
+
+
+async def _demo(settings: Settings, table: RouteTable, config: Path, host: str, port: int) -> None:
+    runners: list[web.AppRunner] = []
+    upstream = table.upstreams.get(ECHO_UPSTREAM)
+    for target in upstream.targets if upstream else ():
+        runner = web.AppRunner(echo_app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, target.host, target.port).start()
+        runners.append(runner)
+    worker = Worker(settings, table, bind(host, port), config_path=config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, worker.reload)
+    await worker.start()
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{worker.port}"
+    echo_path = next((r.path for r in table.routes if r.upstream == ECHO_UPSTREAM), None)
+    print(f"gateway demo listening on {base} (routes from {config})", file=sys.stderr)
+    print("try:", file=sys.stderr)
+    if echo_path is not None:
+        print(f"  curl -i {base}{echo_path}/hello?name=world", file=sys.stderr)
+        print(f"  curl -i -X POST -d '{{\"hi\": 1}}' {base}{echo_path}/items", file=sys.stderr)
+    print(f"  curl -i {base}/nowhere        # 404 route_not_found, problem+json", file=sys.stderr)
+    print(f"  curl -s {base}/ready", file=sys.stderr)
+    print(f"  curl -s {base}/metrics | grep gateway_requests_total", file=sys.stderr)
+    print("Ctrl-C stops it.", file=sys.stderr)
+    await stop.wait()
+    await worker.stop()
+    for runner in runners:
+        await runner.cleanup()
+
+
+def run_demo(settings: Settings, table: RouteTable, config: Path, host: str, port: int) -> int:
+    """Serve the demo until interrupted."""
+    upstream = table.upstreams.get(ECHO_UPSTREAM)
+    for target in upstream.targets if upstream else ():
+        if urlsplit(target.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            print(f"demo: upstream {ECHO_UPSTREAM} must be on loopback", file=sys.stderr)
+            return 1
+    try:
+        import uvloop
+
+        uvloop.run(_demo(settings, table, config, host, port))
+    except ImportError:  # pragma: no cover
+        asyncio.run(_demo(settings, table, config, host, port))
+    return 0

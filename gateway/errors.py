@@ -1,0 +1,165 @@
+"""The one exception hierarchy of the request path, and its mapping to problem+json (RFC 9457).
+
+    GatewayError                  every error a client may see; carries status and a stable code
+     ├── InvalidRequest           400 invalid_request (malformed path, header, body)
+     ├── RouteNotFound            404 route_not_found
+     ├── MethodNotAllowed         405 method_not_allowed (with Allow)
+     ├── PayloadTooLarge          413 payload_too_large
+     ├── UpstreamUnavailable      502 upstream_unavailable
+     ├── UpstreamTimeout          504 upstream_timeout
+     └── AuthUnavailable          503 auth_unavailable
+
+Auth errors (401/403/429) join the same tree; `problem_response` is the only place that turns
+an error into bytes, so no stack trace or internal detail can reach a client by another road.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from enum import StrEnum
+from http import HTTPStatus
+
+from aiohttp import web
+
+from gateway import headers as h
+
+PROBLEM_JSON = "application/problem+json"
+SERVER_NAME = "gateway"  # instead of aiohttp's default, which names Python's and its versions
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes of SPEC section 8; clients match on these, never on titles."""
+
+    MISSING_CREDENTIALS = "missing_credentials"
+    INVALID_TOKEN = "invalid_token"  # noqa: S105 - an error code, not a token
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code, not a token
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105 - an error code, not a token
+    INVALID_API_KEY = "invalid_api_key"
+    IP_NOT_ALLOWED = "ip_not_allowed"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    INSUFFICIENT_ROLE = "insufficient_role"
+    RATE_LIMITED = "rate_limited"
+    ROUTE_NOT_FOUND = "route_not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    INVALID_REQUEST = "invalid_request"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    AUTH_UNAVAILABLE = "auth_unavailable"
+    NOT_FOUND = "not_found"
+    INTERNAL_ERROR = "internal_error"
+
+
+class GatewayError(Exception):
+    """An error answered to the client as problem+json; `detail` must be safe to show."""
+
+    status: int = 500
+    code: ErrorCode = ErrorCode.INTERNAL_ERROR
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        status: int | None = None,
+    ) -> None:
+        if status is not None:
+            self.status = status
+        self.detail = detail or HTTPStatus(self.status).description
+        self.headers: Mapping[str, str] = headers or {}
+        super().__init__(self.detail)
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    code = ErrorCode.INVALID_REQUEST
+
+
+class RouteNotFound(GatewayError):
+    status = 404
+    code = ErrorCode.ROUTE_NOT_FOUND
+
+
+class NotFound(GatewayError):
+    status = 404
+    code = ErrorCode.NOT_FOUND
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = ErrorCode.METHOD_NOT_ALLOWED
+
+    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(
+            f"{method} is not allowed here; allowed: {', '.join(allowed)}",
+            headers={h.ALLOW: ", ".join(allowed)},
+        )
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is larger than this route allows ({limit} bytes)")
+
+
+class Forbidden(GatewayError):
+    status = 403
+    code = ErrorCode.IP_NOT_ALLOWED
+
+
+class UpstreamUnavailable(GatewayError):
+    status = 502
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    code = ErrorCode.UPSTREAM_TIMEOUT
+
+
+class AuthUnavailable(GatewayError):
+    status = 503
+    code = ErrorCode.AUTH_UNAVAILABLE
+
+
+def problem_body(
+    status: int, code: str, detail: str, request_id: str | None, title: str | None = None
+) -> bytes:
+    """The problem+json document of SPEC section 8."""
+    phrase = title or _phrase(status)
+    return json.dumps(
+        {
+            "type": f"urn:gateway:error:{code}",
+            "title": phrase,
+            "status": status,
+            "detail": detail,
+            "error": code,
+            "request_id": request_id,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def problem_response(error: GatewayError, request_id: str | None) -> web.Response:
+    """Render `error` as an aiohttp response; the single exit for every error."""
+    response = web.Response(
+        status=error.status,
+        body=problem_body(error.status, error.code, error.detail, request_id),
+        content_type=PROBLEM_JSON,
+    )
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    if request_id is not None:
+        response.headers[h.X_REQUEST_ID] = request_id
+    response.headers[h.SERVER] = SERVER_NAME
+    return response
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,54 @@
+"""Header names, in one place (as aiohttp's `hdrs`): str for aiohttp, lower-case bytes for the
+hot path that works on raw header pairs."""
+
+from __future__ import annotations
+
+from typing import Final
+
+ALLOW: Final = "Allow"
+CONNECTION: Final = "Connection"
+CONTENT_LENGTH: Final = "Content-Length"
+CONTENT_TYPE: Final = "Content-Type"
+EXPECT: Final = "Expect"
+HOST: Final = "Host"
+RETRY_AFTER: Final = "Retry-After"
+SERVER: Final = "Server"
+SET_COOKIE: Final = "Set-Cookie"
+TRACEPARENT: Final = "traceparent"
+WWW_AUTHENTICATE: Final = "WWW-Authenticate"
+X_FORWARDED_FOR: Final = "X-Forwarded-For"
+X_FORWARDED_HOST: Final = "X-Forwarded-Host"
+X_FORWARDED_PROTO: Final = "X-Forwarded-Proto"
+X_REQUEST_ID: Final = "X-Request-Id"
+
+# Lower-case byte forms, compared against `name.lower()` of raw header pairs.
+B_CONNECTION: Final = b"connection"
+B_CONTENT_LENGTH: Final = b"content-length"
+B_EXPECT: Final = b"expect"
+B_HOST: Final = b"host"
+B_TRACEPARENT: Final = b"traceparent"
+B_TRANSFER_ENCODING: Final = b"transfer-encoding"
+B_X_FORWARDED_FOR: Final = b"x-forwarded-for"
+B_X_FORWARDED_HOST: Final = b"x-forwarded-host"
+B_X_FORWARDED_PROTO: Final = b"x-forwarded-proto"
+B_X_REQUEST_ID: Final = b"x-request-id"
+
+# RFC 9110 section 7.6.1: meaningful for one connection only, never forwarded. `Upgrade` is
+# among them; websocket routes (a later stage) re-add it deliberately. Proxy-Connection and
+# Keep-Alive are obsolete but still sent by old clients.
+HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+# SPEC section 7: identity headers only the gateway may set; every client-sent copy is dropped.
+IDENTITY_PREFIXES: Final = (b"x-user-", b"x-tenant-", b"x-auth-", b"x-session-", b"x-gateway-")

@@ -1,0 +1,92 @@
+"""The gateway's own endpoints: `/health`, `/ready` and `/metrics` (SPEC section 6).
+
+They are answered before the route table is consulted, on their canonical paths only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+import netaddr
+from aiohttp import web
+from aiohttp.web import StreamResponse
+
+from gateway.errors import SERVER_NAME, Forbidden, MethodNotAllowed
+from gateway.pipeline.exchange import Exchange
+from gateway.pipeline.stage import Stage
+from metrics.exposition import CONTENT_TYPE_LATEST, render
+from metrics.shared import SharedSnapshots
+
+Check = Callable[[], Awaitable[dict[str, str]]]
+
+
+def _json(status: int, data: dict[str, object], request_id: str) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(data, separators=(",", ":")).encode(),
+        content_type="application/json",
+        headers={"X-Request-Id": request_id, "Cache-Control": "no-store", "Server": SERVER_NAME},
+    )
+
+
+class Operations(Stage):
+    """Answers the operational endpoints; every other path goes on down the pipeline."""
+
+    def __init__(self, metrics: SharedSnapshots, readiness: Check) -> None:
+        self.metrics = metrics
+        self.readiness = readiness
+        self.draining = False
+        self._handlers: dict[str, Callable[[Exchange], Awaitable[StreamResponse]]] = {
+            "/health": self.health,
+            "/ready": self.ready,
+            "/metrics": self.prometheus,
+        }
+
+    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+        handler = self._handlers.get(exchange.path)
+        if handler is None:
+            return None
+        if exchange.request.method not in ("GET", "HEAD"):
+            raise MethodNotAllowed(exchange.request.method, ("GET", "HEAD"))
+        return await handler(exchange)
+
+    async def health(self, exchange: Exchange) -> StreamResponse:
+        """Alive: the worker answers."""
+        return _json(200, {"status": "ok"}, exchange.request_id)
+
+    async def ready(self, exchange: Exchange) -> StreamResponse:
+        """Ready to take traffic: dependencies reachable and not draining."""
+        checks = await self.readiness()
+        down = sorted(name for name, state in checks.items() if state != "ok")
+        if self.draining:
+            status_text = "draining"
+        elif down:
+            status_text = "unavailable"
+        else:
+            status_text = "ready"
+        body: dict[str, object] = {
+            "status": status_text,
+            "routes_sha256": exchange.table.sha256,
+            "checks": checks,
+        }
+        if down:
+            body["down"] = down
+        code = 200 if status_text == "ready" else 503
+        return _json(code, body, exchange.request_id)
+
+    async def prometheus(self, exchange: Exchange) -> StreamResponse:
+        """Prometheus text format, all workers of this host merged."""
+        allowed = exchange.table.metrics_allow
+        try:
+            permitted = netaddr.IPAddress(exchange.client_ip) in allowed
+        except (netaddr.AddrFormatError, ValueError):
+            permitted = False
+        if not permitted:
+            raise Forbidden("metrics are not served to this address")
+        body = render(self.metrics.registry, self.metrics.merged())
+        response = web.Response(
+            body=body, headers={"X-Request-Id": exchange.request_id, "Server": SERVER_NAME}
+        )
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response

@@ -1,0 +1,55 @@
+"""Who the caller is, by the route's `auth` kind.
+
+Authenticators are registered by kind; routes.yaml only accepts kinds that have one, so a
+route can never be served by a kind this build does not enforce.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+from aiohttp.web import StreamResponse
+
+from gateway.errors import AuthUnavailable
+from gateway.pipeline.exchange import Exchange
+from gateway.pipeline.stage import Stage
+from gateway.routing.table import AuthKind
+
+# The `auth:` kinds this build enforces; routes.yaml may name no other.
+SUPPORTED_AUTH_KINDS = frozenset({AuthKind.NONE})
+
+
+class Authenticator(ABC):
+    """Checks one kind of credential."""
+
+    @abstractmethod
+    async def authenticate(self, exchange: Exchange) -> None:
+        """Set `exchange.auth_method` (and the principal), or raise a 401/403 GatewayError."""
+
+
+class Anonymous(Authenticator):
+    """`auth: none`: nobody to check; upstreams are told so by `X-Auth-Method: none`."""
+
+    async def authenticate(self, exchange: Exchange) -> None:
+        exchange.auth_method = "none"
+
+
+class Authenticate(Stage):
+    """Runs the route's authenticator."""
+
+    def __init__(self, authenticators: Mapping[AuthKind, Authenticator]) -> None:
+        self.authenticators = dict(authenticators)
+
+    @property
+    def kinds(self) -> frozenset[AuthKind]:
+        return frozenset(self.authenticators)
+
+    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+        route = exchange.route
+        assert route is not None
+        authenticator = self.authenticators.get(route.auth)
+        if authenticator is None:  # refused at load; fail closed if it ever slips through
+            raise AuthUnavailable("this route's authentication is not available")
+        await authenticator.authenticate(exchange)
+        return None

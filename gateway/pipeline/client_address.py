@@ -1,0 +1,101 @@
+"""Who is calling: one resolver for the client address, used by every part that needs it
+(IP whitelists, rate limits, bans, the audit and access logs).
+
+The address is the TCP peer's, unless the peer is a trusted proxy (GATEWAY_TRUSTED_PROXIES):
+then `X-Forwarded-For` is read right to left, skipping trusted entries; the first untrusted
+entry is the client. Entries left of it were written by the client and prove nothing. Trusted
+proxies are parsed once into a netaddr.IPSet; answers per address are cached.
+"""
+
+from __future__ import annotations
+
+import netaddr
+from aiohttp.web import StreamResponse
+
+from gateway import headers as h
+from gateway.pipeline.exchange import Exchange
+from gateway.pipeline.stage import Stage
+
+_MAPPED_PREFIX = "::ffff:"
+_CACHE_LIMIT = 4096
+
+
+def normalise_ip(value: str) -> str | None:
+    """`value` as a canonical IP string (IPv4-mapped IPv6 as IPv4), or None if it is not one."""
+    text = value.strip()
+    if text.startswith("["):  # [v6] or [v6]:port
+        end = text.find("]")
+        if end < 0:
+            return None
+        text = text[1:end]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":", 1)[0]
+    try:
+        address = netaddr.IPAddress(text)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return None
+    if address.version == 6 and address.is_ipv4_mapped():
+        address = address.ipv4()
+    return str(address)
+
+
+class ClientAddressResolver:
+    """Finds the client address behind any chain of trusted proxies."""
+
+    def __init__(self, trusted: netaddr.IPSet) -> None:
+        self.trusted = trusted
+        self._trusted_cache: dict[str, bool] = {}
+
+    def is_trusted(self, ip: str) -> bool:
+        cached = self._trusted_cache.get(ip)
+        if cached is None:
+            if len(self._trusted_cache) >= _CACHE_LIMIT:
+                self._trusted_cache.clear()
+            cached = self._trusted_cache[ip] = bool(self.trusted) and ip in self.trusted
+        return cached
+
+    def peer(self, peername: object) -> str:
+        """The TCP peer address as a canonical string ('' if the socket has none)."""
+        if isinstance(peername, tuple) and peername:
+            host = str(peername[0])
+            if host.startswith(_MAPPED_PREFIX) and "." in host:
+                return host[len(_MAPPED_PREFIX) :]
+            return host
+        return ""
+
+    def resolve(self, peer: str, forwarded_for: list[str]) -> str:
+        """The client address given the peer and every X-Forwarded-For value, in order."""
+        if not forwarded_for or not self.is_trusted(peer):
+            return peer
+        entries = [item for value in forwarded_for for item in value.split(",")]
+        client = peer
+        for raw in reversed(entries):
+            address = normalise_ip(raw)
+            if address is None:
+                break  # junk: believe no further than the last trusted hop
+            client = address
+            if not self.is_trusted(address):
+                break
+        return client
+
+
+class ResolveClientAddress(Stage):
+    """Sets `exchange.client_ip`."""
+
+    def __init__(self, resolver: ClientAddressResolver) -> None:
+        self.resolver = resolver
+
+    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+        request = exchange.request
+        transport = request.transport
+        resolver = self.resolver
+        peer = resolver.peer(transport.get_extra_info("peername") if transport else None)
+        exchange.peer = peer
+        if resolver.trusted and resolver.is_trusted(peer):
+            exchange.peer_trusted = True
+            exchange.client_ip = resolver.resolve(
+                peer, request.headers.getall(h.X_FORWARDED_FOR, [])
+            )
+        else:
+            exchange.client_ip = peer
+        return None

@@ -1,0 +1,42 @@
+"""The state one request carries through the pipeline."""
+
+from __future__ import annotations
+
+from aiohttp.web import BaseRequest
+
+from gateway.routing.table import Route, RouteTable
+
+
+class Exchange:
+    """One request on its way through the stages; each stage fills in its own part."""
+
+    __slots__ = (
+        "auth_method",
+        "client_ip",
+        "context_headers",
+        "path",
+        "peer",
+        "peer_trusted",
+        "query",
+        "request",
+        "request_id",
+        "route",
+        "table",
+        "traceparent",
+        "upstream_path",
+    )
+
+    def __init__(self, request: BaseRequest, request_id: str, table: RouteTable) -> None:
+        self.request = request
+        self.request_id = request_id
+        self.table = table  # the table in force when the request arrived, whatever reloads do
+        self.path = ""  # canonical: what routes match and upstreams receive
+        self.query = ""  # exactly as the client sent it, `?` included
+        self.peer = ""  # the TCP peer
+        self.peer_trusted = False  # the peer is a trusted proxy (its X-Forwarded-* count)
+        self.client_ip = ""  # the client behind any trusted proxies
+        self.route: Route | None = None
+        self.upstream_path = ""
+        self.traceparent = ""
+        self.auth_method = "none"
+        self.context_headers: list[tuple[bytes, bytes]] = []

@@ -1,0 +1,31 @@
+"""Which route a request takes: the canonical path against the table in force."""
+
+from __future__ import annotations
+
+from aiohttp.web import StreamResponse
+
+from gateway.pipeline.exchange import Exchange
+from gateway.pipeline.stage import Stage
+
+
+def request_host(host_header: str | None) -> str:
+    """The Host header's name part, lower-case, without port or IPv6 brackets."""
+    if not host_header:
+        return ""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+class MatchRoute(Stage):
+    """Sets `exchange.route` and `exchange.upstream_path` (404 and 405 otherwise)."""
+
+    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+        table = exchange.table
+        request = exchange.request
+        host = request_host(request.headers.get("Host")) if table.uses_hosts else ""
+        route = table.match(exchange.path, request.method, host)
+        exchange.route = route
+        exchange.upstream_path = route.upstream_path(exchange.path)
+        return None

@@ -1,0 +1,18 @@
+"""The one interface every pipeline stage has."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from aiohttp.web import StreamResponse
+
+from gateway.pipeline.exchange import Exchange
+
+
+class Stage(ABC):
+    """One job on the request path."""
+
+    @abstractmethod
+    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+        """Do this stage's job: None to go on, a response to answer now, or raise a
+        GatewayError to refuse."""

@@ -1,0 +1,337 @@
+"""A keep-alive HTTP/1.1 connection to one upstream target.
+
+An asyncio Protocol fed straight from the socket, with httptools' C parser (llhttp) reading
+responses: no StreamReader, no per-chunk task, no header dict until the forwarder asks for one.
+This is the hot path's largest cost in aiohttp's ClientSession, which measured at less than half
+the speed (see bench/README.md).
+
+One exchange at a time: `begin`, `send`/`drain` the request, `response_head`, then `read` the
+body until b"" (or take it whole when `complete`), then `finish` says whether it may be reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import httptools
+
+HIGH_WATER = 256 * 1024  # stop reading the upstream when this much body waits for the client
+LOW_WATER = 64 * 1024
+
+
+class UpstreamError(Exception):
+    """An exchange with the upstream failed; `kind` labels the failure in metrics."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, received: bool = False) -> None:
+        super().__init__(message)
+        self.received = received  # some of a response arrived: never retry then
+
+
+class ConnectFailed(UpstreamError):
+    kind = "connect"
+
+
+class ConnectTimedOut(UpstreamError):
+    kind = "connect_timeout"
+
+
+class ResponseTimedOut(UpstreamError):
+    kind = "timeout"
+
+
+class ConnectionClosed(UpstreamError):
+    kind = "closed"
+
+
+class BadResponse(UpstreamError):
+    kind = "protocol"
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One TCP (or TLS) connection to a target, and the response currently on it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.uses = 0  # responses completed; > 0 means a reused connection
+        self.idle_since = 0.0
+        self.active = False
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.content_length: int | None = None
+        self.chunked = False
+        self.head_received = False
+        self.complete = False
+        self.keep_alive = False
+        self.received_any = False
+        self._head_only = False
+        self._until_close = False
+        self._interim = False
+        self._timeout = 30.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: UpstreamError | None = None
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._reading_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._writing_paused = False
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        if not self.active:
+            # Bytes nobody asked for: the stream is out of step; never reuse it.
+            self.close()
+            return
+        self.received_any = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(BadResponse("upstream switched protocols", received=True))
+        except httptools.HttpParserError:
+            self._fail(BadResponse("upstream sent a malformed response", received=True))
+
+    def eof_received(self) -> bool:
+        return False  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.transport = None
+        if not self.active or self.complete:
+            return
+        if self.head_received and self._until_close and exc is None:
+            # A body delimited by the close of the connection (RFC 9112 section 6.3).
+            self.complete = True
+            self._wake()
+            return
+        self._fail(
+            ConnectionClosed(
+                "upstream closed the connection before the response was complete",
+                received=self.received_any,
+            )
+        )
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- httptools callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.headers = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            # Interim responses (100 Continue, 103 Early Hints) are not forwarded.
+            self._interim = True
+            return
+        self.status = status
+        self.keep_alive = self.parser.should_keep_alive()
+        content_length: int | None = None
+        chunked = False
+        for name, value in self.headers:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                try:
+                    content_length = int(value)
+                except ValueError:
+                    content_length = None
+            elif lowered == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        self.content_length = None if chunked else content_length
+        self.chunked = chunked
+        self.head_received = True
+        if self._head_only or status in (204, 304):
+            self.complete = True
+            self._cancel_timer()
+        else:
+            self._until_close = not chunked and content_length is None
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self._chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > HIGH_WATER and not self._reading_paused and self.transport:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        self.complete = True
+        self._cancel_timer()
+        self._wake()
+
+    # -- one exchange ---------------------------------------------------------------------------
+
+    def begin(self, *, head_only: bool, timeout: float) -> None:
+        """Start an exchange; `head_only` for HEAD, whose response has no body."""
+        self.active = True
+        self.status = 0
+        self.headers = []
+        self.content_length = None
+        self.chunked = False
+        self.head_received = False
+        self.complete = False
+        self.keep_alive = False
+        self.received_any = False
+        self._head_only = head_only
+        self._until_close = False
+        self._interim = False
+        self._timeout = timeout
+        self._error = None
+        self._chunks = []
+        self._buffered = 0
+
+    def send(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionClosed("upstream connection closed while sending")
+        transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the upstream is slow to take the request body (flow control)."""
+        if self._error is not None:
+            raise self._error
+        if not self._writing_paused:
+            return
+        self._drain_waiter = self.loop.create_future()
+        try:
+            await self._drain_waiter
+        finally:
+            self._drain_waiter = None
+        if self._error is not None:
+            raise self._error
+
+    async def response_head(self) -> None:
+        """Wait for the status line and headers, at most the timeout."""
+        while not self.head_received:
+            await self._wait()
+
+    async def read(self) -> bytes:
+        """The next piece of the body; b"" once it is complete."""
+        while not self._chunks:
+            if self.complete:
+                return b""
+            await self._wait()
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._chunks = []
+        self._buffered = 0
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data
+
+    def take_body(self) -> bytes:
+        """The whole body of a complete response."""
+        chunks = self._chunks
+        self._chunks = []
+        self._buffered = 0
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def finish(self) -> bool:
+        """End the exchange; True when the connection can serve another one."""
+        self.active = False
+        self._cancel_timer()
+        reusable = (
+            self.complete
+            and self.keep_alive
+            and not self.closed
+            and self._error is None
+            and not self._until_close
+        )
+        if reusable and self._head_only:
+            # llhttp cannot be told a response answered HEAD; a fresh parser will not wait
+            # for the body that a Content-Length announced.
+            self.parser = httptools.HttpResponseParser(self)
+        if reusable:
+            self.uses += 1
+        return reusable
+
+    def close(self) -> None:
+        self.active = False
+        self._cancel_timer()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def abort(self) -> None:
+        """Drop the connection now (the client went away, or the exchange failed)."""
+        self.active = False
+        self._cancel_timer()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+            self.transport = None
+
+    # -- internals ------------------------------------------------------------------------------
+
+    async def _wait(self) -> None:
+        if self._error is not None:
+            raise self._error
+        waiter = self._waiter = self.loop.create_future()
+        self._timer = self.loop.call_later(self._timeout, self._on_timeout)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            self._cancel_timer()
+        if self._error is not None:
+            raise self._error
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: UpstreamError) -> None:
+        if self._error is None:
+            self._error = error
+        self._wake()
+        drain = self._drain_waiter
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+        if self.transport is not None:
+            self.transport.abort()
+            self.transport = None
+        self.closed = True
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self._fail(
+            ResponseTimedOut(
+                f"no answer from the upstream within {self._timeout:g}s",
+                received=self.received_any,
+            )
+        )
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def __repr__(self) -> str:
+        peer: Any = self.transport.get_extra_info("peername") if self.transport else None
+        return f"<UpstreamConnection {peer} uses={self.uses} closed={self.closed}>"

@@ -1,0 +1,193 @@
+"""Upstream targets: kept-alive connections, round-robin balancing and passive health.
+
+A target that fails `max_fails` times in a row (refused, timed out, reset) is taken out for
+`fail_timeout` seconds, then tried again; one more failure takes it out again. When every
+target of an upstream is out, the one due back soonest is tried anyway: a health guess must
+not turn a partial outage into a total one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections import deque
+from collections.abc import Mapping
+
+from gateway.proxy.connection import ConnectFailed, ConnectTimedOut, UpstreamConnection
+from gateway.routing.table import Target, Upstream
+
+log = logging.getLogger("gateway.proxy")
+
+SWEEP_INTERVAL = 5.0
+
+
+class TargetPool:
+    """Idle connections to one target of one upstream, and that target's health."""
+
+    def __init__(self, target: Target, upstream: Upstream, loop: asyncio.AbstractEventLoop) -> None:
+        self.target = target
+        self.upstream = upstream
+        self.loop = loop
+        self.idle: deque[UpstreamConnection] = deque()
+        self.failures = 0
+        self.down_until = 0.0
+        self.retired = False
+        self._ssl: ssl.SSLContext | None = (
+            ssl.create_default_context() if target.scheme == "https" else None
+        )
+
+    def take_idle(self) -> UpstreamConnection | None:
+        """The most recently used live idle connection, if any."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    async def connect(self) -> UpstreamConnection:
+        """A new connection, within the upstream's connect timeout."""
+        target = self.target
+        loop = self.loop
+        try:
+            async with asyncio.timeout(self.upstream.connect_timeout):
+                _, protocol = await loop.create_connection(
+                    lambda: UpstreamConnection(loop),
+                    target.host,
+                    target.port,
+                    ssl=self._ssl,
+                    server_hostname=target.host if self._ssl else None,
+                )
+        except TimeoutError:
+            raise ConnectTimedOut(
+                f"connecting to {target.url} took longer than {self.upstream.connect_timeout:g}s"
+            ) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectFailed(f"cannot connect to {target.url}: {exc.strerror or exc}") from None
+        return protocol
+
+    def release(self, conn: UpstreamConnection, reusable: bool) -> None:
+        """Return a connection after an exchange; keep it only if it can serve another."""
+        if not reusable or self.retired or len(self.idle) >= self.upstream.keepalive:
+            conn.close()
+            return
+        conn.idle_since = self.loop.time()
+        self.idle.append(conn)
+
+    def expire_idle(self, now: float) -> None:
+        idle = self.idle
+        limit = self.upstream.idle_timeout
+        while idle and (idle[0].closed or now - idle[0].idle_since > limit):
+            idle.popleft().close()
+
+    def close(self) -> None:
+        self.retired = True
+        while self.idle:
+            self.idle.pop().close()
+
+    # -- passive health -------------------------------------------------------------------------
+
+    def is_up(self, now: float) -> bool:
+        return self.down_until <= now
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.down_until = 0.0
+
+    def failed(self, now: float) -> None:
+        max_fails = self.upstream.max_fails
+        if max_fails == 0:
+            return
+        self.failures += 1
+        if self.failures >= max_fails and self.down_until <= now:
+            self.down_until = now + self.upstream.fail_timeout
+            self.failures = max_fails - 1  # when it comes back, one failure takes it out again
+            log.warning(
+                "target %s of upstream %s taken out for %gs after %d failures",
+                self.target.url,
+                self.upstream.name,
+                self.upstream.fail_timeout,
+                max_fails,
+            )
+
+
+class UpstreamGroup:
+    """The targets of one upstream, balanced round-robin."""
+
+    def __init__(self, upstream: Upstream, pools: list[TargetPool]) -> None:
+        self.upstream = upstream
+        self.pools = pools
+        self._next = 0
+
+    def choose(self, tried: set[TargetPool], now: float) -> TargetPool | None:
+        """The next target to try, skipping `tried` and targets that are out."""
+        pools = self.pools
+        count = len(pools)
+        start = self._next
+        for offset in range(count):
+            pool = pools[(start + offset) % count]
+            if pool not in tried and pool.is_up(now):
+                self._next = (start + offset + 1) % count
+                return pool
+        waiting = [pool for pool in pools if pool not in tried]
+        if not waiting:
+            return None
+        return min(waiting, key=lambda pool: pool.down_until)
+
+
+class UpstreamPools:
+    """Every upstream's group; survives reloads, keeping the connections of unchanged targets."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.groups: dict[str, UpstreamGroup] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def update(self, upstreams: Mapping[str, Upstream]) -> None:
+        """Adopt a new table's upstreams; pools whose target is gone are closed."""
+        old = {
+            (name, pool.target.url): pool
+            for name, group in self.groups.items()
+            for pool in group.pools
+        }
+        groups: dict[str, UpstreamGroup] = {}
+        kept: set[int] = set()
+        for name, upstream in upstreams.items():
+            pools: list[TargetPool] = []
+            for target in upstream.targets:
+                pool = old.get((name, target.url))
+                if pool is None:
+                    pool = TargetPool(target, upstream, self.loop)
+                else:
+                    pool.upstream = upstream
+                    kept.add(id(pool))
+                pools.append(pool)
+            groups[name] = UpstreamGroup(upstream, pools)
+        self.groups = groups
+        for pool in old.values():
+            if id(pool) not in kept:
+                pool.close()
+
+    def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = self.loop.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            now = self.loop.time()
+            for group in self.groups.values():
+                for pool in group.pools:
+                    pool.expire_idle(now)
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        for group in self.groups.values():
+            for pool in group.pools:
+                pool.close()

@@ -1,0 +1,154 @@
+"""One worker's gateway: the pipeline built once, the table in force, and the handler
+aiohttp calls for every request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.web import StreamResponse
+
+from gateway.accesslog import AccessLog
+from gateway.config import Settings
+from gateway.errors import GatewayError, problem_response
+from gateway.operations import Operations
+from gateway.pipeline.authenticate import Anonymous, Authenticate
+from gateway.pipeline.chain import Chain
+from gateway.pipeline.client_address import ClientAddressResolver, ResolveClientAddress
+from gateway.pipeline.context import SetContext
+from gateway.pipeline.exchange import Exchange
+from gateway.pipeline.limit_body import LimitBody
+from gateway.pipeline.match_route import MatchRoute
+from gateway.pipeline.parse_target import ParseTarget
+from gateway.proxy.forward import Forwarder, ResponseAborted
+from gateway.proxy.pool import UpstreamPools
+from gateway.routing.loader import ConfigError, load_route_table
+from gateway.routing.table import AuthKind, RouteTable
+from gateway.tracing import request_id_from, traceparent_from
+from metrics.catalog import Catalog
+from metrics.shared import SharedSnapshots
+
+log = logging.getLogger("gateway")
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_STATUS_TEXT = {code: str(code) for code in range(100, 600)}
+
+
+class Gateway:
+    """The request path of one worker process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        table: RouteTable,
+        *,
+        config_path: str | Path | None = None,
+        metrics_dir: str | Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.table = table
+        self.config_path = Path(config_path) if config_path else None
+        self.catalog = Catalog()
+        self.metrics = SharedSnapshots(self.catalog.registry, metrics_dir)
+        self.access_log = AccessLog(settings.access_log)
+        self.pools = UpstreamPools(asyncio.get_running_loop())
+        self.pools.update(table.upstreams)
+        self.pools.start()
+        self.resolver = ClientAddressResolver(settings.trusted_proxies)
+        self.authenticate = Authenticate({AuthKind.NONE: Anonymous()})
+        self.operations = Operations(self.metrics, self.readiness)
+        self.chain = Chain(
+            [
+                ResolveClientAddress(self.resolver),
+                ParseTarget(),
+                self.operations,
+                MatchRoute(),
+                LimitBody(),
+                self.authenticate,
+                SetContext(),
+            ],
+            Forwarder(self.pools, self.catalog),
+        )
+
+    @property
+    def auth_kinds(self) -> frozenset[AuthKind]:
+        """The `auth:` kinds this build enforces; routes.yaml may use no other."""
+        return self.authenticate.kinds
+
+    async def readiness(self) -> dict[str, str]:
+        """Dependencies and their state ("ok" or why not)."""
+        return {"routes": "ok"}
+
+    async def handle(self, request: web.BaseRequest) -> StreamResponse:
+        """aiohttp's entry point for every request."""
+        started = time.monotonic()
+        exchange = Exchange(
+            request, request_id_from(request.headers.get("X-Request-Id")), self.table
+        )
+        exchange.traceparent = traceparent_from(request.headers.get("traceparent"))
+        try:
+            response = await self.chain.run(exchange)
+        except GatewayError as error:
+            response = problem_response(error, exchange.request_id)
+        except ResponseAborted as aborted:
+            response = aborted.response
+        except asyncio.CancelledError:
+            self._record(exchange, 499, started)  # the client went away (nginx's 499)
+            raise
+        except ConnectionError:
+            self._record(exchange, 499, started)
+            raise
+        except Exception:
+            log.exception("unhandled error, request %s", exchange.request_id)
+            response = problem_response(GatewayError(), exchange.request_id)
+        self._record(exchange, response.status, started)
+        return response
+
+    def _record(self, exchange: Exchange, status: int, started: float) -> None:
+        duration = time.monotonic() - started
+        route = exchange.route
+        route_name = route.name if route is not None else ""
+        method = exchange.request.method
+        catalog = self.catalog
+        catalog.requests.inc(
+            (route_name, method if method in _METHODS else "OTHER", _STATUS_TEXT.get(status, "0"))
+        )
+        catalog.request_duration.observe(duration, (route_name,))
+        if self.access_log.enabled:
+            self.access_log.log(
+                exchange.request_id,
+                exchange.client_ip,
+                method,
+                exchange.path or "-",
+                status,
+                duration,
+                route_name,
+                route.upstream if route is not None else "",
+                exchange.request.headers.get("User-Agent"),
+            )
+
+    def reload(self) -> bool:
+        """Load routes.yaml again; a bad file is refused and the old table keeps serving."""
+        if self.config_path is None:
+            return False
+        try:
+            table = load_route_table(self.config_path, auth_kinds=self.auth_kinds)
+        except ConfigError as exc:
+            self.catalog.config_reloads.inc(("refused",))
+            log.error("routes.yaml refused, the previous table stays in force: %s", exc)
+            return False
+        if table.sha256 == self.table.sha256:
+            return True
+        self.table = table
+        self.pools.update(table.upstreams)
+        self.catalog.config_reloads.inc(("applied",))
+        log.info("routes.yaml reloaded: %d routes, sha256 %s", len(table.routes), table.sha256)
+        return True
+
+    async def close(self) -> None:
+        await self.pools.close()
+        self.access_log.close()
+        self.metrics.publish()

@@ -1,0 +1,186 @@
+"""Worker processes sharing one listening socket, and the supervisor that keeps them running.
+
+The supervisor binds the socket, forks the workers (each runs its own uvloop), restarts a
+worker that dies unexpectedly, forwards SIGHUP, and on SIGTERM or SIGINT passes the signal on
+and waits for the workers to drain, killing any still running after the grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+from gateway.config import Settings
+from gateway.routing.table import RouteTable
+from gateway.server.run import Worker
+
+log = logging.getLogger("gateway.supervisor")
+
+RESTART_BACKOFF_MAX = 10.0
+POLL_INTERVAL = 0.1
+STABLE_AFTER = 30.0  # seconds a worker must live for its next crash to count as the first
+
+
+def run_worker(
+    settings: Settings,
+    table: RouteTable,
+    sock: socket.socket,
+    config_path: Path | None,
+    metrics_dir: str | None,
+) -> None:
+    """Serve in this process until signalled (the body of every worker)."""
+    worker = Worker(settings, table, sock, config_path=config_path, metrics_dir=metrics_dir)
+    try:
+        import uvloop
+
+        uvloop.run(worker.serve_until_signalled())
+    except ImportError:  # pragma: no cover - uvloop is a dependency; Windows lacks it
+        import asyncio
+
+        asyncio.run(worker.serve_until_signalled())
+
+
+class Supervisor:
+    """Keeps `count` workers alive on `sock`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        table: RouteTable,
+        sock: socket.socket,
+        count: int,
+        config_path: Path | None,
+    ) -> None:
+        self.settings = settings
+        self.table = table
+        self.sock = sock
+        self.count = count
+        self.config_path = config_path
+        self.children: dict[int, tuple[int, float]] = {}  # pid -> (slot, started)
+        self.stopping = False
+        self._hup = False
+        self._failures: dict[int, int] = {}
+        self._restart_at: dict[int, float] = {}
+        self.metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+
+    def _spawn(self, slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
+                run_worker(self.settings, self.table, self.sock, self.config_path, self.metrics_dir)
+            except BaseException:
+                log.exception("worker failed")
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self.children[pid] = (slot, time.monotonic())
+        log.info("worker %d started (pid %d)", slot, pid)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self._hup = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        try:
+            for slot in range(self.count):
+                self._spawn(slot)
+            self._watch()
+            return self._shutdown()
+        finally:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    def _watch(self) -> None:
+        while not self.stopping:
+            if self._hup:
+                self._hup = False
+                self._signal_all(signal.SIGHUP)
+            self._reap(restart=True)
+            now = time.monotonic()
+            for slot, due in list(self._restart_at.items()):
+                if due <= now and not self.stopping:
+                    del self._restart_at[slot]
+                    self._spawn(slot)
+            time.sleep(POLL_INTERVAL)
+
+    def _reap(self, *, restart: bool) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
+                continue
+            slot, started = child
+            code = os.waitstatus_to_exitcode(status)
+            if not restart or self.stopping:
+                continue
+            # Back off only when a worker keeps dying young (a crash loop).
+            young = time.monotonic() - started < STABLE_AFTER
+            failures = self._failures.get(slot, 0) + 1 if young else 1
+            self._failures[slot] = failures
+            delay = min(RESTART_BACKOFF_MAX, 0.1 * 2 ** (failures - 1))
+            log.error(
+                "worker %d (pid %d) exited with %d; restarting in %.1fs", slot, pid, code, delay
+            )
+            self._restart_at[slot] = time.monotonic() + delay
+
+    def _signal_all(self, sig: int) -> None:
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def _shutdown(self) -> int:
+        log.info("stopping %d workers", len(self.children))
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.drain_timeout + 5.0
+        while self.children and time.monotonic() < deadline:
+            self._reap(restart=False)
+            time.sleep(POLL_INTERVAL)
+        if self.children:
+            log.error("killing %d workers that did not drain in time", len(self.children))
+            self._signal_all(signal.SIGKILL)
+            while self.children:
+                self._reap(restart=False)
+                time.sleep(POLL_INTERVAL)
+        return 0
+
+
+def serve(
+    settings: Settings,
+    table: RouteTable,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    config_path: Path | None,
+) -> int:
+    """Bind and serve with `workers` processes (in this process when there is one)."""
+    from gateway.server.run import bind
+
+    sock = bind(host, port)
+    log.info("listening on %s:%d with %d worker(s)", host, port, workers)
+    if workers == 1:
+        run_worker(settings, table, sock, config_path, None)
+        return 0
+    return Supervisor(settings, table, sock, workers, config_path).run()

@@ -1,0 +1,38 @@
+"""Every metric of SPEC section 9, named in one place, built on one Registry a worker."""
+
+from __future__ import annotations
+
+from metrics.registry import Registry
+
+REQUESTS_TOTAL = "gateway_requests_total"
+REQUEST_DURATION = "gateway_request_duration_seconds"
+UPSTREAM_ERRORS = "gateway_upstream_errors_total"
+ACTIVE_CONNECTIONS = "gateway_active_connections"
+CONFIG_RELOADS = "gateway_config_reloads_total"
+
+
+class Catalog:
+    """The metrics a worker records, as attributes, so the hot path skips name look-ups."""
+
+    def __init__(self) -> None:
+        self.registry = Registry()
+        r = self.registry
+        self.requests = r.counter(
+            REQUESTS_TOTAL,
+            "Requests answered, by route, method and status.",
+            ("route", "method", "status"),
+        )
+        self.request_duration = r.histogram(
+            REQUEST_DURATION,
+            "Time from request head to response handed to the client.",
+            ("route",),
+        )
+        self.upstream_errors = r.counter(
+            UPSTREAM_ERRORS,
+            "Failed upstream exchanges, by upstream and kind of failure.",
+            ("upstream", "kind"),
+        )
+        self.active_connections = r.gauge(ACTIVE_CONNECTIONS, "Client connections open now.")
+        self.config_reloads = r.counter(
+            CONFIG_RELOADS, "Attempts to reload routes.yaml, by result.", ("result",)
+        )
