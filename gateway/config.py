@@ -65,7 +65,8 @@ class Settings:
     trusted_proxies: netaddr.IPSet = field(default_factory=netaddr.IPSet)
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
-    max_header_size: int = 8190
+    body_timeout: float = 60.0
+    max_header_size: int = 32 * 1024
     max_headers: int = 100
     drain_timeout: float = 30.0
     access_log: str = "stdout"
@@ -91,6 +92,7 @@ class Settings:
         read("GATEWAY_TRUSTED_PROXIES", "trusted_proxies", _cidrs)
         read("GATEWAY_HEADER_TIMEOUT", "header_timeout", parse_duration)
         read("GATEWAY_KEEPALIVE_TIMEOUT", "keepalive_timeout", parse_duration)
+        read("GATEWAY_BODY_TIMEOUT", "body_timeout", parse_duration)
         read("GATEWAY_MAX_HEADER_SIZE", "max_header_size", parse_size)
         read("GATEWAY_MAX_HEADERS", "max_headers", _count)
         read("GATEWAY_DRAIN_TIMEOUT", "drain_timeout", parse_duration)

@@ -15,17 +15,12 @@ an error into bytes, so no stack trace or internal detail can reach a client by 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from enum import StrEnum
 from http import HTTPStatus
 
-from aiohttp import web
-
-from gateway import headers as h
-
-PROBLEM_JSON = "application/problem+json"
-SERVER_NAME = "gateway"  # instead of aiohttp's default, which names Python's and its versions
+from gateway.http.response import Response
+from gateway.problem import PROBLEM_JSON, SERVER_NAME, problem_body
 
 
 class ErrorCode(StrEnum):
@@ -93,7 +88,7 @@ class MethodNotAllowed(GatewayError):
     def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
         super().__init__(
             f"{method} is not allowed here; allowed: {', '.join(allowed)}",
-            headers={h.ALLOW: ", ".join(allowed)},
+            headers={"Allow": ", ".join(allowed)},
         )
 
 
@@ -125,41 +120,15 @@ class AuthUnavailable(GatewayError):
     code = ErrorCode.AUTH_UNAVAILABLE
 
 
-def problem_body(
-    status: int, code: str, detail: str, request_id: str | None, title: str | None = None
-) -> bytes:
-    """The problem+json document of SPEC section 8."""
-    phrase = title or _phrase(status)
-    return json.dumps(
-        {
-            "type": f"urn:gateway:error:{code}",
-            "title": phrase,
-            "status": status,
-            "detail": detail,
-            "error": code,
-            "request_id": request_id,
-        },
-        separators=(",", ":"),
-    ).encode()
+_PROBLEM_HEADERS = [(b"Content-Type", PROBLEM_JSON.encode()), (b"Server", SERVER_NAME.encode())]
 
 
-def problem_response(error: GatewayError, request_id: str | None) -> web.Response:
-    """Render `error` as an aiohttp response; the single exit for every error."""
-    response = web.Response(
-        status=error.status,
-        body=problem_body(error.status, error.code, error.detail, request_id),
-        content_type=PROBLEM_JSON,
+def problem_response(error: GatewayError, request_id: str) -> Response:
+    """Render `error` as a response; the single exit for every error of the request path."""
+    headers = [*_PROBLEM_HEADERS, (b"X-Request-Id", request_id.encode())]
+    headers += [(name.encode(), value.encode()) for name, value in error.headers.items()]
+    return Response(
+        error.status,
+        headers,
+        problem_body(error.status, error.code, error.detail, request_id),
     )
-    for name, value in error.headers.items():
-        response.headers[name] = value
-    if request_id is not None:
-        response.headers[h.X_REQUEST_ID] = request_id
-    response.headers[h.SERVER] = SERVER_NAME
-    return response
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"

@@ -9,25 +9,30 @@ import json
 from collections.abc import Awaitable, Callable
 
 import netaddr
-from aiohttp import web
-from aiohttp.web import StreamResponse
 
-from gateway.errors import SERVER_NAME, Forbidden, MethodNotAllowed
+from gateway.errors import Forbidden, MethodNotAllowed
+from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage
+from gateway.problem import SERVER_NAME
 from metrics.exposition import CONTENT_TYPE_LATEST, render
 from metrics.shared import SharedSnapshots
 
 Check = Callable[[], Awaitable[dict[str, str]]]
 
 
-def _json(status: int, data: dict[str, object], request_id: str) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(data, separators=(",", ":")).encode(),
-        content_type="application/json",
-        headers={"X-Request-Id": request_id, "Cache-Control": "no-store", "Server": SERVER_NAME},
-    )
+def _headers(content_type: str, request_id: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"Content-Type", content_type.encode()),
+        (b"Cache-Control", b"no-store"),
+        (b"X-Request-Id", request_id.encode()),
+        (b"Server", SERVER_NAME.encode()),
+    ]
+
+
+def _json(status: int, data: dict[str, object], request_id: str) -> Response:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    return Response(status, _headers("application/json", request_id), body)
 
 
 class Operations(Stage):
@@ -37,13 +42,13 @@ class Operations(Stage):
         self.metrics = metrics
         self.readiness = readiness
         self.draining = False
-        self._handlers: dict[str, Callable[[Exchange], Awaitable[StreamResponse]]] = {
+        self._handlers: dict[str, Callable[[Exchange], Awaitable[Response]]] = {
             "/health": self.health,
             "/ready": self.ready,
             "/metrics": self.prometheus,
         }
 
-    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+    async def __call__(self, exchange: Exchange) -> Response | None:
         handler = self._handlers.get(exchange.path)
         if handler is None:
             return None
@@ -51,11 +56,11 @@ class Operations(Stage):
             raise MethodNotAllowed(exchange.request.method, ("GET", "HEAD"))
         return await handler(exchange)
 
-    async def health(self, exchange: Exchange) -> StreamResponse:
+    async def health(self, exchange: Exchange) -> Response:
         """Alive: the worker answers."""
         return _json(200, {"status": "ok"}, exchange.request_id)
 
-    async def ready(self, exchange: Exchange) -> StreamResponse:
+    async def ready(self, exchange: Exchange) -> Response:
         """Ready to take traffic: dependencies reachable and not draining."""
         checks = await self.readiness()
         down = sorted(name for name, state in checks.items() if state != "ok")
@@ -75,7 +80,7 @@ class Operations(Stage):
         code = 200 if status_text == "ready" else 503
         return _json(code, body, exchange.request_id)
 
-    async def prometheus(self, exchange: Exchange) -> StreamResponse:
+    async def prometheus(self, exchange: Exchange) -> Response:
         """Prometheus text format, all workers of this host merged."""
         allowed = exchange.table.metrics_allow
         try:
@@ -85,8 +90,4 @@ class Operations(Stage):
         if not permitted:
             raise Forbidden("metrics are not served to this address")
         body = render(self.metrics.registry, self.metrics.merged())
-        response = web.Response(
-            body=body, headers={"X-Request-Id": exchange.request_id, "Server": SERVER_NAME}
-        )
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
+        return Response(200, _headers(CONTENT_TYPE_LATEST, exchange.request_id), body)

@@ -7,10 +7,10 @@ import random
 import re
 import secrets
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
-_ZERO_TRACE = "0" * 32
-_ZERO_SPAN = "0" * 16
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+_TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+_ZERO_TRACE = b"0" * 32
+_ZERO_SPAN = b"0" * 16
 
 # Ids need to be unique, not secret: a random per-process prefix and a counter is unique
 # across workers and restarts and costs a fraction of uuid4().
@@ -23,17 +23,17 @@ def new_request_id() -> str:
     return f"{_PREFIX}{next(_COUNTER):010x}"
 
 
-def request_id_from(value: str | None) -> str:
+def request_id_from(value: bytes | None) -> str:
     """The client's X-Request-Id if it is 1-64 of [A-Za-z0-9._-], else a new one."""
     if value is not None and _REQUEST_ID.fullmatch(value):
-        return value
+        return value.decode()
     return new_request_id()
 
 
-def traceparent_from(value: str | None) -> str:
+def traceparent_from(value: bytes | None) -> bytes:
     """The client's traceparent if valid (version 00, non-zero ids), else a new trace."""
     if value is not None:
         match = _TRACEPARENT.fullmatch(value)
         if match and match.group(1) != _ZERO_TRACE and match.group(2) != _ZERO_SPAN:
             return value
-    return f"00-{_random.getrandbits(128):032x}-{_random.getrandbits(64) or 1:016x}-01"
+    return b"00-%032x-%016x-01" % (_random.getrandbits(128), _random.getrandbits(64) or 1)

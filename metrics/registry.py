@@ -73,6 +73,10 @@ class Gauge:
     def dec(self, labels: Labels = (), amount: float = 1.0) -> None:
         self.inc(labels, -amount)
 
+    def inc_by(self, amount: float) -> None:
+        """Add `amount` (negative to take away) to the unlabelled value."""
+        self.inc((), amount)
+
     def snapshot(self) -> list[list[Any]]:
         return [[list(labels), value] for labels, value in self.values.items()]
 

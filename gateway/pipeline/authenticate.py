@@ -9,9 +9,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
-from aiohttp.web import StreamResponse
-
 from gateway.errors import AuthUnavailable
+from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage
 from gateway.routing.table import AuthKind
@@ -45,7 +44,7 @@ class Authenticate(Stage):
     def kinds(self) -> frozenset[AuthKind]:
         return frozenset(self.authenticators)
 
-    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+    async def __call__(self, exchange: Exchange) -> Response | None:
         route = exchange.route
         assert route is not None
         authenticator = self.authenticators.get(route.auth)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiohttp.web import StreamResponse
-
+from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage
 
-Terminal = Callable[[Exchange], Awaitable[StreamResponse]]
+Terminal = Callable[[Exchange], Awaitable[Response | None]]
 
 
 class Chain:
@@ -19,7 +18,7 @@ class Chain:
         self.stages = tuple(stages)
         self.terminal = terminal
 
-    async def run(self, exchange: Exchange) -> StreamResponse:
+    async def run(self, exchange: Exchange) -> Response | None:
         for stage in self.stages:
             response = await stage(exchange)
             if response is not None:

@@ -10,13 +10,12 @@ proxies are parsed once into a netaddr.IPSet; answers per address are cached.
 from __future__ import annotations
 
 import netaddr
-from aiohttp.web import StreamResponse
 
 from gateway import headers as h
+from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage
 
-_MAPPED_PREFIX = "::ffff:"
 _CACHE_LIMIT = 4096
 
 
@@ -54,15 +53,6 @@ class ClientAddressResolver:
             cached = self._trusted_cache[ip] = bool(self.trusted) and ip in self.trusted
         return cached
 
-    def peer(self, peername: object) -> str:
-        """The TCP peer address as a canonical string ('' if the socket has none)."""
-        if isinstance(peername, tuple) and peername:
-            host = str(peername[0])
-            if host.startswith(_MAPPED_PREFIX) and "." in host:
-                return host[len(_MAPPED_PREFIX) :]
-            return host
-        return ""
-
     def resolve(self, peer: str, forwarded_for: list[str]) -> str:
         """The client address given the peer and every X-Forwarded-For value, in order."""
         if not forwarded_for or not self.is_trusted(peer):
@@ -85,17 +75,14 @@ class ResolveClientAddress(Stage):
     def __init__(self, resolver: ClientAddressResolver) -> None:
         self.resolver = resolver
 
-    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+    async def __call__(self, exchange: Exchange) -> Response | None:
         request = exchange.request
-        transport = request.transport
         resolver = self.resolver
-        peer = resolver.peer(transport.get_extra_info("peername") if transport else None)
-        exchange.peer = peer
+        peer = exchange.peer = request.peer
         if resolver.trusted and resolver.is_trusted(peer):
             exchange.peer_trusted = True
-            exchange.client_ip = resolver.resolve(
-                peer, request.headers.getall(h.X_FORWARDED_FOR, [])
-            )
+            values = [v.decode("latin-1") for v in request.header_values(h.B_X_FORWARDED_FOR)]
+            exchange.client_ip = resolver.resolve(peer, values)
         else:
             exchange.client_ip = peer
         return None

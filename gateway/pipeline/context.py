@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp.web import StreamResponse
-
+from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage
 
@@ -13,6 +12,6 @@ _AUTH_METHOD = b"X-Auth-Method"
 class SetContext(Stage):
     """Adds the identity headers the gateway vouches for."""
 
-    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+    async def __call__(self, exchange: Exchange) -> Response | None:
         exchange.context_headers.append((_AUTH_METHOD, exchange.auth_method.encode()))
         return None

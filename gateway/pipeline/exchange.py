@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp.web import BaseRequest
-
+from gateway.http.request import Request
 from gateway.routing.table import Route, RouteTable
 
 
@@ -21,12 +20,13 @@ class Exchange:
         "request",
         "request_id",
         "route",
+        "status",
         "table",
         "traceparent",
         "upstream_path",
     )
 
-    def __init__(self, request: BaseRequest, request_id: str, table: RouteTable) -> None:
+    def __init__(self, request: Request, request_id: str, table: RouteTable) -> None:
         self.request = request
         self.request_id = request_id
         self.table = table  # the table in force when the request arrived, whatever reloads do
@@ -37,6 +37,7 @@ class Exchange:
         self.client_ip = ""  # the client behind any trusted proxies
         self.route: Route | None = None
         self.upstream_path = ""
-        self.traceparent = ""
+        self.traceparent = b""
+        self.status = 0  # set by a terminal step that streamed its response
         self.auth_method = "none"
         self.context_headers: list[tuple[bytes, bytes]] = []

@@ -6,9 +6,8 @@ forwarder), since its size is not known up front.
 
 from __future__ import annotations
 
-from aiohttp.web import StreamResponse
-
 from gateway.errors import PayloadTooLarge
+from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage
 
@@ -16,7 +15,7 @@ from gateway.pipeline.stage import Stage
 class LimitBody(Stage):
     """413 payload_too_large for a declared length over the route's `max_body`."""
 
-    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+    async def __call__(self, exchange: Exchange) -> Response | None:
         route = exchange.route
         assert route is not None
         length = exchange.request.content_length

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from aiohttp.web import StreamResponse
-
+from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage
 
 
-def request_host(host_header: str | None) -> str:
+def request_host(host_header: bytes | None) -> str:
     """The Host header's name part, lower-case, without port or IPv6 brackets."""
     if not host_header:
         return ""
-    host = host_header.strip().lower()
+    host = host_header.decode("latin-1").strip().lower()
     if host.startswith("["):
         return host[1 : host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if ":" in host else host
@@ -21,10 +20,10 @@ def request_host(host_header: str | None) -> str:
 class MatchRoute(Stage):
     """Sets `exchange.route` and `exchange.upstream_path` (404 and 405 otherwise)."""
 
-    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+    async def __call__(self, exchange: Exchange) -> Response | None:
         table = exchange.table
         request = exchange.request
-        host = request_host(request.headers.get("Host")) if table.uses_hosts else ""
+        host = request_host(request.header(b"host")) if table.uses_hosts else ""
         route = table.match(exchange.path, request.method, host)
         exchange.route = route
         exchange.upstream_path = route.upstream_path(exchange.path)

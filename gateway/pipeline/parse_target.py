@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from aiohttp.web import StreamResponse
-
 from gateway.errors import InvalidRequest
+from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage
 from gateway.routing.paths import PathError, canonical_path, split_target
@@ -13,9 +12,9 @@ from gateway.routing.paths import PathError, canonical_path, split_target
 class ParseTarget(Stage):
     """Sets `exchange.path` (canonical) and `exchange.query`; 400 for paths with no safe form."""
 
-    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+    async def __call__(self, exchange: Exchange) -> Response | None:
         try:
-            path, query = split_target(exchange.request.raw_path)
+            path, query = split_target(exchange.request.target)
             exchange.path = canonical_path(path)
         except PathError as exc:
             raise InvalidRequest(str(exc)) from None

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from aiohttp.web import StreamResponse
-
+from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 
 
@@ -13,6 +12,6 @@ class Stage(ABC):
     """One job on the request path."""
 
     @abstractmethod
-    async def __call__(self, exchange: Exchange) -> StreamResponse | None:
+    async def __call__(self, exchange: Exchange) -> Response | None:
         """Do this stage's job: None to go on, a response to answer now, or raise a
         GatewayError to refuse."""

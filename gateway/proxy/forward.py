@@ -7,27 +7,25 @@
   request goes to the next target, whatever its method. A kept-alive connection that turns out
   to be closed, before any response byte, is retried on a new connection when the method is
   idempotent (RFC 9110 section 9.2.2) and the body can be replayed.
-- A response that is complete when its head arrives (most API answers) is sent as one
-  aiohttp Response; the rest stream.
-- If the client goes away, the handler is cancelled and the upstream connection is dropped,
-  which cancels the upstream's work as far as HTTP can.
+- A response that is complete when its head arrives (most API answers) is written in one go;
+  the rest stream.
+- If the client goes away, the connection's task is cancelled and the upstream connection is
+  dropped, which cancels the upstream's work as far as HTTP can.
 """
 
 from __future__ import annotations
 
 import logging
 
-from aiohttp import web
-from aiohttp.web import StreamResponse
-
-from gateway import headers as h
 from gateway.errors import (
-    SERVER_NAME,
     GatewayError,
+    InvalidRequest,
     PayloadTooLarge,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.http.request import BodyError, Request
+from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.proxy.connection import (
     ConnectTimedOut,
@@ -43,17 +41,16 @@ log = logging.getLogger("gateway.proxy")
 
 INLINE_BODY = 64 * 1024
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-BODYLESS_OK = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "DELETE", "CONNECT"})
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+BODYLESS_OK = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "DELETE"})
+_HTTP = b"http"
 
 
 class ResponseAborted(Exception):
     """The response had started when the upstream failed: the client connection was cut."""
 
-    def __init__(self, response: StreamResponse, error: UpstreamError) -> None:
+    def __init__(self, status: int, error: UpstreamError) -> None:
         super().__init__(str(error))
-        self.response = response
-        self.error = error
+        self.status = status
 
 
 class Forwarder:
@@ -63,7 +60,7 @@ class Forwarder:
         self.pools = pools
         self.catalog = catalog
 
-    async def __call__(self, exchange: Exchange) -> StreamResponse:
+    async def __call__(self, exchange: Exchange) -> Response | None:
         route = exchange.route
         assert route is not None
         request = exchange.request
@@ -73,25 +70,23 @@ class Forwarder:
         upstream = group.upstream
         timeout = route.timeout or upstream.timeout
         method = request.method
-        incoming = RequestHeaders(request.raw_headers)
+        incoming = RequestHeaders(request.headers)
 
         # The body: none, small and read now (replayable), or streamed later.
         length = request.content_length
-        streaming = False
         body = b""
-        if length is not None and length > 0:
-            if length <= INLINE_BODY:
-                self._continue(request)
-                body = await request.content.read()
+        streaming = False
+        if request.body is not None:
+            if length is not None and length <= INLINE_BODY:
+                request.send_continue()
+                body = await _read_body(request)
             else:
                 streaming = True
-        elif request.body_exists:
-            streaming = True  # chunked
         framing: tuple[bytes, bytes] | None
-        if streaming and length is None:
+        if request.chunked:
             framing = (b"Transfer-Encoding", b"chunked")
         elif length is not None and (length > 0 or method not in BODYLESS_OK):
-            framing = (b"Content-Length", str(length).encode())
+            framing = (b"Content-Length", b"%d" % length)
         elif method not in BODYLESS_OK:
             framing = (b"Content-Length", b"0")
         else:
@@ -125,7 +120,7 @@ class Forwarder:
             try:
                 if streaming:
                     conn.send(head)
-                    await self._stream_body(exchange, conn, length is None)
+                    await self._stream_body(exchange, conn)
                 else:
                     conn.send(head + body if body else head)
                 await conn.response_head()
@@ -157,20 +152,22 @@ class Forwarder:
         framing: tuple[bytes, bytes] | None,
     ) -> list[tuple[bytes, bytes]]:
         client = exchange.client_ip.encode()
-        trusted = exchange.peer_trusted
-        if trusted and incoming.forwarded_for:
-            forwarded_for = b", ".join([*incoming.forwarded_for, exchange.peer.encode()])
+        if exchange.peer_trusted:
+            forwarded_for = (
+                b", ".join([*incoming.forwarded_for, exchange.peer.encode()])
+                if incoming.forwarded_for
+                else client
+            )
+            proto = incoming.forwarded_proto or _HTTP
+            host = incoming.forwarded_host or incoming.host
         else:
-            forwarded_for = client
-        proto = incoming.forwarded_proto if trusted and incoming.forwarded_proto else None
-        host = incoming.forwarded_host if trusted and incoming.forwarded_host else incoming.host
+            forwarded_for, proto, host = client, _HTTP, incoming.host
         added = [
-            (b"Host", pool.target.authority.encode()),
+            (b"Host", pool.host_header),
             (b"X-Forwarded-For", forwarded_for),
-            (b"X-Forwarded-Proto", proto or (b"https" if exchange.request.secure else b"http")),
-            (b"X-Real-IP", client),
+            (b"X-Forwarded-Proto", proto),
             (b"X-Request-Id", exchange.request_id.encode()),
-            (b"traceparent", exchange.traceparent.encode()),
+            (b"traceparent", exchange.traceparent),
             *exchange.context_headers,
         ]
         if host:
@@ -179,24 +176,14 @@ class Forwarder:
             added.append(framing)
         return added
 
-    @staticmethod
-    def _continue(request: web.BaseRequest) -> None:
-        # The client waits for this before sending the body (RFC 9110 section 10.1.1); it is
-        # sent only once the route, auth and declared size have been accepted.
-        expect = request.headers.get(h.EXPECT)
-        if expect and expect.lower() == "100-continue" and request.version >= (1, 1):
-            transport = request.transport
-            if transport is not None:
-                transport.write(_CONTINUE)
-
-    async def _stream_body(
-        self, exchange: Exchange, conn: UpstreamConnection, chunked: bool
-    ) -> None:
+    async def _stream_body(self, exchange: Exchange, conn: UpstreamConnection) -> None:
         request = exchange.request
         route = exchange.route
         assert route is not None
-        self._continue(request)
-        content = request.content
+        assert request.body is not None
+        request.send_continue()
+        body = request.body
+        chunked = request.chunked
         limit = route.max_body
         total = 0
         while True:
@@ -205,7 +192,10 @@ class Forwarder:
                 # sending; the connection cannot be reused.
                 conn.keep_alive = False
                 return
-            chunk = await content.readany()
+            try:
+                chunk = await body.read()
+            except BodyError as exc:
+                raise _body_error(exc) from None
             if not chunk:
                 break
             total += len(chunk)
@@ -218,44 +208,51 @@ class Forwarder:
 
     async def _respond(
         self, exchange: Exchange, pool: TargetPool, conn: UpstreamConnection
-    ) -> StreamResponse:
+    ) -> Response | None:
         request = exchange.request
-        headers = response_headers(conn.headers)
-        headers[h.X_REQUEST_ID] = exchange.request_id
-        if h.SERVER not in headers:
-            headers[h.SERVER] = SERVER_NAME
+        headers, dated = response_headers(conn.headers)
+        headers.append((b"X-Request-Id", exchange.request_id.encode()))
+        status = conn.status
         if conn.complete:
             body = conn.take_body()
             pool.release(conn, conn.finish())
-            if request.method == "HEAD" and conn.content_length is not None:
-                headers[h.CONTENT_LENGTH] = str(conn.content_length)
-            return web.Response(status=conn.status, headers=headers, body=body or None)
-
-        response = StreamResponse(status=conn.status, headers=headers)
-        if conn.content_length is not None:
-            response.content_length = conn.content_length
+            return Response(status, headers, body, content_length=conn.content_length, dated=dated)
+        exchange.status = status
+        stream = request.connection.start_stream(
+            request, status, headers, conn.content_length, dated=dated
+        )
         try:
-            await response.prepare(request)
             while True:
                 chunk = await conn.read()
                 if not chunk:
                     break
-                await response.write(chunk)
+                await stream.write(chunk)
         except UpstreamError as exc:
             conn.abort()
             self._count(pool.upstream.name, exc)
-            if request.transport is not None:
-                request.transport.abort()  # a cut connection is how HTTP says "truncated"
-            raise ResponseAborted(response, exc) from None
+            request.connection.abort()  # a cut connection is how HTTP says "truncated"
+            raise ResponseAborted(status, exc) from None
         except BaseException:
             conn.abort()
             raise
         pool.release(conn, conn.finish())
-        await response.write_eof()
-        return response
+        await stream.end()
+        return None
 
     def _count(self, upstream: str, error: UpstreamError) -> None:
         self.catalog.upstream_errors.inc((upstream, error.kind))
+
+
+async def _read_body(request: Request) -> bytes:
+    assert request.body is not None
+    try:
+        return await request.body.read_all()
+    except BodyError as exc:
+        raise _body_error(exc) from None
+
+
+def _body_error(error: BodyError) -> GatewayError:
+    return InvalidRequest(error.detail, status=error.status)
 
 
 def _client_error(error: UpstreamError) -> GatewayError:

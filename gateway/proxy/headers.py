@@ -1,19 +1,20 @@
 """What crosses the gateway in each direction: request head to the upstream, response headers
-back to the client. Works on raw byte pairs; no dict is built for the request side.
+back to the client. Works on raw byte pairs throughout; nothing is decoded.
 
 Removed towards the upstream: hop-by-hop headers (RFC 9110 section 7.6.1) and every header the
 client names in `Connection`; identity headers only the gateway may set (SPEC section 7); and
 the forwarding headers, which the gateway writes itself (believing a client's copy only when
-the peer is a trusted proxy).
+the peer is a trusted proxy). Removed towards the client: hop-by-hop headers, those the
+upstream names in `Connection`, and the framing, which the gateway sets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from multidict import CIMultiDict
-
 from gateway import headers as h
+from gateway.http.request import Header
+from gateway.problem import SERVER_NAME
 
 # Set by the gateway itself: a client's copy is dropped (or, from a trusted proxy, extended).
 _REWRITTEN = frozenset(
@@ -32,7 +33,7 @@ _REWRITTEN = frozenset(
 )
 REQUEST_DROP = h.HOP_BY_HOP | _REWRITTEN
 RESPONSE_DROP = h.HOP_BY_HOP | {h.B_CONTENT_LENGTH}
-_TRUSTED_FORWARDING = (h.B_X_FORWARDED_FOR, h.B_X_FORWARDED_PROTO, h.B_X_FORWARDED_HOST)
+_SERVER = (b"Server", SERVER_NAME.encode())
 
 
 def connection_tokens(value: bytes) -> set[bytes]:
@@ -45,7 +46,7 @@ class RequestHeaders:
 
     __slots__ = ("forwarded", "forwarded_for", "forwarded_host", "forwarded_proto", "host")
 
-    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+    def __init__(self, headers: Sequence[Header]) -> None:
         forwarded: list[tuple[bytes, bytes]] = []
         listed: set[bytes] | None = None
         self.forwarded_for: list[bytes] = []
@@ -54,25 +55,23 @@ class RequestHeaders:
         self.host: bytes | None = None
         drop = REQUEST_DROP
         identity = h.IDENTITY_PREFIXES
-        for pair in raw:
-            name = pair[0].lower()
-            if name in drop:
-                if name == h.B_CONNECTION:
-                    tokens = connection_tokens(pair[1])
+        for lowered, name, value in headers:
+            if lowered in drop:
+                if lowered == h.B_CONNECTION:
+                    tokens = connection_tokens(value)
                     listed = tokens if listed is None else listed | tokens
-                elif name == h.B_HOST:
-                    self.host = pair[1]
-                elif name in _TRUSTED_FORWARDING:
-                    if name == h.B_X_FORWARDED_FOR:
-                        self.forwarded_for.append(pair[1])
-                    elif name == h.B_X_FORWARDED_PROTO:
-                        self.forwarded_proto = pair[1]
-                    else:
-                        self.forwarded_host = pair[1]
+                elif lowered == h.B_HOST:
+                    self.host = value
+                elif lowered == h.B_X_FORWARDED_FOR:
+                    self.forwarded_for.append(value)
+                elif lowered == h.B_X_FORWARDED_PROTO:
+                    self.forwarded_proto = value
+                elif lowered == h.B_X_FORWARDED_HOST:
+                    self.forwarded_host = value
                 continue
-            if name.startswith(identity):
+            if lowered.startswith(identity):
                 continue
-            forwarded.append(pair)
+            forwarded.append((name, value))
         if listed:
             forwarded = [pair for pair in forwarded if pair[0].lower() not in listed]
         self.forwarded = forwarded
@@ -94,21 +93,28 @@ def request_head(
     return b"".join(parts)
 
 
-def _text(value: bytes) -> str:
-    # aiohttp writes header values as UTF-8: decoding them as UTF-8 round-trips the bytes.
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
-
-
-def response_headers(raw: Sequence[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    """The upstream's response headers without hop-by-hop ones; Set-Cookie stays repeated."""
-    listed: set[bytes] = set()
-    for name, value in raw:
-        if name.lower() == h.B_CONNECTION:
-            listed |= connection_tokens(value)
-    drop = RESPONSE_DROP | listed if listed else RESPONSE_DROP
-    return CIMultiDict(
-        [(_text(name), _text(value)) for name, value in raw if name.lower() not in drop]
-    )
+def response_headers(raw: Sequence[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """The upstream's headers for the client (Set-Cookie stays repeated, order is kept), and
+    whether they carry a Date. A Server header is added when the upstream sent none."""
+    kept: list[tuple[bytes, bytes]] = []
+    listed: set[bytes] | None = None
+    dated = False
+    named = False
+    drop = RESPONSE_DROP
+    for pair in raw:
+        lowered = pair[0].lower()
+        if lowered in drop:
+            if lowered == h.B_CONNECTION:
+                tokens = connection_tokens(pair[1])
+                listed = tokens if listed is None else listed | tokens
+            continue
+        if lowered == b"date":
+            dated = True
+        elif lowered == b"server":
+            named = True
+        kept.append(pair)
+    if listed:
+        kept = [pair for pair in kept if pair[0].lower() not in listed]
+    if not named:
+        kept.append(_SERVER)
+    return kept, dated

@@ -28,6 +28,7 @@ class TargetPool:
 
     def __init__(self, target: Target, upstream: Upstream, loop: asyncio.AbstractEventLoop) -> None:
         self.target = target
+        self.host_header = target.authority.encode()
         self.upstream = upstream
         self.loop = loop
         self.idle: deque[UpstreamConnection] = deque()

@@ -1,2 +1,2 @@
-"""Serving: the aiohttp server and its protocol, the worker lifecycle (signals, drain,
-reload) and the supervisor of worker processes."""
+"""Serving: the worker lifecycle (signals, drain, reload) and the supervisor of worker
+processes."""

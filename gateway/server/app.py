@@ -1,5 +1,5 @@
 """One worker's gateway: the pipeline built once, the table in force, and the handler
-aiohttp calls for every request."""
+the HTTP server calls for every request."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import logging
 import time
 from pathlib import Path
 
-from aiohttp import web
-from aiohttp.web import StreamResponse
-
 from gateway.accesslog import AccessLog
 from gateway.config import Settings
 from gateway.errors import GatewayError, problem_response
+from gateway.http.request import Request
+from gateway.http.response import Response
 from gateway.operations import Operations
 from gateway.pipeline.authenticate import Anonymous, Authenticate
 from gateway.pipeline.chain import Chain
@@ -82,29 +81,25 @@ class Gateway:
         """Dependencies and their state ("ok" or why not)."""
         return {"routes": "ok"}
 
-    async def handle(self, request: web.BaseRequest) -> StreamResponse:
-        """aiohttp's entry point for every request."""
+    async def handle(self, request: Request) -> Response | None:
+        """The HTTP server's entry point for every request; None when the response streamed."""
         started = time.monotonic()
-        exchange = Exchange(
-            request, request_id_from(request.headers.get("X-Request-Id")), self.table
-        )
-        exchange.traceparent = traceparent_from(request.headers.get("traceparent"))
+        exchange = Exchange(request, request_id_from(request.header(b"x-request-id")), self.table)
+        exchange.traceparent = traceparent_from(request.header(b"traceparent"))
         try:
             response = await self.chain.run(exchange)
         except GatewayError as error:
             response = problem_response(error, exchange.request_id)
         except ResponseAborted as aborted:
-            response = aborted.response
-        except asyncio.CancelledError:
+            self._record(exchange, aborted.status, started)
+            return None
+        except (asyncio.CancelledError, ConnectionError):
             self._record(exchange, 499, started)  # the client went away (nginx's 499)
-            raise
-        except ConnectionError:
-            self._record(exchange, 499, started)
             raise
         except Exception:
             log.exception("unhandled error, request %s", exchange.request_id)
             response = problem_response(GatewayError(), exchange.request_id)
-        self._record(exchange, response.status, started)
+        self._record(exchange, exchange.status if response is None else response.status, started)
         return response
 
     def _record(self, exchange: Exchange, status: int, started: float) -> None:
@@ -127,8 +122,12 @@ class Gateway:
                 duration,
                 route_name,
                 route.upstream if route is not None else "",
-                exchange.request.headers.get("User-Agent"),
+                exchange.request.header_text(b"user-agent"),
             )
+
+    def refused(self, status: int) -> None:
+        """A request the HTTP layer refused before it had a route (malformed, too slow)."""
+        self.catalog.requests.inc(("", "OTHER", _STATUS_TEXT.get(status, "0")))
 
     def reload(self) -> bool:
         """Load routes.yaml again; a bad file is refused and the old table keeps serving."""

@@ -11,9 +11,9 @@ import socket
 from pathlib import Path
 
 from gateway.config import Settings
+from gateway.http.server import HttpServer, Limits
 from gateway.routing.table import RouteTable
 from gateway.server.app import Gateway
-from gateway.server.protocol import GatewayServer
 from gateway.server.reload import ConfigWatcher
 
 log = logging.getLogger("gateway.server")
@@ -54,7 +54,7 @@ class Worker:
         self.config_path = Path(config_path) if config_path else None
         self.metrics_dir = metrics_dir
         self.gateway: Gateway | None = None
-        self.server: GatewayServer | None = None
+        self.server: HttpServer | None = None
         self._listener: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._watcher: ConfigWatcher | None = None
@@ -70,19 +70,22 @@ class Worker:
         gateway = self.gateway = Gateway(
             settings, self.table, config_path=self.config_path, metrics_dir=self.metrics_dir
         )
-        self.server = GatewayServer(
-            gateway.handle,
-            active=gateway.catalog.active_connections,
-            handler_cancellation=True,  # a client that goes away cancels its upstream request
-            keepalive_timeout=settings.keepalive_timeout,
-            max_line_size=settings.max_header_size,
-            max_field_size=settings.max_header_size,
+        limits = Limits(
+            max_head_size=settings.max_header_size,
             max_headers=settings.max_headers,
-            auto_decompress=False,  # bodies pass byte for byte
-            access_log=None,  # ours is gateway.accesslog
+            header_timeout=settings.header_timeout,
+            keepalive_timeout=settings.keepalive_timeout,
+            body_timeout=settings.body_timeout,
         )
-        self._listener = await loop.create_server(self.server, sock=self.sock, backlog=BACKLOG)
-        self._tasks.append(loop.create_task(self.server.sweep_slow_heads(settings.header_timeout)))
+        server = self.server = HttpServer(
+            gateway.handle,
+            limits,
+            loop,
+            on_open=gateway.catalog.active_connections.inc_by,
+            on_refused=gateway.refused,
+        )
+        server.start()
+        self._listener = await loop.create_server(server, sock=self.sock, backlog=BACKLOG)
         if self.metrics_dir is not None:
             self._tasks.append(loop.create_task(self._publish_metrics()))
         if self.config_path is not None and settings.watch_config:

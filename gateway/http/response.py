@@ -1,0 +1,116 @@
+"""Responses: complete ones written in one go, and streams (Content-Length or chunked).
+
+Headers are (name, value) byte pairs; the gateway adds framing (`Content-Length`,
+`Transfer-Encoding`) and `Connection` itself, so a handler never sets them.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.http.connection import HttpConnection
+    from gateway.http.request import Request
+
+ResponseHeaders = list[tuple[bytes, bytes]]
+
+_STATUS_LINES_11 = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
+}
+_STATUS_LINES_10 = {
+    status.value: f"HTTP/1.0 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
+}
+
+
+def status_line(version: str, status: int) -> bytes:
+    lines = _STATUS_LINES_10 if version == "1.0" else _STATUS_LINES_11
+    line = lines.get(status)
+    if line is None:
+        line = f"HTTP/{'1.0' if version == '1.0' else '1.1'} {status} Status\r\n".encode()
+    return line
+
+
+def bodyless(method: str, status: int) -> bool:
+    """RFC 9110 section 6.4.1: HEAD answers, 1xx, 204 and 304 carry no body."""
+    return method == "HEAD" or status < 200 or status in (204, 304)
+
+
+class Response:
+    """A complete response. For HEAD, `content_length` keeps the length a GET would have."""
+
+    __slots__ = ("body", "content_length", "dated", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: ResponseHeaders | None = None,
+        body: bytes = b"",
+        *,
+        content_length: int | None = None,
+        dated: bool = False,
+    ) -> None:
+        self.status = status
+        self.headers: ResponseHeaders = headers if headers is not None else []
+        self.body = body
+        self.content_length = content_length
+        # `dated`: the headers carry a Date already (an upstream's); otherwise one is added,
+        # as RFC 9110 section 6.6.1 asks of a recipient with a clock.
+        self.dated = dated
+
+
+def encode_head(
+    request: Request,
+    status: int,
+    headers: ResponseHeaders,
+    framing: bytes,
+    keep_alive: bool,
+    date: bytes | None,
+) -> bytes:
+    """Status line, headers, framing header(s) and the blank line; `date` when the headers
+    have none."""
+    parts = [status_line(request.version, status)]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    if date is not None:
+        parts += (b"Date: ", date, b"\r\n")
+    parts.append(framing)
+    if not keep_alive:
+        parts.append(b"Connection: close\r\n")
+    elif request.version == "1.0":
+        parts.append(b"Connection: keep-alive\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+class ResponseStream:
+    """A response whose body is written piece by piece, with flow control."""
+
+    __slots__ = ("_chunked", "_connection", "_ended", "_no_body", "request", "status")
+
+    def __init__(
+        self, connection: HttpConnection, request: Request, status: int, chunked: bool
+    ) -> None:
+        self._connection = connection
+        self.request = request
+        self.status = status
+        self._chunked = chunked
+        self._no_body = bodyless(request.method, status)
+        self._ended = False
+
+    async def write(self, data: bytes) -> None:
+        if not data or self._no_body:
+            return
+        if self._chunked:
+            self._connection.write_raw(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            self._connection.write_raw(data)
+        await self._connection.drain()
+
+    async def end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._chunked and not self._no_body:
+            self._connection.write_raw(b"0\r\n\r\n")
+        self._connection.finish_stream(self)

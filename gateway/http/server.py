@@ -1,0 +1,104 @@
+"""The set of client connections: their protocol factory, timeouts, and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+
+from gateway.http.connection import HttpConnection
+from gateway.http.request import Request
+from gateway.http.response import Response
+
+Handler = Callable[[Request], Awaitable[Response | None]]
+
+SWEEP_INTERVAL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a client may send and how slowly (GATEWAY_* settings)."""
+
+    max_head_size: int = 32 * 1024
+    max_headers: int = 100
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
+    body_timeout: float = 60.0
+
+
+class HttpServer:
+    """Makes an HttpConnection per accepted socket and watches them all."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        limits: Limits,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        on_open: Callable[[int], None] | None = None,
+        on_refused: Callable[[int], None] | None = None,
+    ) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.loop = loop
+        self.connections: set[HttpConnection] = set()
+        self.draining = False
+        self.date_header = self._date()
+        self._on_open = on_open
+        self._on_refused = on_refused
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def __call__(self) -> HttpConnection:
+        return HttpConnection(self)
+
+    @staticmethod
+    def _date() -> bytes:
+        return formatdate(usegmt=True).encode()
+
+    def connection_made(self, connection: HttpConnection) -> None:
+        self.connections.add(connection)
+        if self._on_open is not None:
+            self._on_open(1)
+
+    def connection_lost(self, connection: HttpConnection) -> None:
+        if connection in self.connections:
+            self.connections.discard(connection)
+            if self._on_open is not None:
+                self._on_open(-1)
+
+    def refused(self, status: int) -> None:
+        if self._on_refused is not None:
+            self._on_refused(status)
+
+    def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = self.loop.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            self.date_header = self._date()
+            now = self.loop.time()
+            for connection in list(self.connections):
+                connection.check_timeouts(now)
+
+    async def shutdown(self, grace: float) -> None:
+        """Let in-flight requests finish (at most `grace` seconds), closing idle connections at once
+        and the others after their current response, then drop whatever is left."""
+        self.draining = True
+        for connection in list(self.connections):
+            connection.close_if_idle()
+        deadline = self.loop.time() + grace
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            for connection in list(self.connections):
+                connection.close_if_idle()
+        for connection in list(self.connections):
+            connection.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
