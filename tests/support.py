@@ -1,0 +1,322 @@
+"""What the tests share: real upstream servers, a real gateway, a raw socket client.
+
+Everything listens on 127.0.0.1 with a port the kernel picks; nothing leaves loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from gateway.config import Settings
+from gateway.pipeline.authenticate import SUPPORTED_AUTH_KINDS
+from gateway.routing.loader import load_route_table
+from gateway.server.run import Worker, bind
+
+LOOPBACK = "127.0.0.1"
+SEEN = web.AppKey("seen", list[dict[str, Any]])
+
+
+# -- upstreams ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Upstream:
+    """A real HTTP server the gateway forwards to; it records what it received."""
+
+    runner: web.AppRunner
+    port: int
+    seen: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+
+async def echo_handler(request: web.Request) -> web.StreamResponse:
+    """Echo what arrived, as JSON: method, raw path, headers (all values), body size and text.
+
+    Behaviour can be asked for with headers: `X-Test-Status` (status), `X-Test-Delay` (seconds
+    before answering), `X-Test-Cookies` (that many Set-Cookie headers).
+    """
+    body = await request.read()
+    if request.headers.get("X-Test-Delay"):
+        await asyncio.sleep(float(request.headers["X-Test-Delay"]))
+    status = int(request.headers.get("X-Test-Status", "200"))
+    document = {
+        "method": request.method,
+        "path": request.raw_path,
+        "headers": [[name, value] for name, value in request.headers.items()],
+        "body_size": len(body),
+        "body": body[:4096].decode("utf-8", "replace"),
+        "port": request.transport.get_extra_info("sockname")[1] if request.transport else 0,
+    }
+    request.app[SEEN].append(document)
+    response = web.Response(
+        status=status,
+        body=json.dumps(document).encode() if status not in (204, 304) else None,
+        content_type="application/json" if status not in (204, 304) else None,
+    )
+    for i in range(int(request.headers.get("X-Test-Cookies", "0"))):
+        response.headers.add("Set-Cookie", f"c{i}=v{i}; Path=/; HttpOnly")
+    return response
+
+
+@asynccontextmanager
+async def upstream_server(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]] = echo_handler,
+    *,
+    port: int = 0,
+    client_max_size: int = 64 * 1024 * 1024,
+) -> AsyncIterator[Upstream]:
+    """Start an aiohttp server on loopback that routes every request to `handler`."""
+    app = web.Application(client_max_size=client_max_size)
+    seen: list[dict[str, Any]] = []
+    app[SEEN] = seen
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield Upstream(runner, bound, seen)
+    finally:
+        await runner.cleanup()
+
+
+def free_port() -> int:
+    """A port nothing listens on (for refused connections)."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the gateway -------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningGateway:
+    worker: Worker
+    config: Path
+
+    @property
+    def port(self) -> int:
+        return self.worker.port
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+
+@asynccontextmanager
+async def running_gateway(
+    routes_yaml: str, directory: Path, settings: Settings | None = None
+) -> AsyncIterator[RunningGateway]:
+    """The gateway serving `routes_yaml` in this event loop, on a port of its own."""
+    config = directory / "routes.yaml"
+    config.write_text(routes_yaml)
+    table = load_route_table(config, auth_kinds=SUPPORTED_AUTH_KINDS)
+    worker = Worker(
+        settings or Settings(access_log="off", watch_config=False),
+        table,
+        bind(LOOPBACK, 0),
+        config_path=config,
+    )
+    await worker.start()
+    try:
+        yield RunningGateway(worker, config)
+    finally:
+        await worker.stop()
+        worker.sock.close()
+
+
+def routes(upstreams: dict[str, list[str]], *route_lines: str, extra: str = "") -> str:
+    """A routes.yaml text: `upstreams` name -> target URLs, then one route a line (YAML flow)."""
+    lines = ["version: 1", "upstreams:"]
+    for name, targets in upstreams.items():
+        lines.append(f"  {name}:")
+        lines.append(f"    targets: {json.dumps(targets)}")
+        lines.append("    connect_timeout: 1s")
+        lines.append("    timeout: 5s")
+    lines.append("routes:")
+    lines.extend(f"  - {line}" for line in route_lines)
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines) + "\n"
+
+
+# -- raw sockets -------------------------------------------------------------------------------
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def parse_responses(data: bytes) -> list[RawResponse]:
+    """Split what a server sent into responses (Content-Length or chunked bodies)."""
+    responses = []
+    rest = data
+    while rest:
+        head, sep, rest = rest.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = [
+            (name.strip(), value.strip())
+            for name, _, value in (line.partition(":") for line in lines[1:])
+        ]
+        response = RawResponse(status, headers, b"")
+        length = response.header("Content-Length")
+        if status < 200:
+            continue
+        if length is not None:
+            response.body, rest = rest[: int(length)], rest[int(length) :]
+        elif (response.header("Transfer-Encoding") or "").lower() == "chunked":
+            body = b""
+            while True:
+                size_line, _, rest = rest.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                chunk, rest = rest[:size], rest[size + 2 :]
+                body += chunk
+                if size == 0:
+                    break
+            response.body = body
+        responses.append(response)
+    return responses
+
+
+async def raw_exchange(
+    port: int, data: bytes, *, timeout: float = 5.0, host: str = LOOPBACK
+) -> bytes:
+    """Send `data` as is and read until the server closes or stays silent for `timeout`."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        received = b""
+        while True:
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        return received
+    finally:
+        writer.close()
+
+
+async def raw_request(port: int, data: bytes, **kwargs: Any) -> RawResponse:
+    """The first response to `data`."""
+    responses = parse_responses(await raw_exchange(port, data, **kwargs))
+    assert responses, "no response"
+    return responses[0]
+
+
+# -- the gateway as a process ------------------------------------------------------------------
+
+
+@dataclass
+class GatewayProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    config: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_gateway_process(
+    routes_yaml: str,
+    directory: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+) -> GatewayProcess:
+    """`gateway serve` in a child process; returns once it answers /health."""
+    config = directory / "routes.yaml"
+    config.write_text(routes_yaml)
+    port = free_port()
+    log = directory / f"gateway-{port}.log"
+    environment = {
+        **os.environ,
+        "GATEWAY_ACCESS_LOG": "off",
+        "GATEWAY_RELOAD_INTERVAL": "200ms",
+        **(env or {}),
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                "--config",
+                str(config),
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+    running = GatewayProcess(process, port, config, log)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited early:\n{running.logs()}")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.5) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                    return running
+        except OSError:
+            pass
+        time.sleep(0.05)
+    running.stop()
+    raise RuntimeError(f"gateway did not start:\n{running.logs()}")
