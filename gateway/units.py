@@ -5,6 +5,7 @@ Parsed once at load time into floats (seconds) and ints (bytes); nothing here ru
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -25,8 +26,8 @@ def parse_duration(value: object) -> float:
         if match is None:
             raise ValueError(f"{value!r} is not a duration (use e.g. 500ms, 2s, 15m, 1h, 7d)")
         seconds = float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"{value!r} must be a positive duration")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{value!r} must be a positive, finite duration")
     return seconds
 
 

@@ -15,7 +15,12 @@ import ssl
 from collections import deque
 from collections.abc import Mapping
 
-from gateway.proxy.connection import ConnectFailed, ConnectTimedOut, UpstreamConnection
+from gateway.proxy.connection import (
+    ConnectFailed,
+    ConnectTimedOut,
+    UpstreamConnection,
+    Watchdog,
+)
 from gateway.routing.table import Target, Upstream
 
 log = logging.getLogger("gateway.proxy")
@@ -26,8 +31,15 @@ SWEEP_INTERVAL = 5.0
 class TargetPool:
     """Idle connections to one target of one upstream, and that target's health."""
 
-    def __init__(self, target: Target, upstream: Upstream, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        target: Target,
+        upstream: Upstream,
+        loop: asyncio.AbstractEventLoop,
+        watchdog: Watchdog,
+    ) -> None:
         self.target = target
+        self.watchdog = watchdog
         self.host_header = target.authority.encode()
         self.upstream = upstream
         self.loop = loop
@@ -55,7 +67,7 @@ class TargetPool:
         try:
             async with asyncio.timeout(self.upstream.connect_timeout):
                 _, protocol = await loop.create_connection(
-                    lambda: UpstreamConnection(loop),
+                    lambda: UpstreamConnection(loop, self.watchdog),
                     target.host,
                     target.port,
                     ssl=self._ssl,
@@ -144,7 +156,8 @@ class UpstreamPools:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.groups: dict[str, UpstreamGroup] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self.watchdog = Watchdog(loop)
+        self._tasks: list[asyncio.Task[None]] = []
 
     def update(self, upstreams: Mapping[str, Upstream]) -> None:
         """Adopt a new table's upstreams; pools whose target is gone are closed."""
@@ -160,7 +173,7 @@ class UpstreamPools:
             for target in upstream.targets:
                 pool = old.get((name, target.url))
                 if pool is None:
-                    pool = TargetPool(target, upstream, self.loop)
+                    pool = TargetPool(target, upstream, self.loop, self.watchdog)
                 else:
                     pool.upstream = upstream
                     kept.add(id(pool))
@@ -172,8 +185,11 @@ class UpstreamPools:
                 pool.close()
 
     def start(self) -> None:
-        if self._sweeper is None:
-            self._sweeper = self.loop.create_task(self._sweep())
+        if not self._tasks:
+            self._tasks = [
+                self.loop.create_task(self._sweep()),
+                self.loop.create_task(self.watchdog.run()),
+            ]
 
     async def _sweep(self) -> None:
         while True:
@@ -184,11 +200,12 @@ class UpstreamPools:
                     pool.expire_idle(now)
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+                await task
+        self._tasks = []
         for group in self.groups.values():
             for pool in group.pools:
                 pool.close()

@@ -22,9 +22,7 @@ from gateway.units import parse_duration, parse_size
 
 T = TypeVar("T")
 
-HTTP_METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
-)
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 TOP_LEVEL_KEYS = ("version", "origins", "upstreams", "routes", "metrics")
 UPSTREAM_KEYS = (
     "targets",
@@ -84,6 +82,8 @@ class _Walker:
             raise self.fail(node, f"{where} must be a mapping")
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.fail(key_node, f"{where}: YAML merge keys (<<) are not supported")
             key = self.scalar(key_node)
             if not isinstance(key, str):
                 raise self.fail(key_node, f"{where}: keys must be strings")
@@ -105,7 +105,10 @@ class _Walker:
     def scalar(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, "expected a single value")
-        return self._constructor.construct_object(node)
+        try:
+            return self._constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, TypeError):
+            raise self.fail(node, f"cannot read the value {node.value!r}") from None
 
     def string(self, node: yaml.Node, where: str) -> str:
         value = self.scalar(node) if isinstance(node, yaml.ScalarNode) else None
@@ -179,7 +182,8 @@ def parse_route_table(
     if "version" not in top:
         raise walk.fail(root, "missing 'version: 1'")
     version_node = top["version"][1]
-    if walk.scalar(version_node) != 1:
+    version = walk.scalar(version_node)
+    if isinstance(version, bool) or version != 1:
         raise walk.fail(version_node, "version must be 1")
 
     upstreams = _upstreams(walk, top, builtin_upstreams)
@@ -274,7 +278,11 @@ def _routes(
             raise walk.fail(item, f"routes[{index}]: duplicate route name '{route.name}'")
         names.add(route.name)
         for other, _ in claimed.get((route.path, route.host), []):
-            if other.methods is None or route.methods is None or other.methods & route.methods:
+            if (
+                other.methods is None
+                or route.methods is None
+                or _with_head(other.methods) & _with_head(route.methods)
+            ):
                 raise walk.fail(
                     item,
                     f"routes[{index}] ({route.name}): same path, host and methods as route "
@@ -365,6 +373,11 @@ def _route(
     )
 
 
+def _with_head(methods: frozenset[str]) -> frozenset[str]:
+    # A route allowing GET answers HEAD too: another route cannot take HEAD on the same path.
+    return methods | {"HEAD"} if "GET" in methods else methods
+
+
 def _methods(walk: _Walker, node: yaml.Node, where: str) -> frozenset[str]:
     methods: set[str] = set()
     for item, value in walk.strings(node, where):
@@ -389,13 +402,30 @@ def _host(walk: _Walker, node: yaml.Node, where: str) -> str:
 def _origins(walk: _Walker, node: yaml.Node) -> frozenset[str]:
     origins: set[str] = set()
     for item, value in walk.strings(node, "origins"):
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+        if not _is_origin(value):
             raise walk.fail(
                 item, f"origins: '{value}' must be an origin such as https://app.example.com"
             )
         origins.add(value.lower())
     return frozenset(origins)
+
+
+def _is_origin(value: str) -> bool:
+    """scheme://host[:port] and nothing else (RFC 6454 serialisation)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not parts.path
+        and not parts.query
+        and not parts.fragment
+        and "@" not in parts.netloc
+        and not value.endswith(("?", "#"))
+    )
 
 
 def _metrics_allow(walk: _Walker, node: yaml.Node) -> netaddr.IPSet:

@@ -9,8 +9,10 @@ Decisions (SPEC section 5; every one closes a known way round a route's auth):
 - Repeated slashes fold into one: `//admin` is `/admin`.
 - Rejected outright (400): `%2F` and `%5C` (an encoded separator means one thing to us and
   another to some upstream), raw `\\`, `%00` and every other encoded or raw control character,
-  malformed escapes, fragments, and dot segments carrying `;` parameters (`..;/`, which Tomcat
-  and Jetty treat as `..`).
+  malformed escapes, fragments, and raw `;`: path parameters, which Tomcat and Jetty strip
+  before routing (`/admin;x` is `/admin` to them, and `..;/` is `..`), so a path carrying one
+  could reach a route other than the one its form here names. An encoded `%3B` is an ordinary
+  character to them and stays allowed.
 - The query string is never touched: it is forwarded byte for byte.
 
 Paths are case-sensitive, as in nginx and Envoy.
@@ -21,7 +23,6 @@ from __future__ import annotations
 _HEX = frozenset("0123456789abcdefABCDEF")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _FORBIDDEN_BYTES = frozenset({0x2F, 0x5C, 0x7F, *range(0x20)})
-_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 class PathError(ValueError):
@@ -33,6 +34,8 @@ def split_target(target: str) -> tuple[str, str]:
     if not target.startswith("/"):
         # absolute-form is for forward proxies (RFC 9112 section 3.2.2); `*` is server-wide.
         raise PathError("the request target must be a path starting with '/'")
+    if "#" in target:
+        raise PathError("a request target must not carry a fragment")
     cut = target.find("?")
     if cut < 0:
         return target, ""
@@ -47,6 +50,7 @@ def canonical_path(path: str) -> str:
         and "/." not in path
         and "\\" not in path
         and "#" not in path
+        and ";" not in path
         and path.isascii()
         and path.isprintable()
         and " " not in path
@@ -70,8 +74,6 @@ def _canonicalise(path: str) -> str:
             if segments:
                 segments.pop()
             continue
-        if segment.split(";", 1)[0] in _DOT_SEGMENTS:
-            raise PathError("dot segments with parameters are not allowed")
         segments.append(segment)
     if not segments:
         return "/"
@@ -95,6 +97,8 @@ def _decode_segment(raw: str) -> str:
             out.append(decoded if decoded in _UNRESERVED else "%" + digits.upper())
             i += 3
             continue
+        if char == ";":
+            raise PathError("path parameters (;) are not allowed")
         if char == "\\" or not char.isascii() or not char.isprintable() or char == " ":
             raise PathError("the path contains a character that is not allowed")
         out.append(char)

@@ -1,0 +1,598 @@
+"""Throughput and latency of the gateway beside nginx, on one machine, in one run.
+
+See bench/README.md for what is measured and why it is set up this way. Run it with
+`bench/run` (which makes the virtualenv first); `bench/run --help` lists the knobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+LOOPBACK = "127.0.0.1"
+UPSTREAM_BODY = '{"ok":true,"service":"upstream","items":[1,2,3]}'
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(port: int, path: str = "/", timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        request = f"GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode()
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection((LOOPBACK, port), timeout=1) as sock,
+        ):
+            sock.sendall(request)
+            if sock.recv(16).startswith(b"HTTP/1."):
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing answered on port {port}")
+
+
+def pinned(cpus: str, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", cpus, *argv]
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (nginx masters and workers, gateway supervisors)."""
+    pids = [pid]
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        out = subprocess.run(
+            ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True
+        ).stdout
+        children: dict[int, list[int]] = {}
+        for line in out.splitlines():
+            child, parent = (int(x) for x in line.split())
+            children.setdefault(parent, []).append(child)
+        index = 0
+        while index < len(pids):
+            pids.extend(children.get(pids[index], []))
+            index += 1
+    return pids
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Workdir:
+    """Config files, logs and pid files of one run."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+
+    def file(self, name: str, text: str) -> Path:
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+
+
+def start_nginx(work: Workdir, name: str, cpus: str, server_block: str) -> Service:
+    port = free_port()
+    prefix = work.path / name
+    (prefix / "logs").mkdir(parents=True, exist_ok=True)
+    block = textwrap.indent(server_block.replace("{port}", str(port)), "  ")
+    conf = work.file(
+        f"{name}/nginx.conf",
+        textwrap.dedent(
+            f"""\
+            worker_processes 1;
+            daemon off;
+            pid {prefix}/nginx.pid;
+            error_log {prefix}/logs/error.log warn;
+            events {{ worker_connections 8192; }}
+            http {{
+              access_log off;
+              keepalive_requests 10000000;
+              keepalive_timeout 120s;
+            {block}
+            }}
+            """
+        ),
+    )
+    binary = nginx_binary()
+    assert binary is not None
+    process = subprocess.Popen(
+        pinned(cpus, [binary, "-c", str(conf), "-p", str(prefix)]),
+        stdout=subprocess.DEVNULL,
+        stderr=(prefix / "logs" / "stderr.log").open("wb"),
+    )
+    wait_http(port)
+    return Service(name, process, port)
+
+
+def start_upstream(work: Workdir, cpus: str) -> Service:
+    return start_nginx(
+        work,
+        "upstream",
+        cpus,
+        f"""server {{
+  listen {LOOPBACK}:{{port}};
+  location / {{ default_type application/json; return 200 '{UPSTREAM_BODY}'; }}
+}}""",
+    )
+
+
+def start_nginx_proxy(work: Workdir, cpus: str, upstream_port: int) -> Service:
+    return start_nginx(
+        work,
+        "nginx-proxy",
+        cpus,
+        f"""upstream backend {{ server {LOOPBACK}:{upstream_port}; keepalive 64; }}
+server {{
+  listen {LOOPBACK}:{{port}};
+  location / {{
+    proxy_pass http://backend;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+  }}
+}}""",
+    )
+
+
+def start_gateway(
+    work: Workdir, name: str, cpus: str, routes_yaml: str, workers: int, env: dict[str, str]
+) -> Service:
+    port = free_port()
+    config = work.file(f"{name}/routes.yaml", routes_yaml)
+    log_dir = work.path / name
+    environment = {
+        **os.environ,
+        "GATEWAY_ACCESS_LOG": str(log_dir / "access.log"),
+        "GATEWAY_LOG_LEVEL": "warning",
+        **env,
+    }
+    process = subprocess.Popen(
+        pinned(
+            cpus,
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                "--config",
+                str(config),
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=(log_dir / "stderr.log").open("wb"),
+        env=environment,
+        cwd=work.path,
+    )
+    wait_http(port, "/health")
+    return Service(name, process, port)
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if match is None:
+        raise ValueError(f"unreadable latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def run_wrk(
+    cpus: str,
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    script: Path | None = None,
+    headers: dict[str, str] | None = None,
+) -> Load:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    if script is not None:
+        argv += ["-s", str(script)]
+    out = subprocess.run(
+        pinned(cpus, [*argv, url]), capture_output=True, text=True, check=True
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    for pattern in (
+        r"Non-2xx or 3xx responses: (\d+)",
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+    ):
+        match = re.search(pattern, out)
+        if match:
+            errors += sum(int(x) for x in match.groups())
+    return Load(rps, p50, p99, total, errors)
+
+
+def rate_script(work: Workdir, rate: float, connections: int) -> Path:
+    # wrk has no fixed-rate mode: each connection waits between its requests so that all of
+    # them together send about `rate` requests a second (closed loop; the latency of each
+    # request is measured without the wait).
+    delay_ms = max(0.0, 1000.0 * connections / rate)
+    return work.file(
+        "rate.lua",
+        f"function delay()\n  return {delay_ms:.3f}\nend\n",
+    )
+
+
+# -- contenders ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Contender:
+    key: str
+    title: str
+    path: str = "/bench"
+    headers: dict[str, str] = field(default_factory=dict)
+    skipped: str | None = None
+    start: Callable[[], list[Service]] | None = None
+
+
+@dataclass
+class Row:
+    key: str
+    title: str
+    runs: list[Load] = field(default_factory=list)
+    skipped: str | None = None
+
+    def median(self, attribute: str) -> float:
+        return statistics.median(getattr(run, attribute) for run in self.runs)
+
+
+def gateway_routes(upstream_port: int, auth: str) -> str:
+    return textwrap.dedent(
+        f"""\
+        version: 1
+        upstreams:
+          backend:
+            targets: ["http://{LOOPBACK}:{upstream_port}"]
+        routes:
+          - {{name: bench, path: /bench, upstream: backend, auth: {auth}}}
+        """
+    )
+
+
+def supported_auth_kinds() -> set[str]:
+    sys.path.insert(0, str(ROOT))
+    from gateway.pipeline.authenticate import SUPPORTED_AUTH_KINDS
+
+    return {kind.value for kind in SUPPORTED_AUTH_KINDS}
+
+
+def contenders(args: argparse.Namespace, work: Workdir, upstream: Service) -> list[Contender]:
+    cpus = args.contender_cpus
+    kinds = supported_auth_kinds()
+    items = [
+        Contender("upstream", "1. upstream directly (ceiling)", start=lambda: []),
+        Contender(
+            "nginx",
+            "2. nginx reverse proxy, no auth",
+            start=lambda: [start_nginx_proxy(work, cpus, upstream.port)],
+        ),
+        Contender(
+            "seeds",
+            "3. nginx auth_request + gateway forwardAuth (the seeds' architecture)",
+            skipped="needs the auth core's GET /api/v1/auth/validate (the auth core issue)",
+        ),
+        Contender(
+            "gateway-none",
+            "4. gateway, auth: none",
+            start=lambda: [
+                start_gateway(
+                    work,
+                    "gateway-none",
+                    cpus,
+                    gateway_routes(upstream.port, "none"),
+                    args.workers,
+                    {},
+                )
+            ],
+        ),
+    ]
+    for kind, title in (
+        ("jwt", "5a. gateway, auth: jwt"),
+        ("api_key", "5b. gateway, auth: api_key + IP whitelist"),
+    ):
+        if kind not in kinds:
+            items.append(
+                Contender(
+                    f"gateway-{kind}",
+                    title,
+                    skipped=f"auth: {kind} is not enforced by this build yet",
+                )
+            )
+    return items
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def measure(args: argparse.Namespace) -> dict[str, object]:
+    work = Workdir()
+    services: list[Service] = []
+    try:
+        upstream = start_upstream(work, args.upstream_cpus or args.contender_cpus)
+        services.append(upstream)
+        items = contenders(args, work, upstream)
+        rows = {item.key: Row(item.key, item.title, skipped=item.skipped) for item in items}
+        live = [item for item in items if item.skipped is None]
+        for round_index in range(args.rounds):
+            # Interleave: each round starts with a different contender.
+            order = live[round_index % len(live) :] + live[: round_index % len(live)]
+            for item in order:
+                assert item.start is not None
+                started = item.start()
+                port = started[0].port if started else upstream.port
+                url = f"http://{LOOPBACK}:{port}{item.path}"
+                try:
+                    run_wrk(args.load_cpus, url, connections=args.connections, seconds=args.warmup)
+                    load = run_wrk(
+                        args.load_cpus, url, connections=args.connections, seconds=args.duration
+                    )
+                finally:
+                    for service in started:
+                        service.stop()
+                rows[item.key].runs.append(load)
+                print(
+                    f"round {round_index + 1}/{args.rounds} {item.key:14s} "
+                    f"{load.requests_per_second:10.0f} req/s  p50 {load.p50_ms:.2f} ms  "
+                    f"p99 {load.p99_ms:.2f} ms  errors {load.errors}",
+                    file=sys.stderr,
+                )
+        extra = {}
+        if args.fixed_rate:
+            extra["fixed_rate"] = fixed_rate(args, work, upstream, rows)
+        if args.memory_requests:
+            extra["memory"] = memory_flatness(args, work, upstream)
+        return {"rows": rows, **extra}
+    finally:
+        for service in services:
+            service.stop()
+        work.cleanup()
+
+
+def fixed_rate(
+    args: argparse.Namespace, work: Workdir, upstream: Service, rows: dict[str, Row]
+) -> dict[str, object]:
+    """p99 at half the gateway's measured maximum, direct and through the gateway."""
+    maximum = rows["gateway-none"].median("requests_per_second")
+    rate = maximum / 2
+    script = rate_script(work, rate, args.connections)
+    direct = run_wrk(
+        args.load_cpus,
+        f"http://{LOOPBACK}:{upstream.port}/bench",
+        connections=args.connections,
+        seconds=args.duration,
+        script=script,
+    )
+    gateway = start_gateway(
+        work,
+        "gateway-rate",
+        args.contender_cpus,
+        gateway_routes(upstream.port, "none"),
+        args.workers,
+        {},
+    )
+    try:
+        url = f"http://{LOOPBACK}:{gateway.port}/bench"
+        run_wrk(
+            args.load_cpus, url, connections=args.connections, seconds=args.warmup, script=script
+        )
+        through = run_wrk(
+            args.load_cpus, url, connections=args.connections, seconds=args.duration, script=script
+        )
+    finally:
+        gateway.stop()
+    return {
+        "target_rate": round(rate),
+        "direct": asdict(direct),
+        "gateway": asdict(through),
+        "added_p99_ms": round(through.p99_ms - direct.p99_ms, 3),
+    }
+
+
+def memory_flatness(
+    args: argparse.Namespace, work: Workdir, upstream: Service
+) -> dict[str, object]:
+    """RSS of a gateway worker after warm-up and after `memory_requests` more requests."""
+    gateway = start_gateway(
+        work, "gateway-memory", args.contender_cpus, gateway_routes(upstream.port, "none"), 1, {}
+    )
+    try:
+        url = f"http://{LOOPBACK}:{gateway.port}/bench"
+        run_wrk(args.load_cpus, url, connections=args.connections, seconds=args.warmup)
+        pid = process_tree(gateway.process.pid)[-1]
+        before = rss_kib(pid)
+        samples = [before]
+        done = 0
+        while done < args.memory_requests:
+            load = run_wrk(args.load_cpus, url, connections=args.connections, seconds=10)
+            done += load.requests
+            samples.append(rss_kib(pid))
+        return {
+            "requests": done,
+            "rss_kib_after_warmup": before,
+            "rss_kib_samples": samples,
+            "rss_kib_growth": samples[-1] - before,
+        }
+    finally:
+        gateway.stop()
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def table(rows: dict[str, Row]) -> str:
+    nginx = rows.get("nginx")
+    seeds = rows.get("seeds")
+    base_nginx = nginx.median("requests_per_second") if nginx and nginx.runs else None
+    base_seeds = seeds.median("requests_per_second") if seeds and seeds.runs else None
+    lines = [
+        "| contender | req/s (median) | p50 ms | p99 ms | vs nginx proxy | vs seeds' arch. |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows.values():
+        if row.skipped:
+            lines.append(f"| {row.title} | skipped: {row.skipped} | | | | |")
+            continue
+        rps = row.median("requests_per_second")
+        vs_nginx = f"{rps / base_nginx:.2f}x" if base_nginx else "-"
+        vs_seeds = f"{rps / base_seeds:.2f}x" if base_seeds else "-"
+        lines.append(
+            f"| {row.title} | {rps:,.0f} | {row.median('p50_ms'):.2f} | "
+            f"{row.median('p99_ms'):.2f} | {vs_nginx} | {vs_seeds} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    cpus = os.cpu_count() or 1
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--duration", type=float, default=10, help="seconds a measurement")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up a start")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--load-cpus", default="0", help="CPUs of the load generator, wrk (default 0)"
+    )
+    parser.add_argument(
+        "--contender-cpus",
+        default="1" if cpus > 1 else "0",
+        help="CPUs of the contender, all its processes together (default 1)",
+    )
+    parser.add_argument(
+        "--upstream-cpus",
+        default=None,
+        help="CPUs of the upstream nginx (default: the contender's, see bench/README.md)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument(
+        "--fixed-rate", action="store_true", help="also p99 at half the gateway's maximum"
+    )
+    parser.add_argument(
+        "--memory-requests",
+        type=int,
+        default=0,
+        help="also RSS of a worker across this many requests (e.g. 1000000)",
+    )
+    parser.add_argument("--quick", action="store_true", help="1 round of 3 s: a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.duration, args.warmup = 1, 3, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
+    if nginx_binary() is None:
+        missing.append("nginx")
+    if missing:
+        print(
+            f"bench: missing {', '.join(missing)}; on Debian/Ubuntu: "
+            "sudo apt-get install nginx wrk util-linux",
+            file=sys.stderr,
+        )
+        return 2
+    args = parse_args(argv)
+    started = dt.datetime.now(dt.UTC)
+    result = measure(args)
+    rows: dict[str, Row] = result.pop("rows")  # type: ignore[assignment]
+    markdown = table(rows)
+    print(markdown)
+    for key, value in result.items():
+        print(f"\n{key}: {json.dumps(value)}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    document = {
+        "started": started.isoformat(),
+        "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())},
+        "settings": dict(vars(args)),
+        "contenders": {
+            key: {"title": row.title, "skipped": row.skipped, "runs": [asdict(r) for r in row.runs]}
+            for key, row in rows.items()
+        },
+        "table": markdown,
+        **result,
+    }
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
+    (RESULTS / f"{stamp}.md").write_text(markdown + "\n")
+    print(f"\nsaved bench/results/{stamp}.json and .md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
