@@ -39,7 +39,10 @@ def _boolean(value: str) -> bool:
 
 
 def _count(value: str) -> int:
-    number = int(value)
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"{value!r} is not a whole number")
+    number = int(text)
     if number < 1:
         raise ValueError(f"{value!r} must be at least 1")
     return number

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import re
 import secrets
@@ -13,10 +14,20 @@ _ZERO_TRACE = b"0" * 32
 _ZERO_SPAN = b"0" * 16
 
 # Ids need to be unique, not secret: a random per-process prefix and a counter is unique
-# across workers and restarts and costs a fraction of uuid4().
+# across workers and restarts and costs a fraction of uuid4(). Forked workers start afresh.
 _PREFIX = secrets.token_hex(6)
 _COUNTER = itertools.count(1)
 _random = random.Random(secrets.randbits(64))  # noqa: S311 - trace ids are not secrets
+
+
+def _reseed() -> None:
+    global _PREFIX, _COUNTER
+    _PREFIX = secrets.token_hex(6)
+    _COUNTER = itertools.count(1)
+    _random.seed(secrets.randbits(64))
+
+
+os.register_at_fork(after_in_child=_reseed)
 
 
 def new_request_id() -> str:

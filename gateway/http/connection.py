@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.http")
 
 MAX_QUEUED = 16  # pipelined requests parsed ahead of the one being served
+_LINE_CONTEXT = 16 * 1024  # bytes kept from the previous read to find a split request line
 _SINGLETONS = frozenset({b"host", b"authorization", b"x-api-key", b"content-type"})
 
 
@@ -73,7 +74,10 @@ class HttpConnection(asyncio.Protocol):
         self.head_started = 0.0  # loop time a request head began arriving (0: not in a head)
         self.current: Request | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._head_bytes = 0
+        self._head_bytes = 0  # bytes fed while a head was incomplete (what httptools buffers)
+        self._head_size = 0  # request line and headers of the head being parsed, exactly
+        self._chunk = b""  # the data being fed, and the end of the data before it
+        self._previous = b""
         self._url: list[bytes] = []
         self._headers: list[Header] = []
         self._index: dict[bytes, bytes] = {}
@@ -104,6 +108,7 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing and not self.busy and not self.queue:
             return
+        self._chunk = data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -118,9 +123,12 @@ class HttpConnection(asyncio.Protocol):
             self._refuse(Refusal(400, _parser_reason(exc)))
         else:
             if self.head_started:
+                # httptools holds a partial header until it is complete; bound that too.
                 self._head_bytes += len(data)
                 if self._head_bytes > self.server.limits.max_head_size:
                     self._refuse(Refusal(431, "the request head is too large"))
+        self._previous = data[-_LINE_CONTEXT:]
+        self._chunk = b""
 
     def eof_received(self) -> bool:
         # The client closed its side: nothing more will come. A request still being served
@@ -152,6 +160,7 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.head_started = self.loop.time()
         self._head_bytes = 0
+        self._head_size = 0
         self._url = []
         self._headers = []
         self._index = {}
@@ -159,11 +168,18 @@ class HttpConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
+        self._grow_head(len(url))
+
+    def _grow_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self.server.limits.max_head_size:
+            raise Refusal(431, "the request head is too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
         if len(headers) >= self.server.limits.max_headers:
             raise Refusal(431, "too many request headers")
+        self._grow_head(len(name) + len(value) + 4)
         lowered = name.lower()
         headers.append((lowered, name, value))
         index = self._index
@@ -181,20 +197,28 @@ class HttpConnection(asyncio.Protocol):
             raise Refusal(400, f"HTTP/{version} is not supported")
         if self._duplicate is not None:
             raise Refusal(400, f"more than one {self._duplicate.decode()} header")
+        url = b"".join(self._url)
+        if not self._http_request_line(url, version):
+            raise Refusal(400, "not an HTTP request line")
         index = self._index
         if version == "1.1" and b"host" not in index:
             raise Refusal(400, "HTTP/1.1 requests must carry a Host header")
+        coding = index.get(b"transfer-encoding")
+        if coding is not None and coding.strip().lower() != b"chunked":
+            # llhttp finds other codings wrong only after this callback, when the request
+            # would already be queued; refuse here so nothing of it goes upstream.
+            raise Refusal(400, "the only transfer coding accepted is chunked")
         request = Request(
             self,
             parser.get_method().decode(),
-            b"".join(self._url).decode("latin-1"),
+            url.decode("latin-1"),
             version,
             self._headers,
             index,
             parser.should_keep_alive(),
         )
-        if b"transfer-encoding" in index:
-            request.chunked = True  # llhttp refuses any coding list not ending in chunked
+        if coding is not None:
+            request.chunked = True
             request.body = self._body = Body(self)
         else:
             length = index.get(b"content-length")
@@ -212,6 +236,12 @@ class HttpConnection(asyncio.Protocol):
             self._paused_for_queue = True
             self._apply_reading()
         self._wake()
+
+    def _http_request_line(self, url: bytes, version: str) -> bool:
+        # llhttp also reads RTSP/1.0 and ICE/1.0 request lines, and reports them as version
+        # 1.0: check the line says HTTP. It is in the data being fed, or began just before.
+        marker = b" " + url + b" HTTP/" + version.encode() + b"\r\n"
+        return marker in self._chunk or marker in self._previous + self._chunk
 
     def on_body(self, data: bytes) -> None:
         body = self._body
@@ -436,7 +466,7 @@ class HttpConnection(asyncio.Protocol):
     def _write_refusal(self, refusal: Refusal) -> None:
         request_id = new_request_id()
         body = problem_body(refusal.status, "invalid_request", refusal.detail, request_id)
-        self.server.refused(refusal.status)
+        self.server.refused(refusal.status, request_id, self.peer)
         head = (
             f"HTTP/1.1 {refusal.status} {_REFUSAL_PHRASES.get(refusal.status, 'Bad Request')}\r\n"
             f"Content-Type: {PROBLEM_JSON}\r\nContent-Length: {len(body)}\r\n"

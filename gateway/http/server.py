@@ -38,7 +38,7 @@ class HttpServer:
         loop: asyncio.AbstractEventLoop,
         *,
         on_open: Callable[[int], None] | None = None,
-        on_refused: Callable[[int], None] | None = None,
+        on_refused: Callable[[int, str, str], None] | None = None,
     ) -> None:
         self.handler = handler
         self.limits = limits
@@ -68,9 +68,10 @@ class HttpServer:
             if self._on_open is not None:
                 self._on_open(-1)
 
-    def refused(self, status: int) -> None:
+    def refused(self, status: int, request_id: str, peer: str) -> None:
+        """A request refused before it could be handled (malformed, too large, too slow)."""
         if self._on_refused is not None:
-            self._on_refused(status)
+            self._on_refused(status, request_id, peer)
 
     def start(self) -> None:
         if self._sweeper is None:

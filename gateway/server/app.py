@@ -125,9 +125,11 @@ class Gateway:
                 exchange.request.header_text(b"user-agent"),
             )
 
-    def refused(self, status: int) -> None:
+    def refused(self, status: int, request_id: str, peer: str) -> None:
         """A request the HTTP layer refused before it had a route (malformed, too slow)."""
         self.catalog.requests.inc(("", "OTHER", _STATUS_TEXT.get(status, "0")))
+        if self.access_log.enabled:
+            self.access_log.log(request_id, peer, "-", "-", status, 0.0, "", "", None)
 
     def reload(self) -> bool:
         """Load routes.yaml again; a bad file is refused and the old table keeps serving."""

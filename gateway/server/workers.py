@@ -152,6 +152,8 @@ class Supervisor:
 
     def _shutdown(self) -> int:
         log.info("stopping %d workers", len(self.children))
+        # Our copy of the listening socket would keep accepting connections nobody answers.
+        self.sock.close()
         self._signal_all(signal.SIGTERM)
         deadline = time.monotonic() + self.settings.drain_timeout + 5.0
         while self.children and time.monotonic() < deadline:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from metrics.exposition import render
 from metrics.registry import Registry
 from metrics.shared import SharedSnapshots
@@ -41,12 +43,8 @@ def test_counter_gauge_histogram_render_as_prometheus_text() -> None:
 
 def test_registering_a_name_twice_is_refused() -> None:
     registry = _registry()
-    try:
+    with pytest.raises(ValueError, match="jobs_total"):
         registry.counter("jobs_total", "again")
-    except ValueError as exc:
-        assert "jobs_total" in str(exc)
-    else:
-        raise AssertionError("a second jobs_total was accepted")
 
 
 def test_snapshots_of_other_workers_are_summed_and_dead_gauges_dropped(tmp_path: Path) -> None:
