@@ -51,4 +51,13 @@ HOP_BY_HOP: Final = frozenset(
 )
 
 # SPEC section 7: identity headers only the gateway may set; every client-sent copy is dropped.
-IDENTITY_PREFIXES: Final = (b"x-user-", b"x-tenant-", b"x-auth-", b"x-session-", b"x-gateway-")
+# X-Credential-Id is among the signed context headers, so it goes too although no prefix
+# of SPEC's list covers it.
+IDENTITY_PREFIXES: Final = (
+    b"x-user-",
+    b"x-tenant-",
+    b"x-auth-",
+    b"x-session-",
+    b"x-gateway-",
+    b"x-credential-",
+)

@@ -392,6 +392,8 @@ class HttpConnection(asyncio.Protocol):
         if bodyless(request.method, status):
             if request.method == "HEAD" and response.content_length is not None:
                 framing = b"Content-Length: %d\r\n" % response.content_length
+            elif request.method == "HEAD" and response.headers_only:
+                framing = b""  # an upstream's HEAD answer without a length: say none
             elif status < 200 or status in (204, 304):
                 framing = b""
             else:

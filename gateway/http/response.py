@@ -39,7 +39,7 @@ def bodyless(method: str, status: int) -> bool:
 class Response:
     """A complete response. For HEAD, `content_length` keeps the length a GET would have."""
 
-    __slots__ = ("body", "content_length", "dated", "headers", "status")
+    __slots__ = ("body", "content_length", "dated", "headers", "headers_only", "status")
 
     def __init__(
         self,
@@ -49,6 +49,7 @@ class Response:
         *,
         content_length: int | None = None,
         dated: bool = False,
+        headers_only: bool = False,
     ) -> None:
         self.status = status
         self.headers: ResponseHeaders = headers if headers is not None else []
@@ -57,6 +58,9 @@ class Response:
         # `dated`: the headers carry a Date already (an upstream's); otherwise one is added,
         # as RFC 9110 section 6.6.1 asks of a recipient with a clock.
         self.dated = dated
+        # `headers_only`: relayed from an upstream's answer to HEAD; without `content_length`
+        # no length is known, and none is claimed (RFC 9110 section 8.6).
+        self.headers_only = headers_only
 
 
 def encode_head(

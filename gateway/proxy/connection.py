@@ -127,6 +127,7 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.transport = None
+        self._release_drain()
         if not self.active or self.complete:
             return
         if self.head_received and self._until_close and exc is None:
@@ -146,6 +147,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._release_drain()
+
+    def _release_drain(self) -> None:
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -180,6 +184,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.content_length = None if chunked else content_length
         self.chunked = chunked
         self.head_received = True
+        self._release_drain()  # a request body still being sent stops here (early answer)
         if self._head_only or status in (204, 304):
             self.complete = True
         else:
@@ -232,7 +237,7 @@ class UpstreamConnection(asyncio.Protocol):
         """Wait while the upstream is slow to take the request body (flow control)."""
         if self._error is not None:
             raise self._error
-        if not self._writing_paused:
+        if not self._writing_paused or self.head_received or self.closed:
             return
         self._drain_waiter = self.loop.create_future()
         try:

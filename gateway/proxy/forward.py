@@ -186,25 +186,29 @@ class Forwarder:
         chunked = request.chunked
         limit = route.max_body
         total = 0
-        while True:
-            if conn.head_received:
-                # The upstream answered before reading everything (e.g. its own 413): stop
-                # sending; the connection cannot be reused.
-                conn.keep_alive = False
-                return
-            try:
-                chunk = await body.read()
-            except BodyError as exc:
-                raise _body_error(exc) from None
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > limit:
-                raise PayloadTooLarge(limit)
-            conn.send(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-            await conn.drain()
-        if chunked:
-            conn.send(b"0\r\n\r\n")
+        try:
+            while not conn.head_received:
+                try:
+                    chunk = await body.read()
+                except BodyError as exc:
+                    raise _body_error(exc) from None
+                if not chunk:
+                    if chunked:
+                        conn.send(b"0\r\n\r\n")
+                    return
+                total += len(chunk)
+                if total > limit:
+                    raise PayloadTooLarge(limit)
+                if conn.head_received:
+                    break
+                conn.send(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                await conn.drain()
+        except UpstreamError:
+            if not conn.head_received:
+                raise
+        # The upstream answered before taking the whole body (its own 413, say): that answer
+        # goes to the client; the rest of the body is not sent, so the connection is not reused.
+        conn.keep_alive = False
 
     async def _respond(
         self, exchange: Exchange, pool: TargetPool, conn: UpstreamConnection
@@ -216,7 +220,14 @@ class Forwarder:
         if conn.complete:
             body = conn.take_body()
             pool.release(conn, conn.finish())
-            return Response(status, headers, body, content_length=conn.content_length, dated=dated)
+            return Response(
+                status,
+                headers,
+                body,
+                content_length=conn.content_length,
+                dated=dated,
+                headers_only=request.method == "HEAD",
+            )
         exchange.status = status
         stream = request.connection.start_stream(
             request, status, headers, conn.content_length, dated=dated
