@@ -14,6 +14,7 @@ from typing import IO
 
 _FLUSH_AFTER = 0.25  # seconds a line may wait in the buffer
 _FLUSH_LINES = 512
+_NAME_CACHE = 1024
 
 
 class AccessLog:
@@ -29,6 +30,8 @@ class AccessLog:
             self._stream = open(destination, "a", encoding="utf-8")  # noqa: SIM115
             self._owned = True
         self._lines: list[str] = []
+        self._names: dict[str, str] = {}
+        self._agents: dict[str | None, str] = {}
         self._handle: asyncio.TimerHandle | None = None
 
     def log(
@@ -45,13 +48,28 @@ class AccessLog:
     ) -> None:
         if not self.enabled:
             return
+        # request ids ([A-Za-z0-9._-]), addresses, llhttp's method names, route and upstream
+        # names (encoded once) need no escaping; the path and user agent may.
+        names = self._names
+        route_json = names.get(route)
+        if route_json is None:
+            route_json = names[route] = _json_str(route)
+        upstream_json = names.get(upstream)
+        if upstream_json is None:
+            upstream_json = names[upstream] = _json_str(upstream)
+        if len(names) > _NAME_CACHE:
+            names.clear()
+        agent = self._agents.get(user_agent)
+        if agent is None:
+            agent = _json_str(user_agent) if user_agent else "null"
+            if len(self._agents) < _NAME_CACHE:
+                self._agents[user_agent] = agent
+        path_json = _json_str(path) if '"' in path else '"' + path + '"'
         self._lines.append(
-            f'{{"ts":{time.time():.3f},"request_id":{_json_str(request_id)},'
-            f'"remote":{_json_str(remote)},"method":{_json_str(method)},'
-            f'"path":{_json_str(path)},"status":{status},'
-            f'"duration_ms":{duration * 1000:.3f},"route":{_json_str(route)},'
-            f'"upstream":{_json_str(upstream)},'
-            f'"user_agent":{_json_str(user_agent) if user_agent else "null"}}}\n'
+            f'{{"ts":{time.time():.3f},"request_id":"{request_id}","remote":"{remote}",'
+            f'"method":"{method}","path":{path_json},'
+            f'"status":{status},"duration_ms":{duration * 1000:.3f},"route":{route_json},'
+            f'"upstream":{upstream_json},"user_agent":{agent}}}\n'
         )
         if len(self._lines) >= _FLUSH_LINES:
             self.flush()

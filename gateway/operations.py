@@ -13,7 +13,7 @@ import netaddr
 from gateway.errors import Forbidden, MethodNotAllowed
 from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
-from gateway.pipeline.stage import Stage
+from gateway.pipeline.stage import Stage, StageResult
 from gateway.problem import SERVER_NAME
 from metrics.exposition import CONTENT_TYPE_LATEST, render
 from metrics.shared import SharedSnapshots
@@ -48,13 +48,13 @@ class Operations(Stage):
             "/metrics": self.prometheus,
         }
 
-    async def __call__(self, exchange: Exchange) -> Response | None:
+    def __call__(self, exchange: Exchange) -> StageResult:
         handler = self._handlers.get(exchange.path)
         if handler is None:
             return None
         if exchange.request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed(exchange.request.method, ("GET", "HEAD"))
-        return await handler(exchange)
+        return handler(exchange)
 
     async def health(self, exchange: Exchange) -> Response:
         """Alive: the worker answers."""

@@ -63,6 +63,8 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, server: HttpServer) -> None:
         self.server = server
         self.loop = server.loop
+        self._max_head_size = server.limits.max_head_size
+        self._max_headers = server.limits.max_headers
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.parser = httptools.HttpRequestParser(self)
@@ -168,18 +170,17 @@ class HttpConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
-        self._grow_head(len(url))
-
-    def _grow_head(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > self.server.limits.max_head_size:
+        self._head_size += len(url)
+        if self._head_size > self._max_head_size:
             raise Refusal(431, "the request head is too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
-        if len(headers) >= self.server.limits.max_headers:
+        if len(headers) >= self._max_headers:
             raise Refusal(431, "too many request headers")
-        self._grow_head(len(name) + len(value) + 4)
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self._max_head_size:
+            raise Refusal(431, "the request head is too large")
         lowered = name.lower()
         headers.append((lowered, name, value))
         index = self._index
@@ -197,13 +198,17 @@ class HttpConnection(asyncio.Protocol):
             raise Refusal(400, f"HTTP/{version} is not supported")
         if self._duplicate is not None:
             raise Refusal(400, f"more than one {self._duplicate.decode()} header")
-        url = b"".join(self._url)
-        if not self._http_request_line(url, version):
+        url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
+        # llhttp also reads RTSP/1.0 and ICE/1.0 request lines, and reports them as version
+        # 1.0: check the line says HTTP. It is in the data being fed, or began just before.
+        marker = b"%b HTTP/%b\r\n" % (url, version.encode())
+        if marker not in self._chunk and marker not in self._previous + self._chunk:
             raise Refusal(400, "not an HTTP request line")
         index = self._index
         if version == "1.1" and b"host" not in index:
             raise Refusal(400, "HTTP/1.1 requests must carry a Host header")
-        coding = index.get(b"transfer-encoding")
+        get = index.get
+        coding = get(b"transfer-encoding")
         if coding is not None and coding.strip().lower() != b"chunked":
             # llhttp finds other codings wrong only after this callback, when the request
             # would already be queued; refuse here so nothing of it goes upstream.
@@ -221,27 +226,24 @@ class HttpConnection(asyncio.Protocol):
             request.chunked = True
             request.body = self._body = Body(self)
         else:
-            length = index.get(b"content-length")
+            length = get(b"content-length")
             if length is not None:
                 request.content_length = int(length)  # llhttp checked it is digits
                 if request.content_length > 0:
                     request.body = self._body = Body(self)
-        expect = index.get(b"expect")
-        if expect is not None and version == "1.1" and expect.lower() == b"100-continue":
-            request.expect_continue = True
         if request.body is not None:
             request.body.last_data = self.loop.time()
-        self.queue.append(request)
-        if len(self.queue) > MAX_QUEUED:
+            expect = get(b"expect")
+            if expect is not None and version == "1.1" and expect.lower() == b"100-continue":
+                request.expect_continue = True
+        queue = self.queue
+        queue.append(request)
+        if len(queue) > MAX_QUEUED:
             self._paused_for_queue = True
             self._apply_reading()
-        self._wake()
-
-    def _http_request_line(self, url: bytes, version: str) -> bool:
-        # llhttp also reads RTSP/1.0 and ICE/1.0 request lines, and reports them as version
-        # 1.0: check the line says HTTP. It is in the data being fed, or began just before.
-        marker = b" " + url + b" HTTP/" + version.encode() + b"\r\n"
-        return marker in self._chunk or marker in self._previous + self._chunk
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def on_body(self, data: bytes) -> None:
         body = self._body

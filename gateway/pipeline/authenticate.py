@@ -10,9 +10,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 from gateway.errors import AuthUnavailable
-from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
-from gateway.pipeline.stage import Stage
+from gateway.pipeline.stage import Stage, StageResult
 from gateway.routing.table import AuthKind
 
 # The `auth:` kinds this build enforces; routes.yaml may name no other.
@@ -23,15 +22,17 @@ class Authenticator(ABC):
     """Checks one kind of credential."""
 
     @abstractmethod
-    async def authenticate(self, exchange: Exchange) -> None:
-        """Set `exchange.auth_method` (and the principal), or raise a 401/403 GatewayError."""
+    def authenticate(self, exchange: Exchange) -> StageResult:
+        """Set `exchange.auth_method` (and the principal), or raise a 401/403 GatewayError;
+        an awaitable when the check has to wait (see Stage)."""
 
 
 class Anonymous(Authenticator):
     """`auth: none`: nobody to check; upstreams are told so by `X-Auth-Method: none`."""
 
-    async def authenticate(self, exchange: Exchange) -> None:
+    def authenticate(self, exchange: Exchange) -> StageResult:
         exchange.auth_method = "none"
+        return None
 
 
 class Authenticate(Stage):
@@ -44,11 +45,10 @@ class Authenticate(Stage):
     def kinds(self) -> frozenset[AuthKind]:
         return frozenset(self.authenticators)
 
-    async def __call__(self, exchange: Exchange) -> Response | None:
+    def __call__(self, exchange: Exchange) -> StageResult:
         route = exchange.route
         assert route is not None
         authenticator = self.authenticators.get(route.auth)
         if authenticator is None:  # refused at load; fail closed if it ever slips through
             raise AuthUnavailable("this route's authentication is not available")
-        await authenticator.authenticate(exchange)
-        return None
+        return authenticator.authenticate(exchange)

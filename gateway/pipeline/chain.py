@@ -18,9 +18,30 @@ class Chain:
         self.stages = tuple(stages)
         self.terminal = terminal
 
-    async def run(self, exchange: Exchange) -> Response | None:
-        for stage in self.stages:
-            response = await stage(exchange)
-            if response is not None:
-                return response
+    def run(self, exchange: Exchange) -> Response | Awaitable[Response | None]:
+        """A response when a stage answered at once; otherwise what to await for one (the
+        chain goes on as a coroutine only once a stage has to wait)."""
+        stages = self.stages
+        for index in range(len(stages)):
+            result = stages[index](exchange)
+            if result is None:
+                continue
+            if isinstance(result, Response):
+                return result
+            return self._resume(result, index + 1, exchange)
+        return self.terminal(exchange)
+
+    async def _resume(
+        self, pending: Awaitable[Response | None], start: int, exchange: Exchange
+    ) -> Response | None:
+        result = await pending
+        if result is not None:
+            return result
+        for stage in self.stages[start:]:
+            step = stage(exchange)
+            if step is None:
+                continue
+            answer = step if isinstance(step, Response) else await step
+            if answer is not None:
+                return answer
         return await self.terminal(exchange)

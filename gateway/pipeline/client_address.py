@@ -12,9 +12,8 @@ from __future__ import annotations
 import netaddr
 
 from gateway import headers as h
-from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
-from gateway.pipeline.stage import Stage
+from gateway.pipeline.stage import Stage, StageResult
 
 _CACHE_LIMIT = 4096
 
@@ -75,7 +74,7 @@ class ResolveClientAddress(Stage):
     def __init__(self, resolver: ClientAddressResolver) -> None:
         self.resolver = resolver
 
-    async def __call__(self, exchange: Exchange) -> Response | None:
+    def __call__(self, exchange: Exchange) -> StageResult:
         request = exchange.request
         resolver = self.resolver
         peer = exchange.peer = request.peer

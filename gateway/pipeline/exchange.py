@@ -40,4 +40,4 @@ class Exchange:
         self.traceparent = b""
         self.status = 0  # set by a terminal step that streamed its response
         self.auth_method = "none"
-        self.context_headers: list[tuple[bytes, bytes]] = []
+        self.context_headers: list[bytes] = []  # complete `Name: value\r\n` lines

@@ -7,15 +7,14 @@ forwarder), since its size is not known up front.
 from __future__ import annotations
 
 from gateway.errors import PayloadTooLarge
-from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
-from gateway.pipeline.stage import Stage
+from gateway.pipeline.stage import Stage, StageResult
 
 
 class LimitBody(Stage):
     """413 payload_too_large for a declared length over the route's `max_body`."""
 
-    async def __call__(self, exchange: Exchange) -> Response | None:
+    def __call__(self, exchange: Exchange) -> StageResult:
         route = exchange.route
         assert route is not None
         length = exchange.request.content_length

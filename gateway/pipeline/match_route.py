@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
-from gateway.pipeline.stage import Stage
+from gateway.pipeline.stage import Stage, StageResult
 
 
 def request_host(host_header: bytes | None) -> str:
@@ -20,7 +19,7 @@ def request_host(host_header: bytes | None) -> str:
 class MatchRoute(Stage):
     """Sets `exchange.route` and `exchange.upstream_path` (404 and 405 otherwise)."""
 
-    async def __call__(self, exchange: Exchange) -> Response | None:
+    def __call__(self, exchange: Exchange) -> StageResult:
         table = exchange.table
         request = exchange.request
         host = request_host(request.header(b"host")) if table.uses_hosts else ""

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from gateway.errors import InvalidRequest
-from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
-from gateway.pipeline.stage import Stage
+from gateway.pipeline.stage import Stage, StageResult
 from gateway.routing.paths import PathError, canonical_path, split_target
 
 
 class ParseTarget(Stage):
     """Sets `exchange.path` (canonical) and `exchange.query`; 400 for paths with no safe form."""
 
-    async def __call__(self, exchange: Exchange) -> Response | None:
+    def __call__(self, exchange: Exchange) -> StageResult:
         try:
             path, query = split_target(exchange.request.target)
             exchange.path = canonical_path(path)

@@ -1,17 +1,27 @@
-"""The one interface every pipeline stage has."""
+"""The one interface every pipeline stage has.
+
+A stage's job is usually done at once (match a route, check a cached credential), and
+sometimes needs to wait (a database look-up on a cache miss). Making every stage a coroutine
+would cost each request one coroutine a stage whether it waits or not (about 0.7 us each on
+the bench machine, a tenth of the gateway's own time with seven stages), so a stage answers
+synchronously and hands back an awaitable only when it has to wait.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable
 
 from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
+
+# None: go on; a Response: answer it now; an awaitable of either: wait, then the same.
+StageResult = Response | None | Awaitable[Response | None]
 
 
 class Stage(ABC):
     """One job on the request path."""
 
     @abstractmethod
-    async def __call__(self, exchange: Exchange) -> Response | None:
-        """Do this stage's job: None to go on, a response to answer now, or raise a
-        GatewayError to refuse."""
+    def __call__(self, exchange: Exchange) -> StageResult:
+        """Do this stage's job on `exchange`, or raise a GatewayError to refuse."""

@@ -16,9 +16,14 @@ from typing import Any, cast
 
 import httptools
 
+from gateway.proxy.headers import RESPONSE_DROP, SERVER_HEADER, connection_tokens
+
 HIGH_WATER = 256 * 1024  # stop reading the upstream when this much body waits for the client
 LOW_WATER = 64 * 1024
-TICK = 0.1  # how often deadlines are checked: the precision of upstream timeouts
+TICK = 0.1
+_CONNECTION_OPTIONS = frozenset(
+    {b"keep-alive", b"close"}
+)  # how often deadlines are checked: the precision of upstream timeouts
 
 
 class UpstreamError(Exception):
@@ -84,7 +89,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.active = False
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # for the client: hop-by-hop ones gone
+        self.dated = False  # the upstream sent a Date
+        self._named = False  # ... and a Server
+        self._listed: set[bytes] | None = None  # names its Connection header lists
+        self._length: bytes | None = None
         self.content_length: int | None = None
         self.chunked = False
         self.head_received = False
@@ -158,8 +167,30 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.headers = []
+        self.dated = False
+        self._named = False
+        self._listed = None
+        self._length = None
+        self.chunked = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # The response headers are filtered for the client here, as they are parsed: one pass
+        # (proxy/headers.py says what goes and why).
+        lowered = name.lower()
+        if lowered in RESPONSE_DROP:
+            if lowered == b"content-length":
+                self._length = value
+            elif lowered == b"transfer-encoding":
+                self.chunked = b"chunked" in value.lower()
+            elif lowered == b"connection" and value.lower() not in _CONNECTION_OPTIONS:
+                tokens = connection_tokens(value) - _CONNECTION_OPTIONS
+                if tokens:
+                    self._listed = tokens if self._listed is None else self._listed | tokens
+            return
+        if lowered == b"date":
+            self.dated = True
+        elif lowered == b"server":
+            self._named = True
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -170,25 +201,24 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.status = status
         self.keep_alive = self.parser.should_keep_alive()
+        if self._listed is not None:
+            listed = self._listed
+            self.headers = [pair for pair in self.headers if pair[0].lower() not in listed]
+        if not self._named:
+            self.headers.append(SERVER_HEADER)
         content_length: int | None = None
-        chunked = False
-        for name, value in self.headers:
-            lowered = name.lower()
-            if lowered == b"content-length":
-                try:
-                    content_length = int(value)
-                except ValueError:
-                    content_length = None
-            elif lowered == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-        self.content_length = None if chunked else content_length
-        self.chunked = chunked
+        if self._length is not None and not self.chunked:
+            try:
+                content_length = int(self._length)
+            except ValueError:
+                content_length = None
+        self.content_length = content_length
         self.head_received = True
         self._release_drain()  # a request body still being sent stops here (early answer)
         if self._head_only or status in (204, 304):
             self.complete = True
         else:
-            self._until_close = not chunked and content_length is None
+            self._until_close = not self.chunked and content_length is None
         self._wake()
 
     def on_body(self, body: bytes) -> None:
@@ -249,8 +279,21 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def response_head(self) -> None:
         """Wait for the status line and headers, at most the timeout."""
+        # _wait() written out: this is every request's wait, one coroutine less matters.
+        waiting = self.watchdog.waiting
         while not self.head_received:
-            await self._wait()
+            if self._error is not None:
+                raise self._error
+            waiter = self._waiter = self.loop.create_future()
+            self.deadline = self.loop.time() + self._timeout
+            waiting.add(self)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                waiting.discard(self)
+        if self._error is not None:
+            raise self._error
 
     async def read(self) -> bytes:
         """The next piece of the body; b"" once it is complete."""

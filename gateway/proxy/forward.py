@@ -33,7 +33,7 @@ from gateway.proxy.connection import (
     UpstreamConnection,
     UpstreamError,
 )
-from gateway.proxy.headers import RequestHeaders, request_head, response_headers
+from gateway.proxy.headers import RequestHeaders
 from gateway.proxy.pool import TargetPool, UpstreamPools
 from metrics.catalog import Catalog
 
@@ -82,17 +82,16 @@ class Forwarder:
                 body = await _read_body(request)
             else:
                 streaming = True
-        framing: tuple[bytes, bytes] | None
         if request.chunked:
-            framing = (b"Transfer-Encoding", b"chunked")
+            framing = b"Transfer-Encoding: chunked\r\n"
         elif length is not None and (length > 0 or method not in BODYLESS_OK):
-            framing = (b"Content-Length", b"%d" % length)
+            framing = b"Content-Length: %d\r\n" % length
         elif method not in BODYLESS_OK:
-            framing = (b"Content-Length", b"0")
+            framing = b"Content-Length: 0\r\n"
         else:
-            framing = None
+            framing = b""
 
-        target = exchange.upstream_path + exchange.query
+        start = f"{method} {exchange.upstream_path}{exchange.query} HTTP/1.1\r\n".encode()
         tried: set[TargetPool] = set()
         fresh_only = False
         last_error: UpstreamError | None = None
@@ -113,9 +112,7 @@ class Forwarder:
                     tried.add(pool)
                     last_error = exc
                     continue
-            head = request_head(
-                method, target, incoming.forwarded, self._added(exchange, incoming, pool, framing)
-            )
+            head = self._head(exchange, incoming, start, pool, framing)
             conn.begin(head_only=method == "HEAD", timeout=timeout)
             try:
                 if streaming:
@@ -144,13 +141,15 @@ class Forwarder:
             pool.succeeded()
             return await self._respond(exchange, pool, conn)
 
-    def _added(
+    def _head(
         self,
         exchange: Exchange,
         incoming: RequestHeaders,
+        start: bytes,
         pool: TargetPool,
-        framing: tuple[bytes, bytes] | None,
-    ) -> list[tuple[bytes, bytes]]:
+        framing: bytes,
+    ) -> bytes:
+        """The request line and every header for the upstream, in one buffer."""
         client = exchange.client_ip.encode()
         if exchange.peer_trusted:
             forwarded_for = (
@@ -162,19 +161,25 @@ class Forwarder:
             host = incoming.forwarded_host or incoming.host
         else:
             forwarded_for, proto, host = client, _HTTP, incoming.host
-        added = [
-            (b"Host", pool.host_header),
-            (b"X-Forwarded-For", forwarded_for),
-            (b"X-Forwarded-Proto", proto),
-            (b"X-Request-Id", exchange.request_id.encode()),
-            (b"traceparent", exchange.traceparent),
+        parts = [
+            start,
+            *incoming.lines,
+            pool.host_line,
+            b"X-Forwarded-For: ",
+            forwarded_for,
+            b"\r\nX-Forwarded-Proto: ",
+            proto,
+            b"\r\nX-Request-Id: ",
+            exchange.request_id.encode(),
+            b"\r\ntraceparent: ",
+            exchange.traceparent,
+            b"\r\n",
             *exchange.context_headers,
         ]
         if host:
-            added.append((b"X-Forwarded-Host", host))
-        if framing is not None:
-            added.append(framing)
-        return added
+            parts += (b"X-Forwarded-Host: ", host, b"\r\n")
+        parts += (framing, b"\r\n")
+        return b"".join(parts)
 
     async def _stream_body(self, exchange: Exchange, conn: UpstreamConnection) -> None:
         request = exchange.request
@@ -214,7 +219,8 @@ class Forwarder:
         self, exchange: Exchange, pool: TargetPool, conn: UpstreamConnection
     ) -> Response | None:
         request = exchange.request
-        headers, dated = response_headers(conn.headers)
+        headers = conn.headers
+        dated = conn.dated
         headers.append((b"X-Request-Id", exchange.request_id.encode()))
         status = conn.status
         if conn.complete:

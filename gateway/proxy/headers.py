@@ -4,13 +4,14 @@ back to the client. Works on raw byte pairs throughout; nothing is decoded.
 Removed towards the upstream: hop-by-hop headers (RFC 9110 section 7.6.1) and every header the
 client names in `Connection`; identity headers only the gateway may set (SPEC section 7); and
 the forwarding headers, which the gateway writes itself (believing a client's copy only when
-the peer is a trusted proxy). Removed towards the client: hop-by-hop headers, those the
-upstream names in `Connection`, and the framing, which the gateway sets.
+the peer is a trusted proxy). Removed towards the client (as the upstream's response is
+parsed, in proxy/connection.py): hop-by-hop headers, those the upstream names in
+`Connection`, and the framing, which the gateway sets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from gateway import headers as h
 from gateway.http.request import Header
@@ -32,8 +33,10 @@ _REWRITTEN = frozenset(
     }
 )
 REQUEST_DROP = h.HOP_BY_HOP | _REWRITTEN
+_CONNECTION_OPTIONS = frozenset({b"keep-alive", b"close"})
 RESPONSE_DROP = h.HOP_BY_HOP | {h.B_CONTENT_LENGTH}
-_SERVER = (b"Server", SERVER_NAME.encode())
+# Added to a response whose upstream named no Server (the gateway's own, versionless).
+SERVER_HEADER = (b"Server", SERVER_NAME.encode())
 
 
 def connection_tokens(value: bytes) -> set[bytes]:
@@ -42,12 +45,13 @@ def connection_tokens(value: bytes) -> set[bytes]:
 
 
 class RequestHeaders:
-    """The client's headers, split into those forwarded and those the gateway reads."""
+    """The client's headers, split into those forwarded (already as `name: value` lines) and
+    those the gateway reads."""
 
-    __slots__ = ("forwarded", "forwarded_for", "forwarded_host", "forwarded_proto", "host")
+    __slots__ = ("forwarded_for", "forwarded_host", "forwarded_proto", "host", "lines")
 
     def __init__(self, headers: Sequence[Header]) -> None:
-        forwarded: list[tuple[bytes, bytes]] = []
+        lines: list[bytes] = []
         listed: set[bytes] | None = None
         self.forwarded_for: list[bytes] = []
         self.forwarded_proto: bytes | None = None
@@ -58,8 +62,11 @@ class RequestHeaders:
         for lowered, name, value in headers:
             if lowered in drop:
                 if lowered == h.B_CONNECTION:
-                    tokens = connection_tokens(value)
-                    listed = tokens if listed is None else listed | tokens
+                    if value.lower() in _CONNECTION_OPTIONS:
+                        continue
+                    tokens = connection_tokens(value) - _CONNECTION_OPTIONS
+                    if tokens:
+                        listed = tokens if listed is None else listed | tokens
                 elif lowered == h.B_HOST:
                     self.host = value
                 elif lowered == h.B_X_FORWARDED_FOR:
@@ -71,50 +78,7 @@ class RequestHeaders:
                 continue
             if lowered.startswith(identity):
                 continue
-            forwarded.append((name, value))
+            lines.append(name + b": " + value + b"\r\n")
         if listed:
-            forwarded = [pair for pair in forwarded if pair[0].lower() not in listed]
-        self.forwarded = forwarded
-
-
-def request_head(
-    method: str,
-    target: str,
-    forwarded: Iterable[tuple[bytes, bytes]],
-    added: Iterable[tuple[bytes, bytes]],
-) -> bytes:
-    """The request line and headers, ready to write in one go."""
-    parts = [f"{method} {target} HTTP/1.1\r\n".encode()]
-    for name, value in forwarded:
-        parts += (name, b": ", value, b"\r\n")
-    for name, value in added:
-        parts += (name, b": ", value, b"\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts)
-
-
-def response_headers(raw: Sequence[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], bool]:
-    """The upstream's headers for the client (Set-Cookie stays repeated, order is kept), and
-    whether they carry a Date. A Server header is added when the upstream sent none."""
-    kept: list[tuple[bytes, bytes]] = []
-    listed: set[bytes] | None = None
-    dated = False
-    named = False
-    drop = RESPONSE_DROP
-    for pair in raw:
-        lowered = pair[0].lower()
-        if lowered in drop:
-            if lowered == h.B_CONNECTION:
-                tokens = connection_tokens(pair[1])
-                listed = tokens if listed is None else listed | tokens
-            continue
-        if lowered == b"date":
-            dated = True
-        elif lowered == b"server":
-            named = True
-        kept.append(pair)
-    if listed:
-        kept = [pair for pair in kept if pair[0].lower() not in listed]
-    if not named:
-        kept.append(_SERVER)
-    return kept, dated
+            lines = [line for line in lines if line.split(b":", 1)[0].lower() not in listed]
+        self.lines = lines

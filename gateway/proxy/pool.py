@@ -40,7 +40,7 @@ class TargetPool:
     ) -> None:
         self.target = target
         self.watchdog = watchdog
-        self.host_header = target.authority.encode()
+        self.host_line = b"Host: " + target.authority.encode() + b"\r\n"
         self.upstream = upstream
         self.loop = loop
         self.idle: deque[UpstreamConnection] = deque()

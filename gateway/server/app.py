@@ -87,7 +87,8 @@ class Gateway:
         exchange = Exchange(request, request_id_from(request.header(b"x-request-id")), self.table)
         exchange.traceparent = traceparent_from(request.header(b"traceparent"))
         try:
-            response = await self.chain.run(exchange)
+            result = self.chain.run(exchange)
+            response = result if isinstance(result, Response) else await result
         except GatewayError as error:
             response = problem_response(error, exchange.request_id)
         except ResponseAborted as aborted:
