@@ -328,7 +328,7 @@ def gateway_routes(upstream_port: int, auth: str) -> str:
 
 def supported_auth_kinds() -> set[str]:
     sys.path.insert(0, str(ROOT))
-    from gateway.pipeline.authenticate import SUPPORTED_AUTH_KINDS
+    from gateway.routing.table import SUPPORTED_AUTH_KINDS
 
     return {kind.value for kind in SUPPORTED_AUTH_KINDS}
 

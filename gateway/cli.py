@@ -7,10 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import __version__
+from gateway import __version__, admin_cli
 from gateway.config import Settings, SettingsError
 from gateway.logs import configure
-from gateway.pipeline.authenticate import SUPPORTED_AUTH_KINDS
 from gateway.routing.loader import ConfigError, load_route_table
 from gateway.routing.table import RouteTable
 
@@ -32,11 +31,12 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a route table and exit")
     check.add_argument("config", nargs="?", default="routes.yaml")
+    admin_cli.add_commands(commands)
     return parser
 
 
 def _load(path: str) -> RouteTable:
-    return load_route_table(path, auth_kinds=SUPPORTED_AUTH_KINDS)
+    return load_route_table(path)
 
 
 def _settings() -> Settings:
@@ -55,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         settings = _settings()
         configure(settings.log_level)
+        if args.command in ("migrate", "user", "users"):
+            return admin_cli.run(args, settings.auth)
         table = _load(args.config)
         if args.command == "serve":
             if args.workers < 1:

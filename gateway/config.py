@@ -12,7 +12,8 @@ from typing import TypeVar
 
 import netaddr
 
-from gateway.units import parse_duration, parse_size
+from auth_core.config import AuthSettings, AuthSettingsError
+from auth_core.units import parse_boolean, parse_duration, parse_size
 
 T = TypeVar("T")
 
@@ -27,15 +28,6 @@ def _cidrs(value: str) -> netaddr.IPSet:
         return netaddr.IPSet([netaddr.IPNetwork(item) for item in items])
     except (netaddr.AddrFormatError, ValueError, TypeError):
         raise ValueError(f"{value!r} is not a comma-separated list of CIDRs") from None
-
-
-def _boolean(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{value!r} is not true or false")
 
 
 def _count(value: str) -> int:
@@ -76,6 +68,7 @@ class Settings:
     log_level: str = "INFO"
     reload_interval: float = 1.0
     watch_config: bool = True
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -102,5 +95,9 @@ class Settings:
         read("GATEWAY_ACCESS_LOG", "access_log", _access_log)
         read("GATEWAY_LOG_LEVEL", "log_level", _log_level)
         read("GATEWAY_RELOAD_INTERVAL", "reload_interval", parse_duration)
-        read("GATEWAY_WATCH_CONFIG", "watch_config", _boolean)
+        read("GATEWAY_WATCH_CONFIG", "watch_config", parse_boolean)
+        try:
+            values["auth"] = AuthSettings.from_env(env)
+        except AuthSettingsError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(**values)  # type: ignore[arg-type]

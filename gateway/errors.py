@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from http import HTTPStatus
 
+from auth_core.errors import AuthError
 from gateway.http.response import Response
 from gateway.problem import PROBLEM_JSON, SERVER_NAME, problem_body
 
@@ -44,6 +45,8 @@ class ErrorCode(StrEnum):
     AUTH_UNAVAILABLE = "auth_unavailable"
     NOT_FOUND = "not_found"
     INTERNAL_ERROR = "internal_error"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    CONFLICT = "conflict"
 
 
 class GatewayError(Exception):
@@ -58,9 +61,12 @@ class GatewayError(Exception):
         *,
         headers: Mapping[str, str] | None = None,
         status: int | None = None,
+        code: str | None = None,
     ) -> None:
         if status is not None:
             self.status = status
+        if code is not None:
+            self.code = code  # type: ignore[assignment]
         self.detail = detail or HTTPStatus(self.status).description
         self.headers: Mapping[str, str] = headers or {}
         super().__init__(self.detail)
@@ -132,3 +138,20 @@ def problem_response(error: GatewayError, request_id: str) -> Response:
         headers,
         problem_body(error.status, error.code, error.detail, request_id),
     )
+
+
+def from_auth_error(error: AuthError) -> GatewayError:
+    """The auth core's error as the gateway answers it; 401s say how to authenticate
+    (RFC 6750 section 3)."""
+    headers = dict(error.headers)
+    if error.status == 401:
+        if error.code == "missing_credentials":
+            headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
+        else:
+            headers["WWW-Authenticate"] = (
+                f'Bearer realm="gateway", error="{_BEARER_ERRORS.get(error.code, "invalid_token")}"'
+            )
+    return GatewayError(error.detail, status=error.status, code=error.code, headers=headers)
+
+
+_BEARER_ERRORS = {"invalid_credentials": "invalid_request"}

@@ -6,6 +6,7 @@ Everything listens on 127.0.0.1 with a port the kernel picks; nothing leaves loo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -21,8 +22,9 @@ from typing import Any
 
 from aiohttp import web
 
+from auth_core.config import AuthSettings
+from auth_core.passwords import HashCost
 from gateway.config import Settings
-from gateway.pipeline.authenticate import SUPPORTED_AUTH_KINDS
 from gateway.routing.loader import load_route_table
 from gateway.server.run import Worker, bind
 
@@ -129,9 +131,13 @@ async def running_gateway(
     """The gateway serving `routes_yaml` in this event loop, on a port of its own."""
     config = directory / "routes.yaml"
     config.write_text(routes_yaml)
-    table = load_route_table(config, auth_kinds=SUPPORTED_AUTH_KINDS)
+    table = load_route_table(config)
+    settings = settings or Settings(access_log="off", watch_config=False)
+    if settings.auth == AuthSettings():
+        # Never the default ./gateway.db of the working directory: a database of its own.
+        settings = dataclasses.replace(settings, auth=test_auth(directory))
     worker = Worker(
-        settings or Settings(access_log="off", watch_config=False),
+        settings,
         table,
         bind(LOOPBACK, 0),
         config_path=config,
@@ -142,6 +148,20 @@ async def running_gateway(
     finally:
         await worker.stop()
         worker.sock.close()
+
+
+FAST_HASHING = HashCost(time_cost=1, memory_kib=8192, parallelism=1)
+
+
+def test_auth(directory: Path, **overrides: Any) -> AuthSettings:
+    """Auth settings for a test: its own SQLite file, fast password hashing, mail to an outbox."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{directory}/gateway.db",
+        "hash_cost": FAST_HASHING,
+        "mail_url": f"outbox:{directory}/outbox",
+    }
+    values.update(overrides)
+    return AuthSettings(**values)
 
 
 def routes(upstreams: dict[str, list[str]], *route_lines: str, extra: str = "") -> str:
@@ -283,6 +303,9 @@ def start_gateway_process(
         **os.environ,
         "GATEWAY_ACCESS_LOG": "off",
         "GATEWAY_RELOAD_INTERVAL": "200ms",
+        "GATEWAY_DATABASE_URL": f"sqlite:///{directory}/gateway.db",
+        "GATEWAY_PASSWORD_HASH_COST": "1,8192,1",
+        "GATEWAY_MAIL_URL": f"outbox:{directory}/outbox",
         **(env or {}),
     }
     with log.open("wb") as out:

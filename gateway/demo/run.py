@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from auth_core.service import AuthCore
 from gateway.config import Settings
 from gateway.demo.echo import echo_app
 from gateway.routing.table import RouteTable
@@ -33,21 +36,47 @@ async def _demo(settings: Settings, table: RouteTable, config: Path, host: str, 
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, worker.reload)
     await worker.start()
+    assert worker.core is not None
+    password = await _demo_user(worker.core)
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{worker.port}"
     echo_path = next((r.path for r in table.routes if r.upstream == ECHO_UPSTREAM), None)
-    print(f"gateway demo listening on {base} (routes from {config})", file=sys.stderr)
-    print("try:", file=sys.stderr)
+    say = partial(print, file=sys.stderr)
+    say(f"gateway demo listening on {base} (routes from {config})")
+    say("try:")
     if echo_path is not None:
-        print(f"  curl -i {base}{echo_path}/hello?name=world", file=sys.stderr)
-        print(f"  curl -i -X POST -d '{{\"hi\": 1}}' {base}{echo_path}/items", file=sys.stderr)
-    print(f"  curl -i {base}/nowhere        # 404 route_not_found, problem+json", file=sys.stderr)
-    print(f"  curl -s {base}/ready", file=sys.stderr)
-    print(f"  curl -s {base}/metrics | grep gateway_requests_total", file=sys.stderr)
-    print("Ctrl-C stops it.", file=sys.stderr)
+        say(f"  curl -i {base}{echo_path}/hello?name=world")
+        say(f"  curl -i -X POST -d '{{\"hi\": 1}}' {base}{echo_path}/items")
+    say(f"  curl -i {base}/nowhere        # 404 route_not_found, problem+json")
+    if password is not None:
+        say(f"log in as {DEMO_EMAIL} (password {password}):")
+        say(
+            f"  TOKEN=$(curl -s -X POST {base}/api/v1/auth/login -H 'Content-Type: "
+            f'application/json\' -d \'{{"email": "{DEMO_EMAIL}", "password": '
+            f"\"{password}\"}}' | python3 -c 'import json,sys; "
+            'print(json.load(sys.stdin)["access_token"])\')'
+        )
+        say(f'  curl -i {base}/private/hello -H "Authorization: Bearer $TOKEN"')
+        say(f"  curl -i {base}/private/hello        # 401 missing_credentials")
+    say(f"  curl -s {base}/ready")
+    say(f"  curl -s {base}/metrics | grep gateway_requests_total")
+    say("Ctrl-C stops it.")
     await stop.wait()
     await worker.stop()
     for runner in runners:
         await runner.cleanup()
+
+
+DEMO_EMAIL = "demo@example.com"
+
+
+async def _demo_user(core: AuthCore) -> str | None:
+    """Create the demo user on the first run; its password, or None if it existed."""
+    store = core.require_store()
+    if await store.users.by_email(DEMO_EMAIL) is not None:
+        return None
+    password = secrets.token_urlsafe(9)
+    await core.accounts.create(DEMO_EMAIL, password, roles=("user",), verified=True)
+    return password
 
 
 def run_demo(settings: Settings, table: RouteTable, config: Path, host: str, port: int) -> int:

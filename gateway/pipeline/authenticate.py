@@ -9,13 +9,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
-from gateway.errors import AuthUnavailable
+from auth_core.errors import AuthError
+from gateway.errors import AuthUnavailable, from_auth_error
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.routing.table import AuthKind
-
-# The `auth:` kinds this build enforces; routes.yaml may name no other.
-SUPPORTED_AUTH_KINDS = frozenset({AuthKind.NONE})
 
 
 class Authenticator(ABC):
@@ -51,4 +49,7 @@ class Authenticate(Stage):
         authenticator = self.authenticators.get(route.auth)
         if authenticator is None:  # refused at load; fail closed if it ever slips through
             raise AuthUnavailable("this route's authentication is not available")
-        return authenticator.authenticate(exchange)
+        try:
+            return authenticator.authenticate(exchange)
+        except AuthError as exc:
+            raise from_auth_error(exc) from None

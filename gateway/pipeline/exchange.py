@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from auth_core.models import Principal
 from gateway.http.request import Request
 from gateway.routing.table import Route, RouteTable
 
@@ -16,6 +17,7 @@ class Exchange:
         "path",
         "peer",
         "peer_trusted",
+        "principal",
         "query",
         "request",
         "request_id",
@@ -40,4 +42,5 @@ class Exchange:
         self.traceparent = b""
         self.status = 0  # set by a terminal step that streamed its response
         self.auth_method = "none"
+        self.principal: Principal | None = None  # who the credential proved, if any
         self.context_headers: list[bytes] = []  # complete `Name: value\r\n` lines

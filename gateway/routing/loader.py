@@ -16,9 +16,18 @@ from urllib.parse import urlsplit
 import netaddr
 import yaml
 
+from auth_core.units import parse_duration, parse_size
+from gateway.origins import OriginWhitelist, normalise_origin
 from gateway.routing.paths import PathError, canonical_path
-from gateway.routing.table import AuthKind, Route, RouteTable, Target, Upstream
-from gateway.units import parse_duration, parse_size
+from gateway.routing.table import (
+    BUILTIN_UPSTREAMS,
+    SUPPORTED_AUTH_KINDS,
+    AuthKind,
+    Route,
+    RouteTable,
+    Target,
+    Upstream,
+)
 
 T = TypeVar("T")
 
@@ -144,8 +153,8 @@ class _Walker:
 def load_route_table(
     path: str | Path,
     *,
-    auth_kinds: Collection[AuthKind] = (AuthKind.NONE,),
-    builtin_upstreams: Collection[str] = (),
+    auth_kinds: Collection[AuthKind] = SUPPORTED_AUTH_KINDS,
+    builtin_upstreams: Collection[str] = BUILTIN_UPSTREAMS,
 ) -> RouteTable:
     """Read and validate the file at `path`; ConfigError on any problem."""
     path = Path(path)
@@ -162,8 +171,8 @@ def parse_route_table(
     data: bytes | str,
     source: str = "routes.yaml",
     *,
-    auth_kinds: Collection[AuthKind] = (AuthKind.NONE,),
-    builtin_upstreams: Collection[str] = (),
+    auth_kinds: Collection[AuthKind] = SUPPORTED_AUTH_KINDS,
+    builtin_upstreams: Collection[str] = BUILTIN_UPSTREAMS,
 ) -> RouteTable:
     """Validate the text of a routes.yaml; `auth_kinds` are those this build can enforce."""
     raw = data.encode() if isinstance(data, str) else data
@@ -190,7 +199,7 @@ def parse_route_table(
     if "routes" not in top:
         raise walk.fail(root, "missing 'routes'")
     routes = _routes(walk, top["routes"][1], upstreams, builtin_upstreams, auth_kinds)
-    origins = _origins(walk, top["origins"][1]) if "origins" in top else frozenset()
+    origins = _origins(walk, top["origins"][1]) if "origins" in top else OriginWhitelist(())
     table = RouteTable(
         routes=tuple(routes),
         upstreams=upstreams,
@@ -399,33 +408,17 @@ def _host(walk: _Walker, node: yaml.Node, where: str) -> str:
     return host
 
 
-def _origins(walk: _Walker, node: yaml.Node) -> frozenset[str]:
-    origins: set[str] = set()
+def _origins(walk: _Walker, node: yaml.Node) -> OriginWhitelist:
+    entries = []
     for item, value in walk.strings(node, "origins"):
-        if not _is_origin(value):
+        if normalise_origin(value.replace("://*.", "://wildcard.", 1)) is None:
             raise walk.fail(
-                item, f"origins: '{value}' must be an origin such as https://app.example.com"
+                item,
+                f"origins: '{value}' must be an origin such as https://app.example.com "
+                "(or https://*.example.com for its subdomains)",
             )
-        origins.add(value.lower())
-    return frozenset(origins)
-
-
-def _is_origin(value: str) -> bool:
-    """scheme://host[:port] and nothing else (RFC 6454 serialisation)."""
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        return False
-    return (
-        parts.scheme in ("http", "https")
-        and bool(parts.hostname)
-        and not parts.path
-        and not parts.query
-        and not parts.fragment
-        and "@" not in parts.netloc
-        and not value.endswith(("?", "#"))
-    )
+        entries.append(value)
+    return OriginWhitelist(entries)
 
 
 def _metrics_allow(walk: _Walker, node: yaml.Node) -> netaddr.IPSet:

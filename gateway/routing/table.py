@@ -14,6 +14,7 @@ from enum import StrEnum
 import netaddr
 
 from gateway.errors import MethodNotAllowed, RouteNotFound
+from gateway.origins import OriginWhitelist
 
 
 class AuthKind(StrEnum):
@@ -25,6 +26,13 @@ class AuthKind(StrEnum):
     PAT = "pat"
     ANY = "any"
     SERVICE = "service"
+
+
+# The `auth:` kinds this build enforces; routes.yaml may name no other.
+SUPPORTED_AUTH_KINDS = frozenset({AuthKind.NONE, AuthKind.JWT})
+# Upstreams served inside the gateway process: the auth core's API.
+AUTH_CORE = "auth_core"
+BUILTIN_UPSTREAMS = frozenset({AUTH_CORE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +117,7 @@ class RouteTable:
 
     routes: tuple[Route, ...]
     upstreams: Mapping[str, Upstream]
-    origins: frozenset[str] = frozenset()
+    origins: OriginWhitelist = field(default_factory=lambda: OriginWhitelist(()))
     metrics_allow: netaddr.IPSet = field(
         default_factory=lambda: netaddr.IPSet(["127.0.0.0/8", "::1/128"])
     )

@@ -6,15 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
+from auth_core.api import build_api
+from auth_core.service import AuthCore
 from gateway.accesslog import AccessLog
+from gateway.auth_upstream import AuthCoreUpstream
 from gateway.config import Settings
 from gateway.errors import GatewayError, problem_response
+from gateway.forward_auth import ForwardAuth
 from gateway.http.request import Request
 from gateway.http.response import Response
 from gateway.operations import Operations
 from gateway.pipeline.authenticate import Anonymous, Authenticate
+from gateway.pipeline.authorize import Authorize
+from gateway.pipeline.bearer import JwtBearer
 from gateway.pipeline.chain import Chain
 from gateway.pipeline.client_address import ClientAddressResolver, ResolveClientAddress
 from gateway.pipeline.context import SetContext
@@ -25,7 +32,7 @@ from gateway.pipeline.parse_target import ParseTarget
 from gateway.proxy.forward import Forwarder, ResponseAborted
 from gateway.proxy.pool import UpstreamPools
 from gateway.routing.loader import ConfigError, load_route_table
-from gateway.routing.table import AuthKind, RouteTable
+from gateway.routing.table import AUTH_CORE, AuthKind, RouteTable
 from gateway.tracing import request_id_from, traceparent_from
 from metrics.catalog import Catalog
 from metrics.shared import SharedSnapshots
@@ -44,10 +51,12 @@ class Gateway:
         settings: Settings,
         table: RouteTable,
         *,
+        core: AuthCore,
         config_path: str | Path | None = None,
         metrics_dir: str | Path | None = None,
     ) -> None:
         self.settings = settings
+        self.core = core
         self.table = table
         self.config_path = Path(config_path) if config_path else None
         self.catalog = Catalog()
@@ -57,8 +66,13 @@ class Gateway:
         self.pools.update(table.upstreams)
         self.pools.start()
         self.resolver = ClientAddressResolver(settings.trusted_proxies)
-        self.authenticate = Authenticate({AuthKind.NONE: Anonymous()})
+        self.authenticate = Authenticate(
+            {AuthKind.NONE: Anonymous(), AuthKind.JWT: JwtBearer(core)}
+        )
+        authorize = Authorize(check_origins=settings.auth.origin_validation_enabled)
         self.operations = Operations(self.metrics, self.readiness)
+        self.forwarder = Forwarder(self.pools, self.catalog)
+        self.builtin = AuthCoreUpstream(core, build_api(core), ForwardAuth(core, authorize))
         self.chain = Chain(
             [
                 ResolveClientAddress(self.resolver),
@@ -67,19 +81,24 @@ class Gateway:
                 MatchRoute(),
                 LimitBody(),
                 self.authenticate,
-                SetContext(),
+                authorize,
+                SetContext(core),
             ],
-            Forwarder(self.pools, self.catalog),
+            self.terminal,
         )
 
-    @property
-    def auth_kinds(self) -> frozenset[AuthKind]:
-        """The `auth:` kinds this build enforces; routes.yaml may use no other."""
-        return self.authenticate.kinds
+    def terminal(self, exchange: Exchange) -> Awaitable[Response | None]:
+        """The upstream step: the auth core in-process, or the forwarder."""
+        route = exchange.route
+        assert route is not None
+        if route.upstream == AUTH_CORE:
+            return self.builtin(exchange)
+        return self.forwarder(exchange)
 
     async def readiness(self) -> dict[str, str]:
         """Dependencies and their state ("ok" or why not)."""
-        return {"routes": "ok"}
+        database = "ok" if await self.core.ready() else "unreachable"
+        return {"routes": "ok", "database": database}
 
     async def handle(self, request: Request) -> Response | None:
         """The HTTP server's entry point for every request; None when the response streamed."""
@@ -137,7 +156,7 @@ class Gateway:
         if self.config_path is None:
             return False
         try:
-            table = load_route_table(self.config_path, auth_kinds=self.auth_kinds)
+            table = load_route_table(self.config_path)
         except ConfigError as exc:
             self.catalog.config_reloads.inc(("refused",))
             log.error("routes.yaml refused, the previous table stays in force: %s", exc)

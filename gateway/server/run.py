@@ -10,6 +10,7 @@ import signal
 import socket
 from pathlib import Path
 
+from auth_core.service import AuthCore
 from gateway.config import Settings
 from gateway.http.server import HttpServer, Limits
 from gateway.routing.table import RouteTable
@@ -54,6 +55,7 @@ class Worker:
         self.config_path = Path(config_path) if config_path else None
         self.metrics_dir = metrics_dir
         self.gateway: Gateway | None = None
+        self.core: AuthCore | None = None
         self.server: HttpServer | None = None
         self._listener: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -67,8 +69,14 @@ class Worker:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         settings = self.settings
+        self.core = AuthCore(settings.auth)
+        await self.core.start()
         gateway = self.gateway = Gateway(
-            settings, self.table, config_path=self.config_path, metrics_dir=self.metrics_dir
+            settings,
+            self.table,
+            core=self.core,
+            config_path=self.config_path,
+            metrics_dir=self.metrics_dir,
         )
         limits = Limits(
             max_head_size=settings.max_header_size,
@@ -124,6 +132,9 @@ class Worker:
         self._tasks.clear()
         await self.gateway.close()
         self.gateway = None
+        if self.core is not None:
+            await self.core.close()
+            self.core = None
         self._stopped.set()
 
     async def serve_until_signalled(self) -> None:

@@ -82,7 +82,7 @@ async def test_ready_reports_the_hash_of_the_route_table(
             document = await response.json()
     assert document["status"] == "ready"
     assert document["routes_sha256"] == expected
-    assert document["checks"] == {"routes": "ok"}
+    assert document["checks"] == {"routes": "ok", "database": "ok"}
 
 
 async def test_ready_answers_503_while_draining(

@@ -1,6 +1,8 @@
-"""Parsing of the human units used in configuration: durations and byte sizes.
+"""Parsing of the human units used in configuration: durations, byte sizes, booleans.
 
 Parsed once at load time into floats (seconds) and ints (bytes); nothing here runs per request.
+It lives in the auth core because the gateway may import the auth core and not the reverse;
+both use it.
 """
 
 from __future__ import annotations
@@ -46,3 +48,13 @@ def parse_size(value: object) -> int:
     if size <= 0:
         raise ValueError(f"{value!r} must be a positive size")
     return size
+
+
+def parse_boolean(value: str) -> bool:
+    """true/false, yes/no, on/off, 1/0; raises ValueError."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")

@@ -1,0 +1,244 @@
+"""Accounts: signup, e-mail verification, password reset, the admin's user management, and
+users brought in from another system (CLI `user create`, `users import`)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from auth_core.errors import Conflict, InvalidRequest, InvalidToken, NotFound
+from auth_core.models import User
+from auth_core.passwords import PasswordPolicyError, check_policy, importable
+from auth_core.store.base import Conflict as StoreConflict
+from auth_core.tokens import opaque_token, token_hash
+
+if TYPE_CHECKING:
+    from auth_core.service import AuthCore, CallInfo
+
+VERIFY_EMAIL = "verify_email"
+RESET_PASSWORD = "reset_password"  # noqa: S105 - a token kind, not a secret
+VERIFY_LIFETIME = 48 * 3600.0
+RESET_LIFETIME = 3600.0
+ROLE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+# Deliberately loose: one @, something before, a dot after. Delivery is the real test.
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+MAX_EMAIL = 254
+
+
+def valid_email(email: object) -> str:
+    if not isinstance(email, str) or len(email) > MAX_EMAIL or not EMAIL.fullmatch(email):
+        raise InvalidRequest("email must be an e-mail address")
+    return email.strip().lower()
+
+
+def valid_roles(roles: object) -> tuple[str, ...]:
+    if not isinstance(roles, list | tuple) or not all(
+        isinstance(role, str) and ROLE.fullmatch(role) for role in roles
+    ):
+        raise InvalidRequest("roles must be a list of lower-case names")
+    return tuple(dict.fromkeys(roles))
+
+
+def valid_password(password: object) -> str:
+    if not isinstance(password, str):
+        raise InvalidRequest("password must be a string")
+    try:
+        check_policy(password)
+    except PasswordPolicyError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return password
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    created: int
+    skipped: list[str]
+
+
+class Accounts:
+    def __init__(self, core: AuthCore) -> None:
+        self.core = core
+
+    async def create(
+        self,
+        email: str,
+        password: str | None,
+        *,
+        name: str | None = None,
+        roles: tuple[str, ...] = ("user",),
+        verified: bool = False,
+        tenant_id: str | None = None,
+        external_id: str | None = None,
+    ) -> User:
+        core = self.core
+        store = core.require_store()
+        email = valid_email(email)
+        hashed = None
+        if password is not None:
+            hashed = await asyncio.to_thread(core.passwords.hash, valid_password(password))
+        try:
+            return await store.users.create(
+                email,
+                hashed,
+                name=name,
+                roles=roles,
+                email_verified=verified,
+                tenant_id=tenant_id,
+                external_id=external_id,
+            )
+        except StoreConflict:
+            raise Conflict("a user with this e-mail exists") from None
+
+    async def signup(
+        self, email: str, password: str, name: str | None, call: CallInfo, base_url: str
+    ) -> User:
+        user = await self.create(email, password, name=name)
+        await self.core.audit("signup", "success", call, user_id=user.id)
+        await self.send_verification(user, base_url)
+        return user
+
+    async def send_verification(self, user: User, base_url: str) -> None:
+        store = self.core.require_store()
+        token = opaque_token()
+        await store.one_time_tokens.add(VERIFY_EMAIL, user.id, token_hash(token), VERIFY_LIFETIME)
+        await self.core.mailer.send(
+            user.email,
+            "Confirm your e-mail address",
+            "Confirm your address by sending this token to "
+            f"POST {base_url}/api/v1/auth/verify-email:\n\n{token}\n\n"
+            "It is valid for 48 hours and can be used once.\n",
+        )
+
+    async def verify_email(self, token: str, call: CallInfo) -> User:
+        store = self.core.require_store()
+        user_id = await store.one_time_tokens.consume(VERIFY_EMAIL, token_hash(token))
+        if user_id is None:
+            await self.core.audit("verify_email", "failure", call)
+            raise InvalidToken("the verification token is not valid")
+        user = await store.users.update(user_id, email_verified=True)
+        if user is None:
+            raise InvalidToken("the verification token is not valid")
+        await self.core.audit("verify_email", "success", call, user_id=user_id)
+        return user
+
+    async def forgot_password(self, email: str, call: CallInfo, base_url: str) -> None:
+        """Send a reset token if the account exists; say nothing either way."""
+        store = self.core.require_store()
+        user = await store.users.by_email(email) if isinstance(email, str) else None
+        if user is None or user.disabled:
+            await self.core.audit("forgot_password", "unknown", call)
+            return
+        token = opaque_token()
+        await store.one_time_tokens.add(RESET_PASSWORD, user.id, token_hash(token), RESET_LIFETIME)
+        await self.core.mailer.send(
+            user.email,
+            "Reset your password",
+            f"To choose a new password, send this token with it to "
+            f"POST {base_url}/api/v1/auth/reset-password:\n\n{token}\n\n"
+            "It is valid for one hour and can be used once. If you did not ask, ignore this.\n",
+        )
+        await self.core.audit("forgot_password", "sent", call, user_id=user.id)
+
+    async def reset_password(self, token: str, password: str, call: CallInfo) -> None:
+        """Set a new password with a reset token; every session of the user ends."""
+        core = self.core
+        store = core.require_store()
+        password = valid_password(password)
+        user_id = await store.one_time_tokens.consume(RESET_PASSWORD, token_hash(token))
+        if user_id is None:
+            await core.audit("reset_password", "failure", call)
+            raise InvalidToken("the reset token is not valid")
+        hashed = await asyncio.to_thread(core.passwords.hash, password)
+        await store.users.set_password_hash(user_id, hashed)
+        await store.users.login_succeeded(user_id)  # a reset also unlocks the account
+        ended = await core.sessions.revoke_user(user_id, "password reset")
+        await core.audit(
+            "password_change", "success", call, user_id=user_id, sessions_ended=len(ended)
+        )
+
+    # -- administration -------------------------------------------------------------------
+
+    async def get(self, user_id: str) -> User:
+        user = await self.core.require_store().users.get(user_id)
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    async def update(
+        self, user_id: str, changes: dict[str, Any], actor_id: str | None, call: CallInfo
+    ) -> User:
+        fields: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key == "name":
+                if value is not None and not isinstance(value, str):
+                    raise InvalidRequest("name must be a string")
+                fields["name"] = value
+            elif key == "email":
+                fields["email"] = valid_email(value)
+            elif key == "roles":
+                fields["roles"] = valid_roles(value)
+            elif key in ("disabled", "email_verified"):
+                if not isinstance(value, bool):
+                    raise InvalidRequest(f"{key} must be true or false")
+                fields[key] = value
+            else:
+                raise InvalidRequest(f"{key} cannot be changed")
+        store = self.core.require_store()
+        try:
+            user = await store.users.update(user_id, **fields)
+        except StoreConflict:
+            raise Conflict("a user with this e-mail exists") from None
+        if user is None:
+            raise NotFound("no such user")
+        if "roles" in fields or fields.get("disabled") is True:
+            # Roles are carried in access tokens: the old ones must not outlive the change.
+            await self.core.sessions.revoke_user(user_id, "account changed")
+        await self.core.audit(
+            "user_update",
+            "success",
+            call,
+            user_id=user_id,
+            actor_id=actor_id,
+            fields=sorted(fields),
+        )
+        return user
+
+    async def delete(self, user_id: str, actor_id: str | None, call: CallInfo) -> None:
+        core = self.core
+        await self.get(user_id)
+        await core.sessions.revoke_user(user_id, "user deleted")
+        await core.require_store().users.delete(user_id)
+        await core.audit("user_delete", "success", call, user_id=user_id, actor_id=actor_id)
+
+    async def import_csv(self, lines: Iterable[str]) -> ImportReport:
+        """Users from `email,password_hash,roles` rows (roles `;`-separated)."""
+        store = self.core.require_store()
+        reader = csv.DictReader(lines)
+        if reader.fieldnames is None or not {"email", "password_hash", "roles"} <= set(
+            reader.fieldnames
+        ):
+            raise InvalidRequest("the header must be email,password_hash,roles")
+        created = 0
+        skipped: list[str] = []
+        for number, row in enumerate(reader, start=2):
+            email = (row.get("email") or "").strip()
+            stored = (row.get("password_hash") or "").strip()
+            try:
+                email = valid_email(email)
+                if not importable(stored):
+                    raise InvalidRequest("unsupported password hash format")
+                roles = valid_roles(
+                    [r.strip() for r in (row.get("roles") or "").split(";") if r.strip()]
+                )
+                await store.users.create(
+                    email, stored, roles=roles or ("user",), email_verified=True
+                )
+                created += 1
+            except (InvalidRequest, StoreConflict) as exc:
+                reason = "already exists" if isinstance(exc, StoreConflict) else str(exc)
+                skipped.append(f"line {number} ({email or '?'}): {reason}")
+        return ImportReport(created, skipped)

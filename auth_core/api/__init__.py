@@ -1,0 +1,21 @@
+"""The auth core's HTTP API, served in-process by the gateway (SPEC section 6)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from auth_core.api import auth_endpoints, openapi, users_endpoints
+from auth_core.api.router import ApiCall, ApiResponse, AuthApi, MethodNotAllowed
+
+if TYPE_CHECKING:
+    from auth_core.service import AuthCore
+
+__all__ = ["ApiCall", "ApiResponse", "AuthApi", "MethodNotAllowed", "build_api"]
+
+
+def build_api(core: AuthCore) -> AuthApi:
+    api = AuthApi(core)
+    auth_endpoints.register(api, core)
+    users_endpoints.register(api, core)
+    openapi.register(api)
+    return api

@@ -1,0 +1,198 @@
+"""End users' endpoints: signup, login, refresh, logout, me, session, e-mail and password flows
+(SPEC section 6; seeds 000, 001, 004)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from auth_core.api.router import PUBLIC, USER, ApiCall, ApiResponse, AuthApi, Endpoint
+from auth_core.api.schemas import OBJECT, SESSION_STATUS, TOKEN_PAIR, USER_SCHEMA, obj, string
+from auth_core.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from auth_core.service import AuthCore
+
+
+def text_field(document: dict[str, Any], name: str) -> str:
+    """A required, non-empty string field."""
+    value = document.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{name} must be a non-empty string")
+    return value
+
+
+def optional_text(document: dict[str, Any], name: str) -> str | None:
+    return None if document.get(name) is None else text_field(document, name)
+
+
+def register(api: AuthApi, core: AuthCore) -> None:
+    sessions = core.sessions
+    accounts = core.accounts
+
+    async def signup(call: ApiCall) -> ApiResponse:
+        body = call.json()
+        email = text_field(body, "email")
+        password = text_field(body, "password")
+        name = optional_text(body, "name")
+        user = await accounts.signup(email, password, name, call.info, call.base_url)
+        return ApiResponse(201, {"user": user.public()})
+
+    async def login(call: ApiCall) -> ApiResponse:
+        body = call.json()
+        email = body.get("email", body.get("username"))
+        password = body.get("password")
+        if not isinstance(email, str) or not isinstance(password, str) or not email:
+            raise InvalidRequest("email (or username) and password are required")
+        pair = await sessions.login(email, password, call.info)
+        return ApiResponse(200, pair.body(), {"Cache-Control": "no-store"})
+
+    async def refresh(call: ApiCall) -> ApiResponse:
+        token = text_field(call.json(), "refresh_token")
+        pair = await sessions.refresh(token, call.info)
+        return ApiResponse(200, pair.body(), {"Cache-Control": "no-store"})
+
+    async def logout(call: ApiCall) -> ApiResponse:
+        await sessions.logout(call.caller, call.info)
+        return ApiResponse(204)
+
+    async def me(call: ApiCall) -> ApiResponse:
+        caller = call.caller
+        assert caller.user_id is not None
+        user = await accounts.get(caller.user_id)
+        return ApiResponse(200, {"user": user.public(), "session_id": caller.session_id})
+
+    async def status(call: ApiCall) -> ApiResponse:
+        return ApiResponse(200, await sessions.status(call.caller))
+
+    async def extend(call: ApiCall) -> ApiResponse:
+        return ApiResponse(200, await sessions.extend(call.caller, call.info))
+
+    async def verify_email(call: ApiCall) -> ApiResponse:
+        token = text_field(call.json(), "token")
+        user = await accounts.verify_email(token, call.info)
+        return ApiResponse(200, {"user": user.public()})
+
+    async def forgot_password(call: ApiCall) -> ApiResponse:
+        email = call.json().get("email")
+        if isinstance(email, str) and email:
+            await accounts.forgot_password(email, call.info, call.base_url)
+        # 202 whatever happened: the answer must not tell who has an account.
+        return ApiResponse(202, {"status": "accepted"})
+
+    async def reset_password(call: ApiCall) -> ApiResponse:
+        body = call.json()
+        token = text_field(body, "token")
+        password = text_field(body, "password")
+        await accounts.reset_password(token, password, call.info)
+        return ApiResponse(200, {"status": "password changed"})
+
+    credentials = obj(
+        {"email": string("e-mail address"), "password": string("the password")},
+        ["email", "password"],
+    )
+    for endpoint in (
+        Endpoint(
+            "POST",
+            "/api/v1/auth/signup",
+            signup,
+            PUBLIC,
+            "Create an account; a verification e-mail is sent",
+            201,
+            obj(
+                {"email": string(), "password": string("8-1024 characters"), "name": string()},
+                ["email", "password"],
+            ),
+            obj({"user": USER_SCHEMA}, ["user"]),
+        ),
+        Endpoint(
+            "POST",
+            "/api/v1/auth/login",
+            login,
+            PUBLIC,
+            "Log in with e-mail (or username) and password",
+            200,
+            credentials,
+            TOKEN_PAIR,
+        ),
+        Endpoint(
+            "POST",
+            "/api/v1/auth/refresh",
+            refresh,
+            PUBLIC,
+            "Exchange a refresh token for a new pair (the old one is spent; reuse ends the "
+            "session)",
+            200,
+            obj({"refresh_token": string()}, ["refresh_token"]),
+            TOKEN_PAIR,
+        ),
+        Endpoint(
+            "POST",
+            "/api/v1/auth/logout",
+            logout,
+            USER,
+            "End the caller's session: its refresh and access tokens stop working now",
+            204,
+            obj({"refresh_token": string()}, []),
+        ),
+        Endpoint(
+            "GET",
+            "/api/v1/auth/me",
+            me,
+            USER,
+            "The caller",
+            200,
+            None,
+            obj({"user": USER_SCHEMA, "session_id": string()}, ["user"]),
+        ),
+        Endpoint(
+            "GET",
+            "/api/v1/auth/session/status",
+            status,
+            USER,
+            "The caller's session",
+            200,
+            None,
+            SESSION_STATUS,
+        ),
+        Endpoint(
+            "POST",
+            "/api/v1/auth/session/extend",
+            extend,
+            USER,
+            "Push the session's end out; a fresh access token",
+            200,
+            None,
+            OBJECT,
+        ),
+        Endpoint(
+            "POST",
+            "/api/v1/auth/verify-email",
+            verify_email,
+            PUBLIC,
+            "Confirm an e-mail address with the token mailed at signup",
+            200,
+            obj({"token": string()}, ["token"]),
+            obj({"user": USER_SCHEMA}, ["user"]),
+        ),
+        Endpoint(
+            "POST",
+            "/api/v1/auth/forgot-password",
+            forgot_password,
+            PUBLIC,
+            "Mail a password-reset token if the account exists (always 202)",
+            202,
+            obj({"email": string()}, ["email"]),
+            OBJECT,
+        ),
+        Endpoint(
+            "POST",
+            "/api/v1/auth/reset-password",
+            reset_password,
+            PUBLIC,
+            "Set a new password with a reset token; every session of the user ends",
+            200,
+            obj({"token": string(), "password": string()}, ["token", "password"]),
+            OBJECT,
+        ),
+    ):
+        api.add(endpoint)

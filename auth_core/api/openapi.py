@@ -1,0 +1,99 @@
+"""The OpenAPI 3 document of every endpoint the auth core serves (`GET /api/v1/openapi.json`),
+built from the endpoints themselves so that it cannot drift from them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from auth_core.api.router import ADMIN, PUBLIC, ApiCall, ApiResponse, AuthApi, Endpoint
+from auth_core.api.schemas import ERROR, OBJECT
+
+_PROBLEM = {"application/problem+json": {"schema": ERROR}}
+# Served by the gateway itself (it signs context headers), documented here with the rest.
+FORWARD_AUTH = {
+    "get": {
+        "summary": "forwardAuth for Traefik, nginx auth_request and Caddy forward_auth: 200 "
+        "with the signed context headers, or 401/403 problem+json",
+        "operationId": "get_api_v1_auth_validate",
+        "security": [{"bearer": []}, {"apiKey": []}, {"service": []}],
+        "parameters": [
+            {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+            for name in ("X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-For", "Origin")
+        ],
+        "responses": {
+            "200": {"description": "valid; context headers X-User-Id, X-Gateway-Signature, ..."},
+            "401": {"description": "no or bad credential", "content": _PROBLEM},
+            "403": {"description": "credential refused here", "content": _PROBLEM},
+        },
+    }
+}
+VALIDATE_PATH = "/api/v1/auth/validate"
+OPENAPI_PATH = "/api/v1/openapi.json"
+
+
+def _operation(endpoint: Endpoint) -> dict[str, Any]:
+    name = f"{endpoint.method.lower()}_{endpoint.path.strip('/')}"
+    operation: dict[str, Any] = {
+        "summary": endpoint.summary,
+        "operationId": re.sub(r"[^a-z0-9]+", "_", name).strip("_"),
+        "x-access": endpoint.access,
+        "responses": {
+            str(endpoint.status): {
+                "description": "success",
+                **(
+                    {"content": {"application/json": {"schema": endpoint.response}}}
+                    if endpoint.response is not None
+                    else {}
+                ),
+            },
+            "default": {
+                "description": "an error (SPEC section 8)",
+                "content": {"application/problem+json": {"schema": ERROR}},
+            },
+        },
+    }
+    if endpoint.access != PUBLIC:
+        operation["security"] = [{"bearer": []}]
+        if endpoint.access == ADMIN:
+            operation["description"] = "Needs the admin role."
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in endpoint.pattern.groupindex
+    ] + [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in endpoint.query
+    ]
+    if parameters:
+        operation["parameters"] = parameters
+    if endpoint.request is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": endpoint.request}},
+        }
+    return operation
+
+
+def document(api: AuthApi) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {VALIDATE_PATH: FORWARD_AUTH}
+    for endpoint in api.endpoints:
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "gateway auth core", "version": "1"},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "service": {"type": "http", "scheme": "Service"},
+            }
+        },
+    }
+
+
+def register(api: AuthApi) -> None:
+    async def openapi(call: ApiCall) -> ApiResponse:
+        return ApiResponse(200, document(api))
+
+    api.add(Endpoint("GET", OPENAPI_PATH, openapi, PUBLIC, "This document", 200, None, OBJECT))

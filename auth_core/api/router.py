@@ -1,0 +1,140 @@
+"""The auth core's HTTP API as plain calls: the gateway hands in an ApiCall (already parsed,
+bounded and attributed to a client address) and gets an ApiResponse back, in-process, with no
+HTTP hop and without the auth core knowing anything about the gateway's server.
+
+Every endpoint declares who may call it (`public`, `user`, `admin`); the API checks that
+itself, whatever auth the route in routes.yaml asks for, so a route misconfigured as
+`auth: none` does not open the admin endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from auth_core.errors import (
+    AuthError,
+    InsufficientRole,
+    InvalidRequest,
+    MissingCredentials,
+    NotFound,
+)
+from auth_core.models import Principal
+
+if TYPE_CHECKING:
+    from auth_core.service import AuthCore, CallInfo
+
+PUBLIC, USER, ADMIN = "public", "user", "admin"
+MAX_JSON_BYTES = 64 * 1024
+
+
+class MethodNotAllowed(AuthError):
+    status, code = 405, "method_not_allowed"
+
+
+@dataclass
+class ApiCall:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    header: Callable[[str], str | None]  # a request header by lower-case name
+    body: bytes
+    info: CallInfo
+    base_url: str
+    principal: Principal | None = None  # what the route's authentication found, if any
+    params: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object; InvalidRequest otherwise."""
+        if len(self.body) > MAX_JSON_BYTES:
+            raise InvalidRequest("the JSON body is too large")
+        try:
+            document = json.loads(self.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidRequest("the body is not valid JSON") from None
+        if not isinstance(document, dict):
+            raise InvalidRequest("the body must be a JSON object")
+        return document
+
+    @property
+    def caller(self) -> Principal:
+        assert self.principal is not None, "only for endpoints that need a user"
+        return self.principal
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> bytes:
+        return b"" if self.body is None else json.dumps(self.body, separators=(",", ":")).encode()
+
+
+Handler = Callable[[ApiCall], Awaitable[ApiResponse]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # e.g. /api/v1/users/{user_id}
+    handler: Handler
+    access: str
+    summary: str
+    status: int = 200
+    request: dict[str, Any] | None = None  # JSON schema of the body
+    response: dict[str, Any] | None = None  # JSON schema of the answer
+    query: tuple[str, ...] = ()
+    pattern: re.Pattern[str] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\{([a-z_]+)\}", r"(?P<\1>[^/]+)", self.path)
+        object.__setattr__(self, "pattern", re.compile(regex))
+
+
+class AuthApi:
+    """The endpoints, and the one place that decides who may call them."""
+
+    def __init__(self, core: AuthCore) -> None:
+        self.core = core
+        self.endpoints: list[Endpoint] = []
+
+    def add(self, endpoint: Endpoint) -> None:
+        self.endpoints.append(endpoint)
+
+    def match(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]]:
+        allowed: list[str] = []
+        for endpoint in self.endpoints:
+            found = endpoint.pattern.fullmatch(path)
+            if found is None:
+                continue
+            if endpoint.method == method or (method == "HEAD" and endpoint.method == "GET"):
+                return endpoint, found.groupdict()
+            allowed.append(endpoint.method)
+        if allowed:
+            raise MethodNotAllowed(
+                f"{method} is not allowed here", headers={"Allow": ", ".join(sorted(allowed))}
+            )
+        raise NotFound(f"no auth core endpoint at {path}")
+
+    async def dispatch(self, call: ApiCall) -> ApiResponse:
+        endpoint, params = self.match(call.method, call.path)
+        call.params = params
+        if endpoint.access != PUBLIC:
+            if call.principal is None or call.principal.method != "jwt":
+                call.principal = self.bearer(call)
+            if endpoint.access == ADMIN and "admin" not in call.principal.roles:
+                raise InsufficientRole("this needs the admin role")
+        return await endpoint.handler(call)
+
+    def bearer(self, call: ApiCall) -> Principal:
+        """The user behind `Authorization: Bearer <access token>`."""
+        value = call.header("authorization") or ""
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise MissingCredentials("an access token is needed (Authorization: Bearer ...)")
+        return self.core.authenticate_access_token(token.strip())

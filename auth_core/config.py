@@ -1,0 +1,108 @@
+"""The auth core's settings, from the environment (SPEC section 4), parsed once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from auth_core.passwords import HashCost
+from auth_core.tokens import Keyring, KeyringError
+from auth_core.units import parse_boolean, parse_duration
+
+
+class AuthSettingsError(ValueError):
+    """A variable has a bad value; str() starts with its name."""
+
+
+def _database_url(value: str) -> str:
+    scheme = urlsplit(value).scheme
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ValueError("use sqlite:///path or postgresql://...")
+    if scheme == "sqlite" and not value.startswith("sqlite:///"):
+        raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
+    return value
+
+
+def _mail_url(value: str) -> str:
+    if value.startswith("outbox:") and len(value) > len("outbox:"):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme == "smtp" and parts.hostname:
+        return value
+    raise ValueError("use smtp://host:port or outbox:DIRECTORY")
+
+
+def _keyring(value: str) -> Keyring:
+    try:
+        return Keyring.parse(value)
+    except KeyringError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _hash_cost(value: str) -> HashCost:
+    try:
+        time_cost, memory, parallelism = (int(part) for part in value.split(","))
+    except ValueError:
+        raise ValueError("use time_cost,memory_kib,parallelism, e.g. 3,65536,4") from None
+    if time_cost < 1 or memory < 8 * parallelism or parallelism < 1:
+        raise ValueError("argon2 needs time_cost >= 1, parallelism >= 1, memory >= 8 x lanes")
+    return HashCost(time_cost, memory, parallelism)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    database_url: str = "sqlite:///./gateway.db"
+    jwt_keyring: Keyring | None = None  # None: generated and stored (embedded only)
+    service_keyring: Keyring | None = None
+    access_ttl: float = 15 * 60.0
+    refresh_ttl: float = 7 * 86400.0
+    ip_whitelist_enabled: bool = True
+    origin_validation_enabled: bool = True
+    mail_url: str = "outbox:./outbox"
+    issuer: str = "gateway"
+    audience: str = "gateway"
+    hash_cost: HashCost = HashCost()  # noqa: RUF009 - frozen, so one shared default is safe
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        readers = [
+            ("GATEWAY_DATABASE_URL", "database_url", _database_url),
+            ("GATEWAY_JWT_SECRET", "jwt_keyring", _keyring),
+            ("GATEWAY_SERVICE_SECRET", "service_keyring", _keyring),
+            ("GATEWAY_ACCESS_TOKEN_TTL", "access_ttl", parse_duration),
+            ("GATEWAY_REFRESH_TOKEN_TTL", "refresh_ttl", parse_duration),
+            ("GATEWAY_IP_WHITELIST_ENABLED", "ip_whitelist_enabled", parse_boolean),
+            ("GATEWAY_ORIGIN_VALIDATION_ENABLED", "origin_validation_enabled", parse_boolean),
+            ("GATEWAY_MAIL_URL", "mail_url", _mail_url),
+            ("GATEWAY_JWT_ISSUER", "issuer", str.strip),
+            ("GATEWAY_JWT_AUDIENCE", "audience", str.strip),
+            ("GATEWAY_PASSWORD_HASH_COST", "hash_cost", _hash_cost),
+        ]
+        for name, attribute, parse in readers:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[attribute] = parse(raw)  # type: ignore[operator]
+            except ValueError as exc:
+                raise AuthSettingsError(f"{name}: {exc}") from None
+        settings = cls(**values)  # type: ignore[arg-type]
+        if not settings.embedded:
+            for name, keyring in (
+                ("GATEWAY_JWT_SECRET", settings.jwt_keyring),
+                ("GATEWAY_SERVICE_SECRET", settings.service_keyring),
+            ):
+                if keyring is None:
+                    raise AuthSettingsError(
+                        f"{name}: required with PostgreSQL (every replica must share it); "
+                        "set kid:secret with a secret of 32 bytes or more"
+                    )
+        return settings

@@ -1,0 +1,77 @@
+"""The auth core's errors: each carries the HTTP status and the stable code of SPEC section 8
+that the gateway answers with (it maps them to problem+json in one place)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class AuthError(Exception):
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers: Mapping[str, str] = headers or {}
+
+
+class InvalidRequest(AuthError):
+    status, code = 400, "invalid_request"
+
+
+class MissingCredentials(AuthError):
+    status, code = 401, "missing_credentials"
+
+
+class InvalidToken(AuthError):
+    status, code = 401, "invalid_token"
+
+
+class TokenExpired(AuthError):
+    status, code = 401, "token_expired"
+
+
+class TokenRevoked(AuthError):
+    status, code = 401, "token_revoked"
+
+
+class InvalidCredentials(AuthError):
+    """Login refused: wrong password, unknown account or locked account, said the same way."""
+
+    status, code = 401, "invalid_credentials"
+
+
+class InsufficientRole(AuthError):
+    status, code = 403, "insufficient_role"
+
+
+class OriginNotAllowed(AuthError):
+    status, code = 403, "origin_not_allowed"
+
+
+class NotFound(AuthError):
+    status, code = 404, "not_found"
+
+
+class Conflict(AuthError):
+    status, code = 409, "conflict"
+
+
+class RateLimited(AuthError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        seconds = str(max(1, int(retry_after + 0.999)))
+        super().__init__(detail, headers={"Retry-After": seconds})
+
+
+class AuthUnavailable(AuthError):
+    status, code = 503, "auth_unavailable"
+
+
+BY_TOKEN_CODE: Mapping[str, type[AuthError]] = {
+    "invalid_token": InvalidToken,
+    "token_expired": TokenExpired,
+    "token_revoked": TokenRevoked,
+}

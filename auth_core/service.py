@@ -1,0 +1,220 @@
+"""The auth core's facade: what the gateway's pipeline and the auth core's API call.
+
+`AuthCore.start()` opens the database, applies migrations, loads the secrets (in the embedded
+mode generating them once and storing them, with a warning), and starts following the
+revocation table. `authenticate_access_token()` is the hot path: verify the JWT, look up a
+small cache, check the revocation set; no database access.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from auth_core.accounts import Accounts
+from auth_core.config import AuthSettings
+from auth_core.errors import BY_TOKEN_CODE, AuthUnavailable, InvalidToken, TokenRevoked
+from auth_core.mail import Mailer
+from auth_core.models import Principal
+from auth_core.passwords import Passwords
+from auth_core.revocation import RevocationSet
+from auth_core.sessions import Sessions
+from auth_core.store import Database, DatabaseUnavailable, open_database
+from auth_core.store.migrate import migrate
+from auth_core.store.records import Store
+from auth_core.tokens import AccessTokens, Keyring, TokenError
+
+log = logging.getLogger("auth_core")
+
+SYNC_INTERVAL = 0.5  # seconds between reads of the revocation table
+PRUNE_INTERVAL = 60.0
+TOKEN_CACHE_SIZE = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """Where a call comes from, for the audit log and the throttles."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+class AuthCore:
+    """Identity for one process: users, sessions, tokens, revocation."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+        self.db: Database | None = None
+        self.store: Store | None = None
+        self.tokens: AccessTokens | None = None
+        self.service_keyring: Keyring | None = None
+        self.passwords = Passwords(settings.hash_cost)
+        self.mailer = Mailer(settings.mail_url)
+        self.revoked = RevocationSet()
+        self.sessions = Sessions(self)
+        self.accounts = Accounts(self)
+        self._token_cache: dict[str, tuple[Principal, float]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def start(self, *, follow: bool = True) -> None:
+        self.db = await open_database(self.settings.database_url)
+        self.store = Store(self.db)
+        applied = await migrate(self.db)
+        if applied:
+            log.info("database migrated: %s", ", ".join(applied))
+        jwt_keyring = self.settings.jwt_keyring or await self._stored_keyring("jwt_secret")
+        self.service_keyring = self.settings.service_keyring or await self._stored_keyring(
+            "service_secret"
+        )
+        self.tokens = AccessTokens(
+            jwt_keyring,
+            issuer=self.settings.issuer,
+            audience=self.settings.audience,
+            ttl=self.settings.access_ttl,
+        )
+        await self.revoked.sync(self.store.revocations)
+        if follow:
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._follow())]
+
+    async def _stored_keyring(self, key: str) -> Keyring:
+        # Embedded mode only (AuthSettings refuses PostgreSQL without secrets): the first
+        # process to start generates the secret; every other one reads the same value.
+        assert self.store is not None
+        value = await self.store.settings.put_if_absent(key, Keyring.generate())
+        log.warning(
+            "%s not set: using a secret generated and stored in the database; "
+            "set GATEWAY_%s for production",
+            key,
+            key.upper(),
+        )
+        return Keyring.parse(value)
+
+    async def _follow(self) -> None:
+        assert self.store is not None
+        last_prune = time.monotonic()
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL)
+            try:
+                if await self.revoked.sync(self.store.revocations):
+                    self._token_cache.clear()
+            except DatabaseUnavailable as exc:
+                log.warning("cannot read revocations: %s", exc)
+            if time.monotonic() - last_prune > PRUNE_INTERVAL:
+                last_prune = time.monotonic()
+                self.revoked.prune()
+
+    def background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` without waiting for it (kept referenced; failures are logged)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background work failed: %s", task.exception())
+
+    async def close(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
+
+    def require_store(self) -> Store:
+        if self.store is None:
+            raise AuthUnavailable("the auth core is not started")
+        return self.store
+
+    async def ready(self) -> bool:
+        if self.db is None:
+            return False
+        try:
+            await self.db.ping()
+        except DatabaseUnavailable:
+            return False
+        return True
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def authenticate_access_token(self, token: str) -> Principal:
+        """The principal of a valid, unrevoked access token; an AuthError otherwise."""
+        now = time.time()
+        cached = self._token_cache.get(token)
+        if cached is not None and cached[1] > now:
+            principal = cached[0]
+        else:
+            assert self.tokens is not None
+            try:
+                claims = self.tokens.verify(token, now)
+            except TokenError as exc:
+                raise BY_TOKEN_CODE.get(exc.code, InvalidToken)(exc.detail) from None
+            principal = Principal(
+                method="jwt",
+                user_id=claims.subject,
+                email=claims.email,
+                roles=claims.roles,
+                tenant_id=claims.tenant_id,
+                session_id=claims.session_id,
+                token_id=claims.token_id,
+                issued_at=claims.issued_at,
+                expires_at=claims.expires_at,
+            )
+            cache = self._token_cache
+            if len(cache) >= TOKEN_CACHE_SIZE:
+                cache.clear()
+            cache[token] = (principal, claims.expires_at)
+        assert principal.user_id is not None
+        if self.revoked.refuses(
+            principal.user_id, principal.session_id, principal.token_id, principal.issued_at
+        ):
+            raise TokenRevoked("the token has been revoked")
+        return principal
+
+    # -- revocation -------------------------------------------------------------------------
+
+    async def revoke(self, kind: str, value: str) -> None:
+        """Record a revocation and apply it here at once (other workers follow the table)."""
+        store = self.require_store()
+        # Nothing it names can outlive the longest access token issued from now on.
+        until = time.time() + self.settings.access_ttl + 60.0
+        revocation = await store.revocations.add(kind, value, until)
+        self.revoked.apply(revocation)
+        self._token_cache.clear()
+
+    async def audit(
+        self,
+        event: str,
+        outcome: str,
+        call: CallInfo,
+        *,
+        user_id: str | None = None,
+        actor_id: str | None = None,
+        **detail: Any,
+    ) -> None:
+        store = self.require_store()
+        await store.audit.append(
+            event,
+            outcome,
+            user_id=user_id,
+            actor_id=actor_id,
+            request_id=call.request_id,
+            ip=call.ip,
+            detail=detail or None,
+        )

@@ -1,0 +1,215 @@
+"""How a session lives and dies: login, refresh (rotating), logout, status, extend, revoke.
+
+A session is a row; its refresh tokens rotate on every use and only their hashes are stored.
+Presenting a refresh token that was already spent means it was stolen or replayed: the whole
+session is revoked (RFC 9700 section 4.14.2). Logout and revocation also refuse every access
+token of the session at once (revocation set), not at its expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from auth_core.errors import InvalidCredentials, InvalidToken, NotFound, RateLimited
+from auth_core.models import Principal, Session, User
+from auth_core.revocation import SESSION, USER
+from auth_core.throttle import FailureWindow
+from auth_core.tokens import opaque_token, token_hash
+
+if TYPE_CHECKING:
+    from auth_core.service import AuthCore, CallInfo
+
+REFRESH_PREFIX = "gwr_"
+LOCK_AFTER = 5  # consecutive failed logins that lock an account ...
+LOCK_FOR = 15 * 60.0  # ... for this long
+ADDRESS_LIMIT = 20  # failed logins from one address ...
+ADDRESS_WINDOW = 10 * 60.0  # ... within this window, then 429
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session: Session
+    user: User
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "session_id": self.session.id,
+            "user": self.user.public(),
+        }
+
+
+class Sessions:
+    def __init__(self, core: AuthCore) -> None:
+        self.core = core
+        self.address_failures = FailureWindow(ADDRESS_LIMIT, ADDRESS_WINDOW)
+
+    async def login(self, email: str, password: str, call: CallInfo) -> TokenPair:
+        """A new session for the right password; InvalidCredentials, the same in content and
+        in time, for a wrong password, an unknown account or a locked one."""
+        core = self.core
+        store = core.require_store()
+        address = call.ip or "-"
+        wait = self.address_failures.blocked(address)
+        if wait:
+            await core.audit("login", "throttled", call, email=email.lower())
+            raise RateLimited("too many failed logins from this address", wait)
+        user = await store.users.by_email(email)
+        now = time.time()
+        usable = user is not None and not user.disabled and user.locked_until <= now
+        stored = user.password_hash if usable and user is not None else None
+        matches = await asyncio.to_thread(core.passwords.verify, stored, password)
+        if not (usable and matches) or user is None:
+            self.address_failures.fail(address)
+            if user is not None:
+                # Counted off the answer's path: an extra awaited write for existing accounts
+                # would tell them apart from unknown ones by time.
+                core.background(store.users.login_failed(user.id, LOCK_AFTER, LOCK_FOR))
+            reason = "unknown" if user is None else ("locked" if not usable else "password")
+            await core.audit(
+                "login",
+                "failure",
+                call,
+                user_id=user.id if user is not None else None,
+                email=email.lower(),
+                reason=reason,
+            )
+            raise InvalidCredentials("the e-mail or password is not right")
+        await store.users.login_succeeded(user.id)
+        if stored is not None and core.passwords.needs_rehash(stored):
+            # An imported bcrypt/pbkdf2 hash, or old argon2 parameters: upgrade it now that
+            # the password is known.
+            rehashed = await asyncio.to_thread(core.passwords.hash, password)
+            await store.users.set_password_hash(user.id, rehashed)
+        pair = await self.open(user, call)
+        await core.audit("login", "success", call, user_id=user.id, session_id=pair.session.id)
+        return pair
+
+    async def open(self, user: User, call: CallInfo) -> TokenPair:
+        """A new session and token pair for `user` (login, SDK sessions)."""
+        core = self.core
+        store = core.require_store()
+        settings = core.settings
+        session = await store.sessions.create(
+            user.id, settings.refresh_ttl, call.ip, call.user_agent
+        )
+        refresh = opaque_token(REFRESH_PREFIX)
+        await store.refresh_tokens.add(token_hash(refresh), session.id, session.expires_at)
+        access = self._access(user, session.id)
+        return TokenPair(access, refresh, int(settings.access_ttl), session, user)
+
+    def _access(self, user: User, session_id: str) -> str:
+        assert self.core.tokens is not None
+        token, _ = self.core.tokens.issue(
+            subject=user.id,
+            session_id=session_id,
+            roles=user.roles,
+            tenant_id=user.tenant_id,
+            email=user.email,
+        )
+        return token
+
+    async def refresh(self, refresh_token: str, call: CallInfo) -> TokenPair:
+        """A new pair for a live refresh token, which is spent; reuse revokes the session."""
+        core = self.core
+        store = core.require_store()
+        if not refresh_token.startswith(REFRESH_PREFIX) or len(refresh_token) > 128:
+            raise InvalidToken("the refresh token is not valid")
+        spent = await store.refresh_tokens.spend(token_hash(refresh_token))
+        if spent.state == "reused":
+            assert spent.session_id is not None
+            await self._end(spent.session_id, "refresh token reused")
+            await core.audit("refresh", "reuse_detected", call, session_id=spent.session_id)
+            raise InvalidToken("the refresh token was already used; the session is revoked")
+        if spent.state != "ok" or spent.session_id is None:
+            await core.audit("refresh", "failure", call, reason=spent.state)
+            raise InvalidToken("the refresh token is not valid")
+        session = await store.sessions.get(spent.session_id)
+        now = time.time()
+        user = await store.users.get(session.user_id) if session is not None else None
+        if session is None or not session.active(now) or user is None or user.disabled:
+            await core.audit("refresh", "failure", call, reason="session ended")
+            raise InvalidToken("the session has ended")
+        expires_at = now + core.settings.refresh_ttl
+        await store.sessions.refreshed(session.id, expires_at)
+        refresh = opaque_token(REFRESH_PREFIX)
+        await store.refresh_tokens.add(token_hash(refresh), session.id, expires_at)
+        access = self._access(user, session.id)
+        await core.audit("refresh", "success", call, user_id=user.id, session_id=session.id)
+        refreshed = await store.sessions.get(session.id)
+        assert refreshed is not None
+        return TokenPair(access, refresh, int(core.settings.access_ttl), refreshed, user)
+
+    async def logout(self, principal: Principal, call: CallInfo) -> None:
+        """End the caller's session: its refresh tokens and every access token die now."""
+        assert principal.session_id is not None
+        await self._end(principal.session_id, "logout")
+        await self.core.audit(
+            "logout", "success", call, user_id=principal.user_id, session_id=principal.session_id
+        )
+
+    async def revoke_session(self, session_id: str, reason: str) -> None:
+        await self._end(session_id, reason)
+
+    async def _end(self, session_id: str, reason: str) -> None:
+        store = self.core.require_store()
+        await store.sessions.revoke(session_id, reason)
+        await store.refresh_tokens.forget_session(session_id)
+        await self.core.revoke(SESSION, session_id)
+
+    async def revoke_user(self, user_id: str, reason: str) -> list[str]:
+        """End every session of a user and void every token issued to them so far."""
+        store = self.core.require_store()
+        ended = await store.sessions.revoke_all(user_id, reason)
+        for session_id in ended:
+            await store.refresh_tokens.forget_session(session_id)
+        await self.core.revoke(USER, user_id)
+        return ended
+
+    async def status(self, principal: Principal) -> dict[str, Any]:
+        session = await self._live(principal)
+        return {
+            "active": True,
+            "session_id": session.id,
+            "user_id": session.user_id,
+            "created_at": session.created_at,
+            "expires_at": session.expires_at,
+            "access_token_expires_at": principal.expires_at,
+        }
+
+    async def extend(self, principal: Principal, call: CallInfo) -> dict[str, Any]:
+        """Push the session's end out by the refresh lifetime; a fresh access token."""
+        core = self.core
+        store = core.require_store()
+        session = await self._live(principal)
+        user = await store.users.get(session.user_id)
+        if user is None or user.disabled:
+            raise InvalidToken("the session has ended")
+        expires_at = time.time() + core.settings.refresh_ttl
+        await store.sessions.refreshed(session.id, expires_at)
+        await core.audit("session_extend", "success", call, user_id=user.id, session_id=session.id)
+        return {
+            "session_id": session.id,
+            "expires_at": expires_at,
+            "access_token": self._access(user, session.id),
+            "token_type": "Bearer",
+            "expires_in": int(core.settings.access_ttl),
+        }
+
+    async def _live(self, principal: Principal) -> Session:
+        store = self.core.require_store()
+        if principal.session_id is None:
+            raise NotFound("this credential has no session")
+        session = await store.sessions.get(principal.session_id)
+        if session is None or not session.active(time.time()):
+            raise InvalidToken("the session has ended")
+        return session

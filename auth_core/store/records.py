@@ -1,0 +1,428 @@
+"""The auth core's records, over either database: one class a table family.
+
+Every statement is written once for both dialects (see base.py). Writes that must not race
+(spending a refresh token, consuming a one-time token, counting failed logins) are single
+conditional UPDATEs, atomic in both databases.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from auth_core.models import Session, User
+from auth_core.store.base import Database, Row
+
+_USER_COLUMNS = (
+    "id, email, name, password_hash, roles, tenant_id, external_id, email_verified, disabled, "
+    "failed_logins, locked_until, created_at, updated_at"
+)
+_SESSION_COLUMNS = "id, user_id, created_at, expires_at, refreshed_at, revoked_at, ip, user_agent"
+
+
+def new_id(prefix: str) -> str:
+    """An opaque id: a type prefix and 20 random hex characters (80 bits)."""
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+class Users:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        email: str,
+        password_hash: str | None,
+        *,
+        name: str | None = None,
+        roles: tuple[str, ...] = ("user",),
+        tenant_id: str | None = None,
+        external_id: str | None = None,
+        email_verified: bool = False,
+    ) -> User:
+        """A new user; Conflict when the e-mail is taken."""
+        now = time.time()
+        row = await self.db.fetchrow(
+            f"INSERT INTO users ({_USER_COLUMNS}) VALUES "
+            "($1, $2, $3, $4, $5, $6, $7, $8, FALSE, 0, 0, $9, $9) "
+            f"RETURNING {_USER_COLUMNS}",
+            new_id("usr"),
+            email.lower(),
+            name,
+            password_hash,
+            ",".join(roles),
+            tenant_id,
+            external_id,
+            email_verified,
+            now,
+        )
+        assert row is not None
+        return User.from_row(row)
+
+    async def get(self, user_id: str) -> User | None:
+        row = await self.db.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
+        return None if row is None else User.from_row(row)
+
+    async def by_email(self, email: str) -> User | None:
+        row = await self.db.fetchrow(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE email = $1", email.lower()
+        )
+        return None if row is None else User.from_row(row)
+
+    async def by_external_id(self, tenant_id: str, external_id: str) -> User | None:
+        row = await self.db.fetchrow(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = $1 AND external_id = $2",
+            tenant_id,
+            external_id,
+        )
+        return None if row is None else User.from_row(row)
+
+    async def list(
+        self, *, limit: int = 50, offset: int = 0, tenant_id: str | None = None
+    ) -> list[User]:
+        if tenant_id is None:
+            rows = await self.db.fetch(
+                f"SELECT {_USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2",
+                limit,
+                offset,
+            )
+        else:
+            rows = await self.db.fetch(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = $3 "
+                "ORDER BY created_at, id LIMIT $1 OFFSET $2",
+                limit,
+                offset,
+                tenant_id,
+            )
+        return [User.from_row(row) for row in rows]
+
+    async def update(self, user_id: str, **fields: Any) -> User | None:
+        """Change `name`, `email`, `roles` (a tuple), `disabled`, `email_verified`."""
+        allowed = {"name", "email", "roles", "disabled", "email_verified"}
+        assignments = []
+        values: list[Any] = []
+        for key, value in fields.items():
+            if key not in allowed:
+                raise ValueError(f"cannot update {key}")
+            if key == "roles":
+                value = ",".join(value)
+            elif key == "email":
+                value = value.lower()
+            values.append(value)
+            assignments.append(f"{key} = ${len(values)}")
+        values.append(time.time())
+        assignments.append(f"updated_at = ${len(values)}")
+        values.append(user_id)
+        row = await self.db.fetchrow(
+            f"UPDATE users SET {', '.join(assignments)} WHERE id = ${len(values)} "
+            f"RETURNING {_USER_COLUMNS}",
+            *values,
+        )
+        return None if row is None else User.from_row(row)
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self.db.execute(
+            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3",
+            password_hash,
+            time.time(),
+            user_id,
+        )
+
+    async def login_failed(self, user_id: str, lock_after: int, lock_for: float) -> None:
+        """Count a failed login; the account locks for `lock_for` s after `lock_after` in a row."""
+        now = time.time()
+        await self.db.execute(
+            "UPDATE users SET failed_logins = failed_logins + 1, "
+            "locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END "
+            "WHERE id = $3",
+            lock_after,
+            now + lock_for,
+            user_id,
+        )
+
+    async def login_succeeded(self, user_id: str) -> None:
+        await self.db.execute(
+            "UPDATE users SET failed_logins = 0, locked_until = 0 "
+            "WHERE id = $1 AND (failed_logins <> 0 OR locked_until <> 0)",
+            user_id,
+        )
+
+    async def delete(self, user_id: str) -> bool:
+        return await self.db.execute("DELETE FROM users WHERE id = $1", user_id) > 0
+
+    async def count(self) -> int:
+        return int(await self.db.fetchval("SELECT COUNT(*) FROM users") or 0)
+
+
+class Sessions:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self, user_id: str, lifetime: float, ip: str | None, user_agent: str | None
+    ) -> Session:
+        now = time.time()
+        row = await self.db.fetchrow(
+            f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES "
+            "($1, $2, $3, $4, NULL, NULL, $5, $6) "
+            f"RETURNING {_SESSION_COLUMNS}",
+            new_id("ses"),
+            user_id,
+            now,
+            now + lifetime,
+            ip,
+            (user_agent or "")[:512] or None,
+        )
+        assert row is not None
+        return Session.from_row(row)
+
+    async def get(self, session_id: str) -> Session | None:
+        row = await self.db.fetchrow(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = $1", session_id
+        )
+        return None if row is None else Session.from_row(row)
+
+    async def refreshed(self, session_id: str, expires_at: float) -> None:
+        await self.db.execute(
+            "UPDATE sessions SET refreshed_at = $1, expires_at = $2 WHERE id = $3",
+            time.time(),
+            expires_at,
+            session_id,
+        )
+
+    async def revoke(self, session_id: str, reason: str) -> bool:
+        """True when the session was live and is now revoked."""
+        changed = await self.db.execute(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 "
+            "WHERE id = $3 AND revoked_at IS NULL",
+            time.time(),
+            reason,
+            session_id,
+        )
+        return changed > 0
+
+    async def revoke_all(self, user_id: str, reason: str) -> list[str]:
+        """Revoke every live session of a user; their ids."""
+        rows = await self.db.fetch(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 "
+            "WHERE user_id = $3 AND revoked_at IS NULL RETURNING id",
+            time.time(),
+            reason,
+            user_id,
+        )
+        return [row["id"] for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """What spending a refresh token found: `ok`, `reused`, `expired` or `unknown`."""
+
+    state: str
+    session_id: str | None = None
+
+
+class RefreshTokens:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, token_hash: str, session_id: str, expires_at: float) -> None:
+        await self.db.execute(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) "
+            "VALUES ($1, $2, $3, $4)",
+            token_hash,
+            session_id,
+            time.time(),
+            expires_at,
+        )
+
+    async def spend(self, token_hash: str) -> Spent:
+        """Mark the token used, if nobody did before: of two concurrent spends, one wins."""
+        now = time.time()
+        session_id = await self.db.fetchval(
+            "UPDATE refresh_tokens SET used_at = $1 "
+            "WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING session_id",
+            now,
+            token_hash,
+        )
+        if session_id is not None:
+            return Spent("ok", session_id)
+        row = await self.db.fetchrow(
+            "SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = $1", token_hash
+        )
+        if row is None:
+            return Spent("unknown")
+        if row["used_at"] is not None:
+            return Spent("reused", row["session_id"])
+        return Spent("expired", row["session_id"])
+
+    async def forget_session(self, session_id: str) -> None:
+        await self.db.execute("DELETE FROM refresh_tokens WHERE session_id = $1", session_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    id: int
+    kind: str  # "session", "token" (a jti) or "user" (tokens issued before `at`)
+    value: str
+    at: float
+    expires_at: float
+
+    @classmethod
+    def from_row(cls, row: Row) -> Revocation:
+        return cls(
+            int(row["id"]), row["kind"], row["value"], float(row["at"]), float(row["expires_at"])
+        )
+
+
+class Revocations:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, kind: str, value: str, expires_at: float) -> Revocation:
+        row = await self.db.fetchrow(
+            "INSERT INTO revocations (kind, value, at, expires_at) VALUES ($1, $2, $3, $4) "
+            "RETURNING id, kind, value, at, expires_at",
+            kind,
+            value,
+            time.time(),
+            expires_at,
+        )
+        assert row is not None
+        return Revocation.from_row(row)
+
+    async def since(self, last_id: int) -> list[Revocation]:
+        """Revocations newer than `last_id` that still matter, oldest first."""
+        rows = await self.db.fetch(
+            "SELECT id, kind, value, at, expires_at FROM revocations "
+            "WHERE id > $1 AND expires_at > $2 ORDER BY id",
+            last_id,
+            time.time(),
+        )
+        return [Revocation.from_row(row) for row in rows]
+
+    async def purge(self) -> int:
+        return await self.db.execute("DELETE FROM revocations WHERE expires_at <= $1", time.time())
+
+
+class OneTimeTokens:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, kind: str, user_id: str, token_hash: str, lifetime: float) -> None:
+        now = time.time()
+        await self.db.execute(
+            "INSERT INTO one_time_tokens (token_hash, kind, user_id, created_at, expires_at) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            token_hash,
+            kind,
+            user_id,
+            now,
+            now + lifetime,
+        )
+
+    async def consume(self, kind: str, token_hash: str) -> str | None:
+        """The user the token was for, if it is of `kind`, unexpired and unused; used now."""
+        value = await self.db.fetchval(
+            "UPDATE one_time_tokens SET used_at = $1 WHERE token_hash = $2 AND kind = $3 "
+            "AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+            time.time(),
+            token_hash,
+            kind,
+        )
+        return None if value is None else str(value)
+
+
+class Audit:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def append(
+        self,
+        event: str,
+        outcome: str,
+        *,
+        user_id: str | None = None,
+        actor_id: str | None = None,
+        request_id: str | None = None,
+        ip: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        await self.db.execute(
+            "INSERT INTO audit_log (at, event, outcome, user_id, actor_id, request_id, ip, detail) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            time.time(),
+            event,
+            outcome,
+            user_id,
+            actor_id,
+            request_id,
+            ip,
+            json.dumps(detail, separators=(",", ":")) if detail else None,
+        )
+
+    async def list(
+        self,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        user_id: str | None = None,
+        event: str | None = None,
+    ) -> list[dict[str, Any]]:
+        conditions = ["id < $1"]
+        values: list[Any] = [before if before is not None else 2**62]
+        if user_id is not None:
+            values.append(user_id)
+            conditions.append(f"(user_id = ${len(values)} OR actor_id = ${len(values)})")
+        if event is not None:
+            values.append(event)
+            conditions.append(f"event = ${len(values)}")
+        values.append(limit)
+        rows = await self.db.fetch(
+            "SELECT id, at, event, outcome, user_id, actor_id, request_id, ip, detail "
+            f"FROM audit_log WHERE {' AND '.join(conditions)} "
+            f"ORDER BY id DESC LIMIT ${len(values)}",
+            *values,
+        )
+        return [
+            {**row, "id": int(row["id"]), "detail": json.loads(row["detail"] or "null")}
+            for row in rows
+        ]
+
+
+class Settings:
+    """Values the auth core keeps for itself (the embedded mode's generated secrets)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, key: str) -> str | None:
+        value = await self.db.fetchval("SELECT value FROM settings WHERE key = $1", key)
+        return None if value is None else str(value)
+
+    async def put_if_absent(self, key: str, value: str) -> str:
+        """Store `value` unless the key has one; the value in force either way."""
+        await self.db.execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            key,
+            value,
+        )
+        stored = await self.get(key)
+        assert stored is not None
+        return stored
+
+
+class Store:
+    """Every record family over one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.users = Users(db)
+        self.sessions = Sessions(db)
+        self.refresh_tokens = RefreshTokens(db)
+        self.revocations = Revocations(db)
+        self.one_time_tokens = OneTimeTokens(db)
+        self.audit = Audit(db)
+        self.settings = Settings(db)

@@ -1,0 +1,141 @@
+"""SQLite, the embedded default: one connection a worker process through aiosqlite, in WAL
+mode so the workers of one host share the file; writes wait for each other (busy timeout)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from auth_core.store.base import Conflict, Database, DatabaseUnavailable, Row
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _params(args: tuple[Any, ...]) -> dict[str, Any]:
+    return {str(index): value for index, value in enumerate(args, 1)}
+
+
+class SQLiteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connection: aiosqlite.Connection | None = None
+        # One connection: statements of a transaction must not interleave with others.
+        self._lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = await aiosqlite.connect(self.path, isolation_level=None)
+            connection.row_factory = sqlite3.Row
+            await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await connection.execute("PRAGMA journal_mode = WAL")
+            await connection.execute("PRAGMA synchronous = FULL")  # acknowledged is on disk
+            await connection.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"cannot open {self.path}: {exc}") from None
+        self._connection = connection
+
+    def _conn(self) -> aiosqlite.Connection:
+        if self._connection is None:
+            raise DatabaseUnavailable("the database is closed")
+        return self._connection
+
+    async def _run(self, sql: str, args: tuple[Any, ...]) -> tuple[list[Row], int]:
+        try:
+            cursor = await self._conn().execute(sql, _params(args))
+            rows = await cursor.fetchall()
+            count = cursor.rowcount
+            await cursor.close()
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(str(exc)) from None
+        except sqlite3.OperationalError as exc:  # locked, busy, disk full, I/O
+            raise DatabaseUnavailable(str(exc)) from None
+        return [dict(row) for row in rows], count
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self._lock:
+            return (await self._run(sql, args))[1]
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        async with self._lock:
+            return (await self._run(sql, args))[0]
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    def transaction(self) -> AbstractAsyncContextManager[Database]:
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def migration_lock(self) -> AbstractAsyncContextManager[Database]:
+        # BEGIN IMMEDIATE takes the file's write lock: other processes wait on busy_timeout.
+        return self._transaction("BEGIN IMMEDIATE")
+
+    @asynccontextmanager
+    async def _transaction(self, begin: str) -> AsyncIterator[Database]:
+        async with self._lock:
+            await self._run(begin, ())
+            bound = _Bound(self)
+            try:
+                yield bound
+            except BaseException:
+                await self._run("ROLLBACK", ())
+                raise
+            else:
+                await self._run("COMMIT", ())
+
+    async def ping(self) -> None:
+        await self.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+
+class _Bound(Database):
+    """The statements of one transaction (the lock is already held)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, owner: SQLiteDatabase) -> None:
+        self._owner = owner
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return (await self._owner._run(sql, args))[1]
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return (await self._owner._run(sql, args))[0]
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    def transaction(self) -> AbstractAsyncContextManager[Database]:
+        return _nested(self)
+
+    def migration_lock(self) -> AbstractAsyncContextManager[Database]:
+        return _nested(self)
+
+    async def connect(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        await self.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        return None
+
+
+@asynccontextmanager
+async def _nested(database: Database) -> AsyncIterator[Database]:
+    yield database

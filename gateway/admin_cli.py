@@ -1,0 +1,121 @@
+"""The administration commands (SPEC section 3): migrate, user create, users import.
+
+Each opens the database of GATEWAY_DATABASE_URL through the auth core, does its one thing,
+and prints either a line for people or, with --json, exactly one JSON object on stdout.
+Errors go to stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from auth_core.config import AuthSettings
+from auth_core.errors import AuthError
+from auth_core.service import AuthCore
+from auth_core.store import DatabaseUnavailable
+from auth_core.store.migrate import migrate
+
+
+def add_commands(commands: Any) -> None:
+    commands.add_parser("migrate", help="apply database migrations")
+
+    user = commands.add_parser("user", help="manage one user")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    create = user_commands.add_parser("create", help="create a user")
+    create.add_argument("--email", required=True)
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    create.add_argument("--role", action="append", default=None, help="repeat for several")
+    create.add_argument("--name")
+    create.add_argument("--json", action="store_true")
+
+    users = commands.add_parser("users", help="manage users in bulk")
+    users_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    bulk = users_commands.add_parser(
+        "import", help="import users from a CSV file: email,password_hash,roles"
+    )
+    bulk.add_argument("file")
+    bulk.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace, settings: AuthSettings) -> int:
+    handlers: dict[str, Callable[[argparse.Namespace, AuthCore], Awaitable[int]]] = {
+        "migrate": _migrate,
+        "user": _user_create,
+        "users": _users_import,
+    }
+    return asyncio.run(_with_core(settings, args, handlers[args.command]))
+
+
+async def _with_core(
+    settings: AuthSettings,
+    args: argparse.Namespace,
+    handler: Callable[[argparse.Namespace, AuthCore], Awaitable[int]],
+) -> int:
+    core = AuthCore(settings)
+    try:
+        if args.command == "migrate":
+            return await handler(args, core)
+        await core.start(follow=False)
+        return await handler(args, core)
+    except DatabaseUnavailable as exc:
+        print(f"gateway: the database is unavailable: {exc}", file=sys.stderr)
+        return 1
+    except AuthError as exc:
+        print(f"gateway: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await core.close()
+
+
+async def _migrate(args: argparse.Namespace, core: AuthCore) -> int:
+    from auth_core.store import open_database
+
+    database = await open_database(core.settings.database_url)
+    try:
+        applied = await migrate(database)
+    finally:
+        await database.close()
+    print(f"applied: {', '.join(applied)}" if applied else "the database is up to date")
+    return 0
+
+
+async def _user_create(args: argparse.Namespace, core: AuthCore) -> int:
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    roles = tuple(args.role or ["user"])
+    from auth_core.accounts import valid_roles
+
+    user = await core.accounts.create(
+        args.email, password, name=args.name, roles=valid_roles(list(roles)), verified=True
+    )
+    if args.json:
+        print(json.dumps(user.public()))
+    else:
+        print(f"created user {user.id} <{user.email}> with roles {', '.join(user.roles)}")
+    return 0
+
+
+async def _users_import(args: argparse.Namespace, core: AuthCore) -> int:
+    path = Path(args.file)
+    try:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except OSError as exc:
+        print(f"gateway: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    report = await core.accounts.import_csv(text.splitlines(keepends=True))
+    if args.json:
+        print(json.dumps({"created": report.created, "skipped": report.skipped}))
+    else:
+        print(f"imported {report.created} users")
+        for line in report.skipped:
+            print(f"skipped {line}", file=sys.stderr)
+    return 0
