@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp import ClientSession
 
@@ -22,3 +27,65 @@ async def client() -> AsyncIterator[ClientSession]:
     """A real HTTP client, with no automatic decompression or cookie jar surprises."""
     async with ClientSession(auto_decompress=False) as session:
         yield session
+
+
+# -- real databases ----------------------------------------------------------------------------
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def _unavailable(what: str, error: BaseException) -> None:
+    """Under CI a missing service fails the test; elsewhere it is skipped with the reason."""
+    message = f"{what} is not reachable: {error}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A PostgreSQL database of this test run's own, dropped at the end."""
+    name = f"gateway_test_{os.getpid()}_{secrets.token_hex(4)}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        _unavailable("PostgreSQL", exc)
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A schema of this test's own in the run's database, as a database URL."""
+    database = request.getfixturevalue("postgres_database")
+    schema = f"t_{secrets.token_hex(6)}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(database, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f"CREATE SCHEMA {schema}"))
+    yield f"{database}?search_path={schema}"
+    asyncio.run(admin(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test that takes this runs on both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/gateway.db"
+    return str(request.getfixturevalue("postgres_url"))

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from auth_core.config import AuthSettings
 from auth_core.passwords import HashCost
+from auth_core.tokens import Keyring
 from gateway.config import Settings
 from gateway.routing.loader import load_route_table
 from gateway.server.run import Worker, bind
@@ -161,6 +162,10 @@ def test_auth(directory: Path, **overrides: Any) -> AuthSettings:
         "mail_url": f"outbox:{directory}/outbox",
     }
     values.update(overrides)
+    if not str(values["database_url"]).startswith("sqlite"):
+        # PostgreSQL never generates secrets: every replica must be given the same ones.
+        values.setdefault("jwt_keyring", Keyring.parse(Keyring.generate("t1")))
+        values.setdefault("service_keyring", Keyring.parse(Keyring.generate("s1")))
     return AuthSettings(**values)
 
 
