@@ -322,6 +322,7 @@ def gateway_routes(upstream_port: int, auth: str) -> str:
             targets: ["http://{LOOPBACK}:{upstream_port}"]
         routes:
           - {{name: bench, path: /bench, upstream: backend, auth: {auth}}}
+          - {{name: auth, path: /api/v1/auth, upstream: auth_core, auth: none}}
         """
     )
 
@@ -333,9 +334,112 @@ def supported_auth_kinds() -> set[str]:
     return {kind.value for kind in SUPPORTED_AUTH_KINDS}
 
 
+BENCH_EMAIL = "bench@example.com"
+
+
+def identity(work: Workdir) -> tuple[dict[str, str], str]:
+    """The environment every gateway of the run shares (one database, fixed secrets) and an
+    access token for a user of it, valid for the whole run."""
+    import secrets as random_secrets
+
+    env = {
+        "GATEWAY_DATABASE_URL": f"sqlite:///{work.path}/bench.db",
+        "GATEWAY_JWT_SECRET": f"b1:{random_secrets.token_urlsafe(40)}",
+        "GATEWAY_SERVICE_SECRET": f"s1:{random_secrets.token_urlsafe(40)}",
+        "GATEWAY_ACCESS_TOKEN_TTL": "12h",
+        "GATEWAY_MAIL_URL": f"outbox:{work.path}/outbox",
+    }
+    environment = {**os.environ, **env}
+    password = random_secrets.token_urlsafe(16)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "user",
+            "create",
+            "--email",
+            BENCH_EMAIL,
+            "--password-stdin",
+        ],
+        input=password + "\n",
+        text=True,
+        env=environment,
+        check=True,
+        capture_output=True,
+    )
+    service = start_gateway(
+        work, "gateway-login", f"0-{(os.cpu_count() or 1) - 1}", gateway_routes(1, "none"), 1, env
+    )
+    try:
+        request = json.dumps({"email": BENCH_EMAIL, "password": password}).encode()
+        with socket.create_connection((LOOPBACK, service.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/v1/auth/login HTTP/1.1\r\nHost: b\r\nConnection: close\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
+                % (len(request), request)
+            )
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        token = json.loads(answer.split(b"\r\n\r\n", 1)[1])["access_token"]
+    finally:
+        service.stop()
+    return env, str(token)
+
+
+def start_seeds_architecture(
+    work: Workdir, cpus: str, upstream_port: int, env: dict[str, str]
+) -> list[Service]:
+    """nginx `auth_request` asking a separate gateway process, then proxying (seeds 000/001)."""
+    auth = start_gateway(work, "seeds-auth", cpus, gateway_routes(upstream_port, "none"), 1, env)
+    copied = ("x_auth_method", "x_user_id", "x_user_roles", "x_gateway_signature")
+    sets = "\n    ".join(f"auth_request_set ${name} $upstream_http_{name};" for name in copied)
+    forwards = "\n    ".join(
+        f"proxy_set_header {name.replace('_', '-')} ${name};" for name in copied
+    )
+    proxy = start_nginx(
+        work,
+        "seeds-nginx",
+        cpus,
+        f"""upstream backend {{ server {LOOPBACK}:{upstream_port}; keepalive 64; }}
+upstream authsvc {{ server {LOOPBACK}:{auth.port}; keepalive 64; }}
+server {{
+  listen {LOOPBACK}:{{port}};
+  location / {{
+    auth_request /_validate;
+    {sets}
+    {forwards}
+    proxy_pass http://backend;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+  }}
+  location = /_validate {{
+    internal;
+    proxy_pass http://authsvc/api/v1/auth/validate;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_pass_request_body off;
+    proxy_set_header Content-Length "";
+    proxy_set_header X-Forwarded-Method $request_method;
+    proxy_set_header X-Forwarded-Uri $request_uri;
+  }}
+}}""",
+    )
+    return [proxy, auth]
+
+
 def contenders(args: argparse.Namespace, work: Workdir, upstream: Service) -> list[Contender]:
     cpus = args.contender_cpus
     kinds = supported_auth_kinds()
+    env, token = identity(work)
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    def gateway(name: str, auth: str) -> Callable[[], list[Service]]:
+        return lambda: [
+            start_gateway(work, name, cpus, gateway_routes(upstream.port, auth), args.workers, env)
+        ]
+
     items = [
         Contender("upstream", "1. upstream directly (ceiling)", start=lambda: []),
         Contender(
@@ -346,35 +450,32 @@ def contenders(args: argparse.Namespace, work: Workdir, upstream: Service) -> li
         Contender(
             "seeds",
             "3. nginx auth_request + gateway forwardAuth (the seeds' architecture)",
-            skipped="needs the auth core's GET /api/v1/auth/validate (the auth core issue)",
+            headers=bearer,
+            start=lambda: start_seeds_architecture(work, cpus, upstream.port, env),
         ),
-        Contender(
-            "gateway-none",
-            "4. gateway, auth: none",
-            start=lambda: [
-                start_gateway(
-                    work,
-                    "gateway-none",
-                    cpus,
-                    gateway_routes(upstream.port, "none"),
-                    args.workers,
-                    {},
-                )
-            ],
-        ),
+        Contender("gateway-none", "4. gateway, auth: none", start=gateway("gateway-none", "none")),
     ]
-    for kind, title in (
-        ("jwt", "5a. gateway, auth: jwt"),
-        ("api_key", "5b. gateway, auth: api_key + IP whitelist"),
-    ):
-        if kind not in kinds:
-            items.append(
-                Contender(
-                    f"gateway-{kind}",
-                    title,
-                    skipped=f"auth: {kind} is not enforced by this build yet",
-                )
+    if "jwt" in kinds:
+        items.append(
+            Contender(
+                "gateway-jwt",
+                "5a. gateway, auth: jwt",
+                headers=bearer,
+                start=gateway("gateway-jwt", "jwt"),
             )
+        )
+    else:
+        items.append(
+            Contender("gateway-jwt", "5a. gateway, auth: jwt", skipped="auth: jwt not enforced")
+        )
+    if "api_key" not in kinds:
+        items.append(
+            Contender(
+                "gateway-api_key",
+                "5b. gateway, auth: api_key + IP whitelist",
+                skipped="auth: api_key is not enforced by this build yet",
+            )
+        )
     return items
 
 
@@ -399,9 +500,19 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
                 port = started[0].port if started else upstream.port
                 url = f"http://{LOOPBACK}:{port}{item.path}"
                 try:
-                    run_wrk(args.load_cpus, url, connections=args.connections, seconds=args.warmup)
+                    run_wrk(
+                        args.load_cpus,
+                        url,
+                        connections=args.connections,
+                        seconds=args.warmup,
+                        headers=item.headers,
+                    )
                     load = run_wrk(
-                        args.load_cpus, url, connections=args.connections, seconds=args.duration
+                        args.load_cpus,
+                        url,
+                        connections=args.connections,
+                        seconds=args.duration,
+                        headers=item.headers,
                     )
                 finally:
                     for service in started:

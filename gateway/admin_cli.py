@@ -17,7 +17,7 @@ from typing import Any
 
 from auth_core.config import AuthSettings
 from auth_core.errors import AuthError
-from auth_core.service import AuthCore
+from auth_core.service import AuthCore, CallInfo
 from auth_core.store import DatabaseUnavailable
 from auth_core.store.migrate import migrate
 
@@ -97,6 +97,7 @@ async def _user_create(args: argparse.Namespace, core: AuthCore) -> int:
     user = await core.accounts.create(
         args.email, password, name=args.name, roles=valid_roles(list(roles)), verified=True
     )
+    await core.audit("user_create", "success", CallInfo(), user_id=user.id, actor_id="cli")
     if args.json:
         print(json.dumps(user.public()))
     else:
@@ -112,6 +113,14 @@ async def _users_import(args: argparse.Namespace, core: AuthCore) -> int:
         print(f"gateway: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 1
     report = await core.accounts.import_csv(text.splitlines(keepends=True))
+    await core.audit(
+        "users_import",
+        "success",
+        CallInfo(),
+        actor_id="cli",
+        created=report.created,
+        skipped=len(report.skipped),
+    )
     if args.json:
         print(json.dumps({"created": report.created, "skipped": report.skipped}))
     else:
