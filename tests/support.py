@@ -136,7 +136,7 @@ async def running_gateway(
     settings = settings or Settings(access_log="off", watch_config=False)
     if settings.auth == AuthSettings():
         # Never the default ./gateway.db of the working directory: a database of its own.
-        settings = dataclasses.replace(settings, auth=test_auth(directory))
+        settings = dataclasses.replace(settings, auth=auth_settings(directory))
     worker = Worker(
         settings,
         table,
@@ -154,7 +154,7 @@ async def running_gateway(
 FAST_HASHING = HashCost(time_cost=1, memory_kib=8192, parallelism=1)
 
 
-def test_auth(directory: Path, **overrides: Any) -> AuthSettings:
+def auth_settings(directory: Path, **overrides: Any) -> AuthSettings:
     """Auth settings for a test: its own SQLite file, fast password hashing, mail to an outbox."""
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{directory}/gateway.db",

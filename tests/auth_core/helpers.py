@@ -1,0 +1,42 @@
+"""What the auth core's tests share besides fixtures: waiting for background work, reading the
+mail outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from auth_core.service import AuthCore
+
+PASSWORD = "correct horse battery staple"
+
+
+async def settle(core: AuthCore) -> None:
+    """Wait for the work the core runs off the answer's path (failed-login counting)."""
+    while core._background:
+        await asyncio.gather(*list(core._background), return_exceptions=True)
+
+
+def outbox(directory: Path) -> list[EmailMessage]:
+    """The messages in an outbox directory, oldest first."""
+    folder = directory / "outbox"
+    if not folder.exists():
+        return []
+    return [
+        message_from_bytes(path.read_bytes(), _class=EmailMessage, policy=policy.default)
+        for path in sorted(folder.glob("*.eml"))
+    ]
+
+
+_TOKEN_LINE = re.compile(r"^[A-Za-z0-9_-]{40,}$")
+
+
+def mailed_token(message: EmailMessage) -> str:
+    """The one-time token a verification or reset mail carries on a line of its own."""
+    body = message.get_content()
+    tokens = [line for line in body.splitlines() if _TOKEN_LINE.match(line.strip())]
+    assert len(tokens) == 1, body
+    return tokens[0].strip()

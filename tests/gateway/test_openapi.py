@@ -1,0 +1,117 @@
+"""`GET /api/v1/openapi.json` through the shipped routes.yaml: a well-formed OpenAPI 3 document
+that lists every endpoint of the auth core's API, and nothing the gateway does not route.
+
+The table of operations is built from the API itself (auth_core.api.build_api), so a new
+endpoint is a new case here without anyone editing this file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, ClientTimeout
+
+from auth_core.api import build_api
+from auth_core.api.openapi import OPENAPI_PATH, VALIDATE_PATH
+from auth_core.config import AuthSettings
+from auth_core.service import AuthCore
+from gateway.config import Settings
+from tests.support import FAST_HASHING, RunningGateway, running_gateway
+from tests.support import auth_settings as auth_settings
+
+SHIPPED_ROUTES = Path(__file__).resolve().parents[2] / "routes.yaml"
+TIMEOUT = ClientTimeout(total=60)
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+# The API's endpoints, from an auth core that is built but never started (endpoints do not
+# depend on the database), plus the forwardAuth endpoint the gateway serves itself.
+_API = build_api(AuthCore(AuthSettings(hash_cost=FAST_HASHING)))
+OPERATIONS = sorted(
+    {(endpoint.method, endpoint.path) for endpoint in _API.endpoints} | {("GET", VALIDATE_PATH)}
+)
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    """The gateway on the shipped routes.yaml (SQLite)."""
+    settings = Settings(access_log="off", watch_config=False, auth=auth_settings(tmp_path))
+    async with running_gateway(SHIPPED_ROUTES.read_text(), tmp_path, settings) as running:
+        yield running
+
+
+async def fetch_document(gateway: RunningGateway, client: ClientSession) -> dict[str, Any]:
+    async with client.get(gateway.url + OPENAPI_PATH, timeout=TIMEOUT) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("application/json")
+        document: dict[str, Any] = json.loads(await response.read())
+    return document
+
+
+async def test_document_is_openapi_3(gateway: RunningGateway, client: ClientSession) -> None:
+    document = await fetch_document(gateway, client)
+    assert re.fullmatch(r"3\.\d+\.\d+", document["openapi"])
+    assert isinstance(document["info"]["title"], str)
+    assert document["info"]["title"]
+    assert isinstance(document["info"]["version"], str)
+    assert document["paths"]
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    operation_ids = []
+    for path, item in document["paths"].items():
+        assert path.startswith("/"), path
+        assert item
+        assert set(item) <= HTTP_METHODS, path
+        for method, operation in item.items():
+            where = f"{method.upper()} {path}"
+            assert operation["responses"], where
+            for status in operation["responses"]:
+                assert status == "default" or re.fullmatch(r"[1-5]\d\d", status), where
+            operation_ids.append(operation["operationId"])
+            # Every {parameter} of the path is declared as a required path parameter.
+            declared = {
+                parameter["name"]
+                for parameter in operation.get("parameters", [])
+                if parameter["in"] == "path" and parameter["required"] is True
+            }
+            assert declared == set(re.findall(r"\{([^}]+)\}", path)), where
+            for requirement in operation.get("security", []):
+                assert set(requirement) <= set(schemes), where
+    assert len(operation_ids) == len(set(operation_ids)), "operationId must be unique"
+    assert "get" in document["paths"][VALIDATE_PATH]
+
+
+async def test_document_lists_every_endpoint(
+    gateway: RunningGateway, client: ClientSession
+) -> None:
+    document = await fetch_document(gateway, client)
+    listed = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    assert listed == set(OPERATIONS)
+    # The table above is the running gateway's too.
+    served = gateway.worker.gateway
+    assert served is not None
+    endpoints = {(endpoint.method, endpoint.path) for endpoint in served.builtin.api.endpoints}
+    assert endpoints | {("GET", VALIDATE_PATH)} == set(OPERATIONS)
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+async def test_every_documented_operation_is_routed(
+    gateway: RunningGateway, client: ClientSession, method: str, path: str
+) -> None:
+    document = await fetch_document(gateway, client)
+    operation = document["paths"][path][method.lower()]
+    target = re.sub(r"\{[^}]+\}", "usr_0000000000000000000a", path)
+    body = {} if "requestBody" in operation else None
+    async with client.request(method, gateway.url + target, json=body, timeout=TIMEOUT) as answer:
+        status = answer.status
+        text = await answer.read()
+    assert status not in (404, 405), text
+    if "security" in operation:
+        # No credential was sent: a protected operation says so, and nothing else.
+        assert status == 401, text
+        assert json.loads(text)["error"] == "missing_credentials"
+    else:
+        assert status in (200, 201, 202, 204, 400, 422), text
