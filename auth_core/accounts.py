@@ -109,7 +109,7 @@ class Accounts:
             user.email,
             "Confirm your e-mail address",
             "Confirm your address by sending this token to "
-            f"POST {base_url}/api/v1/auth/verify-email:\n\n{token}\n\n"
+            f"POST {base_url}/api/v1/auth/verify-email (JSON: token):\n\n{token}\n\n"
             "It is valid for 48 hours and can be used once.\n",
         )
 
@@ -118,7 +118,7 @@ class Accounts:
         user_id = await store.one_time_tokens.consume(VERIFY_EMAIL, token_hash(token))
         if user_id is None:
             await self.core.audit("verify_email", "failure", call)
-            raise InvalidToken("the verification token is not valid")
+            raise InvalidToken("the verification token is not valid", audited=True)
         user = await store.users.update(user_id, email_verified=True)
         if user is None:
             raise InvalidToken("the verification token is not valid")
@@ -138,7 +138,7 @@ class Accounts:
             user.email,
             "Reset your password",
             f"To choose a new password, send this token with it to "
-            f"POST {base_url}/api/v1/auth/reset-password:\n\n{token}\n\n"
+            f"POST {base_url}/api/v1/auth/reset-password (JSON: token, password):\n\n{token}\n\n"
             "It is valid for one hour and can be used once. If you did not ask, ignore this.\n",
         )
         await self.core.audit("forgot_password", "sent", call, user_id=user.id)
@@ -151,7 +151,7 @@ class Accounts:
         user_id = await store.one_time_tokens.consume(RESET_PASSWORD, token_hash(token))
         if user_id is None:
             await core.audit("reset_password", "failure", call)
-            raise InvalidToken("the reset token is not valid")
+            raise InvalidToken("the reset token is not valid", audited=True)
         hashed = await asyncio.to_thread(core.passwords.hash, password)
         await store.users.set_password_hash(user_id, hashed)
         await store.users.login_succeeded(user_id)  # a reset also unlocks the account
@@ -194,8 +194,9 @@ class Accounts:
             raise Conflict("a user with this e-mail exists") from None
         if user is None:
             raise NotFound("no such user")
-        if "roles" in fields or fields.get("disabled") is True:
-            # Roles are carried in access tokens: the old ones must not outlive the change.
+        if "roles" in fields or "email" in fields or fields.get("disabled") is True:
+            # Roles and e-mail are carried in access tokens (and on to upstreams as context
+            # headers): the old tokens must not outlive the change.
             await self.core.sessions.revoke_user(user_id, "account changed")
         await self.core.audit(
             "user_update",
@@ -217,7 +218,10 @@ class Accounts:
     async def import_csv(self, lines: Iterable[str]) -> ImportReport:
         """Users from `email,password_hash,roles` rows (roles `;`-separated)."""
         store = self.core.require_store()
-        reader = csv.DictReader(lines)
+        rows = list(lines)
+        if rows and rows[0].startswith("\ufeff"):
+            rows[0] = rows[0][1:]  # the byte-order mark spreadsheets write
+        reader = csv.DictReader(rows)
         if reader.fieldnames is None or not {"email", "password_hash", "roles"} <= set(
             reader.fieldnames
         ):

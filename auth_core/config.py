@@ -29,9 +29,26 @@ def _mail_url(value: str) -> str:
     if value.startswith("outbox:") and len(value) > len("outbox:"):
         return value
     parts = urlsplit(value)
-    if parts.scheme == "smtp" and parts.hostname:
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme == "smtp" and parts.hostname and port != -1:
         return value
     raise ValueError("use smtp://host:port or outbox:DIRECTORY")
+
+
+def _name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+def _public_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ValueError("use the public base URL, e.g. https://api.example.com")
+    return value.strip().rstrip("/")
 
 
 def _keyring(value: str) -> Keyring:
@@ -63,6 +80,7 @@ class AuthSettings:
     mail_url: str = "outbox:./outbox"
     issuer: str = "gateway"
     audience: str = "gateway"
+    public_url: str | None = None  # named in mails; never taken from a request's Host
     hash_cost: HashCost = HashCost()  # noqa: RUF009 - frozen, so one shared default is safe
 
     @property
@@ -82,8 +100,9 @@ class AuthSettings:
             ("GATEWAY_IP_WHITELIST_ENABLED", "ip_whitelist_enabled", parse_boolean),
             ("GATEWAY_ORIGIN_VALIDATION_ENABLED", "origin_validation_enabled", parse_boolean),
             ("GATEWAY_MAIL_URL", "mail_url", _mail_url),
-            ("GATEWAY_JWT_ISSUER", "issuer", str.strip),
-            ("GATEWAY_JWT_AUDIENCE", "audience", str.strip),
+            ("GATEWAY_JWT_ISSUER", "issuer", _name),
+            ("GATEWAY_JWT_AUDIENCE", "audience", _name),
+            ("GATEWAY_PUBLIC_URL", "public_url", _public_url),
             ("GATEWAY_PASSWORD_HASH_COST", "hash_cost", _hash_cost),
         ]
         for name, attribute, parse in readers:
@@ -91,7 +110,7 @@ class AuthSettings:
             if raw is None or raw == "":
                 continue
             try:
-                values[attribute] = parse(raw)  # type: ignore[operator]
+                values[attribute] = parse(raw)
             except ValueError as exc:
                 raise AuthSettingsError(f"{name}: {exc}") from None
         settings = cls(**values)  # type: ignore[arg-type]

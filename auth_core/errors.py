@@ -10,10 +10,13 @@ class AuthError(Exception):
     status = 400
     code = "invalid_request"
 
-    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, headers: Mapping[str, str] | None = None, audited: bool = False
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers: Mapping[str, str] = headers or {}
+        self.audited = audited  # the auth core wrote its own audit entry for this refusal
 
 
 class InvalidRequest(AuthError):
@@ -61,9 +64,9 @@ class Conflict(AuthError):
 class RateLimited(AuthError):
     status, code = 429, "rate_limited"
 
-    def __init__(self, detail: str, retry_after: float) -> None:
+    def __init__(self, detail: str, retry_after: float, *, audited: bool = False) -> None:
         seconds = str(max(1, int(retry_after + 0.999)))
-        super().__init__(detail, headers={"Retry-After": seconds})
+        super().__init__(detail, headers={"Retry-After": seconds}, audited=audited)
 
 
 class AuthUnavailable(AuthError):

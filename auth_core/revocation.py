@@ -5,6 +5,10 @@ are void (password reset, deletion, an admin's "revoke every session").
 Each worker keeps the set in memory and checks it on every request (a few dict look-ups);
 it follows the `revocations` table by id, so a revocation written by any worker or replica
 reaches it at the next sync. Entries leave once nothing they name can still be valid.
+
+Ids are handed out when a row is inserted but become visible when its transaction commits, so
+id 7 can appear after id 8 was read (two replicas revoking at once). A hole in the ids read is
+remembered and read again until it fills or is old enough to be a rolled-back insert.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import time
 
 from auth_core.store.records import Revocation, Revocations
 
+MAX_GAPS = 1000  # holes remembered from one read, at most
+FIRST_READ_WINDOW = 100
+GAP_PATIENCE = 60.0  # seconds a hole in the ids is waited for (longer than any revoking write)
 SESSION = "session"
 TOKEN = "token"  # noqa: S105 - a revocation kind, not a secret
 USER = "user"
@@ -26,6 +33,7 @@ class RevocationSet:
         self.tokens: dict[str, float] = {}  # jti -> when the entry can go
         self.users: dict[str, tuple[float, float]] = {}  # user -> (revoked at, can go)
         self.last_id = 0
+        self.gaps: dict[int, float] = {}  # ids not seen below last_id -> when first missed
 
     def apply(self, revocation: Revocation) -> None:
         if revocation.kind == SESSION:
@@ -48,12 +56,33 @@ class RevocationSet:
         revoked = self.users.get(user_id)
         return revoked is not None and issued_at <= revoked[0]
 
-    async def sync(self, revocations: Revocations) -> int:
-        """Read what was revoked since the last sync; how many entries came."""
-        fresh = await revocations.since(self.last_id)
-        for revocation in fresh:
+    async def sync(self, revocations: Revocations, now: float | None = None) -> int:
+        """Read what was revoked since the last sync; how many new entries came."""
+        now = time.monotonic() if now is None else now
+        self.gaps = {gap: since for gap, since in self.gaps.items() if now - since < GAP_PATIENCE}
+        floor = min(self.gaps) - 1 if self.gaps else self.last_id
+        fresh = 0
+        rows = await revocations.since(floor)
+        # On the first read most holes are the past (purged or expired rows): only the last
+        # FIRST_READ_WINDOW ids below the newest can be writes still in flight.
+        if self.last_id:
+            expected = self.last_id + 1
+        elif rows:
+            expected = max(1, rows[-1].id - FIRST_READ_WINDOW)
+        else:
+            expected = 1
+        for revocation in rows:
+            if revocation.id > self.last_id:
+                if revocation.id - expected <= MAX_GAPS:
+                    for missing in range(expected, revocation.id):
+                        self.gaps.setdefault(missing, now)
+                expected = max(expected, revocation.id + 1)
+            elif revocation.id not in self.gaps:
+                continue  # read before
+            self.gaps.pop(revocation.id, None)
             self.apply(revocation)
-        return len(fresh)
+            fresh += 1
+        return fresh
 
     def prune(self, now: float | None = None) -> None:
         now = time.time() if now is None else now

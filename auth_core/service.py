@@ -34,6 +34,7 @@ log = logging.getLogger("auth_core")
 SYNC_INTERVAL = 0.5  # seconds between reads of the revocation table
 PRUNE_INTERVAL = 60.0
 TOKEN_CACHE_SIZE = 50_000
+MAX_PENDING_AUDIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,22 @@ class AuthCore:
         revocation = await store.revocations.add(kind, value, until)
         self.revoked.apply(revocation)
         self._token_cache.clear()
+
+    def audit_later(
+        self,
+        event: str,
+        outcome: str,
+        call: CallInfo,
+        *,
+        user_id: str | None = None,
+        **detail: Any,
+    ) -> bool:
+        """Write an audit entry off the request's path (for refusals, which a flood could send
+        by the thousand); False when too many are already waiting and this one is dropped."""
+        if len(self._background) >= MAX_PENDING_AUDIT:
+            return False
+        self.background(self.audit(event, outcome, call, user_id=user_id, **detail))
+        return True
 
     async def audit(
         self,

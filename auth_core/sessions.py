@@ -62,7 +62,7 @@ class Sessions:
         wait = self.address_failures.blocked(address)
         if wait:
             await core.audit("login", "throttled", call, email=email.lower())
-            raise RateLimited("too many failed logins from this address", wait)
+            raise RateLimited("too many failed logins from this address", wait, audited=True)
         user = await store.users.by_email(email)
         now = time.time()
         usable = user is not None and not user.disabled and user.locked_until <= now
@@ -83,7 +83,7 @@ class Sessions:
                 email=email.lower(),
                 reason=reason,
             )
-            raise InvalidCredentials("the e-mail or password is not right")
+            raise InvalidCredentials("the e-mail or password is not right", audited=True)
         await store.users.login_succeeded(user.id)
         if stored is not None and core.passwords.needs_rehash(stored):
             # An imported bcrypt/pbkdf2 hash, or old argon2 parameters: upgrade it now that
@@ -129,16 +129,18 @@ class Sessions:
             assert spent.session_id is not None
             await self._end(spent.session_id, "refresh token reused")
             await core.audit("refresh", "reuse_detected", call, session_id=spent.session_id)
-            raise InvalidToken("the refresh token was already used; the session is revoked")
+            raise InvalidToken(
+                "the refresh token was already used; the session is revoked", audited=True
+            )
         if spent.state != "ok" or spent.session_id is None:
             await core.audit("refresh", "failure", call, reason=spent.state)
-            raise InvalidToken("the refresh token is not valid")
+            raise InvalidToken("the refresh token is not valid", audited=True)
         session = await store.sessions.get(spent.session_id)
         now = time.time()
         user = await store.users.get(session.user_id) if session is not None else None
         if session is None or not session.active(now) or user is None or user.disabled:
             await core.audit("refresh", "failure", call, reason="session ended")
-            raise InvalidToken("the session has ended")
+            raise InvalidToken("the session has ended", audited=True)
         expires_at = now + core.settings.refresh_ttl
         await store.sessions.refreshed(session.id, expires_at)
         refresh = opaque_token(REFRESH_PREFIX)
@@ -196,6 +198,7 @@ class Sessions:
             raise InvalidToken("the session has ended")
         expires_at = time.time() + core.settings.refresh_ttl
         await store.sessions.refreshed(session.id, expires_at)
+        await store.refresh_tokens.extend(session.id, expires_at)
         await core.audit("session_extend", "success", call, user_id=user.id, session_id=session.id)
         return {
             "session_id": session.id,

@@ -44,7 +44,9 @@ class FailureWindow:
         entries = self._recent(key, now)
         if entries is None:
             if len(self._failures) >= self.max_keys:
-                self._failures.clear()  # memory bound under a flood of addresses
+                # Memory bound under a flood of addresses: the oldest key goes (clearing them
+                # all would lift every block a flood of new addresses could buy).
+                del self._failures[next(iter(self._failures))]
             entries = self._failures[key] = deque(maxlen=self.limit)
         entries.append(now)
 

@@ -78,8 +78,9 @@ class Keyring:
         return self.keys[0]
 
     def secret(self, kid: str) -> bytes | None:
+        wanted = kid.encode("utf-8", "surrogatepass")
         for known, secret in self.keys:
-            if hmac.compare_digest(known, kid):
+            if hmac.compare_digest(known.encode(), wanted):
                 return secret
         return None
 
@@ -175,7 +176,7 @@ class AccessTokens:
             )
         except jwt.ExpiredSignatureError:
             raise TokenError("token_expired", "the token has expired") from None
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, RecursionError):
             raise TokenError("invalid_token", "the token is not valid") from None
         current = now if now is not None else time.time()
         if float(claims["iat"]) > current + LEEWAY:
@@ -204,7 +205,7 @@ def _header(token: str) -> dict[str, Any]:
         raise TokenError("invalid_token", "the token is not a JWT")
     try:
         data = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise TokenError("invalid_token", "the token's header is unreadable") from None
     if not isinstance(data, dict):
         raise TokenError("invalid_token", "the token's header is unreadable")

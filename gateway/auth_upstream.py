@@ -15,27 +15,31 @@ from gateway.errors import AuthUnavailable, GatewayError, PayloadTooLarge, from_
 from gateway.forward_auth import ForwardAuth
 from gateway.http.request import BodyError
 from gateway.http.response import Response
+from gateway.pipeline.authorize import Authorize
 from gateway.pipeline.exchange import Exchange
 from gateway.problem import SERVER_NAME
 
 MAX_API_BODY = 1024 * 1024
-_JSON = [(b"Content-Type", b"application/json"), (b"Server", SERVER_NAME.encode())]
+_BARE = [(b"Server", SERVER_NAME.encode())]
+_JSON = [(b"Content-Type", b"application/json"), *_BARE]
 
 
 class AuthCoreUpstream:
     """The pipeline's terminal step for routes with `upstream: auth_core`."""
 
-    def __init__(self, core: AuthCore, api: AuthApi, forward_auth: ForwardAuth) -> None:
+    def __init__(
+        self, core: AuthCore, api: AuthApi, forward_auth: ForwardAuth, authorize: Authorize
+    ) -> None:
         self.core = core
         self.api = api
         self.forward_auth = forward_auth
+        self.authorize = authorize
 
     async def __call__(self, exchange: Exchange) -> Response:
         if exchange.path == VALIDATE_PATH:
             return self.forward_auth(exchange)
         request = exchange.request
         body = await _read_body(exchange)
-        host = request.header_text(b"host") or "localhost"
         call = ApiCall(
             method=request.method,
             path=exchange.path,
@@ -47,16 +51,22 @@ class AuthCoreUpstream:
                 user_agent=request.header_text(b"user-agent"),
                 request_id=exchange.request_id,
             ),
-            base_url=f"http://{host}",
+            # Mails name the configured public address, never the request's Host: a client
+            # could otherwise have reset links point at a host of its choosing.
+            base_url=self.core.settings.public_url or "",
             principal=exchange.principal,
+            admit=lambda principal: self.authorize.check_origin(exchange, principal),
         )
         try:
             result = await self.api.dispatch(call)
         except AuthError as exc:
-            raise from_auth_error(exc) from None
+            error = from_auth_error(exc)
+            error.audited = exc.audited
+            raise error from None
         except DatabaseUnavailable:
             raise AuthUnavailable("the auth core's database is unavailable") from None
-        headers = [*_JSON, (b"X-Request-Id", exchange.request_id.encode())]
+        headers = [*(_JSON if result.body is not None else _BARE)]
+        headers.append((b"X-Request-Id", exchange.request_id.encode()))
         headers += [(name.encode(), value.encode()) for name, value in result.headers.items()]
         return Response(result.status, headers, result.encoded())
 

@@ -15,12 +15,13 @@ entry and `path` is the path with query exactly as sent to the upstream:
 A verifier rejects a signature older than 60 s or more than 5 s in the future.
 
 For aiohttp services: `app.middlewares.append(context_middleware({"k1": b"secret"}))`, then
-`request["gateway_context"]` is a Context (or the request got 401).
+`request[gateway_context_key()]` is a Context, or the request got 401.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import time
@@ -91,10 +92,21 @@ def verify(
     headers: Mapping[str, str],
     now: float | None = None,
 ) -> Context:
-    """The Context of a request whose headers (any case) carry a valid signature."""
-    lowered = {name.lower(): value for name, value in headers.items()}
+    """The Context of a request whose headers (any case) carry a valid signature.
+
+    `headers` may be a multi-dict (aiohttp's): a signed header present twice is refused, since
+    a service could read the copy that was not signed.
+    """
+    lowered: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        if key in lowered and (key in SIGNED or key.startswith("x-gateway-")):
+            raise ContextError(f"{key} appears more than once")
+        lowered[key] = value
     signature = lowered.get("x-gateway-signature", "")
     stamp = lowered.get("x-gateway-timestamp", "")
+    if not (signature.isascii() and stamp.isascii()):
+        raise ContextError("the signature headers are not ASCII")
     parts = dict(part.split("=", 1) for part in signature.split(",")[1:] if "=" in part)
     if not signature.startswith("v1,") or "kid" not in parts or "sig" not in parts:
         raise ContextError("no gateway signature")
@@ -108,7 +120,7 @@ def verify(
         raise ContextError("the signature is too old or from the future")
     values = {name: lowered[name] for name in SIGNED if name in lowered}
     expected = _digest(secret, method, path, stamp, values)
-    if not hmac.compare_digest(expected, parts["sig"]):
+    if not hmac.compare_digest(expected.encode(), parts["sig"].encode()):
         raise ContextError("the signature does not match")
     roles = values.get("x-user-roles", "")
     return Context(
@@ -130,13 +142,25 @@ def context_middleware(
     """An aiohttp middleware that answers 401 unless the request carries a valid signature."""
     from aiohttp import web
 
+    key = gateway_context_key()
+
     @web.middleware
     async def middleware(request: web.Request, handler: Callable[[Any], Awaitable[Any]]) -> Any:
         try:
             context = verify(keys, request.method, request.raw_path, request.headers)
         except ContextError as exc:
             raise web.HTTPUnauthorized(text=str(exc)) from None
-        request["gateway_context"] = context
+        request[key] = context
         return await handler(request)
 
     return middleware
+
+
+@functools.cache
+def gateway_context_key() -> Any:
+    """The key under which context_middleware stores the Context on a request: aiohttp's
+    typed RequestKey where it has one (3.14 warns about plain str keys), else the str."""
+    from aiohttp import web
+
+    factory = getattr(web, "RequestKey", None)
+    return factory("gateway_context", Context) if factory is not None else "gateway_context"

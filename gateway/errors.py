@@ -69,6 +69,7 @@ class GatewayError(Exception):
             self.code = code  # type: ignore[assignment]
         self.detail = detail or HTTPStatus(self.status).description
         self.headers: Mapping[str, str] = headers or {}
+        self.audited = False  # an audit entry for this refusal exists already
         super().__init__(self.detail)
 
 

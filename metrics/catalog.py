@@ -9,6 +9,9 @@ REQUEST_DURATION = "gateway_request_duration_seconds"
 UPSTREAM_ERRORS = "gateway_upstream_errors_total"
 ACTIVE_CONNECTIONS = "gateway_active_connections"
 CONFIG_RELOADS = "gateway_config_reloads_total"
+AUTH_FAILURES = "gateway_auth_failures_total"
+ORIGIN_REJECTIONS = "gateway_origin_rejections_total"
+AUDIT_DROPPED = "gateway_audit_dropped_total"
 
 
 class Catalog:
@@ -33,6 +36,15 @@ class Catalog:
             ("upstream", "kind"),
         )
         self.active_connections = r.gauge(ACTIVE_CONNECTIONS, "Client connections open now.")
+        self.auth_failures = r.counter(
+            AUTH_FAILURES,
+            "Requests refused for their credential or its rights, by reason.",
+            ("reason",),
+        )
+        self.origin_rejections = r.counter(ORIGIN_REJECTIONS, "Requests refused for their Origin.")
+        self.audit_dropped = r.counter(
+            AUDIT_DROPPED, "Denials not written to the audit log because too many were waiting."
+        )
         self.config_reloads = r.counter(
             CONFIG_RELOADS, "Attempts to reload routes.yaml, by result.", ("result",)
         )

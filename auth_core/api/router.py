@@ -46,6 +46,9 @@ class ApiCall:
     base_url: str
     principal: Principal | None = None  # what the route's authentication found, if any
     params: dict[str, str] = field(default_factory=dict)
+    # The caller's checks on a principal the API authenticated itself (Origin, for one):
+    # raises to refuse.
+    admit: Callable[[Principal], None] | None = None
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object; InvalidRequest otherwise."""
@@ -127,6 +130,8 @@ class AuthApi:
         if endpoint.access != PUBLIC:
             if call.principal is None or call.principal.method != "jwt":
                 call.principal = self.bearer(call)
+                if call.admit is not None:
+                    call.admit(call.principal)
             if endpoint.access == ADMIN and "admin" not in call.principal.roles:
                 raise InsufficientRole("this needs the admin role")
         return await endpoint.handler(call)

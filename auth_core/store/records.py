@@ -258,6 +258,14 @@ class RefreshTokens:
             return Spent("reused", row["session_id"])
         return Spent("expired", row["session_id"])
 
+    async def extend(self, session_id: str, expires_at: float) -> None:
+        """The session's unspent refresh tokens live until `expires_at`."""
+        await self.db.execute(
+            "UPDATE refresh_tokens SET expires_at = $1 WHERE session_id = $2 AND used_at IS NULL",
+            expires_at,
+            session_id,
+        )
+
     async def forget_session(self, session_id: str) -> None:
         await self.db.execute("DELETE FROM refresh_tokens WHERE session_id = $1", session_id)
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from auth_core.api import build_api
-from auth_core.service import AuthCore
+from auth_core.service import AuthCore, CallInfo
 from gateway.accesslog import AccessLog
 from gateway.auth_upstream import AuthCoreUpstream
 from gateway.config import Settings
@@ -72,7 +72,9 @@ class Gateway:
         authorize = Authorize(check_origins=settings.auth.origin_validation_enabled)
         self.operations = Operations(self.metrics, self.readiness)
         self.forwarder = Forwarder(self.pools, self.catalog)
-        self.builtin = AuthCoreUpstream(core, build_api(core), ForwardAuth(core, authorize))
+        self.builtin = AuthCoreUpstream(
+            core, build_api(core), ForwardAuth(core, authorize), authorize
+        )
         self.chain = Chain(
             [
                 ResolveClientAddress(self.resolver),
@@ -109,6 +111,8 @@ class Gateway:
             result = self.chain.run(exchange)
             response = result if isinstance(result, Response) else await result
         except GatewayError as error:
+            if error.status in (401, 403):
+                self._denied(exchange, error)
             response = problem_response(error, exchange.request_id)
         except ResponseAborted as aborted:
             self._record(exchange, aborted.status, started)
@@ -144,6 +148,31 @@ class Gateway:
                 route.upstream if route is not None else "",
                 exchange.request.header_text(b"user-agent"),
             )
+
+    def _denied(self, exchange: Exchange, error: GatewayError) -> None:
+        """Every denial is counted by reason and written to the audit log (SPEC section 11)."""
+        catalog = self.catalog
+        catalog.auth_failures.inc((str(error.code),))
+        if error.code == "origin_not_allowed":
+            catalog.origin_rejections.inc()
+        if error.audited:
+            return
+        principal = exchange.principal
+        route = exchange.route
+        written = self.core.audit_later(
+            "access_denied",
+            str(error.code),
+            CallInfo(
+                ip=exchange.client_ip,
+                user_agent=exchange.request.header_text(b"user-agent"),
+                request_id=exchange.request_id,
+            ),
+            user_id=principal.user_id if principal is not None else None,
+            route=route.name if route is not None else None,
+            path=exchange.path,
+        )
+        if not written:
+            catalog.audit_dropped.inc()
 
     def refused(self, status: int, request_id: str, peer: str) -> None:
         """A request the HTTP layer refused before it had a route (malformed, too slow)."""

@@ -87,12 +87,6 @@ async def test_sync_follows_the_table_by_id(database: Database) -> None:
     assert revoked.refuses("x", None, "j1", 0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: RevocationSet.sync reads `id > last_id`; an id committed after a higher one "
-    "is never read (PostgreSQL identities commit out of order)",
-)
 async def test_a_revocation_committed_after_a_later_numbered_one_is_not_missed(
     postgres_url: str,
 ) -> None:

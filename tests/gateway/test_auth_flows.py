@@ -659,10 +659,6 @@ async def test_forged_identity_headers_never_reach_the_upstream(
 
 # -- origins for users without a tenant --------------------------------------------------------
 
-BUG_AUTH_API_ORIGIN = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: /api/v1/auth/* endpoints that take a user's JWT never check its Origin",
-)
 EVIL = "https://evil.example.com"
 ORIGINS = [
     # (id, method, path, Origin or None, status, code, known bug)
@@ -701,10 +697,7 @@ ORIGINS = [
 
 @pytest.mark.parametrize(
     ("method", "path", "origin", "status", "code"),
-    [
-        pytest.param(*case[1:6], id=case[0], marks=BUG_AUTH_API_ORIGIN if case[6] else ())
-        for case in ORIGINS
-    ],
+    [pytest.param(*case[1:6], id=case[0]) for case in ORIGINS],
 )
 async def test_origins_of_tenantless_users(
     site: Site, method: str, path: str, origin: str | None, status: int, code: str | None
@@ -835,11 +828,6 @@ MAIL_FLOWS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mails name the client's Host header as the address to send the token to "
-    "(password-reset poisoning)",
-)
 @pytest.mark.parametrize(
     ("path", "body", "subject"),
     [case[1:] for case in MAIL_FLOWS],
@@ -1074,11 +1062,6 @@ DENIALS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the gateway's own denials (authenticate/authorize stages) are never written "
-    "to the audit log (SPEC section 11)",
-)
 @pytest.mark.parametrize(
     ("path", "origin", "revoke", "status", "code"),
     [case[1:] for case in DENIALS],

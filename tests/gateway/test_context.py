@@ -14,7 +14,15 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import ClientSession, web
 
-from gateway.context import SIGNED, Context, ContextError, context_middleware, sign, verify
+from gateway.context import (
+    SIGNED,
+    Context,
+    ContextError,
+    context_middleware,
+    gateway_context_key,
+    sign,
+    verify,
+)
 from tests.support import LOOPBACK, raw_request
 
 NOW = 1_800_000_000.0
@@ -280,14 +288,6 @@ NON_ASCII = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(ValueError, TypeError),
-    reason="BUG: gateway.context.verify lets junk escape as ValueError/TypeError instead of "
-    "ContextError: str.isdigit() accepts '\u00b2' which int() refuses (ValueError), and "
-    "hmac.compare_digest raises TypeError on a non-ASCII sig; context_middleware then "
-    "answers 500 instead of 401",
-)
 @pytest.mark.parametrize("headers", [case[1] for case in NON_ASCII], ids=[c[0] for c in NON_ASCII])
 def test_non_ascii_junk_is_a_context_error(headers: dict[str, str]) -> None:
     with pytest.raises(ContextError):
@@ -298,7 +298,7 @@ def test_non_ascii_junk_is_a_context_error(headers: dict[str, str]) -> None:
 
 
 async def whoami(request: web.Request) -> web.Response:
-    context: Context = request["gateway_context"]
+    context: Context = request[gateway_context_key()]
     return web.json_response(
         {
             "user_id": context.user_id,
@@ -331,12 +331,6 @@ def live(values: Mapping[str, str] = VALUES, **kwargs: str) -> dict[str, str]:
     return signed(values, timestamp=time.time(), **kwargs)  # type: ignore[arg-type]
 
 
-# context_middleware stores a str key; aiohttp 3.14 warns about that once a process (the
-# xfail test below pins it). Elsewhere the warning is silenced so the behaviour is what is tested.
-QUIET = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-
-
-@QUIET
 async def test_middleware_passes_a_valid_request_with_its_context(client: ClientSession) -> None:
     async with (
         protected_service() as url,
@@ -389,12 +383,6 @@ async def test_middleware_refuses_with_401(
         assert await response.text() != ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: context_middleware answers 500, not 401, to a non-ASCII X-Gateway-Signature "
-    "(verify raises TypeError from hmac.compare_digest instead of ContextError)",
-)
 async def test_middleware_refuses_non_ascii_junk_with_401() -> None:
     async with protected_service() as url:
         port = int(url.rsplit(":", 1)[1])
@@ -410,14 +398,6 @@ async def test_middleware_refuses_non_ascii_junk_with_401() -> None:
     assert response.status == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a signed header sent twice is accepted: verify() folds the headers into a dict "
-    "(the last copy wins) while aiohttp's request.headers[name] returns the first, so a "
-    "handler reading X-User-Id sees an unsigned value next to a valid signature",
-)
-@QUIET
 async def test_middleware_refuses_a_signed_header_sent_twice() -> None:
     async with protected_service() as url:
         port = int(url.rsplit(":", 1)[1])
@@ -432,7 +412,6 @@ async def test_middleware_refuses_a_signed_header_sent_twice() -> None:
     assert response.status == 401, json.loads(response.body)
 
 
-@QUIET
 async def test_middleware_checks_every_request_on_a_connection(client: ClientSession) -> None:
     """A kept-alive connection gets no credit: each request is verified on its own."""
     async with protected_service() as url:
@@ -444,13 +423,6 @@ async def test_middleware_checks_every_request_on_a_connection(client: ClientSes
             await second.read()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: context_middleware stores request['gateway_context'] under a str key; aiohttp "
-    ">= 3.14 warns (NotAppKeyWarning) the first time a process does so, and a service whose "
-    "tests run with warnings as errors (as ours do) answers its first valid request with 500",
-)
 async def test_middleware_raises_no_warning(
     client: ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
