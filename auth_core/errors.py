@@ -39,6 +39,14 @@ class TokenRevoked(AuthError):
     status, code = 401, "token_revoked"
 
 
+class InvalidApiKey(AuthError):
+    status, code = 401, "invalid_api_key"
+
+
+class IpNotAllowed(AuthError):
+    status, code = 403, "ip_not_allowed"
+
+
 class InvalidCredentials(AuthError):
     """Login refused: wrong password, unknown account or locked account, said the same way."""
 

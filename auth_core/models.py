@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +31,12 @@ class User:
 
     @classmethod
     def from_row(cls, row: Row) -> User:
+        # A tenant's end user (external id) logs in by no e-mail: the `email` column holds a
+        # login name of theirs and the address they gave is `contact_email`.
+        external = row["external_id"] is not None
         return cls(
             id=row["id"],
-            email=row["email"],
+            email=(row["contact_email"] or "") if external else row["email"],
             name=row["name"],
             roles=split_roles(row["roles"]),
             tenant_id=row["tenant_id"],
@@ -86,6 +90,133 @@ class Session:
 
     def active(self, now: float) -> bool:
         return self.revoked_at is None and self.expires_at > now
+
+
+def _strings(text: str | None) -> tuple[str, ...]:
+    value = json.loads(text) if text else []
+    return tuple(str(item) for item in value)
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """A SaaS client: its backends call with API keys from `ip_whitelist`, its users'
+    browsers come from `origins`."""
+
+    id: str
+    name: str
+    origins: tuple[str, ...]
+    ip_whitelist: tuple[str, ...]
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Row) -> Tenant:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            origins=_strings(row["origins"]),
+            ip_whitelist=_strings(row["ip_whitelist"]),
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "origins": list(self.origins),
+            "ip_whitelist": list(self.ip_whitelist),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    tenant_id: str
+    name: str | None
+    prefix: str
+    allow_ips: tuple[str, ...] | None  # None: the tenant's whitelist alone
+    created_at: float
+    expires_at: float | None
+    last_used_at: float | None
+    revoked_at: float | None
+    rotated_to: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> ApiKey:
+        allow = row["allow_ips"]
+        return cls(
+            id=row["id"],
+            tenant_id=row["tenant_id"],
+            name=row["name"],
+            prefix=row["prefix"],
+            allow_ips=None if allow is None else _strings(allow),
+            created_at=float(row["created_at"]),
+            expires_at=_optional_float(row["expires_at"]),
+            last_used_at=_optional_float(row["last_used_at"]),
+            revoked_at=_optional_float(row["revoked_at"]),
+            rotated_to=row["rotated_to"],
+        )
+
+    def usable(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def public(self) -> dict[str, Any]:
+        """The key as the API lists it: never the secret or its hash."""
+        return {
+            "id": self.id,
+            "tenant_id": self.tenant_id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "allow_ips": None if self.allow_ips is None else list(self.allow_ips),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "last_used_at": self.last_used_at,
+            "revoked_at": self.revoked_at,
+            "rotated_to": self.rotated_to,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Pat:
+    id: str
+    user_id: str
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: float
+    expires_at: float | None
+    last_used_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Pat:
+        return cls(
+            id=row["id"],
+            user_id=row["user_id"],
+            name=row["name"],
+            prefix=row["prefix"],
+            scopes=_strings(row["scopes"]),
+            created_at=float(row["created_at"]),
+            expires_at=_optional_float(row["expires_at"]),
+            last_used_at=_optional_float(row["last_used_at"]),
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "scopes": list(self.scopes),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "last_used_at": self.last_used_at,
+        }
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True, slots=True)

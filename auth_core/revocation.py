@@ -23,6 +23,11 @@ GAP_PATIENCE = 60.0  # seconds a hole in the ids is waited for (longer than any 
 SESSION = "session"
 TOKEN = "token"  # noqa: S105 - a revocation kind, not a secret
 USER = "user"
+# Kinds that refuse nothing by themselves but void what workers cached of a key or PAT
+# ("credential": its id), a tenant (whitelists) or, with USER, a user (roles, PATs).
+CREDENTIAL = "credential"
+TENANT = "tenant"
+_VOIDS_CACHES = frozenset({CREDENTIAL, TENANT, USER})
 
 
 class RevocationSet:
@@ -34,6 +39,9 @@ class RevocationSet:
         self.users: dict[str, tuple[float, float]] = {}  # user -> (revoked at, can go)
         self.last_id = 0
         self.gaps: dict[int, float] = {}  # ids not seen below last_id -> when first missed
+        # Bumped by every revocation that voids cached credentials and tenant policies: an
+        # entry cached under an older generation is read again (see tenancy and keys).
+        self.generation = 0
 
     def apply(self, revocation: Revocation) -> None:
         if revocation.kind == SESSION:
@@ -44,6 +52,8 @@ class RevocationSet:
             known = self.users.get(revocation.value)
             if known is None or known[0] < revocation.at:
                 self.users[revocation.value] = (revocation.at, revocation.expires_at)
+        if revocation.kind in _VOIDS_CACHES:
+            self.generation += 1
         self.last_id = max(self.last_id, revocation.id)
 
     def refuses(

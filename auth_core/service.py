@@ -19,15 +19,19 @@ from typing import Any
 from auth_core.accounts import Accounts
 from auth_core.config import AuthSettings
 from auth_core.errors import BY_TOKEN_CODE, AuthUnavailable, InvalidToken, TokenRevoked
+from auth_core.keys import ApiKeys
 from auth_core.mail import Mailer
 from auth_core.models import Principal
 from auth_core.passwords import Passwords
+from auth_core.pats import Pats
 from auth_core.revocation import RevocationSet
 from auth_core.sessions import Sessions
 from auth_core.store import Database, DatabaseUnavailable, open_database
 from auth_core.store.migrate import migrate
 from auth_core.store.records import Store
+from auth_core.tenancy import Tenants
 from auth_core.tokens import AccessTokens, Keyring, TokenError
+from auth_core.usage import FLUSH_INTERVAL
 
 log = logging.getLogger("auth_core")
 
@@ -60,6 +64,9 @@ class AuthCore:
         self.revoked = RevocationSet()
         self.sessions = Sessions(self)
         self.accounts = Accounts(self)
+        self.tenants = Tenants(self)
+        self.keys = ApiKeys(self)
+        self.pats = Pats(self)
         self._token_cache: dict[str, tuple[Principal, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -102,7 +109,7 @@ class AuthCore:
 
     async def _follow(self) -> None:
         assert self.store is not None
-        last_prune = time.monotonic()
+        last_prune = last_flush = time.monotonic()
         while True:
             await asyncio.sleep(SYNC_INTERVAL)
             try:
@@ -110,9 +117,18 @@ class AuthCore:
                     self._token_cache.clear()
             except DatabaseUnavailable as exc:
                 log.warning("cannot read revocations: %s", exc)
-            if time.monotonic() - last_prune > PRUNE_INTERVAL:
-                last_prune = time.monotonic()
+            now = time.monotonic()
+            if now - last_flush > FLUSH_INTERVAL:
+                last_flush = now
+                await self.flush_usage()
+            if now - last_prune > PRUNE_INTERVAL:
+                last_prune = now
                 self.revoked.prune()
+
+    async def flush_usage(self) -> None:
+        """Write the `last_used_at` of keys and PATs used since the last flush."""
+        await self.keys.usage.flush()
+        await self.pats.usage.flush()
 
     def background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run `work` without waiting for it (kept referenced; failures are logged)."""
@@ -135,6 +151,7 @@ class AuthCore:
                 await task
         self._tasks = []
         if self.db is not None:
+            await self.flush_usage()
             await self.db.close()
             self.db = None
 
@@ -187,6 +204,15 @@ class AuthCore:
         ):
             raise TokenRevoked("the token has been revoked")
         return principal
+
+    def authenticate_service(self, secret: str) -> Principal:
+        """An internal service presenting `Authorization: Service <secret>`: the secret of any
+        GATEWAY_SERVICE_SECRET entry, compared in constant time."""
+        assert self.service_keyring is not None
+        kid = self.service_keyring.matches(secret)
+        if kid is None:
+            raise InvalidToken("the service token is not valid")
+        return Principal(method="service", credential_id=f"service:{kid}")
 
     # -- revocation -------------------------------------------------------------------------
 

@@ -118,11 +118,17 @@ class Sessions:
         )
         return token
 
-    async def refresh(self, refresh_token: str, call: CallInfo) -> TokenPair:
-        """A new pair for a live refresh token, which is spent; reuse revokes the session."""
+    async def refresh(
+        self, refresh_token: str, call: CallInfo, *, tenant_id: str | None = None
+    ) -> TokenPair:
+        """A new pair for a live refresh token, which is spent; reuse revokes the session.
+        With `tenant_id` (SDK backends), a token of another tenant's user is refused before
+        anything is spent."""
         core = self.core
         store = core.require_store()
         if not refresh_token.startswith(REFRESH_PREFIX) or len(refresh_token) > 128:
+            raise InvalidToken("the refresh token is not valid")
+        if tenant_id is not None and await self.tenant_of(refresh_token) != tenant_id:
             raise InvalidToken("the refresh token is not valid")
         spent = await store.refresh_tokens.spend(token_hash(refresh_token))
         if spent.state == "reused":
@@ -158,6 +164,31 @@ class Sessions:
         await self.core.audit(
             "logout", "success", call, user_id=principal.user_id, session_id=principal.session_id
         )
+
+    async def tenant_of(self, refresh_token: str) -> str | None:
+        """The tenant of the user a refresh token was issued to (None: none, or unknown)."""
+        store = self.core.require_store()
+        owner = await store.refresh_tokens.owner(token_hash(refresh_token))
+        if owner is None:
+            return None
+        user = await store.users.get(owner[1])
+        return None if user is None else user.tenant_id
+
+    async def end_by_refresh_token(
+        self, refresh_token: str, tenant_id: str, call: CallInfo
+    ) -> bool:
+        """End the session a refresh token belongs to, if its user is of the tenant."""
+        store = self.core.require_store()
+        owner = await store.refresh_tokens.owner(token_hash(refresh_token))
+        if owner is None:
+            return False
+        session_id, user_id = owner
+        user = await store.users.get(user_id)
+        if user is None or user.tenant_id != tenant_id:
+            return False
+        await self._end(session_id, "logout")
+        await self.core.audit("logout", "success", call, user_id=user_id, session_id=session_id)
+        return True
 
     async def revoke_session(self, session_id: str, reason: str) -> None:
         await self._end(session_id, reason)

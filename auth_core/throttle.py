@@ -39,6 +39,11 @@ class FailureWindow:
             return 0.0
         return max(0.0, self.window - (now - entries[0]))
 
+    def count(self, key: str, now: float | None = None) -> int:
+        """Failures of `key` inside the window now."""
+        entries = self._recent(key, time.monotonic() if now is None else now)
+        return 0 if entries is None else len(entries)
+
     def fail(self, key: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         entries = self._recent(key, now)

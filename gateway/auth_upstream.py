@@ -37,7 +37,7 @@ class AuthCoreUpstream:
 
     async def __call__(self, exchange: Exchange) -> Response:
         if exchange.path == VALIDATE_PATH:
-            return self.forward_auth(exchange)
+            return await self.forward_auth(exchange)
         request = exchange.request
         body = await _read_body(exchange)
         call = ApiCall(
@@ -68,6 +68,7 @@ class AuthCoreUpstream:
         headers = [*(_JSON if result.body is not None else _BARE)]
         headers.append((b"X-Request-Id", exchange.request_id.encode()))
         headers += [(name.encode(), value.encode()) for name, value in result.headers.items()]
+        headers += exchange.response_headers
         return Response(result.status, headers, result.encoded())
 
 

@@ -152,7 +152,9 @@ def from_auth_error(error: AuthError) -> GatewayError:
             headers["WWW-Authenticate"] = (
                 f'Bearer realm="gateway", error="{_BEARER_ERRORS.get(error.code, "invalid_token")}"'
             )
-    return GatewayError(error.detail, status=error.status, code=error.code, headers=headers)
+    translated = GatewayError(error.detail, status=error.status, code=error.code, headers=headers)
+    translated.audited = error.audited
+    return translated
 
 
-_BEARER_ERRORS = {"invalid_credentials": "invalid_request"}
+_BEARER_ERRORS = {"invalid_credentials": "invalid_request", "invalid_api_key": "invalid_token"}

@@ -12,6 +12,8 @@ CONFIG_RELOADS = "gateway_config_reloads_total"
 AUTH_FAILURES = "gateway_auth_failures_total"
 ORIGIN_REJECTIONS = "gateway_origin_rejections_total"
 AUDIT_DROPPED = "gateway_audit_dropped_total"
+IP_REJECTIONS = "gateway_ip_whitelist_rejections_total"
+API_KEY_VALIDATIONS = "auth_api_key_validations_total"
 
 
 class Catalog:
@@ -42,6 +44,14 @@ class Catalog:
             ("reason",),
         )
         self.origin_rejections = r.counter(ORIGIN_REJECTIONS, "Requests refused for their Origin.")
+        self.ip_rejections = r.counter(
+            IP_REJECTIONS, "API key requests refused for their client address."
+        )
+        self.api_key_validations = r.counter(
+            API_KEY_VALIDATIONS,
+            "API keys checked on routes, by result (ok, or the refusal's code).",
+            ("result",),
+        )
         self.audit_dropped = r.counter(
             AUDIT_DROPPED, "Denials not written to the audit log because too many were waiting."
         )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from auth_core.api import auth_endpoints, openapi, users_endpoints
+from auth_core.api import (
+    auth_endpoints,
+    openapi,
+    sdk_endpoints,
+    tenant_endpoints,
+    token_endpoints,
+    users_endpoints,
+)
 from auth_core.api.router import ApiCall, ApiResponse, AuthApi, MethodNotAllowed
 
 if TYPE_CHECKING:
@@ -17,5 +24,8 @@ def build_api(core: AuthCore) -> AuthApi:
     api = AuthApi(core)
     auth_endpoints.register(api, core)
     users_endpoints.register(api, core)
+    tenant_endpoints.register(api, core)
+    token_endpoints.register(api, core)
+    sdk_endpoints.register(api, core)
     openapi.register(api)
     return api

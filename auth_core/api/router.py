@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from auth_core.service import AuthCore, CallInfo
 
 PUBLIC, USER, ADMIN = "public", "user", "admin"
+TENANT = "tenant"  # a platform admin, or an admin (role tenant_admin) of the path's tenant
+API_KEY = "api_key"  # an SDK backend: an API key from an address its whitelists allow
+SERVICE = "service"  # an internal service: Authorization: Service <secret>
 MAX_JSON_BYTES = 64 * 1024
 
 
@@ -48,7 +51,7 @@ class ApiCall:
     params: dict[str, str] = field(default_factory=dict)
     # The caller's checks on a principal the API authenticated itself (Origin, for one):
     # raises to refuse.
-    admit: Callable[[Principal], None] | None = None
+    admit: Callable[[Principal], Awaitable[None] | None] | None = None
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object; InvalidRequest otherwise."""
@@ -127,14 +130,44 @@ class AuthApi:
     async def dispatch(self, call: ApiCall) -> ApiResponse:
         endpoint, params = self.match(call.method, call.path)
         call.params = params
-        if endpoint.access != PUBLIC:
+        access = endpoint.access
+        if access == API_KEY:
+            await self._api_key(call)
+        elif access == SERVICE:
+            call.principal = self.service(call)
+        elif access != PUBLIC:
             if call.principal is None or call.principal.method != "jwt":
                 call.principal = self.bearer(call)
                 if call.admit is not None:
-                    call.admit(call.principal)
-            if endpoint.access == ADMIN and "admin" not in call.principal.roles:
+                    pending = call.admit(call.principal)
+                    if pending is not None:
+                        await pending
+            roles = call.principal.roles
+            if access == ADMIN and "admin" not in roles:
                 raise InsufficientRole("this needs the admin role")
+            if access == TENANT and not (
+                "admin" in roles
+                or ("tenant_admin" in roles and call.principal.tenant_id == params["tenant_id"])
+            ):
+                # The same answer whether the tenant exists or not: nothing to learn here.
+                raise InsufficientRole("this needs the admin role or to be this tenant's admin")
         return await endpoint.handler(call)
+
+    async def _api_key(self, call: ApiCall) -> None:
+        if call.principal is not None and call.principal.method == "api_key":
+            return  # the route checked it (and the IP whitelists) already
+        secret = api_key_from(call.header("x-api-key"), call.header("authorization"))
+        if secret is None:
+            raise MissingCredentials("an API key is needed (X-API-Key)")
+        found = self.core.keys.authenticate(secret, call.info.ip, call.info)
+        call.principal = found if isinstance(found, Principal) else await found
+
+    def service(self, call: ApiCall) -> Principal:
+        value = (call.header("authorization") or "").strip()
+        scheme, _, secret = value.partition(" ")
+        if scheme.lower() != "service" or not secret.strip():
+            raise MissingCredentials("a service token is needed (Authorization: Service ...)")
+        return self.core.authenticate_service(secret.strip())
 
     def bearer(self, call: ApiCall) -> Principal:
         """The user behind `Authorization: Bearer <access token>`."""
@@ -143,3 +176,13 @@ class AuthApi:
         if scheme.lower() != "bearer" or not token.strip():
             raise MissingCredentials("an access token is needed (Authorization: Bearer ...)")
         return self.core.authenticate_access_token(token.strip())
+
+
+def api_key_from(x_api_key: str | None, authorization: str | None) -> str | None:
+    """The API key of `X-API-Key`, or of `Authorization: Bearer gwk_...`."""
+    if x_api_key is not None and x_api_key.strip():
+        return x_api_key.strip()
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip().startswith("gwk_"):
+        return token.strip()
+    return None

@@ -7,25 +7,22 @@ conditional UPDATEs, atomic in both databases.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from auth_core.models import Session, User
 from auth_core.store.base import Database, Row
+from auth_core.store.ids import new_id
+from auth_core.store.tenancy import ApiKeys, Pats, Tenants
 
 _USER_COLUMNS = (
     "id, email, name, password_hash, roles, tenant_id, external_id, email_verified, disabled, "
-    "failed_logins, locked_until, created_at, updated_at"
+    "failed_logins, locked_until, created_at, updated_at, contact_email"
 )
 _SESSION_COLUMNS = "id, user_id, created_at, expires_at, refreshed_at, revoked_at, ip, user_agent"
-
-
-def new_id(prefix: str) -> str:
-    """An opaque id: a type prefix and 20 random hex characters (80 bits)."""
-    return f"{prefix}_{secrets.token_hex(10)}"
 
 
 class Users:
@@ -43,14 +40,22 @@ class Users:
         external_id: str | None = None,
         email_verified: bool = False,
     ) -> User:
-        """A new user; Conflict when the e-mail is taken."""
+        """A new user; Conflict when the e-mail (or the tenant's external id) is taken.
+
+        A tenant's end user (`external_id`) gets a login name that no e-mail address can equal
+        (it has no @), and `email` is kept as their contact address: end users of different
+        tenants may share one."""
         now = time.time()
+        login, contact = email.lower(), None
+        if external_id is not None:
+            digest = hashlib.sha256(external_id.encode()).hexdigest()[:40]
+            login, contact = f"ext:{tenant_id}:{digest}", email.lower() or None
         row = await self.db.fetchrow(
             f"INSERT INTO users ({_USER_COLUMNS}) VALUES "
-            "($1, $2, $3, $4, $5, $6, $7, $8, FALSE, 0, 0, $9, $9) "
+            "($1, $2, $3, $4, $5, $6, $7, $8, FALSE, 0, 0, $9, $9, $10) "
             f"RETURNING {_USER_COLUMNS}",
             new_id("usr"),
-            email.lower(),
+            login,
             name,
             password_hash,
             ",".join(roles),
@@ -58,6 +63,7 @@ class Users:
             external_id,
             email_verified,
             now,
+            contact,
         )
         assert row is not None
         return User.from_row(row)
@@ -100,8 +106,9 @@ class Users:
         return [User.from_row(row) for row in rows]
 
     async def update(self, user_id: str, **fields: Any) -> User | None:
-        """Change `name`, `email`, `roles` (a tuple), `disabled`, `email_verified`."""
-        allowed = {"name", "email", "roles", "disabled", "email_verified"}
+        """Change `name`, `email`, `roles` (a tuple), `disabled`, `email_verified`, or the
+        `contact_email` of a tenant's end user."""
+        allowed = {"name", "email", "roles", "disabled", "email_verified", "contact_email"}
         assignments = []
         values: list[Any] = []
         for key, value in fields.items():
@@ -109,7 +116,7 @@ class Users:
                 raise ValueError(f"cannot update {key}")
             if key == "roles":
                 value = ",".join(value)
-            elif key == "email":
+            elif key in ("email", "contact_email"):
                 value = value.lower()
             values.append(value)
             assignments.append(f"{key} = ${len(values)}")
@@ -257,6 +264,15 @@ class RefreshTokens:
         if row["used_at"] is not None:
             return Spent("reused", row["session_id"])
         return Spent("expired", row["session_id"])
+
+    async def owner(self, token_hash: str) -> tuple[str, str] | None:
+        """(session id, user id) of a refresh token, spent or not."""
+        row = await self.db.fetchrow(
+            "SELECT s.id AS session_id, s.user_id AS user_id FROM refresh_tokens r "
+            "JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
+            token_hash,
+        )
+        return None if row is None else (row["session_id"], row["user_id"])
 
     async def extend(self, session_id: str, expires_at: float) -> None:
         """The session's unspent refresh tokens live until `expires_at`."""
@@ -434,3 +450,6 @@ class Store:
         self.one_time_tokens = OneTimeTokens(db)
         self.audit = Audit(db)
         self.settings = Settings(db)
+        self.tenants = Tenants(db)
+        self.api_keys = ApiKeys(db)
+        self.pats = Pats(db)

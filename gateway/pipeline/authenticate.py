@@ -7,10 +7,12 @@ route can never be served by a kind this build does not enforce.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 from auth_core.errors import AuthError
+from auth_core.store import DatabaseUnavailable
 from gateway.errors import AuthUnavailable, from_auth_error
+from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.routing.table import AuthKind
@@ -50,6 +52,19 @@ class Authenticate(Stage):
         if authenticator is None:  # refused at load; fail closed if it ever slips through
             raise AuthUnavailable("this route's authentication is not available")
         try:
-            return authenticator.authenticate(exchange)
+            result = authenticator.authenticate(exchange)
         except AuthError as exc:
             raise from_auth_error(exc) from None
+        if result is None or isinstance(result, Response):
+            return result
+        return _translated(result)
+
+
+async def _translated(pending: Awaitable[Response | None]) -> Response | None:
+    """Await a check that had to wait; its AuthError becomes the gateway's answer."""
+    try:
+        return await pending
+    except AuthError as exc:
+        raise from_auth_error(exc) from None
+    except DatabaseUnavailable:
+        raise AuthUnavailable("the auth core's database is unavailable") from None

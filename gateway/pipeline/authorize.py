@@ -1,18 +1,37 @@
 """What the route allows, checked on every request against the principal (never cached):
-roles (any of the route's), and for browser callers the `Origin` (SPEC sections 6 and 11)."""
+roles (any of the route's), and for browser callers the `Origin` (SPEC sections 6 and 11).
+
+A JWT bound to a tenant is held to that tenant's origin whitelist; a tenant-less user's JWT
+to the top-level `origins` of routes.yaml when that list is given. The tenant's whitelist comes
+from the auth core's policy cache: at once when cached, else the check waits for one read.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from auth_core.models import Principal
-from gateway.errors import GatewayError
+from auth_core.origins import OriginWhitelist
+from auth_core.service import AuthCore
+from auth_core.store import DatabaseUnavailable
+from gateway.errors import AuthUnavailable, GatewayError
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
+
+_VARY_ORIGIN = (b"Vary", b"Origin")
+
+
+def origin_refused() -> GatewayError:
+    return GatewayError(
+        "requests from this origin are not accepted", status=403, code="origin_not_allowed"
+    )
 
 
 class Authorize(Stage):
     """403 insufficient_role or origin_not_allowed."""
 
-    def __init__(self, *, check_origins: bool = True) -> None:
+    def __init__(self, core: AuthCore, *, check_origins: bool = True) -> None:
+        self.core = core
         self.check_origins = check_origins
 
     def __call__(self, exchange: Exchange) -> StageResult:
@@ -27,20 +46,48 @@ class Authorize(Stage):
                 status=403,
                 code="insufficient_role",
             )
-        self.check_origin(exchange, principal)
+        return self.check_origin(exchange, principal)
+
+    def check_origin(self, exchange: Exchange, principal: Principal) -> Awaitable[None] | None:
+        """Refuse a browser's Origin that the principal's whitelist does not hold; allowed, the
+        response tells the browser so (CORS). An awaitable when the tenant's policy must be
+        read first."""
+        if not self.check_origins or principal.method != "jwt":
+            return None
+        raw = exchange.request.header(b"origin")
+        if raw is None:
+            return None
+        origin = raw.decode("latin-1")
+        tenant_id = principal.tenant_id
+        if tenant_id is None:
+            allowed = exchange.table.origins
+            if allowed and not allowed.allows(origin):
+                raise origin_refused()
+            if allowed:
+                self._allow(exchange, origin)
+            return None
+        policy = self.core.tenants.cached_policy(tenant_id)
+        if policy is None:
+            return self._check_loaded(exchange, tenant_id, origin)
+        self._check(exchange, policy.origins, origin)
         return None
 
-    def check_origin(self, exchange: Exchange, principal: Principal) -> None:
-        """A browser's Origin must be on the whitelist of the principal's tenant (or, without a
-        tenant, on the top-level `origins` of routes.yaml when that list is given)."""
-        if not self.check_origins or principal.method != "jwt":
-            return
-        origin = exchange.request.header(b"origin")
-        if origin is not None and principal.tenant_id is None:
-            allowed = exchange.table.origins
-            if allowed and not allowed.allows(origin.decode("latin-1")):
-                raise GatewayError(
-                    "requests from this origin are not accepted",
-                    status=403,
-                    code="origin_not_allowed",
-                )
+    async def _check_loaded(self, exchange: Exchange, tenant_id: str, origin: str) -> None:
+        try:
+            policy = await self.core.tenants.load_policy(tenant_id)
+        except DatabaseUnavailable:
+            raise AuthUnavailable("the auth core's database is unavailable") from None
+        # A tenant that no longer exists accepts no origin.
+        self._check(exchange, policy.origins if policy else OriginWhitelist(()), origin)
+
+    def _check(self, exchange: Exchange, allowed: OriginWhitelist, origin: str) -> None:
+        if not allowed.allows(origin):
+            raise origin_refused()
+        self._allow(exchange, origin)
+
+    @staticmethod
+    def _allow(exchange: Exchange, origin: str) -> None:
+        exchange.response_headers += [
+            (b"Access-Control-Allow-Origin", origin.encode("latin-1")),
+            _VARY_ORIGIN,
+        ]

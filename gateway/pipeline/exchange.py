@@ -21,6 +21,7 @@ class Exchange:
         "query",
         "request",
         "request_id",
+        "response_headers",
         "route",
         "status",
         "table",
@@ -44,3 +45,4 @@ class Exchange:
         self.auth_method = "none"
         self.principal: Principal | None = None  # who the credential proved, if any
         self.context_headers: list[bytes] = []  # complete `Name: value\r\n` lines
+        self.response_headers: list[tuple[bytes, bytes]] = []  # added to the client's answer

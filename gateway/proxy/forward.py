@@ -222,6 +222,8 @@ class Forwarder:
         headers = conn.headers
         dated = conn.dated
         headers.append((b"X-Request-Id", exchange.request_id.encode()))
+        if exchange.response_headers:
+            headers += exchange.response_headers
         status = conn.status
         if conn.complete:
             body = conn.take_body()

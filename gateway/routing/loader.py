@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import netaddr
 import yaml
 
+from auth_core.origins import OriginWhitelist, normalise_origin
 from auth_core.units import parse_duration, parse_size
-from gateway.origins import OriginWhitelist, normalise_origin
 from gateway.routing.paths import PathError, canonical_path
 from gateway.routing.table import (
     BUILTIN_UPSTREAMS,

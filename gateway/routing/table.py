@@ -13,8 +13,8 @@ from enum import StrEnum
 
 import netaddr
 
+from auth_core.origins import OriginWhitelist
 from gateway.errors import MethodNotAllowed, RouteNotFound
-from gateway.origins import OriginWhitelist
 
 
 class AuthKind(StrEnum):
@@ -29,7 +29,7 @@ class AuthKind(StrEnum):
 
 
 # The `auth:` kinds this build enforces; routes.yaml may name no other.
-SUPPORTED_AUTH_KINDS = frozenset({AuthKind.NONE, AuthKind.JWT})
+SUPPORTED_AUTH_KINDS = frozenset(AuthKind)
 # Upstreams served inside the gateway process: the auth core's API.
 AUTH_CORE = "auth_core"
 BUILTIN_UPSTREAMS = frozenset({AUTH_CORE})

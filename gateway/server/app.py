@@ -25,10 +25,12 @@ from gateway.pipeline.bearer import JwtBearer
 from gateway.pipeline.chain import Chain
 from gateway.pipeline.client_address import ClientAddressResolver, ResolveClientAddress
 from gateway.pipeline.context import SetContext
+from gateway.pipeline.credentials import AnyCredential, ApiKeyAuth, PatAuth, ServiceAuth
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.limit_body import LimitBody
 from gateway.pipeline.match_route import MatchRoute
 from gateway.pipeline.parse_target import ParseTarget
+from gateway.pipeline.preflight import Preflight
 from gateway.proxy.forward import Forwarder, ResponseAborted
 from gateway.proxy.pool import UpstreamPools
 from gateway.routing.loader import ConfigError, load_route_table
@@ -67,9 +69,17 @@ class Gateway:
         self.pools.start()
         self.resolver = ClientAddressResolver(settings.trusted_proxies)
         self.authenticate = Authenticate(
-            {AuthKind.NONE: Anonymous(), AuthKind.JWT: JwtBearer(core)}
+            {
+                AuthKind.NONE: Anonymous(),
+                AuthKind.JWT: JwtBearer(core),
+                AuthKind.API_KEY: ApiKeyAuth(core),
+                AuthKind.PAT: PatAuth(core),
+                AuthKind.SERVICE: ServiceAuth(core),
+                AuthKind.ANY: AnyCredential(core),
+            }
         )
-        authorize = Authorize(check_origins=settings.auth.origin_validation_enabled)
+        check_origins = settings.auth.origin_validation_enabled
+        authorize = Authorize(core, check_origins=check_origins)
         self.operations = Operations(self.metrics, self.readiness)
         self.forwarder = Forwarder(self.pools, self.catalog)
         self.builtin = AuthCoreUpstream(
@@ -81,6 +91,7 @@ class Gateway:
                 ParseTarget(),
                 self.operations,
                 MatchRoute(),
+                Preflight(core, enabled=check_origins),
                 LimitBody(),
                 self.authenticate,
                 authorize,
@@ -136,6 +147,8 @@ class Gateway:
             (route_name, method if method in _METHODS else "OTHER", _STATUS_TEXT.get(status, "0"))
         )
         catalog.request_duration.observe(duration, (route_name,))
+        if exchange.auth_method == "api_key" and exchange.principal is not None:
+            catalog.api_key_validations.inc(("ok",))
         if self.access_log.enabled:
             self.access_log.log(
                 exchange.request_id,
@@ -153,8 +166,13 @@ class Gateway:
         """Every denial is counted by reason and written to the audit log (SPEC section 11)."""
         catalog = self.catalog
         catalog.auth_failures.inc((str(error.code),))
-        if error.code == "origin_not_allowed":
+        code = error.code
+        if code == "origin_not_allowed":
             catalog.origin_rejections.inc()
+        elif code == "ip_not_allowed":
+            catalog.ip_rejections.inc()
+        if exchange.auth_method == "api_key":
+            catalog.api_key_validations.inc((str(code),))
         if error.audited:
             return
         principal = exchange.principal

@@ -28,7 +28,7 @@ INVALID = [
         7,
         "unknown upstream 'nope'",
     ),
-    ("auth this build cannot enforce", VALID.replace("auth: none", "auth: pat", 1), 7, "'pat'"),
+    ("unknown auth kind", VALID.replace("auth: none", "auth: basic", 1), 7, "'basic'"),
     ("non-canonical path", VALID.replace("/echo", "/echo/"), 7, "must be a canonical path"),
     ("bad duration", VALID.replace("5s", "5 parsecs"), 5, "is not a duration"),
     ("invalid YAML", VALID + "  - name: x\n    auth: none: x\n", 10, "not valid YAML"),

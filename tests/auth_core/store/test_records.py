@@ -59,9 +59,23 @@ async def test_user_create_keeps_every_field_and_lower_cases_the_email(store: St
     assert (user.failed_logins, user.locked_until) == (0, 0.0)
     assert user.password_hash == "$argon2id$stand-in"
     assert await store.users.get(user.id) == user
-    assert await store.users.by_email("ADA.LOVELACE@example.com") == user
+    # A tenant's end user is found by the tenant's id for them, never by an e-mail login.
+    assert await store.users.by_email("ADA.LOVELACE@example.com") is None
     assert await store.users.by_external_id("ten_1", "ext-1") == user
     assert await store.users.by_external_id("ten_2", "ext-1") is None
+
+
+async def test_end_users_of_two_tenants_may_share_an_email_but_not_an_external_id(
+    store: Store,
+) -> None:
+    platform = await store.users.create("ada@example.com", "$argon2id$stand-in")
+    first = await store.users.create("ada@example.com", None, tenant_id="ten_1", external_id="u1")
+    second = await store.users.create("ada@example.com", None, tenant_id="ten_2", external_id="u1")
+    assert first.email == second.email == platform.email == "ada@example.com"
+    assert await store.users.by_email("ada@example.com") == platform
+    with pytest.raises(Conflict):
+        await store.users.create("bob@example.com", None, tenant_id="ten_1", external_id="u1")
+    assert await store.users.count() == 3
 
 
 @pytest.mark.parametrize(

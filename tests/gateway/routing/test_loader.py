@@ -389,12 +389,6 @@ INVALID = [
         "same path, host and methods",
     ),
     (
-        "auth api_key not in this build",
-        route_file(*B[:2], "auth: api_key"),
-        10,
-        "'api_key' is not available",
-    ),
-    (
         "unknown auth",
         route_file(*B[:2], "auth: basic"),
         10,

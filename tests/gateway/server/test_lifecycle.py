@@ -102,14 +102,25 @@ def serving_pid(server_port: int, client_port: int, candidates: set[int]) -> int
     if inode is None:
         return None
     for pid in candidates:
-        fds = Path(f"/proc/{pid}/fd")
-        try:
-            links = [os.readlink(fd) for fd in fds.iterdir()]
-        except OSError:
-            continue
-        if f"socket:[{inode}]" in links:
+        if f"socket:[{inode}]" in _fd_links(pid):
             return pid
     return None
+
+
+def _fd_links(pid: int) -> set[str]:
+    """What the process's open descriptors point at. A descriptor closed while we look (the
+    worker's database thread opens and closes files) is skipped, not the whole process."""
+    links = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return links
+    for fd in fds:
+        try:
+            links.add(os.readlink(fd))
+        except OSError:
+            continue
+    return links
 
 
 async def request_served_by(port: int, path: str, pids: set[int]) -> tuple[int, int | None]:

@@ -1,0 +1,178 @@
+"""SDK backends (API key + IP whitelist, seed 003 flow 2) and internal services (service token):
+`/v1/sdk/*` and `/api/v1/auth/internal/*`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from auth_core.api.auth_endpoints import text_field
+from auth_core.api.router import API_KEY, SERVICE, ApiCall, ApiResponse, AuthApi, Endpoint
+from auth_core.api.schemas import BOOLEAN, OBJECT, STRINGS, TOKEN_PAIR, obj, string
+from auth_core.errors import AuthError, InvalidRequest
+from auth_core.models import Principal
+from auth_core.sdk import SdkSessions
+from auth_core.service import CallInfo
+
+if TYPE_CHECKING:
+    from auth_core.service import AuthCore
+
+
+def context_of(principal: Principal) -> dict[str, Any]:
+    """What an internal caller learns of a valid credential (the context headers' content)."""
+    return {
+        "auth_method": principal.method,
+        "user_id": principal.user_id,
+        "email": principal.email or None,
+        "roles": list(principal.roles),
+        "tenant_id": principal.tenant_id,
+        "session_id": principal.session_id,
+        "credential_id": principal.credential_id,
+        "expires_at": principal.expires_at or None,
+    }
+
+
+async def _settle(found: Principal | Awaitable[Principal]) -> Principal:
+    return found if isinstance(found, Principal) else await found
+
+
+def register(api: AuthApi, core: AuthCore) -> None:
+    sdk = SdkSessions(core)
+    sessions = core.sessions
+
+    def tenant(call: ApiCall) -> str:
+        tenant_id = call.caller.tenant_id
+        assert tenant_id is not None, "an API key always has a tenant"
+        return tenant_id
+
+    async def open_session(call: ApiCall) -> ApiResponse:
+        pair = await sdk.open(tenant(call), call.caller.credential_id, call.json(), call.info)
+        return ApiResponse(200, pair.body(), {"Cache-Control": "no-store"})
+
+    async def refresh(call: ApiCall) -> ApiResponse:
+        token = text_field(call.json(), "refresh_token")
+        pair = await sessions.refresh(token, call.info, tenant_id=tenant(call))
+        return ApiResponse(200, pair.body(), {"Cache-Control": "no-store"})
+
+    async def logout(call: ApiCall) -> ApiResponse:
+        """End one session (by its refresh token) or every session of one end user."""
+        body = call.json()
+        tenant_id = tenant(call)
+        if "refresh_token" in body:
+            await sessions.end_by_refresh_token(
+                text_field(body, "refresh_token"), tenant_id, call.info
+            )
+        elif "external_user_id" in body:
+            external = body["external_user_id"]
+            if not isinstance(external, str | int) or isinstance(external, bool):
+                raise InvalidRequest("external_user_id must be a string")
+            user = await core.require_store().users.by_external_id(tenant_id, str(external))
+            if user is not None:
+                await sessions.revoke_user(user.id, "logout by the tenant's backend")
+                await core.audit("logout", "success", call.info, user_id=user.id, everywhere=True)
+        else:
+            raise InvalidRequest("give refresh_token or external_user_id")
+        return ApiResponse(204)
+
+    async def validate(call: ApiCall) -> ApiResponse:
+        body = call.json()
+        ip = body.get("ip")
+        if ip is not None and not isinstance(ip, str):
+            raise InvalidRequest("ip must be a string")
+        try:
+            if "api_key" in body:
+                principal = await _settle(
+                    core.keys.authenticate(text_field(body, "api_key"), ip, _as_from(call.info, ip))
+                )
+            else:
+                principal = await _validate_token(core, text_field(body, "token"), call.info)
+        except AuthError as exc:
+            if exc.status >= 500:
+                raise
+            return ApiResponse(200, {"valid": False, "error": exc.code, "detail": exc.detail})
+        return ApiResponse(200, {"valid": True, "context": context_of(principal)})
+
+    async def validate_api_key(call: ApiCall) -> ApiResponse:
+        body = call.json()
+        if "api_key" not in body:
+            raise InvalidRequest("api_key is required")
+        return await validate(call)
+
+    answer = obj(
+        {"valid": BOOLEAN, "context": OBJECT, "error": string("why not, when not valid")},
+        ["valid"],
+    )
+    for endpoint in (
+        Endpoint(
+            "POST",
+            "/v1/sdk/session",
+            open_session,
+            API_KEY,
+            "Open a session for the tenant's end user (found or created by external_user_id)",
+            200,
+            obj(
+                {
+                    "external_user_id": string(),
+                    "email": string(),
+                    "name": string(),
+                    "roles": STRINGS,
+                },
+                ["external_user_id"],
+            ),
+            TOKEN_PAIR,
+        ),
+        Endpoint(
+            "POST",
+            "/v1/sdk/refresh",
+            refresh,
+            API_KEY,
+            "Rotate an end user's refresh token (of this tenant's users only)",
+            200,
+            obj({"refresh_token": string()}, ["refresh_token"]),
+            TOKEN_PAIR,
+        ),
+        Endpoint(
+            "POST",
+            "/v1/sdk/logout",
+            logout,
+            API_KEY,
+            "End an end user's session (refresh_token) or all their sessions (external_user_id)",
+            204,
+            obj({"refresh_token": string(), "external_user_id": string()}, []),
+        ),
+        Endpoint(
+            "POST",
+            "/api/v1/auth/internal/validate",
+            validate,
+            SERVICE,
+            "Validate an access token, PAT or API key for an internal service",
+            200,
+            obj({"token": string(), "api_key": string(), "ip": string()}, []),
+            answer,
+        ),
+        Endpoint(
+            "POST",
+            "/api/v1/auth/internal/validate-api-key",
+            validate_api_key,
+            SERVICE,
+            "Validate an API key (and, given ip, the IP whitelists) for an internal service",
+            200,
+            obj({"api_key": string(), "ip": string()}, ["api_key"]),
+            answer,
+        ),
+    ):
+        api.add(endpoint)
+
+
+def _as_from(info: CallInfo, ip: str | None) -> CallInfo:
+    """The call as the internal caller describes it: refusals are audited with the end
+    client's address."""
+    return CallInfo(ip=ip, user_agent=info.user_agent, request_id=info.request_id)
+
+
+async def _validate_token(core: AuthCore, token: str, info: CallInfo) -> Principal:
+    if token.startswith("gwp_"):
+        return await _settle(core.pats.authenticate(token, info))
+    if token.startswith("gwk_"):
+        return await _settle(core.keys.authenticate(token, None, info))
+    return core.authenticate_access_token(token)

@@ -1,0 +1,153 @@
+"""Personal access tokens (seed 002): a developer's long-lived credential for scripts and
+CLIs, `gwp_...`, acting as its user with the user's current roles.
+
+Same format, hashing and caching as API keys (see keys.py): a malformed token costs no
+database look-up; a known one is a dict look-up until a credential or user revocation arrives,
+so deleting a token, deleting or disabling its user and changing their roles take effect in
+every worker at its next sync.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from auth_core import credentials
+from auth_core.errors import InvalidRequest, InvalidToken, NotFound, TokenExpired
+from auth_core.keys import parse_expiry
+from auth_core.models import Pat, Principal
+from auth_core.revocation import CREDENTIAL
+from auth_core.tenancy import valid_name
+from auth_core.usage import UsageRecorder
+
+if TYPE_CHECKING:
+    from auth_core.service import AuthCore, CallInfo
+
+GRANT_TTL = 300.0
+UNKNOWN_TTL = 10.0
+MAX_GRANTS = 50_000
+MAX_UNKNOWN = 10_000
+MAX_PER_USER = 50
+MAX_SCOPES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class PatGrant:
+    pat: Pat
+    principal: Principal | None  # None: the user is disabled
+    generation: int
+    until: float
+
+
+def valid_scopes(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_SCOPES
+        or not all(isinstance(item, str) and 0 < len(item) <= 64 for item in value)
+    ):
+        raise InvalidRequest(f"scopes must be a list of at most {MAX_SCOPES} short strings")
+    return tuple(dict.fromkeys(value))
+
+
+class Pats:
+    def __init__(self, core: AuthCore) -> None:
+        self.core = core
+        self._grants: dict[str, PatGrant] = {}
+        self._unknown: dict[str, float] = {}
+        self.usage = UsageRecorder(self._write_usage)
+
+    async def _write_usage(self, used: Any) -> None:
+        await self.core.require_store().pats.touch(used)
+
+    async def create(self, user_id: str, body: dict[str, Any], call: CallInfo) -> tuple[Pat, str]:
+        store = self.core.require_store()
+        name = valid_name(body.get("name"))
+        scopes = valid_scopes(body.get("scopes"))
+        expires_at = parse_expiry(body.get("expires_at"), time.time())
+        if await store.pats.count(user_id) >= MAX_PER_USER:
+            raise InvalidRequest(f"a user can hold at most {MAX_PER_USER} tokens")
+        secret = credentials.generate(credentials.PAT_PREFIX)
+        pat = await store.pats.create(
+            user_id,
+            credentials.credential_hash(secret),
+            credentials.display_prefix(secret),
+            name=name,
+            scopes=scopes,
+            expires_at=expires_at,
+        )
+        await self.core.audit("pat_create", "success", call, user_id=user_id, pat_id=pat.id)
+        return pat, secret
+
+    async def list(self, user_id: str) -> list[Pat]:
+        return await self.core.require_store().pats.of_user(user_id)
+
+    async def delete(self, user_id: str, pat_id: str, call: CallInfo) -> None:
+        if not await self.core.require_store().pats.delete(user_id, pat_id):
+            raise NotFound("no such token")
+        await self.core.revoke(CREDENTIAL, pat_id)
+        await self.core.audit("pat_delete", "success", call, user_id=user_id, pat_id=pat_id)
+
+    # -- the hot path -----------------------------------------------------------------------
+
+    def authenticate(self, secret: str, call: CallInfo) -> Principal | Awaitable[Principal]:
+        if not credentials.well_formed(secret, credentials.PAT_PREFIX):
+            raise InvalidToken("the personal access token is malformed")
+        token_hash = credentials.credential_hash(secret)
+        grant = self._grants.get(token_hash)
+        now = time.monotonic()
+        if (
+            grant is not None
+            and grant.generation == self.core.revoked.generation
+            and grant.until > now
+        ):
+            return self._admit(grant, call)
+        refused_until = self._unknown.get(token_hash)
+        if refused_until is not None and refused_until > now:
+            raise InvalidToken("the personal access token is not valid")
+        return self._load(token_hash, call)
+
+    async def _load(self, token_hash: str, call: CallInfo) -> Principal:
+        core = self.core
+        generation = core.revoked.generation
+        store = core.require_store()
+        pat = await store.pats.by_hash(token_hash)
+        user = None if pat is None else await store.users.get(pat.user_id)
+        if pat is None or user is None:
+            if len(self._unknown) >= MAX_UNKNOWN:
+                self._unknown.clear()
+            self._unknown[token_hash] = time.monotonic() + UNKNOWN_TTL
+            core.audit_later("pat", "refused", call, reason="unknown")
+            raise InvalidToken("the personal access token is not valid", audited=True)
+        principal = None
+        if not user.disabled:
+            principal = Principal(
+                method="pat",
+                user_id=user.id,
+                email=user.email or None,
+                roles=user.roles,
+                tenant_id=user.tenant_id,
+                credential_id=pat.id,
+                expires_at=pat.expires_at or 0.0,
+                scopes=pat.scopes,
+            )
+        grant = PatGrant(pat, principal, generation, time.monotonic() + GRANT_TTL)
+        if len(self._grants) >= MAX_GRANTS:
+            self._grants.clear()
+        self._grants[token_hash] = grant
+        return self._admit(grant, call)
+
+    def _admit(self, grant: PatGrant, call: CallInfo) -> Principal:
+        now = time.time()
+        pat = grant.pat
+        if grant.principal is None:
+            self.core.audit_later("pat", "refused", call, reason="user_disabled", pat_id=pat.id)
+            raise InvalidToken("the personal access token is not valid", audited=True)
+        if pat.expires_at is not None and pat.expires_at <= now:
+            self.core.audit_later("pat", "refused", call, reason="expired", pat_id=pat.id)
+            raise TokenExpired("the personal access token has expired", audited=True)
+        self.usage.used(pat.id, now)
+        return grant.principal

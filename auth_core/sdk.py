@@ -1,0 +1,101 @@
+"""SDK sessions (seed 003, flow 2): a tenant's backend, holding an API key and calling from a
+whitelisted address, opens sessions for its end users, found or created by the tenant's own
+`external_user_id`. The token pair is bound to the tenant, so the browser that uses it (flow 3)
+is held to the tenant's origin whitelist.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from auth_core.accounts import valid_email, valid_roles
+from auth_core.errors import InvalidRequest
+from auth_core.models import User
+from auth_core.sessions import TokenPair
+from auth_core.store import Conflict
+
+if TYPE_CHECKING:
+    from auth_core.service import AuthCore, CallInfo
+
+MAX_EXTERNAL_ID = 256
+# Roles an SDK backend may not hand its end users: they would reach the platform's or the
+# tenant's administration.
+RESERVED_ROLES = frozenset({"admin", "tenant_admin"})
+
+
+def external_id_of(body: dict[str, Any]) -> str:
+    value = body.get("external_user_id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_EXTERNAL_ID:
+        raise InvalidRequest(
+            f"external_user_id must be a string of 1 to {MAX_EXTERNAL_ID} characters"
+        )
+    return value.strip()
+
+
+class SdkSessions:
+    def __init__(self, core: AuthCore) -> None:
+        self.core = core
+
+    async def open(
+        self, tenant_id: str, key_id: str | None, body: dict[str, Any], call: CallInfo
+    ) -> TokenPair:
+        external_id = external_id_of(body)
+        email = body.get("email")
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or len(name) > 200):
+            raise InvalidRequest("name must be a string of at most 200 characters")
+        roles = valid_roles(body["roles"]) if "roles" in body else ("user",)
+        if RESERVED_ROLES.intersection(roles):
+            raise InvalidRequest("an SDK session cannot carry the admin or tenant_admin role")
+        contact = "" if email is None else valid_email(email)
+        user = await self._user(tenant_id, external_id, contact, name, roles)
+        if user.disabled:
+            raise InvalidRequest("this user is disabled")
+        pair = await self.core.sessions.open(user, call)
+        await self.core.audit(
+            "sdk_session",
+            "success",
+            call,
+            user_id=user.id,
+            session_id=pair.session.id,
+            tenant_id=tenant_id,
+            key_id=key_id,
+        )
+        return pair
+
+    async def _user(
+        self, tenant_id: str, external_id: str, email: str, name: str | None, roles: tuple[str, ...]
+    ) -> User:
+        users = self.core.require_store().users
+        found = await users.by_external_id(tenant_id, external_id)
+        if found is None:
+            try:
+                return await users.create(
+                    email,
+                    None,
+                    name=name,
+                    roles=roles,
+                    tenant_id=tenant_id,
+                    external_id=external_id,
+                )
+            except Conflict:  # created by a concurrent call: use theirs
+                found = await users.by_external_id(tenant_id, external_id)
+                if found is None:
+                    raise
+        changes: dict[str, Any] = {}
+        if roles != found.roles:
+            changes["roles"] = roles
+        if name is not None and name != found.name:
+            changes["name"] = name
+        if email and email != found.email:
+            changes["contact_email"] = email
+        if not changes:
+            return found
+        updated = await users.update(found.id, **changes)
+        assert updated is not None
+        if "roles" in changes:
+            # Tokens issued with the old roles die with them.
+            await self.core.sessions.revoke_user(found.id, "roles changed by the tenant")
+        return updated

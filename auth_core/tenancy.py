@@ -1,0 +1,204 @@
+"""Tenants (SaaS clients): their IP and origin whitelists, and the policy cache the gateway
+reads on every request of a tenant's caller.
+
+A policy is the tenant with its whitelists parsed once (an IpWhitelist, an OriginWhitelist).
+It is cached per worker and dropped when any tenant, credential or user revocation arrives
+(`RevocationSet.generation`): a whitelist change made by any worker is in force everywhere at
+the next sync.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from auth_core.errors import InvalidRequest, NotFound
+from auth_core.iplists import IpListError, IpWhitelist, parse_cidrs
+from auth_core.models import Tenant
+from auth_core.origins import OriginWhitelist, normalise_origin
+from auth_core.revocation import TENANT
+
+if TYPE_CHECKING:
+    from auth_core.service import AuthCore, CallInfo
+
+POLICY_TTL = 300.0  # seconds; changes arrive as revocation events long before
+MAX_POLICIES = 10_000
+MAX_ORIGINS = 100
+MAX_NAME = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPolicy:
+    tenant: Tenant
+    origins: OriginWhitelist
+    ips: IpWhitelist
+    generation: int
+    until: float
+
+
+def valid_origins(value: object) -> list[str]:
+    """A list of origins (`https://app.example.com`, `https://*.example.com`), normalised."""
+    if not isinstance(value, list) or len(value) > MAX_ORIGINS:
+        raise InvalidRequest(f"origins must be a list of at most {MAX_ORIGINS} origins")
+    origins: list[str] = []
+    for entry in value:
+        if not isinstance(entry, str):
+            raise InvalidRequest("origins must be strings")
+        text = entry.strip().lower()
+        scheme, _, rest = text.partition("://")
+        if rest.startswith("*."):
+            if (
+                scheme not in ("http", "https")
+                or normalise_origin(f"{scheme}://x{rest[1:]}") is None
+            ):
+                raise InvalidRequest(f"{entry!r} is not an origin")
+            origins.append(text)
+            continue
+        normal = normalise_origin(entry)
+        if normal is None or entry.strip().endswith("/"):
+            raise InvalidRequest(
+                f"{entry!r} is not an origin (scheme://host[:port], no path, or *.domain)"
+            )
+        origins.append(normal)
+    return list(dict.fromkeys(origins))
+
+
+def valid_ip_list(value: object) -> list[str]:
+    if not isinstance(value, list):
+        raise InvalidRequest("an IP whitelist is a list of addresses or CIDR blocks")
+    try:
+        return list(dict.fromkeys(parse_cidrs(value)))
+    except IpListError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def valid_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+        raise InvalidRequest(f"name must be a non-empty string of at most {MAX_NAME} characters")
+    return value.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class OriginIndex:
+    """Every tenant's origins together: what a CORS preflight, which carries no credential
+    and so names no tenant, is answered from."""
+
+    origins: OriginWhitelist
+    generation: int
+    until: float
+
+
+class Tenants:
+    def __init__(self, core: AuthCore) -> None:
+        self.core = core
+        self._policies: dict[str, TenantPolicy] = {}
+        self._index: OriginIndex | None = None
+
+    async def create(
+        self,
+        name: object,
+        origins: object,
+        ip_whitelist: object,
+        actor_id: str | None,
+        call: CallInfo,
+    ) -> Tenant:
+        store = self.core.require_store()
+        tenant = await store.tenants.create(
+            valid_name(name), valid_origins(origins), valid_ip_list(ip_whitelist)
+        )
+        # Workers rebuild their index of every tenant's origins (CORS preflights).
+        await self.core.revoke(TENANT, tenant.id)
+        await self.core.audit(
+            "tenant_create", "success", call, actor_id=actor_id, tenant_id=tenant.id
+        )
+        return tenant
+
+    async def get(self, tenant_id: str) -> Tenant:
+        tenant = await self.core.require_store().tenants.get(tenant_id)
+        if tenant is None:
+            raise NotFound("no such tenant")
+        return tenant
+
+    async def update(
+        self, tenant_id: str, changes: dict[str, Any], actor_id: str | None, call: CallInfo
+    ) -> Tenant:
+        unknown = set(changes) - {"name", "origins", "ip_whitelist"}
+        if unknown:
+            raise InvalidRequest("only name, origins and ip_whitelist can change")
+        tenant = await self.core.require_store().tenants.update(
+            tenant_id,
+            name=valid_name(changes["name"]) if "name" in changes else None,
+            origins=valid_origins(changes["origins"]) if "origins" in changes else None,
+            ip_whitelist=(
+                valid_ip_list(changes["ip_whitelist"]) if "ip_whitelist" in changes else None
+            ),
+        )
+        if tenant is None:
+            raise NotFound("no such tenant")
+        # Every worker drops what it cached of this tenant (whitelists, its keys' grants).
+        await self.core.revoke(TENANT, tenant_id)
+        await self.core.audit(
+            "tenant_update",
+            "success",
+            call,
+            actor_id=actor_id,
+            tenant_id=tenant_id,
+            changed=sorted(changes),
+        )
+        return tenant
+
+    # -- the policy cache -------------------------------------------------------------------
+
+    def cached_policy(self, tenant_id: str) -> TenantPolicy | None:
+        policy = self._policies.get(tenant_id)
+        if (
+            policy is not None
+            and policy.generation == self.core.revoked.generation
+            and policy.until > time.monotonic()
+        ):
+            return policy
+        return None
+
+    def policy(self, tenant_id: str) -> TenantPolicy | Awaitable[TenantPolicy | None] | None:
+        """The tenant's policy: at once when cached, else an awaitable (None: no tenant)."""
+        return self.cached_policy(tenant_id) or self.load_policy(tenant_id)
+
+    async def load_policy(self, tenant_id: str) -> TenantPolicy | None:
+        generation = self.core.revoked.generation  # before reading: a change meanwhile wins
+        tenant = await self.core.require_store().tenants.get(tenant_id)
+        if tenant is None:
+            return None
+        policy = self.policy_of(tenant, generation)
+        if len(self._policies) >= MAX_POLICIES:
+            self._policies.clear()
+        self._policies[tenant_id] = policy
+        return policy
+
+    def cached_origin_index(self) -> OriginIndex | None:
+        index = self._index
+        if (
+            index is not None
+            and index.generation == self.core.revoked.generation
+            and index.until > time.monotonic()
+        ):
+            return index
+        return None
+
+    async def load_origin_index(self) -> OriginIndex:
+        generation = self.core.revoked.generation
+        entries = await self.core.require_store().tenants.all_origins()
+        origins = OriginWhitelist(origin for _, listed in entries for origin in listed)
+        self._index = OriginIndex(origins, generation, time.monotonic() + POLICY_TTL)
+        return self._index
+
+    @staticmethod
+    def policy_of(tenant: Tenant, generation: int) -> TenantPolicy:
+        return TenantPolicy(
+            tenant,
+            OriginWhitelist(tenant.origins),
+            IpWhitelist(tenant.ip_whitelist),
+            generation,
+            time.monotonic() + POLICY_TTL,
+        )
