@@ -1,4 +1,5 @@
-"""The administration commands (SPEC section 3): migrate, user create, users import.
+"""The administration commands (SPEC section 3): migrate, user create, users import (and,
+from tenant_cli, tenant create and key create|rotate|revoke).
 
 Each opens the database of GATEWAY_DATABASE_URL through the auth core, does its one thing,
 and prints either a line for people or, with --json, exactly one JSON object on stdout.
@@ -20,6 +21,7 @@ from auth_core.errors import AuthError
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import DatabaseUnavailable
 from auth_core.store.migrate import migrate
+from gateway import tenant_cli
 
 
 def add_commands(commands: Any) -> None:
@@ -34,6 +36,7 @@ def add_commands(commands: Any) -> None:
     )
     create.add_argument("--role", action="append", default=None, help="repeat for several")
     create.add_argument("--name")
+    create.add_argument("--tenant", metavar="TENANT_ID", help="a tenant's user (its admin, say)")
     create.add_argument("--json", action="store_true")
 
     users = commands.add_parser("users", help="manage users in bulk")
@@ -43,6 +46,7 @@ def add_commands(commands: Any) -> None:
     )
     bulk.add_argument("file")
     bulk.add_argument("--json", action="store_true")
+    tenant_cli.add_commands(commands)
 
 
 def run(args: argparse.Namespace, settings: AuthSettings) -> int:
@@ -50,6 +54,8 @@ def run(args: argparse.Namespace, settings: AuthSettings) -> int:
         "migrate": _migrate,
         "user": _user_create,
         "users": _users_import,
+        "tenant": tenant_cli.tenant_create,
+        "key": tenant_cli.key_command,
     }
     return asyncio.run(_with_core(settings, args, handlers[args.command]))
 
@@ -94,8 +100,16 @@ async def _user_create(args: argparse.Namespace, core: AuthCore) -> int:
     roles = tuple(args.role or ["user"])
     from auth_core.accounts import valid_roles
 
+    tenant_id = None
+    if args.tenant is not None:
+        tenant_id = (await core.tenants.get(args.tenant)).id
     user = await core.accounts.create(
-        args.email, password, name=args.name, roles=valid_roles(list(roles)), verified=True
+        args.email,
+        password,
+        name=args.name,
+        roles=valid_roles(list(roles)),
+        verified=True,
+        tenant_id=tenant_id,
     )
     await core.audit("user_create", "success", CallInfo(), user_id=user.id, actor_id="cli")
     if args.json:

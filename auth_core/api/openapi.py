@@ -6,7 +6,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from auth_core.api.router import ADMIN, PUBLIC, ApiCall, ApiResponse, AuthApi, Endpoint
+from auth_core.api.router import (
+    ADMIN,
+    API_KEY,
+    PUBLIC,
+    SERVICE,
+    TENANT,
+    ApiCall,
+    ApiResponse,
+    AuthApi,
+    Endpoint,
+)
 from auth_core.api.schemas import ERROR, OBJECT
 
 _PROBLEM = {"application/problem+json": {"schema": ERROR}}
@@ -27,6 +37,13 @@ FORWARD_AUTH = {
             "403": {"description": "credential refused here", "content": _PROBLEM},
         },
     }
+}
+_SCHEMES = {API_KEY: "apiKey", SERVICE: "service"}
+_ACCESS = {
+    ADMIN: "Needs the admin role.",
+    TENANT: "Needs the admin role, or the tenant_admin role in this tenant.",
+    API_KEY: "An API key of the tenant, from an address its IP whitelists allow.",
+    SERVICE: "A service token: Authorization: Service <secret>.",
 }
 VALIDATE_PATH = "/api/v1/auth/validate"
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -54,9 +71,10 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         },
     }
     if endpoint.access != PUBLIC:
-        operation["security"] = [{"bearer": []}]
-        if endpoint.access == ADMIN:
-            operation["description"] = "Needs the admin role."
+        operation["security"] = [{_SCHEMES.get(endpoint.access, "bearer"): []}]
+        description = _ACCESS.get(endpoint.access)
+        if description:
+            operation["description"] = description
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in endpoint.pattern.groupindex

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from auth_core.service import AuthCore
+from auth_core.service import AuthCore, CallInfo
 from gateway.config import Settings
 from gateway.demo.echo import echo_app
 from gateway.routing.table import RouteTable
@@ -57,6 +57,17 @@ async def _demo(settings: Settings, table: RouteTable, config: Path, host: str, 
         )
         say(f'  curl -i {base}/private/hello -H "Authorization: Bearer $TOKEN"')
         say(f"  curl -i {base}/private/hello        # 401 missing_credentials")
+    key = await _demo_key(worker.core, base)
+    partner = next(
+        (r.path for r in table.routes if r.auth == "api_key" and r.upstream != "auth_core"), None
+    )
+    say("a tenant's SDK backend, with the demo tenant's API key (new each run, from loopback):")
+    if partner is not None:
+        say(f'  curl -i {base}{partner}/hello -H "X-API-Key: {key}"')
+    say(
+        f"  curl -s -X POST {base}/v1/sdk/session -H 'X-API-Key: {key}' "
+        "-H 'Content-Type: application/json' -d '{\"external_user_id\": \"user-1\"}'"
+    )
     say(f"  curl -s {base}/ready")
     say(f"  curl -s {base}/metrics | grep gateway_requests_total")
     say("Ctrl-C stops it.")
@@ -77,6 +88,27 @@ async def _demo_user(core: AuthCore) -> str | None:
     password = secrets.token_urlsafe(9)
     await core.accounts.create(DEMO_EMAIL, password, roles=("user",), verified=True)
     return password
+
+
+DEMO_TENANT = "demo"
+
+
+async def _demo_key(core: AuthCore, base: str) -> str:
+    """The demo tenant (loopback whitelisted, the demo's origins) and a fresh API key for it;
+    the previous run's key is revoked, since its secret was shown once and is gone."""
+    store = core.require_store()
+    call = CallInfo()
+    tenant = next((t for t in await store.tenants.list() if t.name == DEMO_TENANT), None)
+    if tenant is None:
+        origins = [base, base.replace("127.0.0.1", "localhost")]
+        tenant = await core.tenants.create(
+            DEMO_TENANT, origins, ["127.0.0.0/8", "::1/128"], "demo", call
+        )
+    for old in await store.api_keys.of_tenant(tenant.id):
+        if old.name == DEMO_TENANT and old.revoked_at is None:
+            await core.keys.revoke(old.id, tenant_id=tenant.id, actor_id="demo", call=call)
+    _, secret = await core.keys.create(tenant.id, name=DEMO_TENANT, actor_id="demo", call=call)
+    return secret
 
 
 def run_demo(settings: Settings, table: RouteTable, config: Path, host: str, port: int) -> int:
