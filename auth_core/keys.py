@@ -13,11 +13,12 @@ a flood of made-up but well-formed keys does not become a flood of queries.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from auth_core import credentials
+from auth_core.calls import CallInfo
 from auth_core.errors import InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
 from auth_core.iplists import IpWhitelist
 from auth_core.models import ApiKey, Principal
@@ -28,7 +29,7 @@ from auth_core.units import parse_duration
 from auth_core.usage import UsageRecorder
 
 if TYPE_CHECKING:
-    from auth_core.service import AuthCore, CallInfo
+    from auth_core.service import AuthCore
 
 GRANT_TTL = 300.0  # seconds a found key is trusted without a look-up (events void it sooner)
 UNKNOWN_TTL = 10.0  # seconds an unknown key is refused without a look-up
@@ -69,8 +70,8 @@ def parse_expiry(value: object, now: float) -> float | None:
 class ApiKeys:
     def __init__(self, core: AuthCore) -> None:
         self.core = core
-        self._grants: dict[str, KeyGrant] = {}  # key hash -> grant
-        self._unknown: dict[str, float] = {}  # key hash -> refused until (monotonic)
+        self._grants: dict[str, KeyGrant] = {}  # presented key -> grant
+        self._unknown: dict[str, float] = {}  # presented key -> refused until (monotonic)
         self.usage = UsageRecorder(self._write_usage)
 
     async def _write_usage(self, used: Any) -> None:
@@ -177,14 +178,14 @@ class ApiKeys:
     # -- the hot path -----------------------------------------------------------------------
 
     def authenticate(
-        self, secret: str, ip: str | None, call: CallInfo
+        self, secret: str, ip: str | None, call: CallInfo | Callable[[], CallInfo]
     ) -> Principal | Awaitable[Principal]:
         """The principal of a usable key presented from an allowed address: at once when the
-        key is cached, else an awaitable. InvalidApiKey / IpNotAllowed otherwise."""
-        if not credentials.well_formed(secret, credentials.API_KEY_PREFIX):
-            raise self._refused("malformed", call)
-        key_hash = credentials.credential_hash(secret)
-        grant = self._grants.get(key_hash)
+        key is cached, else an awaitable. InvalidApiKey / IpNotAllowed otherwise. `call`
+        describes the request for the audit log (a callable: made only for a refusal)."""
+        # Cached by the presented string itself: a hit costs no checksum and no SHA-256 (only
+        # a well-formed key that the database knows is ever cached).
+        grant = self._grants.get(secret)
         now = time.monotonic()
         if (
             grant is not None
@@ -192,20 +193,24 @@ class ApiKeys:
             and grant.until > now
         ):
             return self._admit(grant, ip, call)
-        refused_until = self._unknown.get(key_hash)
+        if not credentials.well_formed(secret, credentials.API_KEY_PREFIX):
+            raise self._refused("malformed", call)
+        refused_until = self._unknown.get(secret)
         if refused_until is not None and refused_until > now:
             raise self._refused("unknown", call)
-        return self._load(key_hash, ip, call)
+        return self._load(secret, ip, call)
 
-    async def _load(self, key_hash: str, ip: str | None, call: CallInfo) -> Principal:
+    async def _load(
+        self, secret: str, ip: str | None, call: CallInfo | Callable[[], CallInfo]
+    ) -> Principal:
         core = self.core
         generation = core.revoked.generation  # before reading: a change meanwhile wins
         store = core.require_store()
-        key = await store.api_keys.by_hash(key_hash)
+        key = await store.api_keys.by_hash(credentials.credential_hash(secret))
         if key is None:
             if len(self._unknown) >= MAX_UNKNOWN:
                 self._unknown.clear()
-            self._unknown[key_hash] = time.monotonic() + UNKNOWN_TTL
+            self._unknown[secret] = time.monotonic() + UNKNOWN_TTL
             raise self._refused("unknown", call)
         policy = core.tenants.cached_policy(key.tenant_id) or await core.tenants.load_policy(
             key.tenant_id
@@ -227,10 +232,12 @@ class ApiKeys:
         )
         if len(self._grants) >= MAX_GRANTS:
             self._grants.clear()
-        self._grants[key_hash] = grant
+        self._grants[secret] = grant
         return self._admit(grant, ip, call)
 
-    def _admit(self, grant: KeyGrant, ip: str | None, call: CallInfo) -> Principal:
+    def _admit(
+        self, grant: KeyGrant, ip: str | None, call: CallInfo | Callable[[], CallInfo]
+    ) -> Principal:
         key = grant.key
         now = time.time()
         if key.revoked_at is not None:
@@ -247,11 +254,13 @@ class ApiKeys:
         self.usage.used(key.id, now)
         return grant.principal
 
-    def _refused(self, reason: str, call: CallInfo, key: ApiKey | None = None) -> InvalidApiKey:
+    def _refused(
+        self, reason: str, call: CallInfo | Callable[[], CallInfo], key: ApiKey | None = None
+    ) -> InvalidApiKey:
         self.core.audit_later(
             "api_key",
             "refused",
-            call,
+            call if isinstance(call, CallInfo) else call(),
             reason=reason,
             key_id=None if key is None else key.id,
             tenant_id=None if key is None else key.tenant_id,
@@ -263,11 +272,13 @@ class ApiKeys:
         }.get(reason, "the API key is not valid")
         return InvalidApiKey(detail, audited=True)
 
-    def _refused_ip(self, call: CallInfo, key: ApiKey, whitelist: str) -> IpNotAllowed:
+    def _refused_ip(
+        self, call: CallInfo | Callable[[], CallInfo], key: ApiKey, whitelist: str
+    ) -> IpNotAllowed:
         self.core.audit_later(
             "api_key",
             "refused",
-            call,
+            call if isinstance(call, CallInfo) else call(),
             reason="ip_not_allowed",
             whitelist=whitelist,
             key_id=key.id,

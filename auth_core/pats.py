@@ -10,11 +10,12 @@ every worker at its next sync.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from auth_core import credentials
+from auth_core.calls import CallInfo
 from auth_core.errors import InvalidRequest, InvalidToken, NotFound, TokenExpired
 from auth_core.keys import parse_expiry
 from auth_core.models import Pat, Principal
@@ -23,7 +24,7 @@ from auth_core.tenancy import valid_name
 from auth_core.usage import UsageRecorder
 
 if TYPE_CHECKING:
-    from auth_core.service import AuthCore, CallInfo
+    from auth_core.service import AuthCore
 
 GRANT_TTL = 300.0
 UNKNOWN_TTL = 10.0
@@ -93,11 +94,11 @@ class Pats:
 
     # -- the hot path -----------------------------------------------------------------------
 
-    def authenticate(self, secret: str, call: CallInfo) -> Principal | Awaitable[Principal]:
-        if not credentials.well_formed(secret, credentials.PAT_PREFIX):
-            raise InvalidToken("the personal access token is malformed")
-        token_hash = credentials.credential_hash(secret)
-        grant = self._grants.get(token_hash)
+    def authenticate(
+        self, secret: str, call: CallInfo | Callable[[], CallInfo]
+    ) -> Principal | Awaitable[Principal]:
+        """As ApiKeys.authenticate: a hit is one dict look-up by the presented string."""
+        grant = self._grants.get(secret)
         now = time.monotonic()
         if (
             grant is not None
@@ -105,22 +106,24 @@ class Pats:
             and grant.until > now
         ):
             return self._admit(grant, call)
-        refused_until = self._unknown.get(token_hash)
+        if not credentials.well_formed(secret, credentials.PAT_PREFIX):
+            raise InvalidToken("the personal access token is malformed")
+        refused_until = self._unknown.get(secret)
         if refused_until is not None and refused_until > now:
             raise InvalidToken("the personal access token is not valid")
-        return self._load(token_hash, call)
+        return self._load(secret, call)
 
-    async def _load(self, token_hash: str, call: CallInfo) -> Principal:
+    async def _load(self, secret: str, call: CallInfo | Callable[[], CallInfo]) -> Principal:
         core = self.core
         generation = core.revoked.generation
         store = core.require_store()
-        pat = await store.pats.by_hash(token_hash)
+        pat = await store.pats.by_hash(credentials.credential_hash(secret))
         user = None if pat is None else await store.users.get(pat.user_id)
         if pat is None or user is None:
             if len(self._unknown) >= MAX_UNKNOWN:
                 self._unknown.clear()
-            self._unknown[token_hash] = time.monotonic() + UNKNOWN_TTL
-            core.audit_later("pat", "refused", call, reason="unknown")
+            self._unknown[secret] = time.monotonic() + UNKNOWN_TTL
+            core.audit_later("pat", "refused", _info(call), reason="unknown")
             raise InvalidToken("the personal access token is not valid", audited=True)
         principal = None
         if not user.disabled:
@@ -137,17 +140,23 @@ class Pats:
         grant = PatGrant(pat, principal, generation, time.monotonic() + GRANT_TTL)
         if len(self._grants) >= MAX_GRANTS:
             self._grants.clear()
-        self._grants[token_hash] = grant
+        self._grants[secret] = grant
         return self._admit(grant, call)
 
-    def _admit(self, grant: PatGrant, call: CallInfo) -> Principal:
+    def _admit(self, grant: PatGrant, call: CallInfo | Callable[[], CallInfo]) -> Principal:
         now = time.time()
         pat = grant.pat
         if grant.principal is None:
-            self.core.audit_later("pat", "refused", call, reason="user_disabled", pat_id=pat.id)
+            self.core.audit_later(
+                "pat", "refused", _info(call), reason="user_disabled", pat_id=pat.id
+            )
             raise InvalidToken("the personal access token is not valid", audited=True)
         if pat.expires_at is not None and pat.expires_at <= now:
-            self.core.audit_later("pat", "refused", call, reason="expired", pat_id=pat.id)
+            self.core.audit_later("pat", "refused", _info(call), reason="expired", pat_id=pat.id)
             raise TokenExpired("the personal access token has expired", audited=True)
         self.usage.used(pat.id, now)
         return grant.principal
+
+
+def _info(call: CallInfo | Callable[[], CallInfo]) -> CallInfo:
+    return call if isinstance(call, CallInfo) else call()

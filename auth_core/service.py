@@ -13,10 +13,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from auth_core.accounts import Accounts
+from auth_core.calls import CallInfo as CallInfo
 from auth_core.config import AuthSettings
 from auth_core.errors import BY_TOKEN_CODE, AuthUnavailable, InvalidToken, TokenRevoked
 from auth_core.keys import ApiKeys
@@ -39,15 +39,6 @@ SYNC_INTERVAL = 0.5  # seconds between reads of the revocation table
 PRUNE_INTERVAL = 60.0
 TOKEN_CACHE_SIZE = 50_000
 MAX_PENDING_AUDIT = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class CallInfo:
-    """Where a call comes from, for the audit log and the throttles."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-    request_id: str | None = None
 
 
 class AuthCore:

@@ -68,7 +68,7 @@ class ApiKeyAuth(Authenticator):
         key = api_key_of(exchange)
         if key is None:
             raise MissingCredentials("an API key is needed (X-API-Key)")
-        found = self.core.keys.authenticate(key, exchange.client_ip, call_info(exchange))
+        found = self.core.keys.authenticate(key, exchange.client_ip, lambda: call_info(exchange))
         return _settle(exchange, found)
 
 
@@ -83,7 +83,7 @@ class PatAuth(Authenticator):
             raise MissingCredentials(
                 "a personal access token is needed (Authorization: Bearer gwp_...)"
             )
-        return _settle(exchange, self.core.pats.authenticate(token, call_info(exchange)))
+        return _settle(exchange, self.core.pats.authenticate(token, lambda: call_info(exchange)))
 
 
 class ServiceAuth(Authenticator):
