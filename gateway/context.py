@@ -72,6 +72,31 @@ def _digest(
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+class Signer:
+    """HMAC-SHA256 signatures for one secret with the key's pads hashed once (RFC 2104): a
+    signature is then two hash copies and updates, about a third of `hmac.new`'s cost, which
+    the gateway pays on every request."""
+
+    def __init__(self, kid: str, secret: bytes) -> None:
+        key = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+        self.prefix = f"v1,kid={kid},sig="
+
+    def signature(self, message: bytes) -> str:
+        """The X-Gateway-Signature value for the signed `message` (see _digest's lines)."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return self.prefix + base64.urlsafe_b64encode(outer.digest()).rstrip(b"=").decode()
+
+
 def sign(
     kid: str,
     secret: bytes,

@@ -18,6 +18,7 @@ from gateway.context import (
     SIGNED,
     Context,
     ContextError,
+    Signer,
     context_middleware,
     gateway_context_key,
     sign,
@@ -436,3 +437,13 @@ async def test_middleware_raises_no_warning(
     ):
         assert response.status == 200
         await response.read()
+
+
+@pytest.mark.parametrize("length", [1, 32, 63, 64, 65, 200])
+def test_the_signer_with_precomputed_pads_is_hmac_sha256(length: int) -> None:
+    secret = bytes(range(256))[:length]
+    message = b"v1\nGET\n/a?b=1\n1700000000\nx-auth-method:none\nx-request-id:r1"
+    expected = base64.urlsafe_b64encode(hmac.new(secret, message, hashlib.sha256).digest())
+    signer = Signer("k9", secret)
+    assert signer.signature(message) == "v1,kid=k9,sig=" + expected.rstrip(b"=").decode()
+    assert signer.signature(message + b"x") != signer.signature(message)
