@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from auth_core.errors import Conflict, InvalidRequest, InvalidToken, NotFound
 from auth_core.models import User
 from auth_core.passwords import PasswordPolicyError, check_policy, importable
+from auth_core.revocation import USER
 from auth_core.store.base import Conflict as StoreConflict
 from auth_core.tokens import opaque_token, token_hash
 
@@ -188,16 +189,20 @@ class Accounts:
             else:
                 raise InvalidRequest(f"{key} cannot be changed")
         store = self.core.require_store()
+        before = await store.users.get(user_id)
         try:
             user = await store.users.update(user_id, **fields)
         except StoreConflict:
             raise Conflict("a user with this e-mail exists") from None
-        if user is None:
+        if user is None or before is None:
             raise NotFound("no such user")
-        if "roles" in fields or "email" in fields or fields.get("disabled") is True:
+        if "roles" in fields or "email" in fields or (user.disabled and not before.disabled):
             # Roles and e-mail are carried in access tokens (and on to upstreams as context
             # headers): the old tokens must not outlive the change.
             await self.core.sessions.revoke_user(user_id, "account changed")
+        elif before.disabled and not user.disabled:
+            # Nothing of theirs is alive to end, but workers cached their PATs as refused.
+            await self.core.revoke(USER, user_id)
         await self.core.audit(
             "user_update",
             "success",

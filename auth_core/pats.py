@@ -20,6 +20,7 @@ from auth_core.errors import InvalidRequest, InvalidToken, NotFound, TokenExpire
 from auth_core.keys import parse_expiry
 from auth_core.models import Pat, Principal
 from auth_core.revocation import CREDENTIAL
+from auth_core.store.records import Store
 from auth_core.tenancy import valid_name
 from auth_core.usage import UsageRecorder
 
@@ -69,17 +70,23 @@ class Pats:
         name = valid_name(body.get("name"))
         scopes = valid_scopes(body.get("scopes"))
         expires_at = parse_expiry(body.get("expires_at"), time.time())
-        if await store.pats.count(user_id) >= MAX_PER_USER:
-            raise InvalidRequest(f"a user can hold at most {MAX_PER_USER} tokens")
         secret = credentials.generate(credentials.PAT_PREFIX)
-        pat = await store.pats.create(
-            user_id,
-            credentials.credential_hash(secret),
-            credentials.display_prefix(secret),
-            name=name,
-            scopes=scopes,
-            expires_at=expires_at,
-        )
+        # Counted and added in one transaction that first locks the user's row (PostgreSQL;
+        # SQLite's write transaction is exclusive anyway): concurrent creations by several
+        # workers cannot all see room for one more.
+        async with store.db.transaction() as db:
+            records = Store(db)
+            await records.users.lock(user_id)
+            if await records.pats.count(user_id) >= MAX_PER_USER:
+                raise InvalidRequest(f"a user can hold at most {MAX_PER_USER} tokens")
+            pat = await records.pats.create(
+                user_id,
+                credentials.credential_hash(secret),
+                credentials.display_prefix(secret),
+                name=name,
+                scopes=scopes,
+                expires_at=expires_at,
+            )
         await self.core.audit("pat_create", "success", call, user_id=user_id, pat_id=pat.id)
         return pat, secret
 

@@ -46,8 +46,8 @@ class SdkSessions:
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or len(name) > 200):
             raise InvalidRequest("name must be a string of at most 200 characters")
-        roles = valid_roles(body["roles"]) if "roles" in body else ("user",)
-        if RESERVED_ROLES.intersection(roles):
+        roles = valid_roles(body["roles"]) if "roles" in body else None
+        if roles is not None and RESERVED_ROLES.intersection(roles):
             raise InvalidRequest("an SDK session cannot carry the admin or tenant_admin role")
         contact = "" if email is None else valid_email(email)
         user = await self._user(tenant_id, external_id, contact, name, roles)
@@ -66,8 +66,15 @@ class SdkSessions:
         return pair
 
     async def _user(
-        self, tenant_id: str, external_id: str, email: str, name: str | None, roles: tuple[str, ...]
+        self,
+        tenant_id: str,
+        external_id: str,
+        email: str,
+        name: str | None,
+        roles: tuple[str, ...] | None,
     ) -> User:
+        """The end user, created on first sight; given roles, name or e-mail that differ
+        from the stored ones replace them (roles not given: unchanged, "user" for a new one)."""
         users = self.core.require_store().users
         found = await users.by_external_id(tenant_id, external_id)
         if found is None:
@@ -76,7 +83,7 @@ class SdkSessions:
                     email,
                     None,
                     name=name,
-                    roles=roles,
+                    roles=roles or ("user",),
                     tenant_id=tenant_id,
                     external_id=external_id,
                 )
@@ -85,7 +92,7 @@ class SdkSessions:
                 if found is None:
                     raise
         changes: dict[str, Any] = {}
-        if roles != found.roles:
+        if roles is not None and roles != found.roles:
             changes["roles"] = roles
         if name is not None and name != found.name:
             changes["name"] = name
@@ -95,7 +102,8 @@ class SdkSessions:
             return found
         updated = await users.update(found.id, **changes)
         assert updated is not None
-        if "roles" in changes:
-            # Tokens issued with the old roles die with them.
-            await self.core.sessions.revoke_user(found.id, "roles changed by the tenant")
+        if "roles" in changes or "contact_email" in changes:
+            # Tokens carry roles and e-mail (on to upstreams as context headers): those issued
+            # with the old ones die with them.
+            await self.core.sessions.revoke_user(found.id, "account changed by the tenant")
         return updated

@@ -9,10 +9,14 @@ the next sync.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import netaddr
 
 from auth_core.errors import InvalidRequest, NotFound
 from auth_core.iplists import IpListError, IpWhitelist, parse_cidrs
@@ -38,8 +42,32 @@ class TenantPolicy:
     until: float
 
 
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _dns_name(host: str, *, min_labels: int = 1) -> bool:
+    labels = host.split(".")
+    return (
+        len(host) <= 253
+        and len(labels) >= min_labels
+        and all(_LABEL.fullmatch(label) for label in labels)
+    )
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name, an IPv4 address or a bracketed IPv6 address."""
+    if host.startswith("["):
+        try:
+            netaddr.IPAddress(host[1:-1], flags=netaddr.INET_PTON)
+        except (netaddr.AddrFormatError, ValueError):
+            return False
+        return host.endswith("]")
+    return _dns_name(host)
+
+
 def valid_origins(value: object) -> list[str]:
-    """A list of origins (`https://app.example.com`, `https://*.example.com`), normalised."""
+    """A list of origins (`https://app.example.com`, `https://*.example.com`), normalised.
+    Anything that could never equal a browser's Origin is refused rather than stored."""
     if not isinstance(value, list) or len(value) > MAX_ORIGINS:
         raise InvalidRequest(f"origins must be a list of at most {MAX_ORIGINS} origins")
     origins: list[str] = []
@@ -49,15 +77,21 @@ def valid_origins(value: object) -> list[str]:
         text = entry.strip().lower()
         scheme, _, rest = text.partition("://")
         if rest.startswith("*."):
-            if (
-                scheme not in ("http", "https")
-                or normalise_origin(f"{scheme}://x{rest[1:]}") is None
-            ):
-                raise InvalidRequest(f"{entry!r} is not an origin")
-            origins.append(text)
+            # One wildcard label over a domain of two labels or more: *.example.com, not
+            # *.com (every site under a top-level domain) nor *.*.example.com.
+            normal = normalise_origin(f"{scheme}://x{rest[1:]}")
+            domain = (urlsplit(normal).hostname or "")[2:] if normal else ""
+            if normal is None or not _dns_name(domain, min_labels=2) or "*" in rest[2:]:
+                raise InvalidRequest(
+                    f"{entry!r} is not a wildcard origin (scheme://*.domain.tld[:port])"
+                )
+            origins.append(scheme + "://*" + normal[len(scheme) + 4 :])
             continue
         normal = normalise_origin(entry)
-        if normal is None or entry.strip().endswith("/"):
+        host = urlsplit(normal).netloc.rpartition("@")[2] if normal else ""
+        # The host without the port: [v6] keeps its brackets.
+        host = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
+        if normal is None or entry.strip().endswith("/") or not _valid_host(host):
             raise InvalidRequest(
                 f"{entry!r} is not an origin (scheme://host[:port], no path, or *.domain)"
             )

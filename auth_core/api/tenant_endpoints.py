@@ -59,6 +59,8 @@ def register(api: AuthApi, core: AuthCore) -> None:
 
     async def create_tenant(call: ApiCall) -> ApiResponse:
         body = call.json()
+        if set(body) - {"name", "origins", "ip_whitelist"}:
+            raise InvalidRequest("a tenant takes name, origins and ip_whitelist")
         tenant = await tenants.create(
             body.get("name"),
             body.get("origins", []),

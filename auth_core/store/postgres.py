@@ -94,7 +94,7 @@ class PostgresDatabase(Database):
 async def _execute(connection: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> int:
     try:
         status = await connection.execute(sql, *args)
-    except asyncpg.UniqueViolationError as exc:
+    except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
         raise Conflict(str(exc)) from None
     except _SERVER_UNAVAILABLE as exc:
         raise DatabaseUnavailable(str(exc)) from None
@@ -106,7 +106,7 @@ async def _execute(connection: asyncpg.Connection, sql: str, args: tuple[Any, ..
 async def _fetch(connection: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> list[Row]:
     try:
         records = await connection.fetch(sql, *args)
-    except asyncpg.UniqueViolationError as exc:
+    except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
         raise Conflict(str(exc)) from None
     except _SERVER_UNAVAILABLE as exc:
         raise DatabaseUnavailable(str(exc)) from None

@@ -157,6 +157,12 @@ class Users:
             user_id,
         )
 
+    async def lock(self, user_id: str) -> None:
+        """Inside a transaction: hold the user's row until it ends (writes that count the
+        user's things, PATs say, then add one, serialise on it)."""
+        if self.db.dialect == "postgresql":
+            await self.db.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+
     async def delete(self, user_id: str) -> bool:
         return await self.db.execute("DELETE FROM users WHERE id = $1", user_id) > 0
 

@@ -110,7 +110,7 @@ def serving_pid(server_port: int, client_port: int, candidates: set[int]) -> int
 def _fd_links(pid: int) -> set[str]:
     """What the process's open descriptors point at. A descriptor closed while we look (the
     worker's database thread opens and closes files) is skipped, not the whole process."""
-    links = set()
+    links: set[str] = set()
     try:
         fds = list(Path(f"/proc/{pid}/fd").iterdir())
     except OSError:
