@@ -38,6 +38,18 @@ def _mail_url(value: str) -> str:
     raise ValueError("use smtp://host:port or outbox:DIRECTORY")
 
 
+def _redis_url(value: str) -> str:
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("use redis://host:port[/db], rediss://... or unix:///path")
+    return value
+
+
+def _prefix(value: str) -> str:
+    if not value or len(value) > 64 or any(c.isspace() for c in value):
+        raise ValueError("a key prefix is 1 to 64 characters, no spaces")
+    return value
+
+
 def _name(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
@@ -82,6 +94,8 @@ class AuthSettings:
     audience: str = "gateway"
     public_url: str | None = None  # named in mails; never taken from a request's Host
     hash_cost: HashCost = HashCost()  # noqa: RUF009 - frozen, so one shared default is safe
+    redis_url: str | None = None  # None: in-process cache, limits and events
+    redis_prefix: str = "gateway:"
 
     @property
     def embedded(self) -> bool:
@@ -104,6 +118,8 @@ class AuthSettings:
             ("GATEWAY_JWT_AUDIENCE", "audience", _name),
             ("GATEWAY_PUBLIC_URL", "public_url", _public_url),
             ("GATEWAY_PASSWORD_HASH_COST", "hash_cost", _hash_cost),
+            ("GATEWAY_REDIS_URL", "redis_url", _redis_url),
+            ("GATEWAY_REDIS_PREFIX", "redis_prefix", _prefix),
         ]
         for name, attribute, parse in readers:
             raw = env.get(name)

@@ -19,11 +19,13 @@ from auth_core.accounts import Accounts
 from auth_core.calls import CallInfo as CallInfo
 from auth_core.config import AuthSettings
 from auth_core.errors import BY_TOKEN_CODE, AuthUnavailable, InvalidToken, TokenRevoked
+from auth_core.feed import RevocationFeed
 from auth_core.keys import ApiKeys
 from auth_core.mail import Mailer
 from auth_core.models import Principal
 from auth_core.passwords import Passwords
 from auth_core.pats import Pats
+from auth_core.redis_link import RedisLink
 from auth_core.revocation import RevocationSet
 from auth_core.sessions import Sessions
 from auth_core.store import Database, DatabaseUnavailable, open_database
@@ -35,7 +37,6 @@ from auth_core.usage import FLUSH_INTERVAL
 
 log = logging.getLogger("auth_core")
 
-SYNC_INTERVAL = 0.5  # seconds between reads of the revocation table
 PRUNE_INTERVAL = 60.0
 TOKEN_CACHE_SIZE = 50_000
 MAX_PENDING_AUDIT = 1000
@@ -60,6 +61,10 @@ class AuthCore:
         self.pats = Pats(self)
         self._token_cache: dict[str, tuple[Principal, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.redis = (
+            RedisLink(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
+        )
+        self.feed = RevocationFeed(self.redis)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- life cycle -----------------------------------------------------------------------
@@ -84,6 +89,7 @@ class AuthCore:
         if follow:
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self._follow())]
+            self.feed.start()
 
     async def _stored_keyring(self, key: str) -> Keyring:
         # Embedded mode only (AuthSettings refuses PostgreSQL without secrets): the first
@@ -101,8 +107,12 @@ class AuthCore:
     async def _follow(self) -> None:
         assert self.store is not None
         last_prune = last_flush = time.monotonic()
+        feed = self.feed
         while True:
-            await asyncio.sleep(SYNC_INTERVAL)
+            # Woken by a push (a revocation anywhere), else after the feed's interval.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(feed.wake.wait(), feed.interval)
+            feed.wake.clear()
             try:
                 if await self.revoked.sync(self.store.revocations):
                     self._token_cache.clear()
@@ -141,6 +151,9 @@ class AuthCore:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.feed.close()
+        if self.redis is not None:
+            await self.redis.close()
         if self.db is not None:
             await self.flush_usage()
             await self.db.close()
@@ -215,6 +228,7 @@ class AuthCore:
         revocation = await store.revocations.add(kind, value, until)
         self.revoked.apply(revocation)
         self._token_cache.clear()
+        await self.feed.announce(revocation.id)
 
     def audit_later(
         self,

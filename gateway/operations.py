@@ -66,6 +66,8 @@ class Operations(Stage):
         down = sorted(name for name, state in checks.items() if state != "ok")
         if self.draining:
             status_text = "draining"
+        elif down == ["redis"]:
+            status_text = "degraded"  # serving from local caches, limits and polling
         elif down:
             status_text = "unavailable"
         else:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import ClientSession
+from redis.exceptions import RedisError
 
 from tests.support import Upstream, upstream_server
 
@@ -89,3 +91,35 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/gateway.db"
     return str(request.getfixturevalue("postgres_url"))
+
+
+REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own on the shared Redis; its keys are deleted after."""
+    prefix = f"gwtest:{os.getpid()}:{secrets.token_hex(4)}:"
+
+    async def reachable() -> None:
+        client = aioredis.from_url(REDIS_URL, socket_connect_timeout=2)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    async def clean() -> None:
+        client = aioredis.from_url(REDIS_URL, socket_connect_timeout=2)
+        try:
+            keys = [key async for key in client.scan_iter(match=prefix + "*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(reachable())
+    except (OSError, RedisError, TimeoutError) as exc:
+        _unavailable("Redis", exc)
+    yield prefix
+    asyncio.run(clean())

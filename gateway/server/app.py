@@ -111,7 +111,11 @@ class Gateway:
     async def readiness(self) -> dict[str, str]:
         """Dependencies and their state ("ok" or why not)."""
         database = "ok" if await self.core.ready() else "unreachable"
-        return {"routes": "ok", "database": database}
+        checks = {"routes": "ok", "database": database}
+        redis = self.core.redis
+        if redis is not None:
+            checks["redis"] = "ok" if await redis.ping() else "unreachable"
+        return checks
 
     async def handle(self, request: Request) -> Response | None:
         """The HTTP server's entry point for every request; None when the response streamed."""

@@ -13,9 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.config import Settings
 from tests.support import (
     Upstream,
+    auth_settings,
     free_port,
     raw_exchange,
     raw_request,
+    redis_server,
     routes,
     running_gateway,
 )
@@ -83,6 +85,33 @@ async def test_ready_reports_the_hash_of_the_route_table(
     assert document["status"] == "ready"
     assert document["routes_sha256"] == expected
     assert document["checks"] == {"routes": "ok", "database": "ok"}
+
+
+async def test_ready_reports_redis_degraded_while_requests_keep_being_served(
+    tmp_path: Path, upstream: Upstream, client: ClientSession
+) -> None:
+    with redis_server(tmp_path) as server:
+        settings = Settings(
+            access_log="off",
+            watch_config=False,
+            auth=auth_settings(tmp_path, redis_url=server.url, redis_prefix="ops:"),
+        )
+        async with running_gateway(table(upstream), tmp_path, settings) as gw:
+            async with client.get(f"{gw.url}/ready") as response:
+                assert response.status == 200
+                assert (await response.json())["checks"]["redis"] == "ok"
+            server.stop()
+            async with client.get(f"{gw.url}/ready") as response:
+                document = await response.json()
+            assert response.status == 503
+            assert document["status"] == "degraded"
+            assert document["down"] == ["redis"]
+            async with client.get(f"{gw.url}/echo/still") as response:
+                assert response.status == 200
+            server.start()
+            async with client.get(f"{gw.url}/ready") as response:
+                assert response.status == 200
+                assert (await response.json())["status"] == "ready"
 
 
 async def test_ready_answers_503_while_draining(

@@ -1,0 +1,94 @@
+"""When a worker reads the revocation table again: pushed, within milliseconds, or polled.
+
+The `revocations` table is the one record of what is revoked; this only says when to look.
+With Redis, the worker that revokes publishes the new row's id on `<prefix>revocations`, and
+every worker of every replica, subscribed, reads the table at once; a slow safety poll covers
+a lost message. Without Redis (the embedded mode, or while Redis is away) every worker polls
+the table every POLL_INTERVAL: a few hundred microseconds against local SQLite. A worker whose
+subscription broke reads the table as soon as it is back (the table is the catch-up, so nothing
+revoked meanwhile can be missed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.exceptions import RedisError
+
+from auth_core.redis_link import RedisLink, new_pubsub_client
+
+log = logging.getLogger("auth_core")
+
+POLL_INTERVAL = 0.05  # seconds, without a live subscription
+SAFETY_INTERVAL = 2.0  # seconds, with one
+CHANNEL = "revocations"
+RECONNECT_BACKOFF = (0.1, 0.2, 0.5, 1.0)
+
+
+class RevocationFeed:
+    def __init__(self, link: RedisLink | None) -> None:
+        self.link = link
+        self.poll_interval = POLL_INTERVAL
+        self.safety_interval = SAFETY_INTERVAL
+        self.wake = asyncio.Event()
+        self.subscribed = False
+        self.received = 0  # announcements heard (for metrics and tests)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def interval(self) -> float:
+        """How long to wait for a push before reading the table anyway."""
+        return self.safety_interval if self.subscribed else self.poll_interval
+
+    def start(self) -> None:
+        if self.link is not None:
+            self._task = asyncio.get_running_loop().create_task(self._subscribe_forever())
+
+    async def announce(self, revocation_id: int) -> None:
+        """Tell every worker of every replica to read the table now."""
+        link = self.link
+        if link is None or not link.usable():
+            return  # the others poll meanwhile
+        try:
+            await link.client.publish(link.key(CHANNEL), str(revocation_id))
+        except (RedisError, OSError) as exc:
+            link.failed(exc)
+        else:
+            link.succeeded()
+
+    async def _subscribe_forever(self) -> None:
+        assert self.link is not None
+        attempt = 0
+        while True:
+            client = new_pubsub_client(self.link)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.link.key(CHANNEL))
+                self.subscribed = True
+                self.link.succeeded()
+                attempt = 0
+                self.wake.set()  # catch up on whatever came while we were not listening
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self.received += 1
+                        self.wake.set()
+            except (RedisError, OSError) as exc:
+                self.link.failed(exc)
+            finally:
+                self.subscribed = False
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                with contextlib.suppress(RedisError, OSError):
+                    await client.aclose()
+            await asyncio.sleep(RECONNECT_BACKOFF[min(attempt, len(RECONNECT_BACKOFF) - 1)])
+            attempt += 1
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,151 @@
+"""Revocations reach every worker: pushed through Redis pub/sub, polled from the table without
+it (the embedded mode, or while Redis is away), and caught up after a broken subscription.
+
+Two AuthCores on one database stand for two workers (or replicas). No test times anything:
+a push is shown by making the poll that would otherwise find the revocation an hour long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from auth_core.errors import TokenRevoked
+from auth_core.service import AuthCore, CallInfo
+from auth_core.sessions import TokenPair
+from tests import support
+from tests.auth_core.helpers import PASSWORD
+from tests.conftest import REDIS_URL
+
+CALL = CallInfo(ip="203.0.113.5", request_id="req-feed")
+HOUR = 3600.0
+
+
+@asynccontextmanager
+async def two_cores(
+    tmp_path: Path, database_url: str, **settings: Any
+) -> AsyncIterator[tuple[AuthCore, AuthCore]]:
+    base = support.auth_settings(tmp_path, database_url=database_url, **settings)
+    first, second = AuthCore(base), AuthCore(base)
+    await first.start()
+    await second.start()
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def logged_in(core: AuthCore) -> TokenPair:
+    await core.accounts.create("ada@example.com", PASSWORD, verified=True)
+    return await core.sessions.login("ada@example.com", PASSWORD, CALL)
+
+
+async def eventually(check: Callable[[], bool], *, limit: float = 10.0) -> None:
+    """Wait until `check()` holds (bounded; a failure names the limit, not a duration)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not check():
+        assert loop.time() < deadline, "the revocation never arrived"
+        await asyncio.sleep(0.01)
+
+
+def refuses(core: AuthCore, token: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            core.authenticate_access_token(token)
+        except TokenRevoked:
+            return True
+        return False
+
+    return check
+
+
+async def subscribed(core: AuthCore) -> None:
+    await eventually(lambda: core.feed.subscribed)
+
+
+async def test_without_redis_every_worker_polls_the_table(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with two_cores(tmp_path, database_url) as (first, second):
+        assert first.redis is None
+        pair = await logged_in(first)
+        second.authenticate_access_token(pair.access_token)
+        await first.sessions.logout(first.authenticate_access_token(pair.access_token), CALL)
+        assert refuses(first, pair.access_token)()
+        await eventually(refuses(second, pair.access_token))
+
+
+async def test_with_redis_a_revocation_is_pushed(
+    tmp_path: Path, database_url: str, redis_prefix: str
+) -> None:
+    async with two_cores(
+        tmp_path, database_url, redis_url=REDIS_URL, redis_prefix=redis_prefix
+    ) as (first, second):
+        await subscribed(first)
+        await subscribed(second)
+        # Only a push can now reach the second core within the test's patience.
+        second.feed.safety_interval = HOUR
+        second.feed.wake.set()  # let it pick up the new interval
+        pair = await logged_in(first)
+        second.authenticate_access_token(pair.access_token)
+        await first.sessions.logout(first.authenticate_access_token(pair.access_token), CALL)
+        await eventually(refuses(second, pair.access_token))
+
+
+async def test_redis_of_another_prefix_does_not_wake_us(
+    tmp_path: Path, database_url: str, redis_prefix: str
+) -> None:
+    async with two_cores(
+        tmp_path, database_url, redis_url=REDIS_URL, redis_prefix=redis_prefix + "other:"
+    ) as (first, _):
+        listener = AuthCore(
+            support.auth_settings(
+                tmp_path, database_url=database_url, redis_url=REDIS_URL, redis_prefix=redis_prefix
+            )
+        )
+        await listener.start()
+        try:
+            await subscribed(first)
+            await subscribed(listener)
+            heard = listener.feed.received
+            await first.feed.announce(1)  # another deployment's channel
+            await listener.feed.announce(2)  # its own
+            # Redis delivers in the order it took the two: once ours is heard, the other
+            # one would have been too.
+            await eventually(lambda: listener.feed.received > heard)
+            assert listener.feed.received == heard + 1
+        finally:
+            await listener.close()
+
+
+async def test_losing_redis_falls_back_to_polling_and_catches_up(
+    tmp_path: Path, database_url: str
+) -> None:
+    with support.redis_server(tmp_path) as server:
+        async with two_cores(tmp_path, database_url, redis_url=server.url, redis_prefix="t:") as (
+            first,
+            second,
+        ):
+            await subscribed(second)
+            second.feed.safety_interval = HOUR
+            pair = await logged_in(first)
+            other = await first.sessions.login("ada@example.com", PASSWORD, CALL)
+            server.stop()
+            await eventually(lambda: not second.feed.subscribed)
+            # Redis is gone: the revoking worker cannot announce, the others poll the table.
+            await first.sessions.logout(first.authenticate_access_token(pair.access_token), CALL)
+            await eventually(refuses(second, pair.access_token))
+            assert first.redis is not None
+            assert not first.redis.healthy
+            # Back: the subscription returns by itself, and pushes work again.
+            server.start()
+            await subscribed(second)
+            await subscribed(first)
+            await first.sessions.logout(first.authenticate_access_token(other.access_token), CALL)
+            await eventually(refuses(second, other.access_token))
+            await eventually(lambda: first.redis is not None and first.redis.healthy)
