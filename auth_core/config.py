@@ -50,6 +50,10 @@ def _prefix(value: str) -> str:
     return value
 
 
+def _seconds_or_zero(value: str) -> float:
+    return 0.0 if value.strip() in ("0", "off") else parse_duration(value)
+
+
 def _name(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
@@ -95,6 +99,12 @@ class AuthSettings:
     public_url: str | None = None  # named in mails; never taken from a request's Host
     hash_cost: HashCost = HashCost()  # noqa: RUF009 - frozen, so one shared default is safe
     redis_url: str | None = None  # None: in-process cache, limits and events
+    # How long past its cache lifetime a key, PAT or tenant policy may still be served while
+    # the database cannot be reached (SPEC section 10); 0: never.
+    stale_window: float = 600.0
+    # How long a key, PAT or tenant policy read from the database is trusted without reading
+    # it again (revocation events void it sooner).
+    cache_ttl: float = 300.0
     redis_prefix: str = "gateway:"
 
     @property
@@ -120,6 +130,8 @@ class AuthSettings:
             ("GATEWAY_PASSWORD_HASH_COST", "hash_cost", _hash_cost),
             ("GATEWAY_REDIS_URL", "redis_url", _redis_url),
             ("GATEWAY_REDIS_PREFIX", "redis_prefix", _prefix),
+            ("GATEWAY_AUTH_STALE_WINDOW", "stale_window", _seconds_or_zero),
+            ("GATEWAY_AUTH_CACHE_TTL", "cache_ttl", parse_duration),
         ]
         for name, attribute, parse in readers:
             raw = env.get(name)

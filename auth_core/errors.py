@@ -72,9 +72,28 @@ class Conflict(AuthError):
 class RateLimited(AuthError):
     status, code = 429, "rate_limited"
 
-    def __init__(self, detail: str, retry_after: float, *, audited: bool = False) -> None:
+    def __init__(
+        self,
+        detail: str,
+        retry_after: float,
+        *,
+        limit: int | None = None,
+        policy: str | None = None,
+        audited: bool = False,
+    ) -> None:
         seconds = str(max(1, int(retry_after + 0.999)))
-        super().__init__(detail, headers={"Retry-After": seconds}, audited=audited)
+        headers = {"Retry-After": seconds}
+        if limit is not None:
+            headers.update(
+                {
+                    "RateLimit-Limit": str(limit),
+                    "RateLimit-Remaining": "0",
+                    "RateLimit-Reset": seconds,
+                }
+            )
+        if policy is not None:
+            headers["RateLimit-Policy"] = policy
+        super().__init__(detail, headers=headers, audited=audited)
 
 
 class AuthUnavailable(AuthError):

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from auth_core import credentials
 from auth_core.calls import CallInfo
-from auth_core.errors import InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
+from auth_core.errors import AuthUnavailable, InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
 from auth_core.iplists import IpWhitelist
 from auth_core.models import ApiKey, Principal
 from auth_core.revocation import CREDENTIAL
+from auth_core.stats import CREDENTIAL_HIT, CREDENTIAL_MISS
+from auth_core.store import DatabaseUnavailable
 from auth_core.store.records import Store
 from auth_core.tenancy import TenantPolicy, valid_ip_list, valid_name
 from auth_core.units import parse_duration
@@ -31,7 +33,6 @@ from auth_core.usage import UsageRecorder
 if TYPE_CHECKING:
     from auth_core.service import AuthCore
 
-GRANT_TTL = 300.0  # seconds a found key is trusted without a look-up (events void it sooner)
 UNKNOWN_TTL = 10.0  # seconds an unknown key is refused without a look-up
 MAX_GRANTS = 50_000
 MAX_UNKNOWN = 10_000
@@ -192,7 +193,9 @@ class ApiKeys:
             and grant.generation == self.core.revoked.generation
             and grant.until > now
         ):
+            self.core.stats.lookups[CREDENTIAL_HIT] += 1
             return self._admit(grant, ip, call)
+        self.core.stats.lookups[CREDENTIAL_MISS] += 1
         if not credentials.well_formed(secret, credentials.API_KEY_PREFIX):
             raise self._refused("malformed", call)
         refused_until = self._unknown.get(secret)
@@ -205,8 +208,14 @@ class ApiKeys:
     ) -> Principal:
         core = self.core
         generation = core.revoked.generation  # before reading: a change meanwhile wins
-        store = core.require_store()
-        key = await store.api_keys.by_hash(credentials.credential_hash(secret))
+        try:
+            store = core.require_store()
+            key = await store.api_keys.by_hash(credentials.credential_hash(secret))
+        except (DatabaseUnavailable, AuthUnavailable):
+            stale = self._grants.get(secret)
+            if stale is None or not core.serves_stale(stale.generation, stale.until):
+                raise
+            return self._admit(stale, ip, call)
         if key is None:
             if len(self._unknown) >= MAX_UNKNOWN:
                 self._unknown.clear()
@@ -228,7 +237,7 @@ class ApiKeys:
                 expires_at=key.expires_at or 0.0,
             ),
             generation,
-            time.monotonic() + GRANT_TTL,
+            time.monotonic() + core.settings.cache_ttl,
         )
         if len(self._grants) >= MAX_GRANTS:
             self._grants.clear()

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from auth_core import credentials
 from auth_core.calls import CallInfo
-from auth_core.errors import InvalidRequest, InvalidToken, NotFound, TokenExpired
+from auth_core.errors import AuthUnavailable, InvalidRequest, InvalidToken, NotFound, TokenExpired
 from auth_core.keys import parse_expiry
 from auth_core.models import Pat, Principal
 from auth_core.revocation import CREDENTIAL
+from auth_core.stats import CREDENTIAL_HIT, CREDENTIAL_MISS
+from auth_core.store import DatabaseUnavailable
 from auth_core.store.records import Store
 from auth_core.tenancy import valid_name
 from auth_core.usage import UsageRecorder
@@ -27,7 +29,6 @@ from auth_core.usage import UsageRecorder
 if TYPE_CHECKING:
     from auth_core.service import AuthCore
 
-GRANT_TTL = 300.0
 UNKNOWN_TTL = 10.0
 MAX_GRANTS = 50_000
 MAX_UNKNOWN = 10_000
@@ -112,7 +113,9 @@ class Pats:
             and grant.generation == self.core.revoked.generation
             and grant.until > now
         ):
+            self.core.stats.lookups[CREDENTIAL_HIT] += 1
             return self._admit(grant, call)
+        self.core.stats.lookups[CREDENTIAL_MISS] += 1
         if not credentials.well_formed(secret, credentials.PAT_PREFIX):
             raise InvalidToken("the personal access token is malformed")
         refused_until = self._unknown.get(secret)
@@ -123,9 +126,15 @@ class Pats:
     async def _load(self, secret: str, call: CallInfo | Callable[[], CallInfo]) -> Principal:
         core = self.core
         generation = core.revoked.generation
-        store = core.require_store()
-        pat = await store.pats.by_hash(credentials.credential_hash(secret))
-        user = None if pat is None else await store.users.get(pat.user_id)
+        try:
+            store = core.require_store()
+            pat = await store.pats.by_hash(credentials.credential_hash(secret))
+            user = None if pat is None else await store.users.get(pat.user_id)
+        except (DatabaseUnavailable, AuthUnavailable):
+            stale = self._grants.get(secret)
+            if stale is None or not core.serves_stale(stale.generation, stale.until):
+                raise
+            return self._admit(stale, call)
         if pat is None or user is None:
             if len(self._unknown) >= MAX_UNKNOWN:
                 self._unknown.clear()
@@ -144,7 +153,7 @@ class Pats:
                 expires_at=pat.expires_at or 0.0,
                 scopes=pat.scopes,
             )
-        grant = PatGrant(pat, principal, generation, time.monotonic() + GRANT_TTL)
+        grant = PatGrant(pat, principal, generation, time.monotonic() + core.settings.cache_ttl)
         if len(self._grants) >= MAX_GRANTS:
             self._grants.clear()
         self._grants[secret] = grant

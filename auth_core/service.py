@@ -21,6 +21,7 @@ from auth_core.config import AuthSettings
 from auth_core.errors import BY_TOKEN_CODE, AuthUnavailable, InvalidToken, TokenRevoked
 from auth_core.feed import RevocationFeed
 from auth_core.keys import ApiKeys
+from auth_core.limits import Limiter
 from auth_core.mail import Mailer
 from auth_core.models import Principal
 from auth_core.passwords import Passwords
@@ -28,6 +29,7 @@ from auth_core.pats import Pats
 from auth_core.redis_link import RedisLink
 from auth_core.revocation import RevocationSet
 from auth_core.sessions import Sessions
+from auth_core.stats import MAX_DURATIONS, TOKEN_HIT, TOKEN_MISS, AuthStats
 from auth_core.store import Database, DatabaseUnavailable, open_database
 from auth_core.store.migrate import migrate
 from auth_core.store.records import Store
@@ -65,6 +67,8 @@ class AuthCore:
             RedisLink(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
         )
         self.feed = RevocationFeed(self.redis)
+        self.limiter = Limiter(self.redis)
+        self.stats = AuthStats()
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- life cycle -----------------------------------------------------------------------
@@ -108,6 +112,7 @@ class AuthCore:
         assert self.store is not None
         last_prune = last_flush = time.monotonic()
         feed = self.feed
+        unreadable = False
         while True:
             # Woken by a push (a revocation anywhere), else after the feed's interval.
             with contextlib.suppress(TimeoutError):
@@ -117,7 +122,13 @@ class AuthCore:
                 if await self.revoked.sync(self.store.revocations):
                     self._token_cache.clear()
             except DatabaseUnavailable as exc:
-                log.warning("cannot read revocations: %s", exc)
+                if not unreadable:  # once an outage, not twenty times a second
+                    log.warning("cannot read revocations: %s", exc)
+                unreadable = True
+            else:
+                if unreadable:
+                    log.info("reading revocations again")
+                unreadable = False
             now = time.monotonic()
             if now - last_flush > FLUSH_INTERVAL:
                 last_flush = now
@@ -178,15 +189,23 @@ class AuthCore:
     def authenticate_access_token(self, token: str) -> Principal:
         """The principal of a valid, unrevoked access token; an AuthError otherwise."""
         now = time.time()
+        stats = self.stats
         cached = self._token_cache.get(token)
         if cached is not None and cached[1] > now:
             principal = cached[0]
+            stats.lookups[TOKEN_HIT] += 1
         else:
+            stats.lookups[TOKEN_MISS] += 1
             assert self.tokens is not None
+            started = time.perf_counter()
             try:
                 claims = self.tokens.verify(token, now)
             except TokenError as exc:
+                stats.validations[exc.code] += 1
                 raise BY_TOKEN_CODE.get(exc.code, InvalidToken)(exc.detail) from None
+            finally:
+                if len(stats.validation_seconds) < MAX_DURATIONS:
+                    stats.validation_seconds.append(time.perf_counter() - started)
             principal = Principal(
                 method="jwt",
                 user_id=claims.subject,
@@ -206,8 +225,21 @@ class AuthCore:
         if self.revoked.refuses(
             principal.user_id, principal.session_id, principal.token_id, principal.issued_at
         ):
+            stats.validations["token_revoked"] += 1
             raise TokenRevoked("the token has been revoked")
+        stats.validations["ok"] += 1
         return principal
+
+    def serves_stale(self, generation: int, until: float) -> bool:
+        """Whether a cache entry past its lifetime may still answer while the database is
+        unreachable: nothing was revoked since it was read, and it is inside the stale window.
+        Counted as a stale hit when it may."""
+        if generation != self.revoked.generation:
+            return False
+        if time.monotonic() - until > self.settings.stale_window:
+            return False
+        self.stats.stale_served += 1
+        return True
 
     def authenticate_service(self, secret: str) -> Principal:
         """An internal service presenting `Authorization: Service <secret>`: the secret of any

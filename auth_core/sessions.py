@@ -62,7 +62,13 @@ class Sessions:
         wait = self.address_failures.blocked(address)
         if wait:
             await core.audit("login", "throttled", call, email=email.lower())
-            raise RateLimited("too many failed logins from this address", wait, audited=True)
+            raise RateLimited(
+                "too many failed logins from this address",
+                wait,
+                limit=ADDRESS_LIMIT,
+                policy=f"{ADDRESS_LIMIT};w={int(ADDRESS_WINDOW)}",
+                audited=True,
+            )
         user = await store.users.by_email(email)
         now = time.time()
         usable = user is not None and not user.disabled and user.locked_until <= now

@@ -18,16 +18,17 @@ from urllib.parse import urlsplit
 
 import netaddr
 
-from auth_core.errors import InvalidRequest, NotFound
+from auth_core.errors import AuthUnavailable, InvalidRequest, NotFound
 from auth_core.iplists import IpListError, IpWhitelist, parse_cidrs
 from auth_core.models import Tenant
 from auth_core.origins import OriginWhitelist, normalise_origin
 from auth_core.revocation import TENANT
+from auth_core.stats import TENANT_HIT, TENANT_MISS
+from auth_core.store import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore, CallInfo
 
-POLICY_TTL = 300.0  # seconds; changes arrive as revocation events long before
 MAX_POLICIES = 10_000
 MAX_ORIGINS = 100
 MAX_NAME = 200
@@ -192,7 +193,9 @@ class Tenants:
             and policy.generation == self.core.revoked.generation
             and policy.until > time.monotonic()
         ):
+            self.core.stats.lookups[TENANT_HIT] += 1
             return policy
+        self.core.stats.lookups[TENANT_MISS] += 1
         return None
 
     def policy(self, tenant_id: str) -> TenantPolicy | Awaitable[TenantPolicy | None] | None:
@@ -201,10 +204,16 @@ class Tenants:
 
     async def load_policy(self, tenant_id: str) -> TenantPolicy | None:
         generation = self.core.revoked.generation  # before reading: a change meanwhile wins
-        tenant = await self.core.require_store().tenants.get(tenant_id)
+        try:
+            tenant = await self.core.require_store().tenants.get(tenant_id)
+        except (DatabaseUnavailable, AuthUnavailable):
+            stale = self._policies.get(tenant_id)
+            if stale is None or not self.core.serves_stale(stale.generation, stale.until):
+                raise
+            return stale
         if tenant is None:
             return None
-        policy = self.policy_of(tenant, generation)
+        policy = self.policy_of(tenant, generation, self.core.settings.cache_ttl)
         if len(self._policies) >= MAX_POLICIES:
             self._policies.clear()
         self._policies[tenant_id] = policy
@@ -224,15 +233,17 @@ class Tenants:
         generation = self.core.revoked.generation
         entries = await self.core.require_store().tenants.all_origins()
         origins = OriginWhitelist(origin for _, listed in entries for origin in listed)
-        self._index = OriginIndex(origins, generation, time.monotonic() + POLICY_TTL)
+        self._index = OriginIndex(
+            origins, generation, time.monotonic() + self.core.settings.cache_ttl
+        )
         return self._index
 
     @staticmethod
-    def policy_of(tenant: Tenant, generation: int) -> TenantPolicy:
+    def policy_of(tenant: Tenant, generation: int, ttl: float) -> TenantPolicy:
         return TenantPolicy(
             tenant,
             OriginWhitelist(tenant.origins),
             IpWhitelist(tenant.ip_whitelist),
             generation,
-            time.monotonic() + POLICY_TTL,
+            time.monotonic() + ttl,
         )

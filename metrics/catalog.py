@@ -14,6 +14,13 @@ ORIGIN_REJECTIONS = "gateway_origin_rejections_total"
 AUDIT_DROPPED = "gateway_audit_dropped_total"
 IP_REJECTIONS = "gateway_ip_whitelist_rejections_total"
 API_KEY_VALIDATIONS = "auth_api_key_validations_total"
+RATE_LIMITED = "gateway_rate_limited_total"
+CACHE_LOOKUPS = "auth_cache_lookups_total"
+CACHE_HIT_RATE = "auth_cache_hit_rate"
+STALE_SERVED = "auth_cache_stale_served_total"
+TOKEN_VALIDATIONS = "auth_token_validations_total"  # noqa: S105 - a metric name
+TOKEN_VALIDATION_DURATION = "auth_token_validation_duration_seconds"  # noqa: S105
+REDIS_DEGRADED = "gateway_redis_degraded"
 
 
 class Catalog:
@@ -51,6 +58,31 @@ class Catalog:
             API_KEY_VALIDATIONS,
             "API keys checked on routes, by result (ok, or the refusal's code).",
             ("result",),
+        )
+        self.rate_limited = r.counter(
+            RATE_LIMITED, "Requests refused by a rate limit, by route.", ("route",)
+        )
+        self.cache_lookups = r.counter(
+            CACHE_LOOKUPS,
+            "Look-ups of the auth core's caches (token, credential, tenant) by result.",
+            ("cache", "result"),
+        )
+        self.cache_hit_rate = r.gauge(
+            CACHE_HIT_RATE, "Hits over all look-ups of every auth cache, every worker."
+        )
+        self.stale_served = r.counter(
+            STALE_SERVED, "Credentials served from cache past its lifetime, the database down."
+        )
+        self.token_validations = r.counter(
+            TOKEN_VALIDATIONS, "Access tokens checked, by result (ok or the code).", ("result",)
+        )
+        self.token_validation_duration = r.histogram(
+            TOKEN_VALIDATION_DURATION,
+            "Time to verify an access token that was not in the cache.",
+            buckets=(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005),
+        )
+        self.redis_degraded = r.gauge(
+            REDIS_DEGRADED, "Workers serving without Redis although it is configured."
         )
         self.audit_dropped = r.counter(
             AUDIT_DROPPED, "Denials not written to the audit log because too many were waiting."

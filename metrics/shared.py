@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,20 @@ class SharedSnapshots:
         self.registry = registry
         self.directory = Path(directory) if directory else None
         self.pid = os.getpid()
+        # Called before every snapshot: copy values kept elsewhere (the auth core's plain
+        # counters) into the registry, and derive what needs every worker's values.
+        self.refreshers: list[Callable[[], None]] = []
+        self.derivers: list[Callable[[Merged], None]] = []
+
+    def _refresh(self) -> None:
+        for refresh in self.refreshers:
+            refresh()
 
     def publish(self) -> None:
         """Write this worker's snapshot atomically (tmp file, then rename)."""
         if self.directory is None:
             return
+        self._refresh()
         data = json.dumps({"pid": self.pid, "metrics": self.registry.snapshot()})
         target = self.directory / f"{self.pid}.json"
         tmp = self.directory / f".{self.pid}.tmp"
@@ -39,6 +49,7 @@ class SharedSnapshots:
 
     def merged(self) -> Merged:
         """Every worker's values summed: this worker live, the others from their files."""
+        self._refresh()
         snapshots = [(self.pid, self.registry.snapshot(), True)]
         if self.directory is not None:
             for path in self.directory.glob("*.json"):
@@ -65,6 +76,8 @@ class SharedSnapshots:
                         )
                     else:
                         into[key] = into.get(key, 0.0) + value
+        for derive in self.derivers:
+            derive(merged)
         return merged
 
 

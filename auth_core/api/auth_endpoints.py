@@ -8,9 +8,17 @@ from typing import TYPE_CHECKING, Any
 from auth_core.api.router import PUBLIC, USER, ApiCall, ApiResponse, AuthApi, Endpoint
 from auth_core.api.schemas import OBJECT, SESSION_STATUS, TOKEN_PAIR, USER_SCHEMA, obj, string
 from auth_core.errors import InvalidRequest
+from auth_core.limits import Rate
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore
+
+
+# Default limits per client address (shared by the replicas through Redis): generous for
+# people, tight for scripts. Failed logins have their own, stricter limits (sessions.py).
+LOGIN_RATE = Rate(30, 60.0)
+REFRESH_RATE = Rate(120, 60.0)
+MAIL_RATE = Rate(10, 60.0)  # signup and forgot-password send mail
 
 
 def text_field(document: dict[str, Any], name: str) -> str:
@@ -103,6 +111,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
                 ["email", "password"],
             ),
             obj({"user": USER_SCHEMA}, ["user"]),
+            rate=MAIL_RATE,
         ),
         Endpoint(
             "POST",
@@ -113,6 +122,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             200,
             credentials,
             TOKEN_PAIR,
+            rate=LOGIN_RATE,
         ),
         Endpoint(
             "POST",
@@ -124,6 +134,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             200,
             obj({"refresh_token": string()}, ["refresh_token"]),
             TOKEN_PAIR,
+            rate=REFRESH_RATE,
         ),
         Endpoint(
             "POST",
@@ -183,6 +194,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             202,
             obj({"email": string()}, ["email"]),
             OBJECT,
+            rate=MAIL_RATE,
         ),
         Endpoint(
             "POST",

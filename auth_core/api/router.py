@@ -21,7 +21,9 @@ from auth_core.errors import (
     InvalidRequest,
     MissingCredentials,
     NotFound,
+    RateLimited,
 )
+from auth_core.limits import Rate
 from auth_core.models import Principal
 
 if TYPE_CHECKING:
@@ -95,6 +97,9 @@ class Endpoint:
     request: dict[str, Any] | None = None  # JSON schema of the body
     response: dict[str, Any] | None = None  # JSON schema of the answer
     query: tuple[str, ...] = ()
+    # A default limit (SPEC: login, refresh, SDK sessions), per API key on API_KEY endpoints,
+    # else per client address; shared by the replicas through Redis.
+    rate: Rate | None = None
     pattern: re.Pattern[str] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -151,7 +156,25 @@ class AuthApi:
             ):
                 # The same answer whether the tenant exists or not: nothing to learn here.
                 raise InsufficientRole("this needs the admin role or to be this tenant's admin")
+        if endpoint.rate is not None:
+            await self._limit(endpoint, endpoint.rate, call)
         return await endpoint.handler(call)
+
+    async def _limit(self, endpoint: Endpoint, rate: Rate, call: ApiCall) -> None:
+        principal = call.principal
+        if endpoint.access == API_KEY and principal is not None and principal.credential_id:
+            subject = "credential:" + principal.credential_id
+        else:
+            subject = "ip:" + (call.info.ip or "-")
+        key = endpoint_limit_key(endpoint.method, endpoint.path, subject)
+        verdict = await self.core.limiter.check([key], [rate])
+        if not verdict.allowed:
+            raise RateLimited(
+                "too many requests to this endpoint; retry after the time in Retry-After",
+                verdict.retry_after,
+                limit=verdict.limit,
+                policy=verdict.policy,
+            )
 
     async def _api_key(self, call: ApiCall) -> None:
         if call.principal is not None and call.principal.method == "api_key":
@@ -176,6 +199,11 @@ class AuthApi:
         if scheme.lower() != "bearer" or not token.strip():
             raise MissingCredentials("an access token is needed (Authorization: Bearer ...)")
         return self.core.authenticate_access_token(token.strip())
+
+
+def endpoint_limit_key(method: str, path: str, subject: str) -> str:
+    """The limiter's key of an endpoint's default limit for one subject (`ip:...`)."""
+    return f"api:{method}:{path}:{subject}"
 
 
 def api_key_from(x_api_key: str | None, authorization: str | None) -> str | None:

@@ -10,12 +10,18 @@ from auth_core.api.auth_endpoints import text_field
 from auth_core.api.router import API_KEY, SERVICE, ApiCall, ApiResponse, AuthApi, Endpoint
 from auth_core.api.schemas import BOOLEAN, OBJECT, STRINGS, TOKEN_PAIR, obj, string
 from auth_core.errors import AuthError, InvalidRequest
+from auth_core.limits import Rate
 from auth_core.models import Principal
 from auth_core.sdk import SdkSessions
 from auth_core.service import CallInfo
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore
+
+
+# Default limits per API key (a tenant's backend opens sessions for all its users).
+SDK_SESSION_RATE = Rate(600, 60.0)
+SDK_REFRESH_RATE = Rate(1200, 60.0)
 
 
 def context_of(principal: Principal) -> dict[str, Any]:
@@ -120,6 +126,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
                 ["external_user_id"],
             ),
             TOKEN_PAIR,
+            rate=SDK_SESSION_RATE,
         ),
         Endpoint(
             "POST",
@@ -130,6 +137,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             200,
             obj({"refresh_token": string()}, ["refresh_token"]),
             TOKEN_PAIR,
+            rate=SDK_REFRESH_RATE,
         ),
         Endpoint(
             "POST",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from auth_core.api.router import USER, ApiCall, ApiResponse, AuthApi, Endpoint
+from auth_core.api.auth_endpoints import LOGIN_RATE, REFRESH_RATE
+from auth_core.api.router import USER, ApiCall, ApiResponse, AuthApi, Endpoint, endpoint_limit_key
 from auth_core.api.schemas import NUMBER, OBJECT, STRINGS, obj, string
 from auth_core.api.tenant_endpoints import EXPIRY, NULLABLE_NUMBER
 from auth_core.pats import MAX_PER_USER
@@ -54,10 +55,29 @@ def register(api: AuthApi, core: AuthCore) -> None:
         failures = core.sessions.address_failures
         retry = failures.blocked(address)
         recent = failures.count(address)
+        endpoint_limits = []
+        for name, path, rate in (
+            ("login", "/api/v1/auth/login", LOGIN_RATE),
+            ("refresh", "/api/v1/auth/refresh", REFRESH_RATE),
+        ):
+            left, full_in = await core.limiter.peek(
+                endpoint_limit_key("POST", path, "ip:" + address), rate
+            )
+            endpoint_limits.append(
+                {
+                    "name": name,
+                    "scope": "address",
+                    "limit": rate.limit,
+                    "window_seconds": rate.per,
+                    "remaining": left,
+                    "reset": round(full_in, 3),
+                }
+            )
         return ApiResponse(
             200,
             {
                 "limits": [
+                    *endpoint_limits,
                     {
                         "name": "personal_access_tokens",
                         "scope": "user",

@@ -16,13 +16,16 @@ from urllib.parse import urlsplit
 import netaddr
 import yaml
 
+from auth_core.limits import Rate
 from auth_core.origins import OriginWhitelist, normalise_origin
 from auth_core.units import parse_duration, parse_size
 from gateway.routing.paths import PathError, canonical_path
 from gateway.routing.table import (
     BUILTIN_UPSTREAMS,
+    RATE_KEYS,
     SUPPORTED_AUTH_KINDS,
     AuthKind,
+    RateRule,
     Route,
     RouteTable,
     Target,
@@ -59,9 +62,10 @@ ROUTE_KEYS = (
 )
 # Keys of SPEC section 5 that this build parses but cannot enforce yet: refused, never ignored.
 NOT_YET_ENFORCED = {
-    "rate_limit": "rate limits are not available in this version",
     "cors": "per-route CORS is not available in this version",
 }
+RATE_LIMIT_KEYS = ("key", "limit", "per")
+MAX_RATE_LIMITS = 4
 
 
 class ConfigError(Exception):
@@ -365,6 +369,8 @@ def _route(
         options["timeout"] = walk.converted(spec["timeout"][1], f"{where}.timeout", parse_duration)
     if "max_body" in spec:
         options["max_body"] = walk.converted(spec["max_body"][1], f"{where}.max_body", parse_size)
+    if "rate_limit" in spec:
+        options["rate_limits"] = _rate_limits(walk, spec["rate_limit"][1], f"{where}.rate_limit")
     if "roles" in spec:
         roles = frozenset(value for _, value in walk.strings(spec["roles"][1], f"{where}.roles"))
         if auth == AuthKind.NONE and roles:
@@ -380,6 +386,31 @@ def _route(
         line=node.start_mark.line + 1,
         **options,
     )
+
+
+def _rate_limits(walk: _Walker, node: yaml.Node, where: str) -> tuple[RateRule, ...]:
+    """One `{key, limit, per}` or a list of them (layered: every one must have room)."""
+    items = walk.sequence(node, where) if isinstance(node, yaml.SequenceNode) else [node]
+    if not items or len(items) > MAX_RATE_LIMITS:
+        raise walk.fail(node, f"{where}: one to {MAX_RATE_LIMITS} limits")
+    rules: list[RateRule] = []
+    for index, item in enumerate(items):
+        here = f"{where}[{index}]" if isinstance(node, yaml.SequenceNode) else where
+        spec = walk.mapping(item, here, RATE_LIMIT_KEYS)
+        for key in RATE_LIMIT_KEYS:
+            if key not in spec:
+                raise walk.fail(item, f"{here}: missing '{key}'")
+        key_node = spec["key"][1]
+        key = walk.string(key_node, f"{here}.key")
+        if key not in RATE_KEYS:
+            raise walk.fail(key_node, f"{here}.key: '{key}' is not one of {' | '.join(RATE_KEYS)}")
+        limit = walk.integer(spec["limit"][1], f"{here}.limit")
+        per = walk.converted(spec["per"][1], f"{here}.per", parse_duration)
+        rule = RateRule(key, Rate(limit, per))
+        if rule in rules:
+            raise walk.fail(item, f"{here}: the same limit twice")
+        rules.append(rule)
+    return tuple(rules)
 
 
 def _with_head(methods: frozenset[str]) -> frozenset[str]:

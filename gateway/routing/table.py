@@ -13,6 +13,7 @@ from enum import StrEnum
 
 import netaddr
 
+from auth_core.limits import Rate
 from auth_core.origins import OriginWhitelist
 from gateway.errors import MethodNotAllowed, RouteNotFound
 
@@ -66,6 +67,19 @@ class Upstream:
     idle_timeout: float = 60.0
 
 
+RATE_KEYS = ("user", "tenant", "credential", "ip")
+
+
+@dataclass(frozen=True, slots=True)
+class RateRule:
+    """One `rate_limit` entry: `rate` per caller as `key` names it (user, tenant, credential or
+    client address; a caller without the one named, an anonymous one say, is counted by its
+    address)."""
+
+    key: str
+    rate: Rate
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One entry of `routes:`; `line` is where it was written, for messages."""
@@ -81,6 +95,7 @@ class Route:
     max_body: int = 10 * 1024 * 1024
     websocket: bool = False
     roles: frozenset[str] = frozenset()
+    rate_limits: tuple[RateRule, ...] = ()
     line: int = 0
 
     def allows(self, method: str) -> bool:

@@ -31,15 +31,25 @@ from gateway.pipeline.limit_body import LimitBody
 from gateway.pipeline.match_route import MatchRoute
 from gateway.pipeline.parse_target import ParseTarget
 from gateway.pipeline.preflight import Preflight
+from gateway.pipeline.rate_limit import RateLimit
 from gateway.proxy.forward import Forwarder, ResponseAborted
 from gateway.proxy.pool import UpstreamPools
 from gateway.routing.loader import ConfigError, load_route_table
 from gateway.routing.table import AUTH_CORE, AuthKind, RouteTable
 from gateway.tracing import request_id_from, traceparent_from
-from metrics.catalog import Catalog
-from metrics.shared import SharedSnapshots
+from metrics.catalog import CACHE_HIT_RATE, CACHE_LOOKUPS, Catalog
+from metrics.shared import Merged, SharedSnapshots
 
 log = logging.getLogger("gateway")
+
+
+def _hit_rate(merged: Merged) -> None:
+    """auth_cache_hit_rate from every worker's look-ups (a per-worker rate cannot be summed)."""
+    rows = merged.get(CACHE_LOOKUPS, {})
+    total = sum(rows.values())
+    hits = sum(count for labels, count in rows.items() if labels[1] == "hit")
+    merged[CACHE_HIT_RATE] = {(): hits / total} if total else {}
+
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STATUS_TEXT = {code: str(code) for code in range(100, 600)}
@@ -63,6 +73,8 @@ class Gateway:
         self.config_path = Path(config_path) if config_path else None
         self.catalog = Catalog()
         self.metrics = SharedSnapshots(self.catalog.registry, metrics_dir)
+        self.metrics.refreshers.append(self._auth_metrics)
+        self.metrics.derivers.append(_hit_rate)
         self.access_log = AccessLog(settings.access_log)
         self.pools = UpstreamPools(asyncio.get_running_loop())
         self.pools.update(table.upstreams)
@@ -95,6 +107,7 @@ class Gateway:
                 LimitBody(),
                 self.authenticate,
                 authorize,
+                RateLimit(core.limiter, self.catalog),
                 SetContext(core),
             ],
             self.terminal,
@@ -195,6 +208,18 @@ class Gateway:
         )
         if not written:
             catalog.audit_dropped.inc()
+
+    def _auth_metrics(self) -> None:
+        """Copy the auth core's plain counters into the metrics (before each snapshot)."""
+        stats = self.core.stats
+        catalog = self.catalog
+        catalog.cache_lookups.values = {key: float(n) for key, n in stats.lookups.items()}
+        catalog.token_validations.values = {(k,): float(n) for k, n in stats.validations.items()}
+        catalog.stale_served.values = {(): float(stats.stale_served)}
+        for seconds in stats.take_durations():
+            catalog.token_validation_duration.observe(seconds)
+        redis = self.core.redis
+        catalog.redis_degraded.set(0.0 if redis is None or redis.healthy else 1.0)
 
     def refused(self, status: int, request_id: str, peer: str) -> None:
         """A request the HTTP layer refused before it had a route (malformed, too slow)."""

@@ -8,8 +8,9 @@ from pathlib import Path
 import netaddr
 import pytest
 
+from auth_core.limits import Rate
 from gateway.routing.loader import ConfigError, load_route_table, parse_route_table
-from gateway.routing.table import AuthKind, Route, Target, Upstream
+from gateway.routing.table import AuthKind, RateRule, Route, Target, Upstream
 
 VALID = """\
 # every setting this build accepts
@@ -155,6 +156,30 @@ def test_auth_kinds_this_build_enforces_are_accepted_with_roles() -> None:
     assert me.roles == frozenset({"user", "admin"})
     assert me.upstream == "auth_core"
     assert table.upstreams == {}
+
+
+def test_rate_limits_one_or_layered() -> None:
+    table = parse_route_table(
+        "version: 1\n"
+        "upstreams:\n"
+        "  up: {targets: ['http://127.0.0.1:8001']}\n"
+        "routes:\n"
+        "  - {name: a, path: /a, upstream: up, auth: none,"
+        " rate_limit: {key: ip, limit: 10, per: 1s}}\n"
+        "  - name: b\n"
+        "    path: /b\n"
+        "    upstream: up\n"
+        "    auth: api_key\n"
+        "    rate_limit:\n"
+        "      - {key: tenant, limit: 1000, per: 1m}\n"
+        "      - {key: credential, limit: 100, per: 1m}\n"
+    )
+    a, b = table.routes
+    assert a.rate_limits == (RateRule("ip", Rate(10, 1.0)),)
+    assert b.rate_limits == (
+        RateRule("tenant", Rate(1000, 60.0)),
+        RateRule("credential", Rate(100, 60.0)),
+    )
 
 
 def test_load_route_table_reads_the_file(tmp_path: Path) -> None:
@@ -397,11 +422,42 @@ INVALID = [
     ("upper-case auth", route_file(*B[:2], "auth: NONE"), 10, "is not one of"),
     ("empty auth", route_file(*B[:2], "auth:"), 10, "auth must be a non-empty string"),
     (
-        "rate_limit refused",
-        route_file(*B, "rate_limit: {key: user, limit: 100, per: 1m}"),
+        "rate_limit with an unknown key",
+        route_file(*B, "rate_limit: {key: planet, limit: 100, per: 1m}"),
         11,
-        "rate limits are not available",
+        "'planet' is not one of user | tenant | credential | ip",
     ),
+    (
+        "rate_limit without per",
+        route_file(*B, "rate_limit: {key: user, limit: 100}"),
+        11,
+        "missing 'per'",
+    ),
+    (
+        "rate_limit of zero",
+        route_file(*B, "rate_limit: {key: user, limit: 0, per: 1m}"),
+        11,
+        "limit must be an integer of at least 1",
+    ),
+    (
+        "rate_limit with a bad period",
+        route_file(*B, "rate_limit: {key: user, limit: 5, per: often}"),
+        11,
+        "is not a duration",
+    ),
+    (
+        "rate_limit with an unknown field",
+        route_file(*B, "rate_limit: {key: user, limit: 5, per: 1s, burst: 9}"),
+        11,
+        "unknown key 'burst'",
+    ),
+    (
+        "rate_limit twice the same",
+        route_file(*B, "rate_limit: [{key: ip, limit: 5, per: 1s}, {key: ip, limit: 5, per: 1s}]"),
+        11,
+        "the same limit twice",
+    ),
+    ("rate_limit empty list", route_file(*B, "rate_limit: []"), 11, "one to 4 limits"),
     (
         "cors refused",
         route_file(*B, "cors: {origins: ['https://x.org']}"),
