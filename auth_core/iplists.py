@@ -13,6 +13,25 @@ import netaddr
 MAX_ENTRIES = 1000
 
 
+def normalise_ip(value: str) -> str | None:
+    """`value` as a canonical IP string (IPv4-mapped IPv6 as IPv4), or None if it is not one."""
+    text = value.strip()
+    if text.startswith("["):  # [v6] or [v6]:port
+        end = text.find("]")
+        if end < 0:
+            return None
+        text = text[1:end]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":", 1)[0]
+    try:
+        address = netaddr.IPAddress(text)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return None
+    if address.version == 6 and address.is_ipv4_mapped():
+        address = address.ipv4()
+    return str(address)
+
+
 class IpListError(ValueError):
     """An entry is not an address or a CIDR block."""
 

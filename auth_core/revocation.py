@@ -27,6 +27,9 @@ USER = "user"
 # ("credential": its id), a tenant (whitelists) or, with USER, a user (roles, PATs).
 CREDENTIAL = "credential"
 TENANT = "tenant"
+# A client address banned until the row's expires_at, and a ban lifted (value: the address).
+BAN = "ban"
+UNBAN = "unban"
 _VOIDS_CACHES = frozenset({CREDENTIAL, TENANT, USER})
 
 
@@ -39,6 +42,8 @@ class RevocationSet:
         self.users: dict[str, tuple[float, float]] = {}  # user -> (revoked at, can go)
         self.last_id = 0
         self.gaps: dict[int, float] = {}  # ids not seen below last_id -> when first missed
+        self.bans: dict[str, tuple[float, float]] = {}  # address -> (banned at, until)
+        self.unbanned: dict[str, float] = {}  # address -> lifted at (older bans stay lifted)
         # Bumped by every revocation that voids cached credentials and tenant policies: an
         # entry cached under an older generation is read again (see tenancy and keys).
         self.generation = 0
@@ -52,6 +57,18 @@ class RevocationSet:
             known = self.users.get(revocation.value)
             if known is None or known[0] < revocation.at:
                 self.users[revocation.value] = (revocation.at, revocation.expires_at)
+        elif revocation.kind == BAN:
+            if revocation.at > self.unbanned.get(revocation.value, 0.0):
+                known = self.bans.get(revocation.value)
+                if known is None or known[0] < revocation.at:
+                    self.bans[revocation.value] = (revocation.at, revocation.expires_at)
+        elif revocation.kind == UNBAN:
+            self.unbanned[revocation.value] = max(
+                revocation.at, self.unbanned.get(revocation.value, 0.0)
+            )
+            known = self.bans.get(revocation.value)
+            if known is not None and known[0] <= revocation.at:
+                del self.bans[revocation.value]
         if revocation.kind in _VOIDS_CACHES:
             self.generation += 1
         self.last_id = max(self.last_id, revocation.id)
@@ -99,3 +116,10 @@ class RevocationSet:
         self.sessions = {key: until for key, until in self.sessions.items() if until > now}
         self.tokens = {key: until for key, until in self.tokens.items() if until > now}
         self.users = {key: entry for key, entry in self.users.items() if entry[1] > now}
+        self.bans = {key: entry for key, entry in self.bans.items() if entry[1] > now}
+        self.unbanned = {key: at for key, at in self.unbanned.items() if at > now - 86400.0}
+
+    def banned_for(self, address: str, now: float) -> float:
+        """Seconds the address stays banned (0: it is not)."""
+        entry = self.bans.get(address)
+        return 0.0 if entry is None else max(0.0, entry[1] - now)

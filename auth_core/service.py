@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from auth_core.accounts import Accounts
+from auth_core.bans import Bans
 from auth_core.calls import CallInfo as CallInfo
 from auth_core.config import AuthSettings
 from auth_core.errors import BY_TOKEN_CODE, AuthUnavailable, InvalidToken, TokenRevoked
@@ -69,6 +70,7 @@ class AuthCore:
         self.feed = RevocationFeed(self.redis)
         self.limiter = Limiter(self.redis)
         self.stats = AuthStats()
+        self.bans = Bans(self)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- life cycle -----------------------------------------------------------------------
@@ -252,11 +254,12 @@ class AuthCore:
 
     # -- revocation -------------------------------------------------------------------------
 
-    async def revoke(self, kind: str, value: str) -> None:
+    async def revoke(self, kind: str, value: str, until: float | None = None) -> None:
         """Record a revocation and apply it here at once (other workers follow the table)."""
         store = self.require_store()
-        # Nothing it names can outlive the longest access token issued from now on.
-        until = time.time() + self.settings.access_ttl + 60.0
+        if until is None:
+            # Nothing it names can outlive the longest access token issued from now on.
+            until = time.time() + self.settings.access_ttl + 60.0
         revocation = await store.revocations.add(kind, value, until)
         self.revoked.apply(revocation)
         self._token_cache.clear()

@@ -8,7 +8,8 @@ from auth_core.accounts import valid_roles
 from auth_core.api.auth_endpoints import optional_text, text_field
 from auth_core.api.router import ADMIN, ApiCall, ApiResponse, AuthApi, Endpoint
 from auth_core.api.schemas import OBJECT, STRINGS, USER_SCHEMA, obj, string
-from auth_core.errors import InvalidRequest
+from auth_core.errors import InvalidRequest, NotFound
+from auth_core.iplists import normalise_ip
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore
@@ -88,6 +89,17 @@ def register(api: AuthApi, core: AuthCore) -> None:
         )
         return ApiResponse(200, {"entries": entries})
 
+    async def list_bans(call: ApiCall) -> ApiResponse:
+        return ApiResponse(200, {"bans": await core.bans.active()})
+
+    async def lift_ban(call: ApiCall) -> ApiResponse:
+        address = normalise_ip(call.params["address"])
+        if address is None:
+            raise InvalidRequest("not an IP address")
+        if not await core.bans.lift(address, call.caller.user_id, call.info):
+            raise NotFound("this address is not banned")
+        return ApiResponse(204)
+
     user_body = obj(
         {
             "email": string(),
@@ -154,6 +166,24 @@ def register(api: AuthApi, core: AuthCore) -> None:
             None,
             obj({"entries": {"type": "array", "items": OBJECT}}, ["entries"]),
             ("limit", "before", "user_id", "event"),
+        ),
+        Endpoint(
+            "GET",
+            "/api/v1/bans",
+            list_bans,
+            ADMIN,
+            "Client addresses banned for repeated failed credentials, and until when",
+            200,
+            None,
+            obj({"bans": {"type": "array", "items": OBJECT}}, ["bans"]),
+        ),
+        Endpoint(
+            "DELETE",
+            "/api/v1/bans/{address}",
+            lift_ban,
+            ADMIN,
+            "Lift a ban (in force everywhere at once)",
+            204,
         ),
     ):
         api.add(endpoint)

@@ -333,6 +333,17 @@ class Revocations:
         )
         return [Revocation.from_row(row) for row in rows]
 
+    async def of_kinds(self, kinds: tuple[str, ...]) -> list[Revocation]:
+        """The live rows of some kinds, oldest first (bans, for the admin API)."""
+        placeholders = ", ".join(f"${index}" for index in range(2, len(kinds) + 2))
+        rows = await self.db.fetch(
+            "SELECT id, kind, value, at, expires_at FROM revocations "
+            f"WHERE expires_at > $1 AND kind IN ({placeholders}) ORDER BY id",
+            time.time(),
+            *kinds,
+        )
+        return [Revocation.from_row(row) for row in rows]
+
     async def purge(self) -> int:
         return await self.db.execute("DELETE FROM revocations WHERE expires_at <= $1", time.time())
 

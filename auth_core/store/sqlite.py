@@ -21,6 +21,21 @@ def _params(args: tuple[Any, ...]) -> dict[str, Any]:
     return {str(index): value for index, value in enumerate(args, 1)}
 
 
+async def _enable_wal(connection: aiosqlite.Connection) -> None:
+    """Switch to WAL. Workers opening a new file together race for it, and the switch takes
+    an exclusive lock that SQLite's busy handler does not wait for: retry for a while."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.01)
+
+
 class SQLiteDatabase(Database):
     dialect = "sqlite"
 
@@ -35,12 +50,16 @@ class SQLiteDatabase(Database):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             connection = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"cannot open {self.path}: {exc}") from None
+        try:
             connection.row_factory = sqlite3.Row
             await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await connection.execute("PRAGMA journal_mode = WAL")
+            await _enable_wal(connection)
             await connection.execute("PRAGMA synchronous = FULL")  # acknowledged is on disk
             await connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
+            await connection.close()
             raise DatabaseUnavailable(f"cannot open {self.path}: {exc}") from None
         self._connection = connection
 

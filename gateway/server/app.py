@@ -21,6 +21,7 @@ from gateway.http.response import Response
 from gateway.operations import Operations
 from gateway.pipeline.authenticate import Anonymous, Authenticate
 from gateway.pipeline.authorize import Authorize
+from gateway.pipeline.bans import RefuseBanned
 from gateway.pipeline.bearer import JwtBearer
 from gateway.pipeline.chain import Chain
 from gateway.pipeline.client_address import ClientAddressResolver, ResolveClientAddress
@@ -102,6 +103,7 @@ class Gateway:
                 ResolveClientAddress(self.resolver),
                 ParseTarget(),
                 self.operations,
+                RefuseBanned(core.revoked),
                 MatchRoute(),
                 Preflight(core, enabled=check_origins),
                 LimitBody(),
@@ -190,6 +192,12 @@ class Gateway:
             catalog.ip_rejections.inc()
         if exchange.auth_method == "api_key":
             catalog.api_key_validations.inc((str(code),))
+        call = CallInfo(
+            ip=exchange.client_ip,
+            user_agent=exchange.request.header_text(b"user-agent"),
+            request_id=exchange.request_id,
+        )
+        self.core.bans.failed(exchange.client_ip, str(code), call)
         if error.audited:
             return
         principal = exchange.principal
@@ -197,11 +205,7 @@ class Gateway:
         written = self.core.audit_later(
             "access_denied",
             str(error.code),
-            CallInfo(
-                ip=exchange.client_ip,
-                user_agent=exchange.request.header_text(b"user-agent"),
-                request_id=exchange.request_id,
-            ),
+            call,
             user_id=principal.user_id if principal is not None else None,
             route=route.name if route is not None else None,
             path=exchange.path,

@@ -1,0 +1,115 @@
+"""Bans (SPEC section 11): repeated failed credentials from one client address (bad logins,
+bad keys, bad tokens) ban that address for a while; admins list and lift bans.
+
+A ban is a row of the revocation table (kind `ban`, the address, until when), so it reaches
+every worker and replica the way a revocation does, and a lift is a later `unban` row. The
+failures are counted per worker in a sliding window, and with Redis in one shared counter an
+address (so several workers and replicas cannot each grant an attacker its own allowance).
+Every ban and lift is audited.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from auth_core.revocation import BAN, UNBAN
+from auth_core.throttle import FailureWindow
+
+if TYPE_CHECKING:
+    from auth_core.service import AuthCore, CallInfo
+
+BAN_AFTER = 30  # failed credentials from one address ...
+BAN_WINDOW = 600.0  # ... within this many seconds ...
+BAN_FOR = 900.0  # ... ban it this long
+# Refusals that say a credential was wrong (not expired, revoked or missing, which honest
+# clients run into).
+COUNTED = frozenset({"invalid_token", "invalid_api_key", "invalid_credentials"})
+
+
+class Bans:
+    def __init__(self, core: AuthCore) -> None:
+        self.core = core
+        self.failures = FailureWindow(BAN_AFTER, BAN_WINDOW)
+        self._banning: set[str] = set()  # addresses whose ban is being written
+
+    def banned_for(self, address: str) -> float:
+        """Seconds the address stays banned (0: it is not)."""
+        return self.core.revoked.banned_for(address, time.time())
+
+    def failed(self, address: str, code: str, call: CallInfo) -> None:
+        """Count a refused credential; ban the address when it has had enough."""
+        if code not in COUNTED or not address or self.banned_for(address):
+            return
+        self.failures.fail(address)
+        core = self.core
+        if core.redis is not None and core.redis.usable():
+            core.background(self._count_shared(address, call))
+        elif self.failures.blocked(address):
+            self._ban_later(address, call)
+
+    async def _count_shared(self, address: str, call: CallInfo) -> None:
+        link = self.core.redis
+        assert link is not None
+        key = link.key("fails", address)
+        try:
+            async with link.client.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, int(BAN_WINDOW), nx=True)
+                count, _ = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            link.failed(exc)
+            count = BAN_AFTER if self.failures.blocked(address) else 0
+        if int(count) >= BAN_AFTER:
+            self._ban_later(address, call)
+            try:
+                await link.client.delete(key)
+            except (RedisError, OSError) as exc:
+                link.failed(exc)
+
+    def _ban_later(self, address: str, call: CallInfo) -> None:
+        if address in self._banning:
+            return
+        self._banning.add(address)
+        self.core.background(self.ban(address, "repeated failed credentials", call))
+
+    async def ban(
+        self, address: str, reason: str, call: CallInfo, *, seconds: float = BAN_FOR
+    ) -> None:
+        try:
+            await self.core.revoke(BAN, address, time.time() + seconds)
+            self.failures.forget(address)
+            await self.core.audit(
+                "ip_ban", "banned", call, address=address, reason=reason, seconds=seconds
+            )
+        finally:
+            self._banning.discard(address)
+
+    async def lift(self, address: str, actor_id: str | None, call: CallInfo) -> bool:
+        """Lift the address's ban; False when it was not banned."""
+        if not self.banned_for(address):
+            return False
+        await self.core.revoke(UNBAN, address, time.time() + BAN_FOR + 86400.0)
+        self.failures.forget(address)
+        await self.core.audit("ip_ban", "lifted", call, actor_id=actor_id, address=address)
+        return True
+
+    async def active(self) -> list[dict[str, Any]]:
+        """The bans in force, from the table (so every replica's are listed)."""
+        rows = await self.core.require_store().revocations.of_kinds((BAN, UNBAN))
+        bans: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if row.kind == BAN:
+                bans[row.value] = {
+                    "address": row.value,
+                    "banned_at": row.at,
+                    "until": row.expires_at,
+                }
+            else:
+                known = bans.get(row.value)
+                if known is not None and known["banned_at"] <= row.at:
+                    del bans[row.value]
+        now = time.time()
+        return [ban for ban in bans.values() if ban["until"] > now]
