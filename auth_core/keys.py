@@ -23,7 +23,7 @@ from auth_core.errors import AuthUnavailable, InvalidApiKey, InvalidRequest, IpN
 from auth_core.iplists import IpWhitelist
 from auth_core.models import ApiKey, Principal
 from auth_core.revocation import CREDENTIAL
-from auth_core.stats import CREDENTIAL_HIT, CREDENTIAL_MISS
+from auth_core.stats import CREDENTIAL_HIT, CREDENTIAL_MISS, CREDENTIAL_SHARED_HIT
 from auth_core.store import DatabaseUnavailable
 from auth_core.store.records import Store
 from auth_core.tenancy import TenantPolicy, valid_ip_list, valid_name
@@ -208,9 +208,9 @@ class ApiKeys:
     ) -> Principal:
         core = self.core
         generation = core.revoked.generation  # before reading: a change meanwhile wins
+        digest = credentials.credential_hash(secret)
         try:
-            store = core.require_store()
-            key = await store.api_keys.by_hash(credentials.credential_hash(secret))
+            key = await self._read(digest)
         except (DatabaseUnavailable, AuthUnavailable):
             stale = self._grants.get(secret)
             if stale is None or not core.serves_stale(stale.generation, stale.until):
@@ -243,6 +243,20 @@ class ApiKeys:
             self._grants.clear()
         self._grants[secret] = grant
         return self._admit(grant, ip, call)
+
+    async def _read(self, digest: str) -> ApiKey | None:
+        """The key with this hash: from the shared cache, else the database (and then into
+        the shared cache for the other workers and replicas)."""
+        core = self.core
+        shared = await core.shared.get("key", digest)
+        if shared is not None:
+            core.stats.lookups[CREDENTIAL_SHARED_HIT] += 1
+            return ApiKey.from_row(shared)
+        epoch = core.shared.epoch()
+        key = await core.require_store().api_keys.by_hash(digest)
+        if key is not None:
+            core.background(core.shared.put("key", digest, key.row(), epoch))
+        return key
 
     def _admit(
         self, grant: KeyGrant, ip: str | None, call: CallInfo | Callable[[], CallInfo]

@@ -120,6 +120,17 @@ class Tenant:
             updated_at=float(row["updated_at"]),
         )
 
+    def row(self) -> dict[str, Any]:
+        """A row `from_row` reads back (for the shared cache)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "origins": json.dumps(list(self.origins)),
+            "ip_whitelist": json.dumps(list(self.ip_whitelist)),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -163,6 +174,21 @@ class ApiKey:
     def usable(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
+    def row(self) -> dict[str, Any]:
+        """A row `from_row` reads back (for the shared cache)."""
+        return {
+            "id": self.id,
+            "tenant_id": self.tenant_id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "allow_ips": None if self.allow_ips is None else json.dumps(list(self.allow_ips)),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "last_used_at": self.last_used_at,
+            "revoked_at": self.revoked_at,
+            "rotated_to": self.rotated_to,
+        }
+
     def public(self) -> dict[str, Any]:
         """The key as the API lists it: never the secret or its hash."""
         return {
@@ -202,6 +228,19 @@ class Pat:
             expires_at=_optional_float(row["expires_at"]),
             last_used_at=_optional_float(row["last_used_at"]),
         )
+
+    def row(self) -> dict[str, Any]:
+        """A row `from_row` reads back (for the shared cache)."""
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "scopes": json.dumps(list(self.scopes)),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "last_used_at": self.last_used_at,
+        }
 
     def public(self) -> dict[str, Any]:
         return {

@@ -47,6 +47,10 @@ class RevocationSet:
         # Bumped by every revocation that voids cached credentials and tenant policies: an
         # entry cached under an older generation is read again (see tenancy and keys).
         self.generation = 0
+        # The newest id of such a revocation applied here: an entry of the shared (Redis)
+        # cache read from the database when every id up to its epoch was known is still good
+        # while this is not above the epoch (see shared_cache).
+        self.last_voiding_id = 0
 
     def apply(self, revocation: Revocation) -> None:
         if revocation.kind == SESSION:
@@ -71,7 +75,14 @@ class RevocationSet:
                 del self.bans[revocation.value]
         if revocation.kind in _VOIDS_CACHES:
             self.generation += 1
+            self.last_voiding_id = max(self.last_voiding_id, revocation.id)
         self.last_id = max(self.last_id, revocation.id)
+
+    @property
+    def settled_id(self) -> int:
+        """Every revocation with an id up to this one is known here (none is still in flight
+        below it): what a read from the database made now reflects, at least."""
+        return min(self.gaps) - 1 if self.gaps else self.last_id
 
     def refuses(
         self, user_id: str, session_id: str | None, token_id: str | None, issued_at: float

@@ -23,7 +23,7 @@ from auth_core.iplists import IpListError, IpWhitelist, parse_cidrs
 from auth_core.models import Tenant
 from auth_core.origins import OriginWhitelist, normalise_origin
 from auth_core.revocation import TENANT
-from auth_core.stats import TENANT_HIT, TENANT_MISS
+from auth_core.stats import TENANT_HIT, TENANT_MISS, TENANT_SHARED_HIT
 from auth_core.store import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ class Tenants:
     async def load_policy(self, tenant_id: str) -> TenantPolicy | None:
         generation = self.core.revoked.generation  # before reading: a change meanwhile wins
         try:
-            tenant = await self.core.require_store().tenants.get(tenant_id)
+            tenant = await self._read(tenant_id)
         except (DatabaseUnavailable, AuthUnavailable):
             stale = self._policies.get(tenant_id)
             if stale is None or not self.core.serves_stale(stale.generation, stale.until):
@@ -218,6 +218,18 @@ class Tenants:
             self._policies.clear()
         self._policies[tenant_id] = policy
         return policy
+
+    async def _read(self, tenant_id: str) -> Tenant | None:
+        core = self.core
+        shared = await core.shared.get("tenant", tenant_id)
+        if shared is not None:
+            core.stats.lookups[TENANT_SHARED_HIT] += 1
+            return Tenant.from_row(shared)
+        epoch = core.shared.epoch()
+        tenant = await core.require_store().tenants.get(tenant_id)
+        if tenant is not None:
+            core.background(core.shared.put("tenant", tenant_id, tenant.row(), epoch))
+        return tenant
 
     def cached_origin_index(self) -> OriginIndex | None:
         index = self._index

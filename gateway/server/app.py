@@ -45,10 +45,11 @@ log = logging.getLogger("gateway")
 
 
 def _hit_rate(merged: Merged) -> None:
-    """auth_cache_hit_rate from every worker's look-ups (a per-worker rate cannot be summed)."""
+    """auth_cache_hit_rate from every worker's look-ups (a per-worker rate cannot be summed):
+    answers from a worker's own cache or the shared one, over all look-ups of the own one."""
     rows = merged.get(CACHE_LOOKUPS, {})
-    total = sum(rows.values())
-    hits = sum(count for labels, count in rows.items() if labels[1] == "hit")
+    total = sum(count for labels, count in rows.items() if labels[1] in ("hit", "miss"))
+    hits = sum(count for labels, count in rows.items() if labels[1] in ("hit", "shared_hit"))
     merged[CACHE_HIT_RATE] = {(): hits / total} if total else {}
 
 

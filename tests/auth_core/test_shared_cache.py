@@ -1,0 +1,97 @@
+"""The shared (Redis) tier of the credential cache: what one worker read from the database,
+another takes from Redis; nothing revoked after the read is taken from it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from auth_core.errors import InvalidApiKey, IpNotAllowed
+from auth_core.models import Principal
+from auth_core.service import AuthCore, CallInfo
+from auth_core.stats import CREDENTIAL_SHARED_HIT, TENANT_SHARED_HIT
+from tests import support
+from tests.conftest import REDIS_URL
+
+CALL = CallInfo()
+HERE = "127.0.0.1"
+
+
+@asynccontextmanager
+async def two_cores(
+    tmp_path: Path, database_url: str, prefix: str
+) -> AsyncIterator[tuple[AuthCore, AuthCore]]:
+    settings = support.auth_settings(
+        tmp_path, database_url=database_url, redis_url=REDIS_URL, redis_prefix=prefix
+    )
+    first, second = AuthCore(settings), AuthCore(settings)
+    await first.start()
+    await second.start()
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def authenticate(core: AuthCore, key: str, ip: str = HERE) -> Principal:
+    found = core.keys.authenticate(key, ip, CALL)
+    return found if isinstance(found, Principal) else await found
+
+
+async def settled(core: AuthCore) -> None:
+    """Let the background writes (the shared cache's puts) finish."""
+    while core._background:
+        await asyncio.gather(*list(core._background), return_exceptions=True)
+
+
+async def test_a_key_read_by_one_worker_is_found_in_redis_by_another(
+    tmp_path: Path, database_url: str, redis_prefix: str
+) -> None:
+    async with two_cores(tmp_path, database_url, redis_prefix) as (first, second):
+        tenant = await first.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
+        _, key = await first.keys.create(tenant.id, actor_id=None, call=CALL)
+        await second.revoked.sync(second.require_store().revocations)
+        assert (await authenticate(first, key)).tenant_id == tenant.id
+        await settled(first)
+        principal = await authenticate(second, key)
+        assert principal.tenant_id == tenant.id
+        assert second.stats.lookups[CREDENTIAL_SHARED_HIT] == 1
+        assert second.stats.lookups[TENANT_SHARED_HIT] == 1
+        # The tenant's whitelist, read from Redis, still decides.
+        with pytest.raises(IpNotAllowed):
+            await authenticate(second, key, "192.0.2.1")
+
+
+async def test_nothing_revoked_after_the_read_comes_from_redis(
+    tmp_path: Path, database_url: str, redis_prefix: str
+) -> None:
+    async with two_cores(tmp_path, database_url, redis_prefix) as (first, second):
+        tenant = await first.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
+        key_record, key = await first.keys.create(tenant.id, actor_id=None, call=CALL)
+        await second.revoked.sync(second.require_store().revocations)
+        await authenticate(first, key)
+        await settled(first)
+        # Revoked through the second worker: the first one's entry in Redis predates it.
+        await second.keys.revoke(key_record.id, tenant_id=None, actor_id=None, call=CALL)
+        await first.revoked.sync(first.require_store().revocations)
+        shared_hits = first.stats.lookups[CREDENTIAL_SHARED_HIT]
+        with pytest.raises(InvalidApiKey):
+            await authenticate(first, key)
+        assert first.stats.lookups[CREDENTIAL_SHARED_HIT] == shared_hits
+        # A third core starting now knows the revocation too, and does not take the entry.
+        third = AuthCore(
+            support.auth_settings(
+                tmp_path, database_url=database_url, redis_url=REDIS_URL, redis_prefix=redis_prefix
+            )
+        )
+        await third.start()
+        try:
+            with pytest.raises(InvalidApiKey):
+                await authenticate(third, key)
+        finally:
+            await third.close()
