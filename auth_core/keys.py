@@ -12,6 +12,7 @@ a flood of made-up but well-formed keys does not become a flood of queries.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ class ApiKeys:
         self.core = core
         self._grants: dict[str, KeyGrant] = {}  # presented key -> grant
         self._unknown: dict[str, float] = {}  # presented key -> refused until (monotonic)
+        self._loading: dict[str, asyncio.Future[KeyGrant | None]] = {}
         self.usage = UsageRecorder(self._write_usage)
 
     async def _write_usage(self, used: Any) -> None:
@@ -206,6 +208,20 @@ class ApiKeys:
     async def _load(
         self, secret: str, ip: str | None, call: CallInfo | Callable[[], CallInfo]
     ) -> Principal:
+        # Single flight: requests that miss on the same key together (a cold start under
+        # load) wait for one read instead of each asking the database.
+        pending = self._loading.get(secret)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(secret))
+            self._loading[secret] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(secret, None))
+        grant = await asyncio.shield(pending)
+        if grant is None:
+            raise self._refused("unknown", call)
+        return self._admit(grant, ip, call)
+
+    async def _fetch(self, secret: str) -> KeyGrant | None:
+        """The grant of a key from the shared cache or the database; None: no such key."""
         core = self.core
         generation = core.revoked.generation  # before reading: a change meanwhile wins
         digest = credentials.credential_hash(secret)
@@ -215,17 +231,17 @@ class ApiKeys:
             stale = self._grants.get(secret)
             if stale is None or not core.serves_stale(stale.generation, stale.until):
                 raise
-            return self._admit(stale, ip, call)
+            return stale
         if key is None:
             if len(self._unknown) >= MAX_UNKNOWN:
                 self._unknown.clear()
             self._unknown[secret] = time.monotonic() + UNKNOWN_TTL
-            raise self._refused("unknown", call)
+            return None
         policy = core.tenants.cached_policy(key.tenant_id) or await core.tenants.load_policy(
             key.tenant_id
         )
         if policy is None:
-            raise self._refused("unknown", call)
+            return None
         grant = KeyGrant(
             key,
             policy,
@@ -242,7 +258,7 @@ class ApiKeys:
         if len(self._grants) >= MAX_GRANTS:
             self._grants.clear()
         self._grants[secret] = grant
-        return self._admit(grant, ip, call)
+        return grant
 
     async def _read(self, digest: str) -> ApiKey | None:
         """The key with this hash: from the shared cache, else the database (and then into

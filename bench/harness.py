@@ -308,9 +308,23 @@ class Row:
     title: str
     runs: list[Load] = field(default_factory=list)
     skipped: str | None = None
+    hit_rates: list[float | None] = field(default_factory=list)
 
     def median(self, attribute: str) -> float:
         return statistics.median(getattr(run, attribute) for run in self.runs)
+
+
+def cache_hit_rate(port: int) -> float | None:
+    """The gateway's auth_cache_hit_rate after the run (None: no look-ups were made)."""
+    with socket.create_connection((LOOPBACK, port), timeout=10) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    for line in answer.decode("utf-8", "replace").splitlines():
+        if line.startswith("auth_cache_hit_rate "):
+            return float(line.split()[1])
+    return None
 
 
 def gateway_routes(upstream_port: int, auth: str) -> str:
@@ -550,6 +564,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
                         seconds=args.duration,
                         headers=item.headers,
                     )
+                    if item.key.startswith("gateway-") and started:
+                        rows[item.key].hit_rates.append(cache_hit_rate(started[0].port))
                 finally:
                     for service in started:
                         service.stop()
@@ -649,19 +665,22 @@ def table(rows: dict[str, Row]) -> str:
     base_nginx = nginx.median("requests_per_second") if nginx and nginx.runs else None
     base_seeds = seeds.median("requests_per_second") if seeds and seeds.runs else None
     lines = [
-        "| contender | req/s (median) | p50 ms | p99 ms | vs nginx proxy | vs seeds' arch. |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| contender | req/s (median) | p50 ms | p99 ms | vs nginx proxy | vs seeds' arch. "
+        "| auth cache hit rate |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows.values():
         if row.skipped:
-            lines.append(f"| {row.title} | skipped: {row.skipped} | | | | |")
+            lines.append(f"| {row.title} | skipped: {row.skipped} | | | | | |")
             continue
+        rates = [rate for rate in row.hit_rates if rate is not None]
+        hit_rate = f"{min(rates):.4%}" if rates else "-"
         rps = row.median("requests_per_second")
         vs_nginx = f"{rps / base_nginx:.2f}x" if base_nginx else "-"
         vs_seeds = f"{rps / base_seeds:.2f}x" if base_seeds else "-"
         lines.append(
             f"| {row.title} | {rps:,.0f} | {row.median('p50_ms'):.2f} | "
-            f"{row.median('p99_ms'):.2f} | {vs_nginx} | {vs_seeds} |"
+            f"{row.median('p99_ms'):.2f} | {vs_nginx} | {vs_seeds} | {hit_rate} |"
         )
     return "\n".join(lines)
 
@@ -729,7 +748,12 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())},
         "settings": dict(vars(args)),
         "contenders": {
-            key: {"title": row.title, "skipped": row.skipped, "runs": [asdict(r) for r in row.runs]}
+            key: {
+                "title": row.title,
+                "skipped": row.skipped,
+                "runs": [asdict(r) for r in row.runs],
+                "hit_rates": row.hit_rates,
+            }
             for key, row in rows.items()
         },
         "table": markdown,
