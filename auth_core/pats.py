@@ -20,7 +20,7 @@ from auth_core.errors import AuthUnavailable, InvalidRequest, InvalidToken, NotF
 from auth_core.keys import parse_expiry
 from auth_core.models import Pat, Principal
 from auth_core.revocation import CREDENTIAL
-from auth_core.stats import CREDENTIAL_HIT, CREDENTIAL_MISS
+from auth_core.stats import CREDENTIAL_HIT, CREDENTIAL_MISS, CREDENTIAL_SHARED_HIT
 from auth_core.store import DatabaseUnavailable
 from auth_core.store.records import Store
 from auth_core.tenancy import valid_name
@@ -127,28 +127,26 @@ class Pats:
         core = self.core
         generation = core.revoked.generation
         try:
-            store = core.require_store()
-            pat = await store.pats.by_hash(credentials.credential_hash(secret))
-            user = None if pat is None else await store.users.get(pat.user_id)
+            pat, owner = await self._read(credentials.credential_hash(secret))
         except (DatabaseUnavailable, AuthUnavailable):
             stale = self._grants.get(secret)
             if stale is None or not core.serves_stale(stale.generation, stale.until):
                 raise
             return self._admit(stale, call)
-        if pat is None or user is None:
+        if pat is None or owner is None:
             if len(self._unknown) >= MAX_UNKNOWN:
                 self._unknown.clear()
             self._unknown[secret] = time.monotonic() + UNKNOWN_TTL
             core.audit_later("pat", "refused", _info(call), reason="unknown")
             raise InvalidToken("the personal access token is not valid", audited=True)
         principal = None
-        if not user.disabled:
+        if not owner["disabled"]:
             principal = Principal(
                 method="pat",
-                user_id=user.id,
-                email=user.email or None,
-                roles=user.roles,
-                tenant_id=user.tenant_id,
+                user_id=owner["id"],
+                email=owner["email"] or None,
+                roles=tuple(owner["roles"]),
+                tenant_id=owner["tenant_id"],
                 credential_id=pat.id,
                 expires_at=pat.expires_at or 0.0,
                 scopes=pat.scopes,
@@ -158,6 +156,30 @@ class Pats:
             self._grants.clear()
         self._grants[secret] = grant
         return self._admit(grant, call)
+
+    async def _read(self, digest: str) -> tuple[Pat | None, dict[str, Any] | None]:
+        """The token with this hash and what its principal needs of its user: from the shared
+        cache, else the database (and then into the shared cache)."""
+        core = self.core
+        shared = await core.shared.get("pat", digest)
+        if shared is not None and isinstance(shared.get("pat"), dict) and shared.get("user"):
+            core.stats.lookups[CREDENTIAL_SHARED_HIT] += 1
+            return Pat.from_row(shared["pat"]), shared["user"]
+        epoch = core.shared.epoch()
+        store = core.require_store()
+        pat = await store.pats.by_hash(digest)
+        user = None if pat is None else await store.users.get(pat.user_id)
+        if pat is None or user is None:
+            return None, None
+        owner = {
+            "id": user.id,
+            "email": user.email,
+            "roles": list(user.roles),
+            "tenant_id": user.tenant_id,
+            "disabled": user.disabled,
+        }
+        core.background(core.shared.put("pat", digest, {"pat": pat.row(), "user": owner}, epoch))
+        return pat, owner
 
     def _admit(self, grant: PatGrant, call: CallInfo | Callable[[], CallInfo]) -> Principal:
         now = time.time()

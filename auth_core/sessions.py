@@ -111,6 +111,7 @@ class Sessions:
         refresh = opaque_token(REFRESH_PREFIX)
         await store.refresh_tokens.add(token_hash(refresh), session.id, session.expires_at)
         access = self._access(user, session.id)
+        core.stats.sessions_opened += 1
         return TokenPair(access, refresh, int(settings.access_ttl), session, user)
 
     def _access(self, user: User, session_id: str) -> str:

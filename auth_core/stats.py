@@ -18,7 +18,13 @@ MAX_DURATIONS = 10_000
 
 
 class AuthStats:
-    __slots__ = ("lookups", "stale_served", "validation_seconds", "validations")
+    __slots__ = (
+        "lookups",
+        "sessions_opened",
+        "stale_served",
+        "validation_seconds",
+        "validations",
+    )
 
     def __init__(self) -> None:
         # (cache, result) -> count; cache: token, credential, tenant; result: hit, miss, stale
@@ -26,6 +32,7 @@ class AuthStats:
         self.validations: Counter[str] = Counter()  # access tokens, by result code or "ok"
         self.validation_seconds: list[float] = []  # verifications (cache misses) since taken
         self.stale_served = 0
+        self.sessions_opened = 0  # logins and SDK sessions
 
     def take_durations(self) -> list[float]:
         taken, self.validation_seconds = self.validation_seconds, []

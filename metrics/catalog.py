@@ -21,6 +21,7 @@ STALE_SERVED = "auth_cache_stale_served_total"
 TOKEN_VALIDATIONS = "auth_token_validations_total"  # noqa: S105 - a metric name
 TOKEN_VALIDATION_DURATION = "auth_token_validation_duration_seconds"  # noqa: S105
 REDIS_DEGRADED = "gateway_redis_degraded"
+SESSION_CREATIONS = "auth_session_creations_total"
 
 
 class Catalog:
@@ -80,6 +81,9 @@ class Catalog:
             TOKEN_VALIDATION_DURATION,
             "Time to verify an access token that was not in the cache.",
             buckets=(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005),
+        )
+        self.session_creations = r.counter(
+            SESSION_CREATIONS, "Sessions opened (logins and SDK sessions)."
         )
         self.redis_degraded = r.gauge(
             REDIS_DEGRADED, "Workers serving without Redis although it is configured."

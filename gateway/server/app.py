@@ -221,6 +221,7 @@ class Gateway:
         catalog.cache_lookups.values = {key: float(n) for key, n in stats.lookups.items()}
         catalog.token_validations.values = {(k,): float(n) for k, n in stats.validations.items()}
         catalog.stale_served.values = {(): float(stats.stale_served)}
+        catalog.session_creations.values = {(): float(stats.sessions_opened)}
         for seconds in stats.take_durations():
             catalog.token_validation_duration.observe(seconds)
         redis = self.core.redis

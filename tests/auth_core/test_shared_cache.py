@@ -95,3 +95,26 @@ async def test_nothing_revoked_after_the_read_comes_from_redis(
                 await authenticate(third, key)
         finally:
             await third.close()
+
+
+async def test_a_pat_comes_from_redis_with_its_users_roles_until_they_change(
+    tmp_path: Path, database_url: str, redis_prefix: str
+) -> None:
+    async with two_cores(tmp_path, database_url, redis_prefix) as (first, second):
+        user = await first.accounts.create("ada@example.com", None, verified=True)
+        _, token = await first.pats.create(user.id, {"name": "ci"}, CALL)
+
+        async def principal(core: AuthCore) -> Principal:
+            found = core.pats.authenticate(token, CALL)
+            return found if isinstance(found, Principal) else await found
+
+        assert (await principal(first)).roles == ("user",)
+        await settled(first)
+        assert (await principal(second)).roles == ("user",)
+        assert second.stats.lookups[CREDENTIAL_SHARED_HIT] == 1
+        # New roles (a user revocation): the entry in Redis predates them, so neither takes it.
+        await second.accounts.update(user.id, {"roles": ["user", "ops"]}, None, CALL)
+        await first.revoked.sync(first.require_store().revocations)
+        assert (await principal(first)).roles == ("user", "ops")
+        assert (await principal(second)).roles == ("user", "ops")
+        assert second.stats.lookups[CREDENTIAL_SHARED_HIT] == 1

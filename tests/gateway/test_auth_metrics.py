@@ -68,3 +68,4 @@ async def test_cache_and_validation_metrics(
     assert value("auth_token_validations_total", result="invalid_token") == 1
     assert value("auth_token_validation_duration_seconds_count") == 2
     assert value("auth_api_key_validations_total", result="ok") == 3
+    assert value("auth_session_creations_total") == 1
