@@ -31,6 +31,7 @@ from auth_core.redis_link import RedisLink
 from auth_core.revocation import RevocationSet
 from auth_core.sessions import Sessions
 from auth_core.shared_cache import SharedCache
+from auth_core.socket_context import SocketContexts
 from auth_core.stats import MAX_DURATIONS, TOKEN_HIT, TOKEN_MISS, AuthStats
 from auth_core.store import Database, DatabaseUnavailable, open_database
 from auth_core.store.migrate import migrate
@@ -73,6 +74,7 @@ class AuthCore:
         self.stats = AuthStats()
         self.bans = Bans(self)
         self.shared = SharedCache(self.redis, self.revoked, settings.cache_ttl)
+        self.sockets = SocketContexts(self.redis)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- life cycle -----------------------------------------------------------------------

@@ -21,6 +21,7 @@ class AuthStats:
     __slots__ = (
         "lookups",
         "sessions_opened",
+        "socket_context_hits",
         "stale_served",
         "validation_seconds",
         "validations",
@@ -33,6 +34,7 @@ class AuthStats:
         self.validation_seconds: list[float] = []  # verifications (cache misses) since taken
         self.stale_served = 0
         self.sessions_opened = 0  # logins and SDK sessions
+        self.socket_context_hits = 0  # websocket contexts read and found
 
     def take_durations(self) -> list[float]:
         taken, self.validation_seconds = self.validation_seconds, []

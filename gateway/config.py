@@ -68,6 +68,10 @@ class Settings:
     log_level: str = "INFO"
     reload_interval: float = 1.0
     watch_config: bool = True
+    ws_max_message: int = 1024 * 1024  # bytes of one websocket message, fragments together
+    ws_idle_timeout: float = 300.0  # no frame either way for this long closes a socket
+    ws_max_per_address: int = 100  # open websockets from one client address, per worker
+    ws_max_per_tenant: int = 1000  # open websockets of one tenant's users, per worker
     auth: AuthSettings = field(default_factory=AuthSettings)
 
     @classmethod
@@ -96,6 +100,10 @@ class Settings:
         read("GATEWAY_LOG_LEVEL", "log_level", _log_level)
         read("GATEWAY_RELOAD_INTERVAL", "reload_interval", parse_duration)
         read("GATEWAY_WATCH_CONFIG", "watch_config", parse_boolean)
+        read("GATEWAY_WS_MAX_MESSAGE", "ws_max_message", parse_size)
+        read("GATEWAY_WS_IDLE_TIMEOUT", "ws_idle_timeout", parse_duration)
+        read("GATEWAY_WS_MAX_PER_ADDRESS", "ws_max_per_address", _count)
+        read("GATEWAY_WS_MAX_PER_TENANT", "ws_max_per_tenant", _count)
         try:
             values["auth"] = AuthSettings.from_env(env)
         except AuthSettingsError as exc:

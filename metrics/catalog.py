@@ -22,6 +22,10 @@ TOKEN_VALIDATIONS = "auth_token_validations_total"  # noqa: S105 - a metric name
 TOKEN_VALIDATION_DURATION = "auth_token_validation_duration_seconds"  # noqa: S105
 REDIS_DEGRADED = "gateway_redis_degraded"
 SESSION_CREATIONS = "auth_session_creations_total"
+SOCKET_CONNECTIONS = "socket_connections_total"
+SOCKET_ACTIVE = "socket_active_connections"
+SOCKET_AUTH_FAILURES = "socket_auth_failures_total"
+SOCKET_CONTEXT_HITS = "socket_context_cache_hits_total"
 
 
 class Catalog:
@@ -84,6 +88,14 @@ class Catalog:
         )
         self.session_creations = r.counter(
             SESSION_CREATIONS, "Sessions opened (logins and SDK sessions)."
+        )
+        self.socket_connections = r.counter(SOCKET_CONNECTIONS, "Websockets opened.")
+        self.socket_active = r.gauge(SOCKET_ACTIVE, "Websockets open now.")
+        self.socket_auth_failures = r.counter(
+            SOCKET_AUTH_FAILURES, "Websocket handshakes refused for their credential or origin."
+        )
+        self.socket_context_hits = r.counter(
+            SOCKET_CONTEXT_HITS, "Reads of a websocket's stored context that found it."
         )
         self.redis_degraded = r.gauge(
             REDIS_DEGRADED, "Workers serving without Redis although it is configured."

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from auth_core.api.auth_endpoints import text_field
 from auth_core.api.router import API_KEY, SERVICE, ApiCall, ApiResponse, AuthApi, Endpoint
 from auth_core.api.schemas import BOOLEAN, OBJECT, STRINGS, TOKEN_PAIR, obj, string
-from auth_core.errors import AuthError, InvalidRequest
+from auth_core.errors import AuthError, InvalidRequest, NotFound
 from auth_core.limits import Rate
 from auth_core.models import Principal
 from auth_core.sdk import SdkSessions
@@ -104,6 +104,13 @@ def register(api: AuthApi, core: AuthCore) -> None:
             raise InvalidRequest("api_key is required")
         return await validate(call)
 
+    async def socket_context(call: ApiCall) -> ApiResponse:
+        context = await core.sockets.get(call.params["connection_id"])
+        if context is None:
+            raise NotFound("no such websocket is open")
+        core.stats.socket_context_hits += 1
+        return ApiResponse(200, {"context": context})
+
     answer = obj(
         {"valid": BOOLEAN, "context": OBJECT, "error": string("why not, when not valid")},
         ["valid"],
@@ -167,6 +174,16 @@ def register(api: AuthApi, core: AuthCore) -> None:
             200,
             obj({"api_key": string(), "ip": string()}, ["api_key"]),
             answer,
+        ),
+        Endpoint(
+            "GET",
+            "/api/v1/auth/internal/sockets/{connection_id}",
+            socket_context,
+            SERVICE,
+            "The context of an open websocket (X-Connection-Id of its 101)",
+            200,
+            None,
+            obj({"context": OBJECT}, ["context"]),
         ),
     ):
         api.add(endpoint)

@@ -31,9 +31,11 @@ from gateway.http.response import (
 )
 from gateway.problem import PROBLEM_JSON, SERVER_NAME, problem_body
 from gateway.tracing import new_request_id
+from gateway.websocket.frames import GOING_AWAY
 
 if TYPE_CHECKING:
     from gateway.http.server import HttpServer
+    from gateway.websocket.tunnel import Tunnel
 
 log = logging.getLogger("gateway.http")
 
@@ -93,6 +95,9 @@ class HttpConnection(asyncio.Protocol):
         self._started = False  # the current response's head was written
         self._keep = False  # the current response keeps the connection
         self._stream: ResponseStream | None = None
+        self.tunnel: Tunnel | None = None  # a websocket relay once upgraded
+        self.upgrade_rest = b""  # bytes after an upgrade request's head (the first frames)
+        self._upgraded = False
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -108,12 +113,22 @@ class HttpConnection(asyncio.Protocol):
         self.task = self.loop.create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.from_client(data)
+            return
+        if self._upgraded:
+            # After an upgrade request, until a tunnel takes the bytes (or the answer closes).
+            if len(self.upgrade_rest) < 65536:
+                self.upgrade_rest += data
+            return
         if self.closing and not self.busy and not self.queue:
             return
         self._chunk = data
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as upgrade:
+            self.upgrade_rest = data[upgrade.args[0] :]
             self._upgrade_received()
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
@@ -140,6 +155,8 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.server.connection_lost(self)
+        if self.tunnel is not None:
+            self.tunnel.client_lost()
         if self._body is not None:
             self._body.fail(BodyError(499, "the client went away"))
         drain = self._drain_waiter
@@ -150,9 +167,13 @@ class HttpConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        if self.tunnel is not None:
+            self.tunnel.client_paused(True)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        if self.tunnel is not None:
+            self.tunnel.client_paused(False)
         drain = self._drain_waiter
         if drain is not None and not drain.done():
             drain.set_result(None)
@@ -270,7 +291,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _apply_reading(self) -> None:
         transport = self.transport
-        if transport is None:
+        if transport is None or self.tunnel is not None:
             return
         paused = self._paused_for_body is not None or self._paused_for_queue or self.closing
         if paused and not self._reading_paused:
@@ -281,6 +302,7 @@ class HttpConnection(asyncio.Protocol):
             transport.resume_reading()
 
     def _upgrade_received(self) -> None:
+        self._upgraded = True
         # Protocol upgrades (h2c, websocket on a route that does not allow it) are not
         # forwarded: the request is answered as an ordinary one and the connection closed,
         # since what follows on it is not HTTP/1.1.
@@ -352,6 +374,9 @@ class HttpConnection(asyncio.Protocol):
                         self.abort()
                         return
                     response = _internal_error()
+                if self.tunnel is not None:
+                    await self.tunnel.wait()  # the connection is the websocket's now
+                    return
                 if response is not None:
                     self.write_response(item, response)
                 elif not self._stream_ended():
@@ -505,9 +530,26 @@ class HttpConnection(asyncio.Protocol):
         if transport is not None and not transport.is_closing():
             transport.close()
 
+    def take_over(self, tunnel: Tunnel, head: bytes) -> None:
+        """Answer the upgrade with `head` (the 101) and hand the connection to the tunnel."""
+        transport = self.transport
+        if transport is None:
+            tunnel.client_lost()
+            return
+        self._started = True
+        transport.write(head)
+        self.tunnel = tunnel
+        rest, self.upgrade_rest = self.upgrade_rest, b""
+        tunnel.start(rest)
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+
     def abort(self) -> None:
-        """Drop the connection now."""
+        """Drop the connection now (a websocket is told it is going away first)."""
         self.closing = True
+        if self.tunnel is not None:
+            self.tunnel.end(GOING_AWAY, GOING_AWAY, "the gateway is shutting down")
         transport = self.transport
         if transport is not None:
             transport.abort()

@@ -25,7 +25,7 @@ class JwtBearer(Authenticator):
         self.core = core
 
     def authenticate(self, exchange: Exchange) -> StageResult:
-        token = bearer_token(exchange.request.header(b"authorization"))
+        token = bearer_token(exchange.request.header(b"authorization")) or exchange.ws_token
         if token is None:
             raise MissingCredentials("an access token is needed (Authorization: Bearer ...)")
         exchange.principal = self.core.authenticate_access_token(token)

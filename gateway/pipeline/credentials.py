@@ -44,7 +44,7 @@ def api_key_of(exchange: Exchange) -> str | None:
     if value is not None:
         text = value.strip().decode("ascii", "replace")
         return text or None
-    token = bearer_token(request.header(b"authorization"))
+    token = bearer_token(request.header(b"authorization")) or exchange.ws_token
     return token if token is not None and token.startswith(_KEY_PREFIX) else None
 
 
@@ -78,7 +78,7 @@ class PatAuth(Authenticator):
 
     def authenticate(self, exchange: Exchange) -> StageResult:
         exchange.auth_method = "pat"
-        token = bearer_token(exchange.request.header(b"authorization"))
+        token = bearer_token(exchange.request.header(b"authorization")) or exchange.ws_token
         if token is None:
             raise MissingCredentials(
                 "a personal access token is needed (Authorization: Bearer gwp_...)"
@@ -112,7 +112,7 @@ class AnyCredential(Authenticator):
         request = exchange.request
         if request.header(h.B_X_API_KEY) is not None:
             return self.keys.authenticate(exchange)
-        token = bearer_token(request.header(b"authorization"))
+        token = bearer_token(request.header(b"authorization")) or exchange.ws_token
         if token is not None and token.startswith(_KEY_PREFIX):
             return self.keys.authenticate(exchange)
         if token is not None and token.startswith(_PAT_PREFIX):

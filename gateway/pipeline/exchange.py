@@ -5,6 +5,7 @@ from __future__ import annotations
 from auth_core.models import Principal
 from gateway.http.request import Request
 from gateway.routing.table import Route, RouteTable
+from gateway.websocket.handshake import ClientHandshake
 
 
 class Exchange:
@@ -27,6 +28,8 @@ class Exchange:
         "table",
         "traceparent",
         "upstream_path",
+        "websocket",
+        "ws_token",
     )
 
     def __init__(self, request: Request, request_id: str, table: RouteTable) -> None:
@@ -46,3 +49,5 @@ class Exchange:
         self.principal: Principal | None = None  # who the credential proved, if any
         self.context_headers: list[bytes] = []  # complete `Name: value\r\n` lines
         self.response_headers: list[tuple[bytes, bytes]] = []  # added to the client's answer
+        self.websocket: ClientHandshake | None = None  # a websocket route's upgrade request
+        self.ws_token: str | None = None  # its credential from the subprotocol or query

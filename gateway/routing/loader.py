@@ -363,8 +363,10 @@ def _route(
     for key in ("strip_prefix", "websocket"):
         if key in spec:
             options[key] = walk.boolean(spec[key][1], f"{where}.{key}")
-    if options.get("websocket"):
-        raise walk.fail(spec["websocket"][1], f"{where}.websocket: not available in this version")
+    if options.get("websocket") and upstream in builtin:
+        raise walk.fail(
+            spec["websocket"][1], f"{where}.websocket: the built-in upstream takes no websockets"
+        )
     if "timeout" in spec:
         options["timeout"] = walk.converted(spec["timeout"][1], f"{where}.timeout", parse_duration)
     if "max_body" in spec:

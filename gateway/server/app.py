@@ -38,6 +38,8 @@ from gateway.proxy.pool import UpstreamPools
 from gateway.routing.loader import ConfigError, load_route_table
 from gateway.routing.table import AUTH_CORE, AuthKind, RouteTable
 from gateway.tracing import request_id_from, traceparent_from
+from gateway.websocket.proxy import PrepareWebSocket, WebSocketProxy
+from gateway.websocket.registry import SocketRegistry
 from metrics.catalog import CACHE_HIT_RATE, CACHE_LOOKUPS, Catalog
 from metrics.shared import Merged, SharedSnapshots
 
@@ -96,6 +98,9 @@ class Gateway:
         authorize = Authorize(core, check_origins=check_origins)
         self.operations = Operations(self.metrics, self.readiness)
         self.forwarder = Forwarder(self.pools, self.catalog)
+        self.sockets = SocketRegistry(core, self.catalog, settings)
+        self.sockets.start()
+        self.websockets = WebSocketProxy(self.pools, self.forwarder, self.sockets, settings)
         self.builtin = AuthCoreUpstream(
             core, build_api(core), ForwardAuth(core, authorize), authorize
         )
@@ -107,6 +112,7 @@ class Gateway:
                 RefuseBanned(core.revoked),
                 MatchRoute(),
                 Preflight(core, enabled=check_origins),
+                PrepareWebSocket(self.sockets),
                 LimitBody(),
                 self.authenticate,
                 authorize,
@@ -122,6 +128,8 @@ class Gateway:
         assert route is not None
         if route.upstream == AUTH_CORE:
             return self.builtin(exchange)
+        if exchange.websocket is not None:
+            return self.websockets(exchange)
         return self.forwarder(exchange)
 
     async def readiness(self) -> dict[str, str]:
@@ -193,6 +201,8 @@ class Gateway:
             catalog.ip_rejections.inc()
         if exchange.auth_method == "api_key":
             catalog.api_key_validations.inc((str(code),))
+        if exchange.websocket is not None:
+            catalog.socket_auth_failures.inc()
         call = CallInfo(
             ip=exchange.client_ip,
             user_agent=exchange.request.header_text(b"user-agent"),
@@ -222,6 +232,7 @@ class Gateway:
         catalog.token_validations.values = {(k,): float(n) for k, n in stats.validations.items()}
         catalog.stale_served.values = {(): float(stats.stale_served)}
         catalog.session_creations.values = {(): float(stats.sessions_opened)}
+        catalog.socket_context_hits.values = {(): float(stats.socket_context_hits)}
         for seconds in stats.take_durations():
             catalog.token_validation_duration.observe(seconds)
         redis = self.core.redis
@@ -252,6 +263,7 @@ class Gateway:
         return True
 
     async def close(self) -> None:
+        await self.sockets.close()
         await self.pools.close()
         self.access_log.close()
         self.metrics.publish()

@@ -471,11 +471,12 @@ INVALID = [
         "a route with auth: none has no roles",
     ),
     (
-        "websocket not in this build",
-        route_file(*B, "websocket: true"),
+        "websocket to the built-in upstream",
+        route_file("path: /b", "upstream: auth_core", "auth: none", "websocket: true"),
         11,
-        "websocket: not available",
+        "the built-in upstream takes no websockets",
     ),
+    ("websocket not a boolean", route_file(*B, "websocket: yes please"), 11, "true or false"),
     (
         "strip_prefix not a boolean",
         route_file(*B, "strip_prefix: maybe"),

@@ -1,0 +1,117 @@
+"""The opening handshake (RFC 6455 section 4), both halves.
+
+Client side: a websocket request is checked before anything else is done for it, and the
+credential a browser cannot put in a header is taken out of it: `Sec-WebSocket-Protocol:
+bearer, <jwt>` or an `access_token` query parameter, both removed before the request goes on
+(the query parameter never reaches the access log, which logs no query at all).
+
+Upstream side: the upstream's 101 must carry the `Sec-WebSocket-Accept` for the key, and may
+choose only a subprotocol that was offered to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode
+
+from gateway.errors import GatewayError
+from gateway.http.request import Request
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MAX_PROTOCOLS = 16
+
+
+def accept_for(key: bytes) -> bytes:
+    return base64.b64encode(hashlib.sha1(key + _GUID).digest())  # noqa: S324 - RFC 6455
+
+
+def _tokens(values: list[bytes]) -> list[bytes]:
+    return [item.strip() for value in values for item in value.split(b",") if item.strip()]
+
+
+def bad_handshake(detail: str) -> GatewayError:
+    return GatewayError(detail, status=400, code="invalid_request")
+
+
+@dataclass
+class ClientHandshake:
+    key: bytes
+    protocols: list[bytes] = field(default_factory=list)  # offered, minus bearer and token
+    bearer: bool = False  # the client offered the `bearer` subprotocol
+    token: str | None = None  # the credential taken from the protocol list or the query
+    query: str = ""  # the query string without access_token, `?` included when not empty
+
+
+def read_client_handshake(request: Request, query: str) -> ClientHandshake:
+    """The websocket request's key, subprotocols and credential; 400 when it is not a valid
+    websocket handshake."""
+    if request.method != "GET" or request.version != "1.1":
+        raise bad_handshake("a websocket handshake is GET over HTTP/1.1")
+    upgrade = _tokens(request.header_values(b"upgrade"))
+    if [item.lower() for item in upgrade] != [b"websocket"]:
+        raise bad_handshake("only Upgrade: websocket is accepted")
+    if b"upgrade" not in [item.lower() for item in _tokens(request.header_values(b"connection"))]:
+        raise bad_handshake("a websocket handshake needs Connection: Upgrade")
+    if request.header(b"sec-websocket-version") != b"13":
+        raise GatewayError(
+            "only websocket version 13 is supported",
+            status=400,
+            code="invalid_request",
+            headers={"Sec-WebSocket-Version": "13"},
+        )
+    key = request.header(b"sec-websocket-key") or b""
+    try:
+        if len(base64.b64decode(key, validate=True)) != 16:
+            raise ValueError
+    except (binascii.Error, ValueError):
+        raise bad_handshake("Sec-WebSocket-Key must be 16 bytes in base64") from None
+    handshake = ClientHandshake(key=key.strip())
+    offered = _tokens(request.header_values(b"sec-websocket-protocol"))
+    if len(offered) > MAX_PROTOCOLS:
+        raise bad_handshake("too many subprotocols offered")
+    if offered and offered[0].lower() == b"bearer":
+        handshake.bearer = True
+        if len(offered) > 1:
+            handshake.token = offered[1].decode("ascii", "replace")
+            offered = offered[2:]
+        else:
+            offered = offered[1:]
+    handshake.protocols = offered
+    pairs = parse_qsl(query[1:], keep_blank_values=True) if query else []
+    tokens = [value for name, value in pairs if name == "access_token"]
+    if tokens:
+        if handshake.token is None:
+            handshake.token = tokens[0]
+        rest = [(name, value) for name, value in pairs if name != "access_token"]
+        handshake.query = "?" + urlencode(rest) if rest else ""
+    else:
+        handshake.query = query
+    return handshake
+
+
+def upstream_lines(handshake: ClientHandshake) -> bytes:
+    """The handshake headers the gateway sends upstream (the client's own are not forwarded)."""
+    lines = [
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
+        b"Sec-WebSocket-Key: " + handshake.key + b"\r\n",
+    ]
+    if handshake.protocols:
+        lines.append(b"Sec-WebSocket-Protocol: " + b", ".join(handshake.protocols) + b"\r\n")
+    return b"".join(lines)
+
+
+def chosen_protocol(handshake: ClientHandshake, answered: bytes | None) -> bytes | None:
+    """The subprotocol to answer the client with; GatewayError if the upstream chose one it
+    was not offered."""
+    if answered:
+        if answered.strip() not in handshake.protocols:
+            raise GatewayError(
+                "the upstream chose a subprotocol it was not offered",
+                status=502,
+                code="upstream_unavailable",
+            )
+        return answered.strip()
+    return b"bearer" if handshake.bearer else None

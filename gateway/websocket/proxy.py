@@ -1,0 +1,169 @@
+"""Websocket routes on the request path.
+
+`PrepareWebSocket` (a stage, before authentication) checks an upgrade request on a
+`websocket: true` route and takes its credential out of the subprotocol list or the query, so
+that the ordinary authentication and authorization stages refuse a bad one with an ordinary
+401/403 before anything is upgraded. `WebSocketProxy` (the terminal step for such requests)
+opens the upstream connection, sends the handshake with the signed context headers, and
+answers the client 101 only once the upstream answered 101 with the right
+`Sec-WebSocket-Accept`; any other answer goes back as an ordinary response, and the client's
+connection closes after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from auth_core.models import Principal
+from gateway.config import Settings
+from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
+from gateway.http.response import Response
+from gateway.pipeline.bearer import bearer_token
+from gateway.pipeline.credentials import api_key_of
+from gateway.pipeline.exchange import Exchange
+from gateway.pipeline.stage import Stage, StageResult
+from gateway.problem import SERVER_NAME
+from gateway.proxy.forward import Forwarder
+from gateway.proxy.headers import RESPONSE_DROP, RequestHeaders
+from gateway.proxy.pool import UpstreamPools
+from gateway.websocket.handshake import (
+    accept_for,
+    chosen_protocol,
+    read_client_handshake,
+    upstream_lines,
+)
+from gateway.websocket.registry import SocketRegistry
+from gateway.websocket.tunnel import Tunnel, UpstreamSide
+
+_SEC_WEBSOCKET = b"sec-websocket-"
+
+
+class PrepareWebSocket(Stage):
+    def __init__(self, registry: SocketRegistry) -> None:
+        self.registry = registry
+
+    def __call__(self, exchange: Exchange) -> StageResult:
+        route = exchange.route
+        request = exchange.request
+        if route is None or not request.upgrade or not route.websocket:
+            return None
+        handshake = read_client_handshake(request, exchange.query)
+        exchange.websocket = handshake
+        exchange.ws_token = handshake.token
+        exchange.query = handshake.query  # without access_token, for upstream and signature
+        self.registry.admit(exchange.client_ip, None)
+        return None
+
+
+class WebSocketProxy:
+    def __init__(
+        self,
+        pools: UpstreamPools,
+        forwarder: Forwarder,
+        registry: SocketRegistry,
+        settings: Settings,
+    ) -> None:
+        self.pools = pools
+        self.forwarder = forwarder
+        self.registry = registry
+        self.settings = settings
+
+    async def __call__(self, exchange: Exchange) -> Response | None:
+        handshake = exchange.websocket
+        route = exchange.route
+        assert handshake is not None
+        assert route is not None
+        principal = exchange.principal
+        self.registry.admit(exchange.client_ip, principal.tenant_id if principal else None)
+        group = self.pools.groups.get(route.upstream)
+        loop = asyncio.get_running_loop()
+        pool = group.choose(set(), loop.time()) if group is not None else None
+        if group is None or pool is None:
+            raise UpstreamUnavailable("the upstream is unavailable")
+        upstream = group.upstream
+        target = pool.target
+        try:
+            async with asyncio.timeout(upstream.connect_timeout):
+                transport, side = await loop.create_connection(
+                    UpstreamSide, target.host, target.port
+                )
+        except (OSError, TimeoutError):
+            pool.failed(loop.time())
+            raise UpstreamUnavailable("the upstream is unavailable") from None
+        # The client's own handshake headers are not forwarded: the gateway writes its own.
+        own = [header for header in exchange.request.headers if not _handshake_header(header[0])]
+        start = f"GET {exchange.upstream_path}{exchange.query} HTTP/1.1\r\n".encode()
+        head = self.forwarder._head(
+            exchange, RequestHeaders(own), start, pool, upstream_lines(handshake)
+        )
+        transport.write(head)
+        try:
+            async with asyncio.timeout(route.timeout or upstream.timeout):
+                await side.head
+        except TimeoutError:
+            transport.abort()
+            raise UpstreamTimeout("the upstream did not answer the handshake in time") from None
+        except ConnectionError:
+            transport.abort()
+            pool.failed(loop.time())
+            raise UpstreamUnavailable("the upstream closed the connection") from None
+        pool.succeeded()
+        if side.status != 101:
+            transport.close()
+            return self._refused_upgrade(exchange, side)
+        accept = side.headers.get(b"sec-websocket-accept", b"").strip()
+        upgrade = side.headers.get(b"upgrade", b"").strip().lower()
+        if accept != accept_for(handshake.key) or upgrade != b"websocket":
+            transport.abort()
+            raise UpstreamUnavailable("the upstream's handshake answer is not valid")
+        try:
+            protocol = chosen_protocol(handshake, side.headers.get(b"sec-websocket-protocol"))
+        except GatewayError:
+            transport.abort()
+            raise
+        tunnel = Tunnel(
+            exchange.request.connection,
+            side,
+            principal=principal,
+            client_ip=exchange.client_ip,
+            max_message=self.settings.ws_max_message,
+            idle_timeout=self.settings.ws_idle_timeout,
+            on_end=self.registry.remove,
+        )
+        if principal is not None and principal.method in ("api_key", "pat"):
+            tunnel.secret = _credential(exchange, principal)
+        self.registry.add(tunnel)
+        answer = [
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n",
+        ]
+        if protocol is not None:
+            answer.append(b"Sec-WebSocket-Protocol: " + protocol + b"\r\n")
+        answer.append(b"X-Request-Id: " + exchange.request_id.encode() + b"\r\n")
+        answer.append(b"X-Connection-Id: " + tunnel.id.encode() + b"\r\n\r\n")
+        exchange.request.connection.take_over(tunnel, b"".join(answer))
+        exchange.status = 101
+        return None
+
+    def _refused_upgrade(self, exchange: Exchange, side: UpstreamSide) -> Response:
+        """The upstream said no (or something else): its answer, as an ordinary response."""
+        headers = [
+            (name, value)
+            for name, value in side.headers.items()
+            if name not in RESPONSE_DROP and not name.startswith(_SEC_WEBSOCKET)
+        ]
+        if b"server" not in side.headers:
+            headers.append((b"Server", SERVER_NAME.encode()))
+        headers.append((b"X-Request-Id", exchange.request_id.encode()))
+        return Response(side.status, headers, side.body)
+
+
+def _handshake_header(lowered: bytes) -> bool:
+    return lowered.startswith(_SEC_WEBSOCKET)
+
+
+def _credential(exchange: Exchange, principal: Principal) -> str | None:
+    """The key or PAT the socket was opened with, to check it again while the socket lives."""
+    if principal.method == "api_key":
+        return api_key_of(exchange)
+    return bearer_token(exchange.request.header(b"authorization")) or exchange.ws_token

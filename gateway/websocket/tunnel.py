@@ -1,0 +1,278 @@
+"""The relay of one websocket between the client's connection and the upstream's.
+
+Bytes are forwarded as they arrive, in both directions, while a FrameTracker a direction
+follows the frames (sizes, rules, close frames). Back pressure is the transports' own: when
+one side's write buffer fills, the other side stops being read until it drains, so a slow
+reader slows the writer instead of filling memory. The tunnel ends when both close frames
+have passed, when either connection goes, when nothing moved for the idle timeout, or when
+the gateway ends it: on revocation or expiry of the credential (1008 to the client, 1001 to the
+upstream) and on shutdown (1001 to both). A close frame of the gateway's own is only ever
+written between frames; a side caught inside a frame is just cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from auth_core.models import Principal
+from gateway.websocket.frames import (
+    GOING_AWAY,
+    FrameError,
+    FrameTracker,
+    close_frame,
+)
+
+if TYPE_CHECKING:
+    from gateway.http.connection import HttpConnection
+
+log = logging.getLogger("gateway")
+
+_ids = itertools.count(1)
+
+
+class UpstreamSide(asyncio.Protocol):
+    """The upstream's connection: first the handshake's answer, then the tunnel's bytes."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self.headers: dict[bytes, bytes] = {}
+        self._name = b""
+        self.head: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.body = b""
+        self.rest = b""  # bytes after the 101's head: the first frames
+        self.tunnel: Tunnel | None = None
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.from_upstream(data)
+            return
+        if self.head.done() and self.status == 101:
+            self.rest += data
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.rest = data[upgrade.args[0] :]
+            self._head_done()
+        except httptools.HttpParserError as exc:
+            if not self.head.done():
+                self.head.set_exception(ConnectionError(f"bad answer from upstream: {exc}"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lowered = name.lower()
+        if lowered in self.headers:
+            self.headers[lowered] += b", " + value
+        else:
+            self.headers[lowered] = value
+
+    def on_headers_complete(self) -> None:
+        # A 101 ends with the upgrade (data_received); any other answer with its body.
+        self.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        if len(self.body) < 1024 * 1024:
+            self.body += body
+
+    def on_message_complete(self) -> None:
+        self._head_done()
+
+    def _head_done(self) -> None:
+        if not self.head.done():
+            self.head.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.upstream_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.upstream_paused(False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if not self.head.done():
+            if self.status and self.status != 101:
+                self.head.set_result(None)  # an answer whose body ran to the close
+            else:
+                self.head.set_exception(ConnectionError("the upstream closed the connection"))
+        if self.tunnel is not None:
+            self.tunnel.upstream_lost()
+
+
+class Tunnel:
+    def __init__(
+        self,
+        client: HttpConnection,
+        upstream: UpstreamSide,
+        *,
+        principal: Principal | None,
+        client_ip: str,
+        max_message: int,
+        idle_timeout: float,
+        on_end: Callable[[Tunnel], None],
+    ) -> None:
+        self.id = f"ws_{next(_ids):x}_{int(time.time() * 1000):x}"
+        self.client = client
+        self.upstream = upstream
+        self.principal = principal
+        self.client_ip = client_ip
+        self.connected_at = time.time()
+        self.secret: str | None = None  # an API key or PAT, to check it again on revocations
+        self.from_client_frames = FrameTracker(masked=True, max_message=max_message)
+        self.from_upstream_frames = FrameTracker(masked=False, max_message=max_message)
+        self.idle_timeout = idle_timeout
+        self.last_activity = time.monotonic()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.ended = False
+        self.client_code: int | None = None  # the close code the client got from us, if any
+        self._on_end = on_end
+        self._idle: asyncio.TimerHandle | None = None
+
+    def start(self, client_rest: bytes) -> None:
+        """Both sides are connected and the 101 was sent: relay what is already here."""
+        self.upstream.tunnel = self
+        self._arm_idle()
+        if self.upstream.rest:
+            rest, self.upstream.rest = self.upstream.rest, b""
+            self.from_upstream(rest)
+        if client_rest:
+            self.from_client(client_rest)
+        if self.upstream.lost:
+            self.upstream_lost()
+
+    # -- relaying ---------------------------------------------------------------------------
+
+    def from_client(self, data: bytes) -> None:
+        if self.ended:
+            return
+        self.last_activity = time.monotonic()
+        try:
+            self.from_client_frames.feed(data)
+        except FrameError as error:
+            self._refuse(error, from_client=True)
+            return
+        transport = self.upstream.transport
+        if transport is not None:
+            transport.write(data)
+        self._maybe_finished()
+
+    def from_upstream(self, data: bytes) -> None:
+        if self.ended:
+            return
+        self.last_activity = time.monotonic()
+        try:
+            self.from_upstream_frames.feed(data)
+        except FrameError as error:
+            self._refuse(error, from_client=False)
+            return
+        transport = self.client.transport
+        if transport is not None:
+            transport.write(data)
+        self._maybe_finished()
+
+    def upstream_paused(self, paused: bool) -> None:
+        """The upstream cannot take more now: stop reading the client (and go on later)."""
+        transport = self.client.transport
+        if transport is not None:
+            if paused:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def client_paused(self, paused: bool) -> None:
+        transport = self.upstream.transport
+        if transport is not None:
+            if paused:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def _maybe_finished(self) -> None:
+        if (
+            self.from_client_frames.close_code is not None
+            and self.from_upstream_frames.close_code is not None
+        ):
+            # The closing handshake is complete both ways: the TCP connections can go.
+            self._finish()
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def end(self, client_code: int, upstream_code: int, reason: str) -> None:
+        """Close the client side with `client_code` and the upstream with `upstream_code`."""
+        if self.ended:
+            return
+        self.client_code = client_code
+        self._close_client(client_code, reason)
+        self._close_upstream(upstream_code, reason)
+        self._finish()
+
+    def _close_client(self, code: int, reason: str) -> None:
+        """A close frame to the client, if one can go now (between frames, none sent yet)."""
+        transport, frames = self.client.transport, self.from_upstream_frames
+        if transport is not None and frames.at_boundary and frames.close_code is None:
+            transport.write(close_frame(code, reason, masked=False))
+
+    def _close_upstream(self, code: int, reason: str) -> None:
+        transport, frames = self.upstream.transport, self.from_client_frames
+        if transport is not None and frames.at_boundary and frames.close_code is None:
+            transport.write(close_frame(code, reason, masked=True))
+
+    def _refuse(self, error: FrameError, *, from_client: bool) -> None:
+        side = "client" if from_client else "upstream"
+        log.info("websocket %s: %s (%s)", self.id, error.reason, side)
+        self.end(error.code, error.code if from_client else GOING_AWAY, error.reason)
+
+    def client_lost(self) -> None:
+        """The client's connection went: tell the upstream it is going away."""
+        if not self.ended:
+            self._close_upstream(GOING_AWAY, "client gone")
+            self._finish()
+
+    def upstream_lost(self) -> None:
+        if not self.ended:
+            self._close_client(GOING_AWAY, "upstream gone")
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if self._idle is not None:
+            self._idle.cancel()
+        for transport in (self.client.transport, self.upstream.transport):
+            if transport is not None and not transport.is_closing():
+                transport.close()
+        self._on_end(self)
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def _arm_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(min(self.idle_timeout, 1.0), self._check_idle)
+
+    def _check_idle(self) -> None:
+        if self.ended:
+            return
+        if time.monotonic() - self.last_activity >= self.idle_timeout:
+            self.end(GOING_AWAY, GOING_AWAY, "idle")
+            return
+        self._arm_idle()
+
+    async def wait(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self.done)

@@ -1,0 +1,384 @@
+"""Websockets through the gateway, against a real aiohttp websocket upstream: echo of text,
+binary and large messages; close codes both ways; the credential from a header, the
+subprotocol list or the query, checked before any upgrade (401/403 as ordinary answers); an
+upstream that refuses the upgrade; the stored context while open and gone after; the close on
+revocation and on expiry; message size; back pressure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, WSMsgType, WSServerHandshakeError, web
+
+from auth_core.service import AuthCore, CallInfo
+from auth_core.tokens import Keyring
+from gateway.config import Settings
+from gateway.context import verify
+from tests.support import (
+    LOOPBACK,
+    RunningGateway,
+    auth_settings,
+    routes,
+    running_gateway,
+    start_gateway_process,
+)
+
+CALL = CallInfo()
+PASSWORD = "correct horse battery"
+SERVICE_SECRET = "s1:" + "w" * 48
+ORIGIN = "https://app.example.com"
+
+
+@dataclass
+class SocketUpstream:
+    url: str
+    handshakes: list[dict[str, Any]] = field(default_factory=list)
+    closes: list[int | None] = field(default_factory=list)
+    hold: asyncio.Event = field(default_factory=asyncio.Event)  # set: read; clear: stop reading
+
+
+@asynccontextmanager
+async def socket_upstream() -> AsyncIterator[SocketUpstream]:
+    state = SocketUpstream("")
+    state.hold.set()
+
+    async def echo(request: web.Request) -> web.StreamResponse:
+        state.handshakes.append(
+            {"headers": dict(request.headers), "path": request.path_qs, "method": request.method}
+        )
+        ws = web.WebSocketResponse(protocols=("chat",), max_msg_size=64 * 1024 * 1024)
+        await ws.prepare(request)
+        while True:
+            await state.hold.wait()
+            message = await ws.receive()
+            if message.type == WSMsgType.TEXT:
+                if message.data == "close-4000":
+                    await ws.close(code=4000, message=b"bye")
+                    break
+                await ws.send_str(message.data)
+            elif message.type == WSMsgType.BINARY:
+                await ws.send_bytes(message.data)
+            else:
+                break
+        state.closes.append(ws.close_code)
+        return ws
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"error": "not_here"}, status=403)
+
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    app.router.add_get("/refuse", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    state.url = f"http://{LOOPBACK}:{port}"
+    try:
+        yield state
+    finally:
+        await runner.cleanup()
+
+
+ROUTES = (
+    "{name: socket, path: /socket, upstream: sockets, auth: jwt, websocket: true,"
+    " strip_prefix: true}",
+    "{name: open-socket, path: /open, upstream: sockets, auth: none, websocket: true,"
+    " strip_prefix: true}",
+    "{name: auth, path: /api/v1/auth, upstream: auth_core, auth: none}",
+)
+
+
+@asynccontextmanager
+async def gateway(
+    tmp_path: Path, upstream: SocketUpstream, **auth: Any
+) -> AsyncIterator[RunningGateway]:
+    settings = Settings(
+        access_log="off",
+        watch_config=False,
+        auth=auth_settings(tmp_path, service_keyring=Keyring.parse(SERVICE_SECRET), **auth),
+    )
+    table = routes({"sockets": [upstream.url]}, *ROUTES, extra=f'origins: ["{ORIGIN}"]\n')
+    async with running_gateway(table, tmp_path, settings) as gw:
+        yield gw
+
+
+async def a_token(gw: RunningGateway) -> str:
+    core = gw.worker.core
+    assert isinstance(core, AuthCore)
+    if await core.require_store().users.by_email("ada@example.com") is None:
+        await core.accounts.create("ada@example.com", PASSWORD, verified=True)
+    return (await core.sessions.login("ada@example.com", PASSWORD, CALL)).access_token
+
+
+def ws_url(gw: RunningGateway, path: str) -> str:
+    return f"ws://{LOOPBACK}:{gw.port}{path}"
+
+
+async def test_echo_of_text_binary_and_large_messages(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
+        token = await a_token(gw)
+        async with (
+            ClientSession() as client,
+            client.ws_connect(
+                ws_url(gw, "/socket/ws"),
+                headers={"Authorization": f"Bearer {token}"},
+                max_msg_size=0,
+            ) as ws,
+        ):
+            await ws.send_str("hello")
+            assert (await ws.receive()).data == "hello"
+            await ws.send_bytes(b"\x00\x01\xff")
+            assert (await ws.receive()).data == b"\x00\x01\xff"
+            large = bytes(range(256)) * 3600  # 900 KiB: under the 1 MiB default limit
+            await ws.send_bytes(large)
+            assert (await ws.receive()).data == large
+            await ws.send_str("close-4000")
+            message = await ws.receive()
+            assert message.type == WSMsgType.CLOSE
+            assert ws.close_code == 4000
+        handshake = upstream.handshakes[0]
+        headers = {name.lower(): value for name, value in handshake["headers"].items()}
+        assert handshake["path"] == "/ws"
+        assert headers["x-auth-method"] == "jwt"
+        assert "sec-websocket-extensions" not in headers  # nothing negotiated past the relay
+        keys = {"s1": b"w" * 48}
+        context = verify(keys, "GET", "/ws", headers)
+        assert context.user_id is not None
+
+
+async def test_the_token_may_come_in_the_subprotocol_list_or_the_query(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
+        token = await a_token(gw)
+        async with ClientSession() as client:
+            async with client.ws_connect(
+                ws_url(gw, "/socket/ws"), protocols=("bearer", token, "chat")
+            ) as ws:
+                assert ws.protocol == "chat"  # the upstream's choice among those offered
+                await ws.send_str("x")
+                assert (await ws.receive()).data == "x"
+            async with client.ws_connect(
+                ws_url(gw, "/socket/ws"), protocols=("bearer", token)
+            ) as ws:
+                assert ws.protocol == "bearer"
+            async with client.ws_connect(
+                ws_url(gw, f"/socket/ws?room=1&access_token={token}")
+            ) as ws:
+                await ws.send_str("y")
+                assert (await ws.receive()).data == "y"
+        first, second, third = upstream.handshakes
+        assert token not in json.dumps(first) + json.dumps(second) + json.dumps(third)
+        assert first["headers"]["Sec-WebSocket-Protocol"] == "chat"
+        assert "Sec-WebSocket-Protocol" not in second["headers"]
+        assert third["path"] == "/ws?room=1"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        pytest.param({}, 401, id="no-token"),
+        pytest.param({"Authorization": "Bearer not-a-jwt"}, 401, id="bad-token"),
+        pytest.param("good-token-foreign-origin", 403, id="foreign-origin"),
+    ],
+)
+async def test_refusals_come_before_any_upgrade(
+    tmp_path: Path, headers: dict[str, str] | str, status: int
+) -> None:
+    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
+        if isinstance(headers, str):
+            token = await a_token(gw)
+            headers = {"Authorization": f"Bearer {token}", "Origin": "https://evil.example"}
+        async with ClientSession() as client:
+            with pytest.raises(WSServerHandshakeError) as refused:
+                await client.ws_connect(ws_url(gw, "/socket/ws"), headers=headers)
+            assert refused.value.status == status
+        assert upstream.handshakes == []
+
+
+async def test_an_upstream_that_refuses_the_upgrade_is_answered_as_it_said(
+    tmp_path: Path,
+) -> None:
+    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
+        reader, writer = await asyncio.open_connection(LOOPBACK, gw.port)
+        writer.write(
+            b"GET /open/refuse HTTP/1.1\r\nHost: g\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        answer = await asyncio.wait_for(reader.read(), 10)  # read to EOF: the connection closes
+        writer.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 403")
+        assert json.loads(body) == {"error": "not_here"}
+
+
+async def test_the_context_is_stored_while_open_and_removed_after(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
+        token = await a_token(gw)
+        service = {"Authorization": "Service " + "w" * 48}
+        async with ClientSession() as client:
+            async with client.ws_connect(
+                ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
+            ) as ws:
+                connection_id = ws._response.headers["X-Connection-Id"]
+                await ws.send_str("x")
+                await ws.receive()
+                async with client.get(
+                    f"{gw.url}/api/v1/auth/internal/sockets/{connection_id}", headers=service
+                ) as response:
+                    assert response.status == 200
+                    context = (await response.json())["context"]
+                assert context["connection_id"] == connection_id
+                assert context["auth_method"] == "jwt"
+                assert context["user_id"] is not None
+                assert context["session_id"] is not None
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while True:
+                async with client.get(
+                    f"{gw.url}/api/v1/auth/internal/sockets/{connection_id}", headers=service
+                ) as response:
+                    if response.status == 404:
+                        break
+                assert loop.time() < deadline
+                await asyncio.sleep(0.02)
+
+
+async def test_a_socket_closes_when_its_session_is_revoked(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
+        token = await a_token(gw)
+        bearer = {"Authorization": f"Bearer {token}"}
+        async with (
+            ClientSession() as client,
+            client.ws_connect(ws_url(gw, "/socket/ws"), headers=bearer) as ws,
+        ):
+            await ws.send_str("x")
+            await ws.receive()
+            async with client.post(f"{gw.url}/api/v1/auth/logout", headers=bearer) as response:
+                assert response.status == 204
+            message = await asyncio.wait_for(ws.receive(), 10)
+            assert message.type == WSMsgType.CLOSE
+            assert ws.close_code == 1008
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not upstream.closes:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.02)
+        assert upstream.closes == [1001]
+
+
+async def test_a_socket_closes_when_its_token_expires(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream, gateway(tmp_path, upstream, access_ttl=2.0) as gw:
+        token = await a_token(gw)
+        async with (
+            ClientSession() as client,
+            client.ws_connect(
+                ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
+            ) as ws,
+        ):
+            message = await asyncio.wait_for(ws.receive(), 15)
+            assert message.type == WSMsgType.CLOSE
+            assert ws.close_code == 1008
+
+
+async def test_a_message_over_the_limit_closes_with_1009(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
+        token = await a_token(gw)
+        async with (
+            ClientSession() as client,
+            client.ws_connect(
+                ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
+            ) as ws,
+        ):
+            await ws.send_bytes(b"x" * (1024 * 1024 + 1))
+            message = await asyncio.wait_for(ws.receive(), 10)
+            assert message.type == WSMsgType.CLOSE
+            assert ws.close_code == 1009
+
+
+async def test_a_slow_reader_slows_the_writer_instead_of_filling_memory(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
+        token = await a_token(gw)
+        upstream.hold.clear()  # the upstream stops reading
+        async with (
+            ClientSession() as client,
+            client.ws_connect(
+                ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
+            ) as ws,
+        ):
+            tunnels = gw.worker.gateway.sockets.tunnels  # type: ignore[union-attr]
+            chunk = b"z" * (512 * 1024)
+
+            async def push() -> int:
+                sent = 0
+                for _ in range(400):  # 200 MiB if nothing held it back
+                    await ws.send_bytes(chunk)
+                    sent += len(chunk)
+                return sent
+
+            sender = asyncio.create_task(push())
+            await asyncio.sleep(1.0)
+            (tunnel,) = tunnels.values()
+            assert tunnel.upstream.transport is not None
+            buffered = tunnel.upstream.transport.get_write_buffer_size()
+            assert not sender.done()  # held back: the gateway stopped reading the client
+            assert buffered < 4 * 1024 * 1024
+            sender.cancel()
+            upstream.hold.set()
+
+
+async def test_sockets_per_address_are_limited(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream:
+        settings = Settings(
+            access_log="off",
+            watch_config=False,
+            ws_max_per_address=2,
+            auth=auth_settings(tmp_path),
+        )
+        table = routes({"sockets": [upstream.url]}, *ROUTES)
+        async with running_gateway(table, tmp_path, settings) as gw, ClientSession() as client:
+            first = await client.ws_connect(ws_url(gw, "/open/ws"))
+            second = await client.ws_connect(ws_url(gw, "/open/ws"))
+            with pytest.raises(WSServerHandshakeError) as refused:
+                await client.ws_connect(ws_url(gw, "/open/ws"))
+            assert refused.value.status == 429
+            await first.close()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while True:  # the closed one's place is free once the gateway saw it go
+                try:
+                    third = await client.ws_connect(ws_url(gw, "/open/ws"))
+                    break
+                except WSServerHandshakeError:
+                    assert loop.time() < deadline
+                    await asyncio.sleep(0.02)
+            await second.close()
+            await third.close()
+
+
+async def test_sigterm_closes_sockets_with_1001_after_the_drain_period(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream:
+        table = routes({"sockets": [upstream.url]}, *ROUTES)
+        process = start_gateway_process(table, tmp_path, env={"GATEWAY_DRAIN_TIMEOUT": "1s"})
+        try:
+            async with (
+                ClientSession() as client,
+                client.ws_connect(f"ws://{LOOPBACK}:{process.port}/open/ws") as ws,
+            ):
+                await ws.send_str("x")
+                assert (await ws.receive()).data == "x"
+                process.signal(signal.SIGTERM)
+                message = await asyncio.wait_for(ws.receive(), 15)
+                assert message.type == WSMsgType.CLOSE
+                assert ws.close_code == 1001
+            assert await asyncio.to_thread(process.process.wait, 15) == 0
+        finally:
+            process.stop()
