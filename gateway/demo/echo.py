@@ -1,4 +1,5 @@
-"""An HTTP echo server: answers every request with what it received, as JSON.
+"""An HTTP echo server: answers every request with what it received, as JSON, and echoes
+websocket messages on any path.
 
 Used by `gateway demo` and handy for seeing what the gateway sends upstream (context headers,
 forwarding headers, the rewritten path).
@@ -11,7 +12,9 @@ import json
 from aiohttp import web
 
 
-async def echo(request: web.Request) -> web.Response:
+async def echo(request: web.Request) -> web.StreamResponse:
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await echo_socket(request)
     body = await request.read()
     document = {
         "method": request.method,
@@ -21,6 +24,25 @@ async def echo(request: web.Request) -> web.Response:
         "body": body.decode("utf-8", "replace"),
     }
     return web.Response(text=json.dumps(document, indent=2) + "\n", content_type="application/json")
+
+
+async def echo_socket(request: web.Request) -> web.StreamResponse:
+    """A websocket echo that also says who the gateway said the caller is."""
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    await ws.send_json(
+        {
+            "connected_as": request.headers.get("X-User-Email")
+            or request.headers.get("X-Auth-Method"),
+            "connection": request.headers.get("X-Request-Id"),
+        }
+    )
+    async for message in ws:
+        if message.type == web.WSMsgType.TEXT:
+            await ws.send_str(message.data)
+        elif message.type == web.WSMsgType.BINARY:
+            await ws.send_bytes(message.data)
+    return ws
 
 
 def echo_app() -> web.Application:

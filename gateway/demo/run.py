@@ -57,6 +57,10 @@ async def _demo(settings: Settings, table: RouteTable, config: Path, host: str, 
         )
         say(f'  curl -i {base}/private/hello -H "Authorization: Bearer $TOKEN"')
         say(f"  curl -i {base}/private/hello        # 401 missing_credentials")
+        socket_path = next((r.path for r in table.routes if r.websocket), None)
+        if socket_path is not None:
+            ws_base = base.replace("http://", "ws://", 1)
+            say(f'  python -m gateway.demo.wsclient {ws_base}{socket_path}/chat "$TOKEN"')
     key = await _demo_key(worker.core, base)
     partner = next(
         (r.path for r in table.routes if r.auth == "api_key" and r.upstream != "auth_core"), None

@@ -97,6 +97,23 @@ async def test_the_commands_the_demo_prints_work(demo: tuple[str, str]) -> None:
             headers={"Authorization": f"Bearer {session['access_token']}", "Origin": base},
         ) as response:
             assert response.status == 200, await response.text()
+        socket = re.search(r"python -m gateway.demo.wsclient (ws://\S+) ", printed)
+        assert socket is not None, printed
+        async with client.ws_connect(socket.group(1), protocols=("bearer", token)) as ws:
+            greeting = await ws.receive_json()
+            assert greeting["connected_as"] == "demo@example.com"
+            await ws.send_str("hi")
+            assert await ws.receive_str() == "hi"
         async with client.get(f"{base}/ready") as response:
             assert response.status == 200
             assert json.loads(await response.text())
+    tried = subprocess.run(
+        [sys.executable, "-m", "gateway.demo.wsclient", socket.group(1), token],
+        input="hello\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert tried.returncode == 0, tried.stderr
+    assert "< hello" in tried.stdout

@@ -1,0 +1,45 @@
+"""A tiny websocket client for trying the demo: `python -m gateway.demo.wsclient URL TOKEN`
+connects with the token in the subprotocol list (as a browser would), sends each line of
+standard input and prints what comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from aiohttp import ClientSession, WSMsgType
+
+
+async def _run(url: str, token: str) -> int:
+    async with (
+        ClientSession() as session,
+        session.ws_connect(url, protocols=("bearer", token)) as ws,
+    ):
+        print(f"connected ({ws._response.headers.get('X-Connection-Id')}); type lines, Ctrl-D ends")
+
+        async def show() -> None:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    print(f"< {message.data}")
+            print(f"closed: {ws.close_code}")
+
+        reader = asyncio.get_running_loop().create_task(show())
+        while line := await asyncio.to_thread(sys.stdin.readline):
+            await ws.send_str(line.rstrip("\n"))
+        await ws.close()
+        await reader
+    return 0
+
+
+def main() -> int:
+    if len(sys.argv) != 3:
+        print(
+            "usage: python -m gateway.demo.wsclient ws://HOST:PORT/PATH ACCESS_TOKEN",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(_run(sys.argv[1], sys.argv[2]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
