@@ -123,7 +123,9 @@ def main() -> int:
             "GATEWAY_WS_MAX_PER_ADDRESS": str(args.idle + 100),
             "GATEWAY_ACCESS_LOG": "off",
         }
-        gateway = h.start_gateway(work, "gateway", "0-1", ROUTES.format(port=upstream_port), 1, env)
+        gateway = h.start_gateway(
+            work, "ws-gateway", "0-1", ROUTES.format(port=upstream_port), 1, env
+        )
         try:
             direct = asyncio.run(
                 rate(f"ws://127.0.0.1:{upstream_port}/ws", args.clients, args.size, args.seconds)
