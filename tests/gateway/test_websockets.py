@@ -22,6 +22,7 @@ from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
 from gateway.config import Settings
 from gateway.context import verify
+from tests.conftest import REDIS_URL
 from tests.support import (
     LOOPBACK,
     RunningGateway,
@@ -382,3 +383,130 @@ async def test_sigterm_closes_sockets_with_1001_after_the_drain_period(tmp_path:
             assert await asyncio.to_thread(process.process.wait, 15) == 0
         finally:
             process.stop()
+
+
+KEY_ROUTES = (
+    "{name: partner-socket, path: /partner, upstream: sockets, auth: api_key, websocket: true,"
+    " strip_prefix: true}",
+    "{name: any-socket, path: /any, upstream: sockets, auth: any, websocket: true,"
+    " strip_prefix: true}",
+    "{name: auth, path: /api/v1/auth, upstream: auth_core, auth: none}",
+)
+
+
+async def test_key_and_pat_sockets_close_when_the_credential_is_revoked(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream:
+        settings = Settings(
+            access_log="off",
+            watch_config=False,
+            auth=auth_settings(tmp_path, service_keyring=Keyring.parse(SERVICE_SECRET)),
+        )
+        table = routes({"sockets": [upstream.url]}, *KEY_ROUTES)
+        async with running_gateway(table, tmp_path, settings) as gw, ClientSession() as client:
+            core = gw.worker.core
+            assert isinstance(core, AuthCore)
+            tenant = await core.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
+            key_record, key = await core.keys.create(tenant.id, actor_id=None, call=CALL)
+            user = await core.accounts.create("ada@example.com", PASSWORD, verified=True)
+            pat_record, pat = await core.pats.create(user.id, {"name": "cli"}, CALL)
+            by_key = await client.ws_connect(ws_url(gw, "/partner/ws"), headers={"X-API-Key": key})
+            by_pat = await client.ws_connect(ws_url(gw, f"/any/ws?access_token={pat}"))
+            for ws in (by_key, by_pat):
+                await ws.send_str("x")
+                assert (await ws.receive()).data == "x"
+            assert upstream.handshakes[0]["headers"]["X-Auth-Method"] == "api_key"
+            assert upstream.handshakes[1]["headers"]["X-Auth-Method"] == "pat"
+            assert pat not in upstream.handshakes[1]["path"]
+
+            await core.keys.revoke(key_record.id, tenant_id=None, actor_id=None, call=CALL)
+            message = await asyncio.wait_for(by_key.receive(), 10)
+            assert message.type == WSMsgType.CLOSE
+            assert by_key.close_code == 1008
+            await by_pat.send_str("still here")
+            assert (await by_pat.receive()).data == "still here"
+
+            await core.pats.delete(user.id, pat_record.id, CALL)
+            message = await asyncio.wait_for(by_pat.receive(), 10)
+            assert message.type == WSMsgType.CLOSE
+            assert by_pat.close_code == 1008
+
+
+async def test_pings_pass_and_silence_closes_after_the_idle_timeout(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream:
+        settings = Settings(
+            access_log="off", watch_config=False, ws_idle_timeout=1.0, auth=auth_settings(tmp_path)
+        )
+        table = routes({"sockets": [upstream.url]}, *ROUTES)
+        async with (
+            running_gateway(table, tmp_path, settings) as gw,
+            ClientSession() as client,
+            client.ws_connect(ws_url(gw, "/open/ws"), autoping=False) as ws,
+        ):
+            await ws.ping(b"are you there")
+            message = await asyncio.wait_for(ws.receive(), 10)
+            assert message.type == WSMsgType.PONG
+            assert message.data == b"are you there"
+            message = await asyncio.wait_for(ws.receive(), 10)  # then nothing, for a second
+            assert message.type == WSMsgType.CLOSE
+            assert ws.close_code == 1001
+
+
+async def test_a_logout_through_another_gateway_closes_the_socket(
+    tmp_path: Path, postgres_url: str, redis_prefix: str
+) -> None:
+    async with socket_upstream() as upstream:
+        settings = Settings(
+            access_log="off",
+            watch_config=False,
+            auth=auth_settings(
+                tmp_path,
+                database_url=postgres_url,
+                redis_url=REDIS_URL,
+                redis_prefix=redis_prefix,
+                service_keyring=Keyring.parse(SERVICE_SECRET),
+            ),
+        )
+        table = routes({"sockets": [upstream.url]}, *ROUTES)
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        async with (
+            running_gateway(table, tmp_path / "a", settings) as first,
+            running_gateway(table, tmp_path / "b", settings) as second,
+            ClientSession() as client,
+        ):
+            token = await a_token(first)
+            bearer = {"Authorization": f"Bearer {token}"}
+            async with client.ws_connect(ws_url(second, "/socket/ws"), headers=bearer) as ws:
+                connection_id = ws._response.headers["X-Connection-Id"]
+                # The context is in Redis, readable from the other gateway too.
+                service = {"Authorization": "Service " + "w" * 48}
+                async with client.get(
+                    f"{first.url}/api/v1/auth/internal/sockets/{connection_id}", headers=service
+                ) as response:
+                    assert response.status == 200
+                    assert (await response.json())["context"]["auth_method"] == "jwt"
+                async with client.post(f"{first.url}/api/v1/auth/logout", headers=bearer) as done:
+                    assert done.status == 204
+                message = await asyncio.wait_for(ws.receive(), 10)
+                assert message.type == WSMsgType.CLOSE
+                assert ws.close_code == 1008
+            async with client.get(f"{first.url}/metrics") as response:
+                first_metrics = await response.text()
+            async with client.get(f"{second.url}/metrics") as response:
+                second_metrics = await response.text()
+        assert "socket_connections_total 1.0" not in first_metrics  # the socket was not its
+        assert "socket_connections_total 1.0" in second_metrics
+        assert "socket_active_connections 0.0" in second_metrics
+        assert "socket_context_cache_hits_total 1.0" in first_metrics
+
+
+async def test_socket_auth_failures_are_counted(tmp_path: Path) -> None:
+    async with (
+        socket_upstream() as upstream,
+        gateway(tmp_path, upstream) as gw,
+        ClientSession() as client,
+    ):
+        with pytest.raises(WSServerHandshakeError):
+            await client.ws_connect(ws_url(gw, "/socket/ws"))
+        async with client.get(f"{gw.url}/metrics") as response:
+            assert "socket_auth_failures_total 1.0" in await response.text()
