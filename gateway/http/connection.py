@@ -119,8 +119,11 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._upgraded:
             # After an upgrade request, until a tunnel takes the bytes (or the answer closes).
-            if len(self.upgrade_rest) < 65536:
-                self.upgrade_rest += data
+            # Still read (so that a client going away is noticed), but hold at most 64 KiB.
+            self.upgrade_rest += data
+            if len(self.upgrade_rest) >= 65536 and self.transport is not None:
+                self._reading_paused = True
+                self.transport.pause_reading()
             return
         if self.closing and not self.busy and not self.queue:
             return
@@ -293,7 +296,11 @@ class HttpConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.tunnel is not None:
             return
-        paused = self._paused_for_body is not None or self._paused_for_queue or self.closing
+        paused = (
+            self._paused_for_body is not None
+            or self._paused_for_queue
+            or (self.closing and not self._upgraded)
+        )
         if paused and not self._reading_paused:
             self._reading_paused = True
             transport.pause_reading()

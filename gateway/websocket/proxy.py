@@ -107,6 +107,9 @@ class WebSocketProxy:
             transport.abort()
             pool.failed(loop.time())
             raise UpstreamUnavailable("the upstream closed the connection") from None
+        except BaseException:  # the client went away meanwhile (cancelled): free the upstream
+            transport.abort()
+            raise
         pool.succeeded()
         if side.status != 101:
             transport.close()

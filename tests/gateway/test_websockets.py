@@ -510,3 +510,33 @@ async def test_socket_auth_failures_are_counted(tmp_path: Path) -> None:
             await client.ws_connect(ws_url(gw, "/socket/ws"))
         async with client.get(f"{gw.url}/metrics") as response:
             assert "socket_auth_failures_total 1.0" in await response.text()
+
+
+async def test_a_client_gone_during_the_handshake_frees_the_upstream_connection(
+    tmp_path: Path,
+) -> None:
+    closed = asyncio.Event()
+    accepted = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()  # never answers; returns when the gateway closes its side
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent, LOOPBACK, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        table = routes({"sockets": [f"http://{LOOPBACK}:{port}"]}, *ROUTES)
+        async with running_gateway(table, tmp_path) as gw:
+            _reader, writer = await asyncio.open_connection(LOOPBACK, gw.port)
+            writer.write(
+                b"GET /open/ws HTTP/1.1\r\nHost: g\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            await asyncio.wait_for(accepted.wait(), 10)
+            writer.close()  # gone before the upstream answered
+            await asyncio.wait_for(closed.wait(), 10)
+    finally:
+        server.close()
