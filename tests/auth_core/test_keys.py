@@ -17,6 +17,7 @@ from auth_core import credentials
 from auth_core.errors import AuthError, InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
 from auth_core.models import ApiKey, Principal, Tenant
 from auth_core.service import AuthCore, CallInfo
+from auth_core.stats import TENANT_MISS
 from auth_core.store import DatabaseUnavailable
 from tests.auth_core.helpers import settle
 
@@ -576,3 +577,16 @@ async def test_concurrent_rotations_of_one_key_let_exactly_one_win(core: AuthCor
     assert (await stored_key(core, old.id)).rotated_to == new.id == retired.rotated_to
     await authenticate(core, old_secret)
     await authenticate(core, new_secret)
+
+
+async def test_concurrent_misses_on_one_key_read_the_database_once(core: AuthCore) -> None:
+    tenant = await a_tenant(core)
+    _, secret = await a_key(core, tenant.id)
+    # A fresh worker: nothing cached. Twenty requests with the key arrive together.
+    async with another_worker(core) as worker:
+        tenant_reads = worker.stats.lookups[TENANT_MISS]
+        found = await asyncio.gather(*(authenticate(worker, secret) for _ in range(20)))
+        assert {principal.tenant_id for principal in found} == {tenant.id}
+        # One fetch of the key (which reads its tenant once), not twenty.
+        assert worker.stats.lookups[TENANT_MISS] - tenant_reads == 1
+        assert is_cached(worker, secret)
