@@ -68,25 +68,36 @@ class SQLiteDatabase(Database):
             raise DatabaseUnavailable("the database is closed")
         return self._connection
 
-    async def _run(self, sql: str, args: tuple[Any, ...]) -> tuple[list[Row], int]:
+    # Each await below is a round trip to aiosqlite's thread (and a wake-up of this loop): a
+    # query is one (execute_fetchall), a statement two (execute, close).
+
+    async def _run(self, sql: str, args: tuple[Any, ...]) -> int:
         try:
             cursor = await self._conn().execute(sql, _params(args))
-            rows = await cursor.fetchall()
             count = cursor.rowcount
             await cursor.close()
         except sqlite3.IntegrityError as exc:
             raise Conflict(str(exc)) from None
         except sqlite3.OperationalError as exc:  # locked, busy, disk full, I/O
             raise DatabaseUnavailable(str(exc)) from None
-        return [dict(row) for row in rows], count
+        return count
+
+    async def _query(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
+        try:
+            rows = await self._conn().execute_fetchall(sql, _params(args))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(str(exc)) from None
+        except sqlite3.OperationalError as exc:
+            raise DatabaseUnavailable(str(exc)) from None
+        return [dict(row) for row in rows]
 
     async def execute(self, sql: str, *args: Any) -> int:
         async with self._lock:
-            return (await self._run(sql, args))[1]
+            return await self._run(sql, args)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         async with self._lock:
-            return (await self._run(sql, args))[0]
+            return await self._query(sql, args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
@@ -130,10 +141,10 @@ class _Bound(Database):
         self._owner = owner
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return (await self._owner._run(sql, args))[1]
+        return await self._owner._run(sql, args)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return (await self._owner._run(sql, args))[0]
+        return await self._owner._query(sql, args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
