@@ -87,6 +87,9 @@ class Authorize(Stage):
 
     @staticmethod
     def _allow(exchange: Exchange, origin: str) -> None:
+        route = exchange.route
+        if route is not None and route.cors is not None:
+            return  # the route's own cors marks the answer (preflight.py)
         exchange.response_headers += [
             (b"Access-Control-Allow-Origin", origin.encode("latin-1")),
             _VARY_ORIGIN,

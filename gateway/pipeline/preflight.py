@@ -1,5 +1,10 @@
-"""CORS preflights on routes that browsers call with an access token (`auth: jwt` or `any`),
-answered by the gateway from the same origin lists the requests themselves are held to: the
+"""CORS answered by the gateway.
+
+A route with its own `cors` gets its preflights answered from it and its answers to an allowed
+origin marked (Access-Control-Allow-Origin, -Credentials, -Expose-Headers, Vary).
+
+Without one, routes that browsers call with an access token (`auth: jwt` or `any`) get their
+preflights answered from the same origin lists the requests themselves are held to: the
 top-level `origins` of routes.yaml and every tenant's whitelist (a preflight carries no
 credential, so no tenant is known yet; the request that follows is checked against its own
 tenant's list). Other routes' preflights go to their upstream.
@@ -15,7 +20,7 @@ from gateway.pipeline.authorize import origin_refused
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.problem import SERVER_NAME
-from gateway.routing.table import AuthKind
+from gateway.routing.table import AuthKind, CorsPolicy
 
 _BROWSER_KINDS = frozenset({AuthKind.JWT, AuthKind.ANY})
 MAX_AGE = b"600"
@@ -28,10 +33,12 @@ class Preflight(Stage):
         self.enabled = enabled
 
     def __call__(self, exchange: Exchange) -> StageResult:
+        route = exchange.route
+        if route is not None and route.cors is not None:
+            return self._route_cors(exchange, route.cors)
         request = exchange.request
         if request.method != "OPTIONS" or not self.enabled:
             return None
-        route = exchange.route
         if route is None or route.auth not in _BROWSER_KINDS:
             return None
         origin = request.header(b"origin")
@@ -49,6 +56,44 @@ class Preflight(Stage):
             raise origin_refused()
         return self._answer(exchange, origin)
 
+    @staticmethod
+    def _route_cors(exchange: Exchange, policy: CorsPolicy) -> StageResult:
+        request = exchange.request
+        origin = request.header(b"origin")
+        if origin is None:
+            return None
+        allowed = policy.origins.allows(origin.decode("latin-1"))
+        preflight = (
+            request.method == "OPTIONS"
+            and request.header(b"access-control-request-method") is not None
+        )
+        if not preflight:
+            if allowed:  # an answer the browser may read
+                exchange.response_headers += _marks(policy, origin)
+            return None
+        if not allowed:
+            raise origin_refused()
+        route = exchange.route
+        assert route is not None
+        methods = policy.methods or route.methods
+        headers = [
+            (b"Access-Control-Allow-Methods", _methods(methods)),
+            (b"Access-Control-Max-Age", str(policy.max_age).encode()),
+            *_marks(policy, origin),
+            (b"X-Request-Id", exchange.request_id.encode()),
+            (b"Server", SERVER_NAME.encode()),
+        ]
+        if policy.headers is not None:
+            if policy.headers:
+                headers.append(
+                    (b"Access-Control-Allow-Headers", ", ".join(policy.headers).encode())
+                )
+        else:
+            requested = request.header(b"access-control-request-headers")
+            if requested is not None and len(requested) <= 1024:
+                headers.append((b"Access-Control-Allow-Headers", requested))
+        return Response(204, headers, b"")
+
     async def _answer_loaded(self, exchange: Exchange, origin: bytes) -> Response:
         try:
             index = await self.core.tenants.load_origin_index()
@@ -62,10 +107,9 @@ class Preflight(Stage):
     def _answer(exchange: Exchange, origin: bytes) -> Response:
         route = exchange.route
         assert route is not None
-        methods = ", ".join(sorted(route.methods)).encode() if route.methods else _ALL_METHODS
         headers = [
             (b"Access-Control-Allow-Origin", origin),
-            (b"Access-Control-Allow-Methods", methods),
+            (b"Access-Control-Allow-Methods", _methods(route.methods)),
             (b"Access-Control-Max-Age", MAX_AGE),
             (b"Vary", b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),
             (b"X-Request-Id", exchange.request_id.encode()),
@@ -75,3 +119,17 @@ class Preflight(Stage):
         if requested is not None and len(requested) <= 1024:
             headers.append((b"Access-Control-Allow-Headers", requested))
         return Response(204, headers, b"")
+
+
+def _methods(methods: frozenset[str] | None) -> bytes:
+    return ", ".join(sorted(methods)).encode() if methods else _ALL_METHODS
+
+
+def _marks(policy: CorsPolicy, origin: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers that let a browser from `origin` read an answer."""
+    marks = [(b"Access-Control-Allow-Origin", origin), (b"Vary", b"Origin")]
+    if policy.credentials:
+        marks.append((b"Access-Control-Allow-Credentials", b"true"))
+    if policy.expose:
+        marks.append((b"Access-Control-Expose-Headers", ", ".join(policy.expose).encode()))
+    return marks

@@ -8,6 +8,7 @@ rather than silently ignored (a misspelt `auth` must never make a route public).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from gateway.routing.table import (
     RATE_KEYS,
     SUPPORTED_AUTH_KINDS,
     AuthKind,
+    CorsPolicy,
     RateRule,
     Route,
     RouteTable,
@@ -60,10 +62,8 @@ ROUTE_KEYS = (
     "rate_limit",
     "cors",
 )
-# Keys of SPEC section 5 that this build parses but cannot enforce yet: refused, never ignored.
-NOT_YET_ENFORCED = {
-    "cors": "per-route CORS is not available in this version",
-}
+# A route's `cors` and `rate_limit` entries.
+CORS_KEYS = ("origins", "methods", "headers", "expose", "credentials", "max_age")
 RATE_LIMIT_KEYS = ("key", "limit", "per")
 MAX_RATE_LIMITS = 4
 
@@ -320,10 +320,6 @@ def _route(
             raise walk.fail(node, f"{where}: missing '{key}'")
     name = walk.string(spec["name"][1], f"{where}.name")
     where = f"{where} ({name})"
-    for key, reason in NOT_YET_ENFORCED.items():
-        if key in spec:
-            raise walk.fail(spec[key][0], f"{where}: {key}: {reason}")
-
     path_node = spec["path"][1]
     path = walk.string(path_node, f"{where}.path")
     try:
@@ -371,6 +367,8 @@ def _route(
         options["timeout"] = walk.converted(spec["timeout"][1], f"{where}.timeout", parse_duration)
     if "max_body" in spec:
         options["max_body"] = walk.converted(spec["max_body"][1], f"{where}.max_body", parse_size)
+    if "cors" in spec:
+        options["cors"] = _cors(walk, spec["cors"][1], f"{where}.cors")
     if "rate_limit" in spec:
         options["rate_limits"] = _rate_limits(walk, spec["rate_limit"][1], f"{where}.rate_limit")
     if "roles" in spec:
@@ -441,17 +439,47 @@ def _host(walk: _Walker, node: yaml.Node, where: str) -> str:
     return host
 
 
-def _origins(walk: _Walker, node: yaml.Node) -> OriginWhitelist:
+def _origins(walk: _Walker, node: yaml.Node, where: str = "origins") -> OriginWhitelist:
     entries = []
-    for item, value in walk.strings(node, "origins"):
+    for item, value in walk.strings(node, where):
         if normalise_origin(value.replace("://*.", "://wildcard.", 1)) is None:
             raise walk.fail(
                 item,
-                f"origins: '{value}' must be an origin such as https://app.example.com "
+                f"{where}: '{value}' must be an origin such as https://app.example.com "
                 "(or https://*.example.com for its subdomains)",
             )
         entries.append(value)
     return OriginWhitelist(entries)
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def _cors(walk: _Walker, node: yaml.Node, where: str) -> CorsPolicy:
+    spec = walk.mapping(node, where, CORS_KEYS)
+    if "origins" not in spec:
+        raise walk.fail(node, f"{where}: missing 'origins'")
+    origins = _origins(walk, spec["origins"][1], f"{where}.origins")
+    if not origins:
+        raise walk.fail(spec["origins"][1], f"{where}.origins must not be empty")
+    options: dict[str, Any] = {}
+    if "methods" in spec:
+        options["methods"] = _methods(walk, spec["methods"][1], f"{where}.methods")
+    for key in ("headers", "expose"):
+        if key in spec:
+            names = []
+            for item, value in walk.strings(spec[key][1], f"{where}.{key}"):
+                if not _HEADER_NAME.fullmatch(value):
+                    raise walk.fail(item, f"{where}.{key}: '{value}' is not a header name")
+                names.append(value)
+            options[key] = tuple(names)
+    if "credentials" in spec:
+        options["credentials"] = walk.boolean(spec["credentials"][1], f"{where}.credentials")
+    if "max_age" in spec:
+        options["max_age"] = int(
+            walk.converted(spec["max_age"][1], f"{where}.max_age", parse_duration)
+        )
+    return CorsPolicy(origins, **options)
 
 
 def _metrics_allow(walk: _Walker, node: yaml.Node) -> netaddr.IPSet:

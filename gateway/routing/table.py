@@ -81,6 +81,19 @@ class RateRule:
 
 
 @dataclass(frozen=True, slots=True)
+class CorsPolicy:
+    """A route's own `cors`: which browser origins may call it, and what the gateway tells
+    them in preflights and answers."""
+
+    origins: OriginWhitelist
+    methods: frozenset[str] | None = None  # None: the route's methods (or all)
+    headers: tuple[str, ...] | None = None  # None: echo what a preflight asks for
+    expose: tuple[str, ...] = ()
+    credentials: bool = False
+    max_age: int = 600
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """One entry of `routes:`; `line` is where it was written, for messages."""
 
@@ -96,6 +109,7 @@ class Route:
     websocket: bool = False
     roles: frozenset[str] = frozenset()
     rate_limits: tuple[RateRule, ...] = ()
+    cors: CorsPolicy | None = None
     line: int = 0
 
     def allows(self, method: str) -> bool:

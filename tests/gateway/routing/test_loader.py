@@ -158,6 +158,36 @@ def test_auth_kinds_this_build_enforces_are_accepted_with_roles() -> None:
     assert table.upstreams == {}
 
 
+def test_a_routes_cors() -> None:
+    table = parse_route_table(
+        "version: 1\n"
+        "upstreams:\n"
+        "  up: {targets: ['http://127.0.0.1:8001']}\n"
+        "routes:\n"
+        "  - name: a\n"
+        "    path: /a\n"
+        "    upstream: up\n"
+        "    auth: none\n"
+        "    cors:\n"
+        "      origins: ['https://app.example.com', 'https://*.example.org']\n"
+        "      methods: [GET, POST]\n"
+        "      headers: [Content-Type, X-Trace]\n"
+        "      expose: [X-Request-Id]\n"
+        "      credentials: true\n"
+        "      max_age: 1h\n"
+    )
+    (route,) = table.routes
+    assert route.cors is not None
+    assert route.cors.origins.allows("https://app.example.com")
+    assert route.cors.origins.allows("https://a.example.org")
+    assert not route.cors.origins.allows("https://example.org")
+    assert route.cors.methods == frozenset({"GET", "POST"})
+    assert route.cors.headers == ("Content-Type", "X-Trace")
+    assert route.cors.expose == ("X-Request-Id",)
+    assert route.cors.credentials is True
+    assert route.cors.max_age == 3600
+
+
 def test_rate_limits_one_or_layered() -> None:
     table = parse_route_table(
         "version: 1\n"
@@ -458,11 +488,31 @@ INVALID = [
         "the same limit twice",
     ),
     ("rate_limit empty list", route_file(*B, "rate_limit: []"), 11, "one to 4 limits"),
+    ("cors without origins", route_file(*B, "cors: {credentials: true}"), 11, "missing 'origins'"),
+    ("cors with no origin", route_file(*B, "cors: {origins: []}"), 11, "must not be empty"),
     (
-        "cors refused",
-        route_file(*B, "cors: {origins: ['https://x.org']}"),
+        "cors with a bad origin",
+        route_file(*B, "cors: {origins: ['x.org']}"),
         11,
-        "CORS is not available",
+        "must be an origin",
+    ),
+    (
+        "cors with a bad method",
+        route_file(*B, "cors: {origins: ['https://x.org'], methods: [FETCH]}"),
+        11,
+        "'FETCH' is not an HTTP method",
+    ),
+    (
+        "cors with a bad header",
+        route_file(*B, "cors: {origins: ['https://x.org'], headers: ['a b']}"),
+        11,
+        "is not a header name",
+    ),
+    (
+        "cors with an unknown key",
+        route_file(*B, "cors: {origins: ['https://x.org'], allow_all: true}"),
+        11,
+        "unknown key 'allow_all'",
     ),
     (
         "roles with auth none",
