@@ -15,7 +15,7 @@ from gateway.errors import AuthUnavailable, from_auth_error
 from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
-from gateway.routing.table import AuthKind
+from gateway.routing.table import AuthKind, Route
 
 
 class Authenticator(ABC):
@@ -40,6 +40,10 @@ class Authenticate(Stage):
 
     def __init__(self, authenticators: Mapping[AuthKind, Authenticator]) -> None:
         self.authenticators = dict(authenticators)
+
+    def applies(self, route: Route) -> bool:
+        # `auth: none` needs nothing done: an exchange starts with auth_method "none".
+        return route.auth is not AuthKind.NONE
 
     @property
     def kinds(self) -> frozenset[AuthKind]:

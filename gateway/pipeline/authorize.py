@@ -17,6 +17,7 @@ from auth_core.store import DatabaseUnavailable
 from gateway.errors import AuthUnavailable, GatewayError
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
+from gateway.routing.table import AuthKind, Route
 
 _VARY_ORIGIN = (b"Vary", b"Origin")
 
@@ -33,6 +34,9 @@ class Authorize(Stage):
     def __init__(self, core: AuthCore, *, check_origins: bool = True) -> None:
         self.core = core
         self.check_origins = check_origins
+
+    def applies(self, route: Route) -> bool:
+        return route.auth is not AuthKind.NONE
 
     def __call__(self, exchange: Exchange) -> StageResult:
         principal = exchange.principal

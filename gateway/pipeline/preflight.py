@@ -20,7 +20,7 @@ from gateway.pipeline.authorize import origin_refused
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.problem import SERVER_NAME
-from gateway.routing.table import AuthKind, CorsPolicy
+from gateway.routing.table import AuthKind, CorsPolicy, Route
 
 _BROWSER_KINDS = frozenset({AuthKind.JWT, AuthKind.ANY})
 MAX_AGE = b"600"
@@ -31,6 +31,9 @@ class Preflight(Stage):
     def __init__(self, core: AuthCore, *, enabled: bool = True) -> None:
         self.core = core
         self.enabled = enabled
+
+    def applies(self, route: Route) -> bool:
+        return route.cors is not None or (self.enabled and route.auth in _BROWSER_KINDS)
 
     def __call__(self, exchange: Exchange) -> StageResult:
         route = exchange.route

@@ -66,6 +66,9 @@ class RateLimit(Stage):
         self.limiter = limiter
         self.catalog = catalog
 
+    def applies(self, route: Route) -> bool:
+        return bool(route.rate_limits)
+
     def __call__(self, exchange: Exchange) -> StageResult:
         route = exchange.route
         assert route is not None

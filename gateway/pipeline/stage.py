@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 
 from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
+from gateway.routing.table import Route
 
 # None: go on; a Response: answer it now; an awaitable of either: wait, then the same.
 StageResult = Response | None | Awaitable[Response | None]
@@ -25,3 +26,8 @@ class Stage(ABC):
     @abstractmethod
     def __call__(self, exchange: Exchange) -> StageResult:
         """Do this stage's job on `exchange`, or raise a GatewayError to refuse."""
+
+    def applies(self, route: Route) -> bool:
+        """Whether this stage has anything to do for requests of `route` (body stages only:
+        the chain leaves it out of that route's list otherwise)."""
+        return True

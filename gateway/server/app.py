@@ -111,6 +111,8 @@ class Gateway:
                 self.operations,
                 RefuseBanned(core.revoked),
                 MatchRoute(),
+            ],
+            [
                 Preflight(core, enabled=check_origins),
                 PrepareWebSocket(self.sockets),
                 LimitBody(),

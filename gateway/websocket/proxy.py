@@ -26,6 +26,7 @@ from gateway.problem import SERVER_NAME
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.headers import RESPONSE_DROP, RequestHeaders
 from gateway.proxy.pool import UpstreamPools
+from gateway.routing.table import Route
 from gateway.websocket.handshake import (
     accept_for,
     chosen_protocol,
@@ -41,6 +42,9 @@ _SEC_WEBSOCKET = b"sec-websocket-"
 class PrepareWebSocket(Stage):
     def __init__(self, registry: SocketRegistry) -> None:
         self.registry = registry
+
+    def applies(self, route: Route) -> bool:
+        return route.websocket
 
     def __call__(self, exchange: Exchange) -> StageResult:
         route = exchange.route
