@@ -51,6 +51,11 @@ class TargetPool:
             ssl.create_default_context() if target.scheme == "https" else None
         )
 
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        """The TLS context for an https target (None: plain TCP)."""
+        return self._ssl
+
     def take_idle(self) -> UpstreamConnection | None:
         """The most recently used live idle connection, if any."""
         idle = self.idle

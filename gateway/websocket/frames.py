@@ -24,12 +24,15 @@ INTERNAL_ERROR = 1011
 
 
 class FrameError(Exception):
-    """The peer broke the protocol; `code` is the close code to answer with."""
+    """The peer broke the protocol; `code` is the close code to answer with. `offset` is where
+    the offending frame began in the data fed, or -1 when it began in an earlier chunk: the
+    bytes before it are good frames, and after them the stream is between frames."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.offset = -1
 
 
 class FrameTracker:
@@ -65,9 +68,14 @@ class FrameTracker:
                 if not self._remaining and self._control is not None:
                     self._closed(self._control)
                 continue
+            header_start = position if not self._header else -1
             take = min(14 - len(self._header), end - position)
             self._header += data[position : position + take]
-            size = self._parse_header()
+            try:
+                size = self._parse_header()
+            except FrameError as error:
+                error.offset = header_start
+                raise
             if size is None:
                 position += take
                 continue
@@ -101,10 +109,14 @@ class FrameTracker:
             length = struct.unpack("!H", header[2:4])[0]
         elif length == 127:
             length = struct.unpack("!Q", header[2:10])[0]
+            if length >> 63:
+                raise FrameError(PROTOCOL_ERROR, "a 64-bit length with its top bit set")
         if opcode >= CLOSE:
             if not fin or length > 125:
                 raise FrameError(PROTOCOL_ERROR, "control frames are final and short")
             if opcode == CLOSE:
+                if length == 1:
+                    raise FrameError(PROTOCOL_ERROR, "a close frame with half a code")
                 self._control = b""
                 self._control_mask = header[size - 4 : size] if masked else b""
                 if length == 0:
@@ -135,7 +147,9 @@ class FrameTracker:
 
 def close_frame(code: int, reason: str = "", *, masked: bool) -> bytes:
     """A close frame with `code` and `reason`, masked when the gateway acts as the client."""
-    payload = struct.pack("!H", code) + reason.encode()[:123]
+    # At most 123 bytes of reason, cut between characters, never inside one.
+    text = reason.encode()[:123].decode("utf-8", "ignore").encode()
+    payload = struct.pack("!H", code) + text
     if not masked:
         return bytes((0x80 | CLOSE, len(payload))) + payload
     mask = os.urandom(4)

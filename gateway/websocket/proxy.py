@@ -13,6 +13,7 @@ connection closes after it.
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 from auth_core.models import Principal
 from gateway.config import Settings
@@ -28,6 +29,7 @@ from gateway.proxy.headers import RESPONSE_DROP, RequestHeaders
 from gateway.proxy.pool import UpstreamPools
 from gateway.routing.table import Route
 from gateway.websocket.handshake import (
+    ClientHandshake,
     accept_for,
     chosen_protocol,
     read_client_handshake,
@@ -78,7 +80,23 @@ class WebSocketProxy:
         assert handshake is not None
         assert route is not None
         principal = exchange.principal
-        self.registry.admit(exchange.client_ip, principal.tenant_id if principal else None)
+        tenant_id = principal.tenant_id if principal else None
+        self.registry.reserve(exchange.client_ip, tenant_id)
+        try:
+            return await self._open(exchange, handshake, route, principal)
+        except BaseException:
+            self.registry.release(exchange.client_ip, tenant_id)
+            raise
+
+    async def _open(
+        self,
+        exchange: Exchange,
+        handshake: ClientHandshake,
+        route: Route,
+        principal: Principal | None,
+    ) -> Response | None:
+        """Open the upstream's side and, once it said yes, hand the client's connection to
+        a tunnel (None). Any other outcome: the place reserved must be given back."""
         group = self.pools.groups.get(route.upstream)
         loop = asyncio.get_running_loop()
         pool = group.choose(set(), loop.time()) if group is not None else None
@@ -89,9 +107,13 @@ class WebSocketProxy:
         try:
             async with asyncio.timeout(upstream.connect_timeout):
                 transport, side = await loop.create_connection(
-                    UpstreamSide, target.host, target.port
+                    UpstreamSide,
+                    target.host,
+                    target.port,
+                    ssl=pool.tls,
+                    server_hostname=target.host if pool.tls else None,
                 )
-        except (OSError, TimeoutError):
+        except (OSError, TimeoutError, ssl.SSLError):
             pool.failed(loop.time())
             raise UpstreamUnavailable("the upstream is unavailable") from None
         # The client's own handshake headers are not forwarded: the gateway writes its own.
@@ -117,10 +139,15 @@ class WebSocketProxy:
         pool.succeeded()
         if side.status != 101:
             transport.close()
+            self.registry.release(exchange.client_ip, principal.tenant_id if principal else None)
             return self._refused_upgrade(exchange, side)
         accept = side.headers.get(b"sec-websocket-accept", b"").strip()
         upgrade = side.headers.get(b"upgrade", b"").strip().lower()
-        if accept != accept_for(handshake.key) or upgrade != b"websocket":
+        if (
+            accept != accept_for(handshake.key)
+            or upgrade != b"websocket"
+            or b"sec-websocket-extensions" in side.headers  # none was offered to it
+        ):
             transport.abort()
             raise UpstreamUnavailable("the upstream's handshake answer is not valid")
         try:
@@ -156,8 +183,8 @@ class WebSocketProxy:
         """The upstream said no (or something else): its answer, as an ordinary response."""
         headers = [
             (name, value)
-            for name, value in side.headers.items()
-            if name not in RESPONSE_DROP and not name.startswith(_SEC_WEBSOCKET)
+            for name, value in side.raw_headers
+            if name.lower() not in RESPONSE_DROP and not name.lower().startswith(_SEC_WEBSOCKET)
         ]
         if b"server" not in side.headers:
             headers.append((b"Server", SERVER_NAME.encode()))

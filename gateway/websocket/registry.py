@@ -44,6 +44,7 @@ class SocketRegistry:
         self._generation = core.revoked.generation
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._stored: dict[str, asyncio.Task[None]] = {}  # context writes, by connection id
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._watch())
@@ -67,32 +68,49 @@ class SocketRegistry:
         if tenant_id is not None and self.per_tenant[tenant_id] >= self.settings.ws_max_per_tenant:
             raise _too_many("this tenant has too many websockets open")
 
+    def reserve(self, address: str, tenant_id: str | None) -> None:
+        """Take a place for a socket being opened (429 when there is none): handshakes in
+        flight count, so concurrent ones cannot pass a limit together. `release` gives it back
+        if the socket does not open; an open socket gives it back when it ends."""
+        self.admit(address, tenant_id)
+        self.per_address[address] += 1
+        if tenant_id is not None:
+            self.per_tenant[tenant_id] += 1
+
+    def release(self, address: str, tenant_id: str | None) -> None:
+        _decrement(self.per_address, address)
+        if tenant_id is not None:
+            _decrement(self.per_tenant, tenant_id)
+
     # -- life -------------------------------------------------------------------------------
 
     def add(self, tunnel: Tunnel) -> None:
+        """An open socket, on the place `reserve` took for it."""
         self.tunnels[tunnel.id] = tunnel
-        self.per_address[tunnel.client_ip] += 1
-        principal = tunnel.principal
-        if principal is not None and principal.tenant_id is not None:
-            self.per_tenant[principal.tenant_id] += 1
         self.catalog.socket_connections.inc()
         self.catalog.socket_active.set(float(len(self.tunnels)))
-        self._later(self.core.sockets.put(tunnel.id, context_of(tunnel)))
+        self._stored[tunnel.id] = self._later(self.core.sockets.put(tunnel.id, context_of(tunnel)))
 
     def remove(self, tunnel: Tunnel) -> None:
         if self.tunnels.pop(tunnel.id, None) is None:
             return
-        _decrement(self.per_address, tunnel.client_ip)
         principal = tunnel.principal
-        if principal is not None and principal.tenant_id is not None:
-            _decrement(self.per_tenant, principal.tenant_id)
+        self.release(tunnel.client_ip, principal.tenant_id if principal else None)
         self.catalog.socket_active.set(float(len(self.tunnels)))
-        self._later(self.core.sockets.remove(tunnel.id))
+        stored = self._stored.pop(tunnel.id, None)
+        self._later(self._forget(tunnel.id, stored))
 
-    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+    async def _forget(self, connection_id: str, stored: asyncio.Task[None] | None) -> None:
+        # After the context was stored: a delete that overtook it would leave it behind.
+        if stored is not None:
+            await asyncio.gather(stored, return_exceptions=True)
+        await self.core.sockets.remove(connection_id)
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        return task
 
     async def _watch(self) -> None:
         while True:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway")
 
 _ids = itertools.count(1)
+LINGER = 5.0  # seconds a closed socket may take to hand its buffered bytes to a slow peer
 
 
 class UpstreamSide(asyncio.Protocol):
@@ -45,7 +46,8 @@ class UpstreamSide(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
-        self.headers: dict[bytes, bytes] = {}
+        self.headers: dict[bytes, bytes] = {}  # lower-case name -> values joined, for checks
+        self.raw_headers: list[tuple[bytes, bytes]] = []  # as sent, for a refused upgrade
         self._name = b""
         self.head: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.body = b""
@@ -74,6 +76,7 @@ class UpstreamSide(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.raw_headers.append((name, value))
         lowered = name.lower()
         if lowered in self.headers:
             self.headers[lowered] += b", " + value
@@ -164,7 +167,7 @@ class Tunnel:
         try:
             self.from_client_frames.feed(data)
         except FrameError as error:
-            self._refuse(error, from_client=True)
+            self._broken(error, data, from_client=True)
             return
         transport = self.upstream.transport
         if transport is not None:
@@ -178,7 +181,7 @@ class Tunnel:
         try:
             self.from_upstream_frames.feed(data)
         except FrameError as error:
-            self._refuse(error, from_client=False)
+            self._broken(error, data, from_client=False)
             return
         transport = self.client.transport
         if transport is not None:
@@ -212,30 +215,53 @@ class Tunnel:
 
     # -- ending -----------------------------------------------------------------------------
 
-    def end(self, client_code: int, upstream_code: int, reason: str) -> None:
-        """Close the client side with `client_code` and the upstream with `upstream_code`."""
+    def end(
+        self,
+        client_code: int,
+        upstream_code: int,
+        reason: str,
+        *,
+        client_between_frames: bool = False,
+        upstream_between_frames: bool = False,
+    ) -> None:
+        """Close the client side with `client_code` and the upstream with `upstream_code`.
+        `*_between_frames`: what was forwarded to that side is known to end between frames
+        (a broken frame was held back), whatever its tracker says."""
         if self.ended:
             return
         self.client_code = client_code
-        self._close_client(client_code, reason)
-        self._close_upstream(upstream_code, reason)
+        self._close_client(client_code, reason, client_between_frames)
+        self._close_upstream(upstream_code, reason, upstream_between_frames)
         self._finish()
 
-    def _close_client(self, code: int, reason: str) -> None:
+    def _close_client(self, code: int, reason: str, between_frames: bool = False) -> None:
         """A close frame to the client, if one can go now (between frames, none sent yet)."""
         transport, frames = self.client.transport, self.from_upstream_frames
-        if transport is not None and frames.at_boundary and frames.close_code is None:
+        clear = between_frames or frames.at_boundary
+        if transport is not None and frames.close_code is None and clear:
             transport.write(close_frame(code, reason, masked=False))
 
-    def _close_upstream(self, code: int, reason: str) -> None:
+    def _close_upstream(self, code: int, reason: str, between_frames: bool = False) -> None:
         transport, frames = self.upstream.transport, self.from_client_frames
-        if transport is not None and frames.at_boundary and frames.close_code is None:
+        clear = between_frames or frames.at_boundary
+        if transport is not None and frames.close_code is None and clear:
             transport.write(close_frame(code, reason, masked=True))
 
-    def _refuse(self, error: FrameError, *, from_client: bool) -> None:
+    def _broken(self, error: FrameError, data: bytes, *, from_client: bool) -> None:
+        """A side broke the protocol: relay the good frames before the bad one, then close
+        both sides (the broken direction with the error's code when it is between frames)."""
         side = "client" if from_client else "upstream"
         log.info("websocket %s: %s (%s)", self.id, error.reason, side)
-        self.end(error.code, error.code if from_client else GOING_AWAY, error.reason)
+        clean = error.offset >= 0
+        if error.offset > 0:
+            good = data[: error.offset]
+            target = self.upstream.transport if from_client else self.client.transport
+            if target is not None:
+                target.write(good)
+        if from_client:
+            self.end(error.code, error.code, error.reason, upstream_between_frames=clean)
+        else:
+            self.end(error.code, GOING_AWAY, error.reason, client_between_frames=clean)
 
     def client_lost(self) -> None:
         """The client's connection went: tell the upstream it is going away."""
@@ -254,9 +280,13 @@ class Tunnel:
         self.ended = True
         if self._idle is not None:
             self._idle.cancel()
+        loop = asyncio.get_running_loop()
         for transport in (self.client.transport, self.upstream.transport):
             if transport is not None and not transport.is_closing():
-                transport.close()
+                transport.close()  # after what is buffered has gone ...
+                if transport.get_write_buffer_size():
+                    # ... unless the peer does not read it: then not for long.
+                    loop.call_later(LINGER, transport.abort)
         self._on_end(self)
         if not self.done.done():
             self.done.set_result(None)
