@@ -88,8 +88,9 @@ class Bans:
             self._banning.discard(address)
 
     async def lift(self, address: str, actor_id: str | None, call: CallInfo) -> bool:
-        """Lift the address's ban; False when it was not banned."""
-        if not self.banned_for(address):
+        """Lift the address's ban; False when it was not banned (by the table, which this
+        worker may not have read to the end yet)."""
+        if not any(ban["address"] == address for ban in await self.active()):
             return False
         await self.core.revoke(UNBAN, address, time.time() + BAN_FOR + 86400.0)
         self.failures.forget(address)
@@ -97,19 +98,24 @@ class Bans:
         return True
 
     async def active(self) -> list[dict[str, Any]]:
-        """The bans in force, from the table (so every replica's are listed)."""
+        """The bans in force, from the table (so every replica's are listed), by the rule the
+        workers enforce (RevocationSet.apply): the latest ban of an address, unless a lift at
+        or after it, whatever order the rows were written in."""
         rows = await self.core.require_store().revocations.of_kinds((BAN, UNBAN))
+        lifted: dict[str, float] = {}
+        for row in rows:
+            if row.kind == UNBAN:
+                lifted[row.value] = max(row.at, lifted.get(row.value, 0.0))
         bans: dict[str, dict[str, Any]] = {}
         for row in rows:
-            if row.kind == BAN:
+            if row.kind != BAN or row.at <= lifted.get(row.value, 0.0):
+                continue
+            known = bans.get(row.value)
+            if known is None or known["banned_at"] < row.at:
                 bans[row.value] = {
                     "address": row.value,
                     "banned_at": row.at,
                     "until": row.expires_at,
                 }
-            else:
-                known = bans.get(row.value)
-                if known is not None and known["banned_at"] <= row.at:
-                    del bans[row.value]
         now = time.time()
         return [ban for ban in bans.values() if ban["until"] > now]

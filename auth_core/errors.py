@@ -3,6 +3,7 @@ that the gateway answers with (it maps them to problem+json in one place)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 
@@ -81,7 +82,7 @@ class RateLimited(AuthError):
         policy: str | None = None,
         audited: bool = False,
     ) -> None:
-        seconds = str(max(1, int(retry_after + 0.999)))
+        seconds = str(max(1, math.ceil(retry_after)))
         headers = {"Retry-After": seconds}
         if limit is not None:
             headers.update(

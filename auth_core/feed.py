@@ -17,7 +17,7 @@ import logging
 
 from redis.exceptions import RedisError
 
-from auth_core.redis_link import RedisLink, new_pubsub_client
+from auth_core.redis_link import PUBSUB_CHECK, RedisLink, new_pubsub_client
 
 log = logging.getLogger("auth_core")
 
@@ -35,6 +35,7 @@ class RevocationFeed:
         self.wake = asyncio.Event()
         self.subscribed = False
         self.received = 0  # announcements heard (for metrics and tests)
+        self.announced = 0  # the highest revocation id announced to us
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -60,6 +61,7 @@ class RevocationFeed:
 
     async def _subscribe_forever(self) -> None:
         assert self.link is not None
+        loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             client = new_pubsub_client(self.link)
@@ -70,10 +72,18 @@ class RevocationFeed:
                 self.link.succeeded()
                 attempt = 0
                 self.wake.set()  # catch up on whatever came while we were not listening
+                checked = loop.time()
                 while True:
+                    if loop.time() - checked >= PUBSUB_CHECK:
+                        # A frozen server says nothing and closes nothing: ask it. No answer
+                        # within the command timeout ends this subscription (and we poll).
+                        await self.link.client.ping()
+                        checked = loop.time()
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self.received += 1
+                        with contextlib.suppress(TypeError, ValueError):
+                            self.announced = max(self.announced, int(message["data"]))
                         self.wake.set()
             except (RedisError, OSError) as exc:
                 self.link.failed(exc)

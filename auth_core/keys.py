@@ -74,7 +74,7 @@ class ApiKeys:
         self.core = core
         self._grants: dict[str, KeyGrant] = {}  # presented key -> grant
         self._unknown: dict[str, float] = {}  # presented key -> refused until (monotonic)
-        self._loading: dict[str, asyncio.Future[KeyGrant | None]] = {}
+        self._loading: dict[tuple[str, int], asyncio.Future[KeyGrant | None]] = {}
         self.usage = UsageRecorder(self._write_usage)
 
     async def _write_usage(self, used: Any) -> None:
@@ -209,12 +209,14 @@ class ApiKeys:
         self, secret: str, ip: str | None, call: CallInfo | Callable[[], CallInfo]
     ) -> Principal:
         # Single flight: requests that miss on the same key together (a cold start under
-        # load) wait for one read instead of each asking the database.
-        pending = self._loading.get(secret)
+        # load) wait for one read instead of each asking the database; only a read begun
+        # after every revocation this worker knows of (the same generation) is joined.
+        flight = (secret, self.core.revoked.generation)
+        pending = self._loading.get(flight)
         if pending is None:
             pending = asyncio.ensure_future(self._fetch(secret))
-            self._loading[secret] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(secret, None))
+            self._loading[flight] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(flight, None))
         grant = await asyncio.shield(pending)
         if grant is None:
             raise self._refused("unknown", call)

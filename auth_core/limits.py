@@ -53,8 +53,12 @@ class Verdict:
     policy: str
 
 
+TOLERANCE = 1e-6  # seconds: sums of intervals must not refuse the last of an exact burst
+
+
 def _outcome(rates: Sequence[Rate], ahead: Sequence[float], allowed: bool) -> Verdict:
-    """`ahead[i]`: how far the i-th key's TAT would be ahead of now with this request."""
+    """`ahead[i]`: how far the i-th key's TAT would be ahead of now with this request. The
+    limit reported is the one with the least room; on a refusal, the one that refused longest."""
     worst = 0
     retry = 0.0
     remaining = []
@@ -62,7 +66,10 @@ def _outcome(rates: Sequence[Rate], ahead: Sequence[float], allowed: bool) -> Ve
         room = (rate.per - ahead[index]) / rate.interval
         remaining.append(max(0, math.floor(room + 1e-9)))
         retry = max(retry, ahead[index] - rate.per)
-        if remaining[index] < remaining[worst]:
+        if allowed:
+            if remaining[index] < remaining[worst]:
+                worst = index
+        elif ahead[index] - rate.per > ahead[worst] - rates[worst].per:
             worst = index
     rate = rates[worst]
     return Verdict(
@@ -80,6 +87,9 @@ class LocalLimiter:
 
     def __init__(self) -> None:
         self._tat: dict[str, float] = {}
+        # Keys refused recently: kept through a prune, whatever else goes (a flood of new keys
+        # must not give a caller who is being held back its burst again).
+        self._held: dict[str, float] = {}
 
     def check(
         self, keys: Sequence[str], rates: Sequence[Rate], now: float | None = None
@@ -91,7 +101,13 @@ class LocalLimiter:
             for key, rate in zip(keys, rates, strict=True)
         ]
         ahead = [tat - now for tat in new]
-        allowed = all(ahead[i] <= rate.per for i, rate in enumerate(rates))
+        allowed = all(ahead[i] <= rate.per + TOLERANCE for i, rate in enumerate(rates))
+        if not allowed:
+            if len(self._held) >= MAX_LOCAL_KEYS:
+                self._held = {key: tat for key, tat in self._held.items() if tat > now}
+            for key in keys:
+                if key in tats:
+                    self._held[key] = tats[key]
         if allowed:
             if len(tats) >= MAX_LOCAL_KEYS:
                 self._prune(now)
@@ -106,10 +122,16 @@ class LocalLimiter:
         return max(0, math.floor((rate.per - ahead) / rate.interval + 1e-9)), ahead
 
     def _prune(self, now: float) -> None:
-        # Keys whose TAT has passed are as good as absent; if that frees nothing, start over.
+        # Keys whose TAT has passed are as good as absent. If that frees too little (a flood
+        # of new keys, addresses made up by the thousand), the keys nearest to their full
+        # allowance go, never the ones furthest ahead: those are the callers being held back.
         self._tat = {key: tat for key, tat in self._tat.items() if tat > now}
-        if len(self._tat) >= MAX_LOCAL_KEYS:
-            self._tat.clear()
+        self._held = {key: tat for key, tat in self._held.items() if tat > now}
+        if len(self._tat) >= MAX_LOCAL_KEYS * 3 // 4:
+            kept = sorted(self._tat.items(), key=lambda item: item[1])[len(self._tat) // 2 :]
+            self._tat = dict(kept)
+            for key, tat in self._held.items():
+                self._tat[key] = max(tat, self._tat.get(key, 0.0))
 
 
 # KEYS: the limits' keys; ARGV: interval and period (seconds) of each, in KEYS' order.
@@ -126,7 +148,7 @@ for i = 1, #KEYS do
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   if tat < now then tat = now end
   new[i] = tat + interval
-  if new[i] - now > per then allowed = 0 end
+  if new[i] - now > per + 0.000001 then allowed = 0 end
 end
 local out = {allowed}
 for i = 1, #KEYS do

@@ -67,6 +67,16 @@ class RedisLink:
         await self.client.aclose()
 
 
+PUBSUB_CHECK = 2.0  # seconds: a subscription pings a quiet server this often ...
+
+
 def new_pubsub_client(link: RedisLink) -> aioredis.Redis:
-    """A client of its own for a subscription: it blocks reading, so no command timeout."""
-    return aioredis.from_url(link.url, socket_connect_timeout=CONNECT_TIMEOUT)
+    """A client of its own for a subscription. A quiet connection is pinged every PUBSUB_CHECK
+    seconds and the answer waited for at most as long, so a server that froze (SIGSTOP, a
+    network that drops everything) is noticed instead of waited on for ever."""
+    return aioredis.from_url(
+        link.url,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=PUBSUB_CHECK,
+        health_check_interval=PUBSUB_CHECK,
+    )

@@ -52,7 +52,10 @@ class RevocationSet:
         # while this is not above the epoch (see shared_cache).
         self.last_voiding_id = 0
 
-    def apply(self, revocation: Revocation) -> None:
+    def apply(self, revocation: Revocation, *, read: bool = True) -> None:
+        """Put a revocation in force. `read=False` for one this worker wrote itself: in force
+        at once, but the table is still to be read up to it (rows of other workers may sit just
+        below its id), so how far the table was read does not move."""
         if revocation.kind == SESSION:
             self.sessions[revocation.value] = revocation.expires_at
         elif revocation.kind == TOKEN:
@@ -75,8 +78,10 @@ class RevocationSet:
                 del self.bans[revocation.value]
         if revocation.kind in _VOIDS_CACHES:
             self.generation += 1
+            # Known either way: shared entries read before it must not be taken from now on.
             self.last_voiding_id = max(self.last_voiding_id, revocation.id)
-        self.last_id = max(self.last_id, revocation.id)
+        if read:
+            self.last_id = max(self.last_id, revocation.id)
 
     @property
     def settled_id(self) -> int:

@@ -242,6 +242,8 @@ class AuthCore:
         Counted as a stale hit when it may."""
         if generation != self.revoked.generation:
             return False
+        if self.feed.announced > self.revoked.last_id:
+            return False  # a revocation was announced that could not be read: trust nothing
         if time.monotonic() - until > self.settings.stale_window:
             return False
         self.stats.stale_served += 1
@@ -262,11 +264,18 @@ class AuthCore:
         """Record a revocation and apply it here at once (other workers follow the table)."""
         store = self.require_store()
         if until is None:
-            # Nothing it names can outlive the longest access token issued from now on.
-            until = time.time() + self.settings.access_ttl + 60.0
+            # Nothing it names may outlive it: the longest access token issued from now on,
+            # nor a cache entry (here, in Redis, or served stale) read before it.
+            settings = self.settings
+            until = (
+                time.time()
+                + 60.0
+                + max(settings.access_ttl, settings.cache_ttl + settings.stale_window)
+            )
         revocation = await store.revocations.add(kind, value, until)
-        self.revoked.apply(revocation)
+        self.revoked.apply(revocation, read=False)
         self._token_cache.clear()
+        self.feed.wake.set()  # read the table up to it (and whatever came just before) now
         await self.feed.announce(revocation.id)
 
     def audit_later(

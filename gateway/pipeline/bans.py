@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from auth_core.revocation import RevocationSet
@@ -24,6 +25,6 @@ class RefuseBanned(Stage):
                 "this address is banned for a while after repeated failed credentials",
                 status=429,
                 code="rate_limited",
-                headers={"Retry-After": str(max(1, int(left + 0.999)))},
+                headers={"Retry-After": str(max(1, math.ceil(left)))},
             )
         return None

@@ -8,6 +8,7 @@ synchronously in this worker; with Redis it is one script a request, shared by e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from auth_core.limits import Limiter, Rate, Verdict
@@ -40,7 +41,7 @@ def limit_key(route: Route, rule: RateRule, exchange: Exchange) -> str:
 
 def headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
     """RateLimit-Limit, -Remaining, -Reset (whole seconds, rounded up) and -Policy."""
-    reset = int(verdict.reset + 0.999)
+    reset = math.ceil(verdict.reset)
     return [
         (b"RateLimit-Limit", str(verdict.limit).encode()),
         (b"RateLimit-Remaining", str(verdict.remaining).encode()),
@@ -55,7 +56,7 @@ def refusal(verdict: Verdict) -> GatewayError:
         status=429,
         code="rate_limited",
         headers={
-            "Retry-After": str(max(1, int(verdict.retry_after + 0.999))),
+            "Retry-After": str(max(1, math.ceil(verdict.retry_after))),
             **{name.decode(): value.decode() for name, value in headers(verdict)},
         },
     )
