@@ -51,11 +51,19 @@ class RevocationSet:
         # cache read from the database when every id up to its epoch was known is still good
         # while this is not above the epoch (see shared_cache).
         self.last_voiding_id = 0
+        self._applied_here: set[int] = set()  # ids this worker wrote and applied, not yet read
 
     def apply(self, revocation: Revocation, *, read: bool = True) -> None:
         """Put a revocation in force. `read=False` for one this worker wrote itself: in force
         at once, but the table is still to be read up to it (rows of other workers may sit just
-        below its id), so how far the table was read does not move."""
+        below its id), so how far the table was read does not move. When that read brings the
+        row back, its effects are applied again (they are idempotent) but caches are not voided a
+        second time."""
+        first_time = revocation.id not in self._applied_here
+        if read:
+            self._applied_here.discard(revocation.id)
+        else:
+            self._applied_here.add(revocation.id)
         if revocation.kind == SESSION:
             self.sessions[revocation.value] = revocation.expires_at
         elif revocation.kind == TOKEN:
@@ -77,7 +85,8 @@ class RevocationSet:
             if known is not None and known[0] <= revocation.at:
                 del self.bans[revocation.value]
         if revocation.kind in _VOIDS_CACHES:
-            self.generation += 1
+            if first_time:
+                self.generation += 1
             # Known either way: shared entries read before it must not be taken from now on.
             self.last_voiding_id = max(self.last_voiding_id, revocation.id)
         if read:

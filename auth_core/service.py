@@ -121,8 +121,11 @@ class AuthCore:
         unreadable = False
         while True:
             # Woken by a push (a revocation anywhere), else after the feed's interval.
+            # (asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the wake-up does, and close() would wait on this loop for ever.)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(feed.wake.wait(), feed.interval)
+                async with asyncio.timeout(feed.interval):
+                    await feed.wake.wait()
             feed.wake.clear()
             try:
                 if await self.revoked.sync(self.store.revocations):
