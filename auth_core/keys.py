@@ -266,15 +266,15 @@ class ApiKeys:
         """The key with this hash: from the shared cache, else the database (and then into
         the shared cache for the other workers and replicas)."""
         core = self.core
-        shared = await core.shared.get("key", digest)
-        if shared is not None:
+
+        async def load() -> dict[str, Any] | None:
+            key = await core.require_store().api_keys.by_hash(digest)
+            return None if key is None else key.row()
+
+        record, shared = await core.shared.read_through("key", digest, load)
+        if shared:
             core.stats.lookups[CREDENTIAL_SHARED_HIT] += 1
-            return ApiKey.from_row(shared)
-        epoch = core.shared.epoch()
-        key = await core.require_store().api_keys.by_hash(digest)
-        if key is not None:
-            core.background(core.shared.put("key", digest, key.row(), epoch))
-        return key
+        return None if record is None else ApiKey.from_row(record)
 
     def _admit(
         self, grant: KeyGrant, ip: str | None, call: CallInfo | Callable[[], CallInfo]

@@ -73,7 +73,7 @@ class AuthCore:
         self.limiter = Limiter(self.redis)
         self.stats = AuthStats()
         self.bans = Bans(self)
-        self.shared = SharedCache(self.redis, self.revoked, settings.cache_ttl)
+        self.shared = SharedCache(self.redis, self.revoked, settings.cache_ttl, self.background)
         self.sockets = SocketContexts(self.redis)
         self._background: set[asyncio.Task[Any]] = set()
 

@@ -12,6 +12,7 @@ cache. Redis errors make the tier step aside (the database answers instead).
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -21,11 +22,35 @@ if TYPE_CHECKING:
     from auth_core.revocation import RevocationSet
 
 
+Record = dict[str, Any]
+
+
 class SharedCache:
-    def __init__(self, link: RedisLink | None, revoked: RevocationSet, ttl: float) -> None:
+    def __init__(
+        self,
+        link: RedisLink | None,
+        revoked: RevocationSet,
+        ttl: float,
+        background: Callable[[Coroutine[Any, Any, Any]], None],
+    ) -> None:
         self.link = link
         self.revoked = revoked
         self.ttl_ms = max(1, int(ttl * 1000))
+        self._background = background
+
+    async def read_through(
+        self, kind: str, name: str, load: Callable[[], Awaitable[Record | None]]
+    ) -> tuple[Record | None, bool]:
+        """The record from Redis (and True), else from `load` (and False), which then goes
+        into Redis, off the caller's path, for the other workers and replicas."""
+        shared = await self.get(kind, name)
+        if shared is not None:
+            return shared, True
+        epoch = self.epoch()  # before the read: what the record reflects at least
+        record = await load()
+        if record is not None:
+            self._background(self.put(kind, name, record, epoch))
+        return record, False
 
     def epoch(self) -> int:
         """Take before reading the database for an entry to `put`."""

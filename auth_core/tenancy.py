@@ -221,15 +221,15 @@ class Tenants:
 
     async def _read(self, tenant_id: str) -> Tenant | None:
         core = self.core
-        shared = await core.shared.get("tenant", tenant_id)
-        if shared is not None:
+
+        async def load() -> dict[str, Any] | None:
+            tenant = await core.require_store().tenants.get(tenant_id)
+            return None if tenant is None else tenant.row()
+
+        record, shared = await core.shared.read_through("tenant", tenant_id, load)
+        if shared:
             core.stats.lookups[TENANT_SHARED_HIT] += 1
-            return Tenant.from_row(shared)
-        epoch = core.shared.epoch()
-        tenant = await core.require_store().tenants.get(tenant_id)
-        if tenant is not None:
-            core.background(core.shared.put("tenant", tenant_id, tenant.row(), epoch))
-        return tenant
+        return None if record is None else Tenant.from_row(record)
 
     def cached_origin_index(self) -> OriginIndex | None:
         index = self._index
