@@ -8,9 +8,10 @@ SHA-256 of a credential is ever stored.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import zlib
+
+from auth_core.tokens import token_hash
 
 API_KEY_PREFIX = "gwk_"
 PAT_PREFIX = "gwp_"
@@ -51,8 +52,8 @@ def well_formed(credential: str, prefix: str) -> bool:
 
 
 def credential_hash(credential: str) -> str:
-    """What is stored instead of the credential: its SHA-256, hex."""
-    return hashlib.sha256(credential.encode()).hexdigest()
+    """What is stored instead of the credential: its SHA-256, hex (as for every token)."""
+    return token_hash(credential)
 
 
 def display_prefix(credential: str) -> str:

@@ -27,14 +27,6 @@ class Authenticator(ABC):
         an awaitable when the check has to wait (see Stage)."""
 
 
-class Anonymous(Authenticator):
-    """`auth: none`: nobody to check; upstreams are told so by `X-Auth-Method: none`."""
-
-    def authenticate(self, exchange: Exchange) -> StageResult:
-        exchange.auth_method = "none"
-        return None
-
-
 class Authenticate(Stage):
     """Runs the route's authenticator."""
 
@@ -42,12 +34,9 @@ class Authenticate(Stage):
         self.authenticators = dict(authenticators)
 
     def applies(self, route: Route) -> bool:
-        # `auth: none` needs nothing done: an exchange starts with auth_method "none".
+        # `auth: none` needs nothing done: an exchange starts with auth_method "none", which
+        # upstreams are told as X-Auth-Method.
         return route.auth is not AuthKind.NONE
-
-    @property
-    def kinds(self) -> frozenset[AuthKind]:
-        return frozenset(self.authenticators)
 
     def __call__(self, exchange: Exchange) -> StageResult:
         route = exchange.route

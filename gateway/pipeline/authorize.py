@@ -94,7 +94,8 @@ class Authorize(Stage):
         route = exchange.route
         if route is not None and route.cors is not None:
             return  # the route's own cors marks the answer (preflight.py)
-        exchange.response_headers += [
+        exchange.response_headers = [
+            *exchange.response_headers,
             (b"Access-Control-Allow-Origin", origin.encode("latin-1")),
             _VARY_ORIGIN,
         ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from auth_core.models import Principal
 from gateway.http.request import Request
 from gateway.routing.table import Route, RouteTable
@@ -48,6 +50,8 @@ class Exchange:
         self.auth_method = "none"
         self.principal: Principal | None = None  # who the credential proved, if any
         self.context_headers: list[bytes] = []  # complete `Name: value\r\n` lines
-        self.response_headers: list[tuple[bytes, bytes]] = []  # added to the client's answer
+        # Added to the client's answer; replaced (not appended to) when a stage adds some, so
+        # a request that adds none allocates nothing.
+        self.response_headers: Sequence[tuple[bytes, bytes]] = ()
         self.websocket: ClientHandshake | None = None  # a websocket route's upgrade request
         self.ws_token: str | None = None  # its credential from the subprotocol or query

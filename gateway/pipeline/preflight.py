@@ -72,7 +72,7 @@ class Preflight(Stage):
         )
         if not preflight:
             if allowed:  # an answer the browser may read
-                exchange.response_headers += _marks(policy, origin)
+                exchange.response_headers = [*exchange.response_headers, *_marks(policy, origin)]
             return None
         if not allowed:
             raise origin_refused()

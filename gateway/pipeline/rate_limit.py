@@ -92,4 +92,4 @@ class RateLimit(Stage):
         if not verdict.allowed:
             self.catalog.rate_limited.inc((route.name,))
             raise refusal(verdict)
-        exchange.response_headers += headers(verdict)
+        exchange.response_headers = [*exchange.response_headers, *headers(verdict)]

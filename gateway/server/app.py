@@ -19,7 +19,7 @@ from gateway.forward_auth import ForwardAuth
 from gateway.http.request import Request
 from gateway.http.response import Response
 from gateway.operations import Operations
-from gateway.pipeline.authenticate import Anonymous, Authenticate
+from gateway.pipeline.authenticate import Authenticate
 from gateway.pipeline.authorize import Authorize
 from gateway.pipeline.bans import RefuseBanned
 from gateway.pipeline.bearer import JwtBearer
@@ -86,7 +86,6 @@ class Gateway:
         self.resolver = ClientAddressResolver(settings.trusted_proxies)
         self.authenticate = Authenticate(
             {
-                AuthKind.NONE: Anonymous(),
                 AuthKind.JWT: JwtBearer(core),
                 AuthKind.API_KEY: ApiKeyAuth(core),
                 AuthKind.PAT: PatAuth(core),

@@ -142,7 +142,6 @@ class Tunnel:
         self.last_activity = time.monotonic()
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.ended = False
-        self.client_code: int | None = None  # the close code the client got from us, if any
         self._on_end = on_end
         self._idle: asyncio.TimerHandle | None = None
 
@@ -229,7 +228,6 @@ class Tunnel:
         (a broken frame was held back), whatever its tracker says."""
         if self.ended:
             return
-        self.client_code = client_code
         self._close_client(client_code, reason, client_between_frames)
         self._close_upstream(upstream_code, reason, upstream_between_frames)
         self._finish()
