@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
@@ -44,6 +44,13 @@ _LINE_CONTEXT = 16 * 1024  # bytes kept from the previous read to find a split r
 _SINGLETONS = frozenset({b"host", b"authorization", b"x-api-key", b"content-type"})
 
 
+class Detached(Protocol):
+    """A request being served outside the connection's task (see `HttpConnection.start`):
+    cancelled when the client goes away."""
+
+    def cancel(self) -> object: ...
+
+
 class Refusal(Exception):
     """A request refused while parsing; answered, then the connection closes."""
 
@@ -65,6 +72,7 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, server: HttpServer) -> None:
         self.server = server
         self.loop = server.loop
+        self._starter = server.starter
         self._max_head_size = server.limits.max_head_size
         self._max_headers = server.limits.max_headers
         self.transport: asyncio.Transport | None = None
@@ -77,6 +85,7 @@ class HttpConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.head_started = 0.0  # loop time a request head began arriving (0: not in a head)
         self.current: Request | None = None
+        self.detached: Detached | None = None  # the current request, served without the task
         self._waiter: asyncio.Future[None] | None = None
         self._head_bytes = 0  # bytes fed while a head was incomplete (what httptools buffers)
         self._head_size = 0  # request line and headers of the head being parsed, exactly
@@ -165,6 +174,10 @@ class HttpConnection(asyncio.Protocol):
         drain = self._drain_waiter
         if drain is not None and not drain.done():
             drain.set_exception(ConnectionResetError("the client went away"))
+        detached = self.detached
+        if detached is not None:
+            self.detached = None
+            detached.cancel()
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
@@ -261,13 +274,23 @@ class HttpConnection(asyncio.Protocol):
             if expect is not None and version == "1.1" and expect.lower() == b"100-continue":
                 request.expect_continue = True
         queue = self.queue
+        if (
+            request.body is None
+            and not self.busy
+            and not queue
+            and not self.closing
+            and self._starter is not None
+            and b"upgrade" not in index
+            and request.method != "CONNECT"
+        ):
+            self._start(request)
+            return
         queue.append(request)
         if len(queue) > MAX_QUEUED:
             self._paused_for_queue = True
             self._apply_reading()
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if not self.busy:
+            self._wake()
 
     def on_body(self, data: bytes) -> None:
         body = self._body
@@ -343,6 +366,56 @@ class HttpConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    # -- serving without the task ---------------------------------------------------------------
+
+    def _start(self, request: Request) -> None:
+        """Serve a bodiless request on an idle connection from this callback: the starter
+        answers it at once, or goes on with it by callbacks (or a task of its own) and calls
+        `finish_detached`. Most requests are served so, without waking the connection's task:
+        no future, no task step and no coroutine of the connection's per request."""
+        assert self._starter is not None
+        self.busy = True
+        self.current = request
+        self._started = False
+        self._stream = None
+        try:
+            outcome = self._starter(request)
+        except Exception:
+            log.exception("unhandled error serving a request from %s", self.peer)
+            outcome = _internal_error()
+        if isinstance(outcome, Response):
+            self.finish_detached(request, outcome)
+        else:
+            self.detach(request, outcome)
+
+    def detach(self, request: Request, handle: Detached) -> None:
+        """`handle` now serves `request` (cancelled if the client goes away)."""
+        if self.current is request and self.transport is not None:
+            self.detached = handle
+        else:
+            handle.cancel()  # the client went away in the meantime
+
+    def finish_detached(self, request: Request, response: Response | None) -> None:
+        """The answer to a request served without the task (None: it was streamed)."""
+        if self.current is not request:
+            return  # the client went away; the request was cancelled
+        self.detached = None
+        if self.transport is None:
+            return
+        if response is not None and not self._started:
+            self.write_response(request, response)
+        elif not self._stream_ended():
+            self.abort()  # a stream not ended is a truncated body: say so by cutting
+            return
+        self.busy = False
+        self.current = None
+        if not self._keep:
+            self.close()
+        elif self.queue:
+            self._wake()  # pipelined requests wait for the task
+        else:
+            self.idle_since = self.loop.time()
+
     # -- serving ------------------------------------------------------------------------------
 
     async def _serve(self) -> None:
@@ -350,8 +423,9 @@ class HttpConnection(asyncio.Protocol):
         queue = self.queue
         try:
             while True:
-                if not queue:
-                    if self.closing or self.transport is None:
+                if self.busy or not queue:
+                    # Idle, or a request served without the task is in progress: wait.
+                    if not self.busy and (self.closing or self.transport is None):
                         return
                     self.idle_since = self.loop.time()
                     self._waiter = self.loop.create_future()

@@ -8,11 +8,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 
-from gateway.http.connection import HttpConnection
+from gateway.http.connection import Detached, HttpConnection
 from gateway.http.request import Request
 from gateway.http.response import Response
 
 Handler = Callable[[Request], Awaitable[Response | None]]
+# Called from the parser for a bodiless request on an idle connection: a response to write at
+# once, or what serves the request and will call `HttpConnection.finish_detached`.
+Starter = Callable[[Request], Response | Detached]
 
 SWEEP_INTERVAL = 1.0
 
@@ -39,8 +42,10 @@ class HttpServer:
         *,
         on_open: Callable[[int], None] | None = None,
         on_refused: Callable[[int, str, str], None] | None = None,
+        starter: Starter | None = None,
     ) -> None:
         self.handler = handler
+        self.starter = starter
         self.limits = limits
         self.loop = loop
         self.connections: set[HttpConnection] = set()

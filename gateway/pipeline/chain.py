@@ -10,6 +10,7 @@ route and kept, so a request pays no call for what its route does not use.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
@@ -17,6 +18,7 @@ from gateway.pipeline.stage import Stage
 from gateway.routing.table import Route
 
 Terminal = Callable[[Exchange], Awaitable[Response | None]]
+_Started = TypeVar("_Started")
 MAX_ROUTES_KEPT = 4096  # reloads make new Route objects; the old ones' lists go eventually
 
 
@@ -43,6 +45,13 @@ class Chain:
     def run(self, exchange: Exchange) -> Response | Awaitable[Response | None]:
         """A response when a stage answered at once; otherwise what to await for one (the
         chain goes on as a coroutine only once a stage has to wait)."""
+        return self.start(exchange, self.terminal)
+
+    def start(
+        self, exchange: Exchange, terminal: Callable[[Exchange], _Started]
+    ) -> Response | Awaitable[Response | None] | _Started:
+        """`run`, with `terminal` called instead of the chain's own when no stage had to wait
+        (the callback path's start, gateway/proxy/callback.py)."""
         head = self.head
         for index in range(len(head)):
             result = head[index](exchange)
@@ -61,7 +70,7 @@ class Chain:
             if isinstance(result, Response):
                 return result
             return self._resume(result, exchange, (), body[index + 1 :])
-        return self.terminal(exchange)
+        return terminal(exchange)
 
     async def _resume(
         self,

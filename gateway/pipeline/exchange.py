@@ -26,6 +26,7 @@ class Exchange:
         "request_id",
         "response_headers",
         "route",
+        "started",
         "status",
         "table",
         "traceparent",
@@ -38,6 +39,7 @@ class Exchange:
         self.request = request
         self.request_id = request_id
         self.table = table  # the table in force when the request arrived, whatever reloads do
+        self.started = 0.0  # time.monotonic() when the gateway took the request
         self.path = ""  # canonical: what routes match and upstreams receive
         self.query = ""  # exactly as the client sent it, `?` included
         self.peer = ""  # the TCP peer

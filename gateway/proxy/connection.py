@@ -12,7 +12,7 @@ body until b"" (or take it whole when `complete`), then `finish` says whether it
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httptools
 
@@ -56,6 +56,22 @@ class BadResponse(UpstreamError):
     kind = "protocol"
 
 
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
+def stale(method: str, error: UpstreamError) -> bool:
+    """A kept-alive connection found closed before any answer, for a request that can be sent
+    again (RFC 9110 section 9.2.2): retried on a new connection, not held against the target."""
+    return method in IDEMPOTENT and not error.received and not isinstance(error, ResponseTimedOut)
+
+
+class Listener(Protocol):
+    """Follows an exchange by callbacks instead of awaiting it (gateway/proxy/callback.py)."""
+
+    def progress(self) -> None:
+        """Called where a waiting task would be woken: head, body, end, or failure."""
+
+
 class Watchdog:
     """Times out waiting connections from one periodic check, instead of a timer handle per
     wait: a request then costs two set operations rather than creating and cancelling a
@@ -88,6 +104,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.uses = 0  # responses completed; > 0 means a reused connection
         self.idle_since = 0.0
         self.active = False
+        self.listener: Listener | None = None  # set: callbacks follow the exchange, no waiter
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []  # for the client: hop-by-hop ones gone
         self.dated = False  # the upstream sent a Date
@@ -241,6 +258,7 @@ class UpstreamConnection(asyncio.Protocol):
     def begin(self, *, head_only: bool, timeout: float) -> None:
         """Start an exchange; `head_only` for HEAD, whose response has no body."""
         self.active = True
+        self.listener = None
         self.status = 0
         self.headers = []
         self.content_length = None
@@ -367,7 +385,16 @@ class UpstreamConnection(asyncio.Protocol):
         if self._error is not None:
             raise self._error
 
+    @property
+    def error(self) -> UpstreamError | None:
+        """Why the exchange failed, once it has."""
+        return self._error
+
     def _wake(self) -> None:
+        listener = self.listener
+        if listener is not None:
+            listener.progress()
+            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

@@ -11,11 +11,16 @@
   the rest stream.
 - If the client goes away, the connection's task is cancelled and the upstream connection is
   dropped, which cancels the upstream's work as far as HTTP can.
+
+Bodiless requests that find a kept-alive connection take the callback path instead
+(`Forwarder.start`, proxy/callback.py): the same head, sent at once, and the answer written from
+the upstream's callbacks; the coroutine path below takes over whenever something has to wait.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 from gateway.errors import (
     GatewayError,
@@ -27,11 +32,13 @@ from gateway.errors import (
 from gateway.http.request import BodyError, Request
 from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
+from gateway.proxy.callback import CallbackExchange, Outcomes
 from gateway.proxy.connection import (
     ConnectTimedOut,
     ResponseTimedOut,
     UpstreamConnection,
     UpstreamError,
+    stale,
 )
 from gateway.proxy.headers import RequestHeaders
 from gateway.proxy.pool import TargetPool, UpstreamPools
@@ -39,10 +46,12 @@ from metrics.catalog import Catalog
 
 log = logging.getLogger("gateway.proxy")
 
+Pending = Awaitable[Response | None]
+
 INLINE_BODY = 64 * 1024
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 BODYLESS_OK = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "DELETE"})
 _HTTP = b"http"
+_NONE_TRIED: frozenset[TargetPool] = frozenset()
 
 
 class ResponseAborted(Exception):
@@ -60,7 +69,42 @@ class Forwarder:
         self.pools = pools
         self.catalog = catalog
 
-    async def __call__(self, exchange: Exchange) -> Response | None:
+    def start(self, exchange: Exchange, outcomes: Outcomes) -> CallbackExchange | Pending:
+        """The callback path: a bodiless request sent at once on a kept-alive connection and
+        followed by callbacks (CallbackExchange). Anything else, the coroutine path."""
+        request = exchange.request
+        route = exchange.route
+        assert route is not None
+        group = self.pools.groups.get(route.upstream)
+        if request.body is not None or group is None:
+            return self(exchange)
+        loop = self.pools.loop
+        now = loop.time()
+        pool = group.choose(_NONE_TRIED, now)
+        if pool is None:
+            return self(exchange)
+        conn = pool.take_idle()
+        if conn is None:
+            return self(exchange, first=pool)  # connecting waits: the coroutine path
+        method = request.method
+        start = f"{method} {exchange.upstream_path}{exchange.query} HTTP/1.1\r\n".encode()
+        head = self._head(
+            exchange, RequestHeaders(request.headers), start, pool, _framing(request, method)
+        )
+        timeout = route.timeout or group.upstream.timeout
+        conn.begin(head_only=method == "HEAD", timeout=timeout)
+        try:
+            conn.send(head)
+        except UpstreamError:
+            conn.abort()  # closed while idle, nothing sent: the coroutine path connects anew
+            return self(exchange, first=pool, fresh_only=True)
+        return CallbackExchange(self, outcomes, exchange, pool, conn, now + timeout)
+
+    async def __call__(
+        self, exchange: Exchange, first: TargetPool | None = None, *, fresh_only: bool = False
+    ) -> Response | None:
+        """Forward the request; `first` is the target to try first, `fresh_only` skips kept-
+        alive connections (the callback path found one closed)."""
         route = exchange.route
         assert route is not None
         request = exchange.request
@@ -82,32 +126,25 @@ class Forwarder:
                 body = await _read_body(request)
             else:
                 streaming = True
-        if request.chunked:
-            framing = b"Transfer-Encoding: chunked\r\n"
-        elif length is not None and (length > 0 or method not in BODYLESS_OK):
-            framing = b"Content-Length: %d\r\n" % length
-        elif method not in BODYLESS_OK:
-            framing = b"Content-Length: 0\r\n"
-        else:
-            framing = b""
+        framing = _framing(request, method)
 
         start = f"{method} {exchange.upstream_path}{exchange.query} HTTP/1.1\r\n".encode()
         tried: set[TargetPool] = set()
-        fresh_only = False
         last_error: UpstreamError | None = None
         loop = self.pools.loop
         while True:
-            pool = group.choose(tried, loop.time())
+            pool = group.choose(tried, loop.time()) if first is None else first
+            first = None
             if pool is None:
                 assert last_error is not None
-                raise _client_error(last_error)
+                raise client_error(last_error)
             conn = None if fresh_only else pool.take_idle()
             reused = conn is not None
             if conn is None:
                 try:
                     conn = await pool.connect()
                 except UpstreamError as exc:
-                    self._count(upstream.name, exc)
+                    self.count(upstream.name, exc)
                     pool.failed(loop.time())
                     tried.add(pool)
                     last_error = exc
@@ -123,23 +160,15 @@ class Forwarder:
                 await conn.response_head()
             except UpstreamError as exc:
                 conn.abort()
-                replayable = not streaming and method in IDEMPOTENT
-                if (
-                    reused
-                    and replayable
-                    and not exc.received
-                    and not isinstance(exc, ResponseTimedOut)
-                ):
+                if reused and not streaming and stale(method, exc):
                     fresh_only = True  # a stale kept-alive connection: not the target's fault
                     continue
-                self._count(upstream.name, exc)
-                pool.failed(loop.time())
-                raise _client_error(exc) from None
+                raise self.upstream_failed(pool, exc) from None
             except BaseException:
                 conn.abort()
                 raise
             pool.succeeded()
-            return await self._respond(exchange, pool, conn)
+            return await self.respond(exchange, pool, conn)
 
     def _head(
         self,
@@ -215,28 +244,16 @@ class Forwarder:
         # goes to the client; the rest of the body is not sent, so the connection is not reused.
         conn.keep_alive = False
 
-    async def _respond(
+    async def respond(
         self, exchange: Exchange, pool: TargetPool, conn: UpstreamConnection
     ) -> Response | None:
-        request = exchange.request
-        headers = conn.headers
-        dated = conn.dated
-        headers.append((b"X-Request-Id", exchange.request_id.encode()))
-        if exchange.response_headers:
-            headers += exchange.response_headers
-        status = conn.status
+        """The answer whose head has arrived: whole when complete, else streamed (None)."""
         if conn.complete:
-            body = conn.take_body()
-            pool.release(conn, conn.finish())
-            return Response(
-                status,
-                headers,
-                body,
-                content_length=conn.content_length,
-                dated=dated,
-                headers_only=request.method == "HEAD",
-            )
-        exchange.status = status
+            return self.complete_response(exchange, pool, conn)
+        request = exchange.request
+        headers = self._response_headers(exchange, conn)
+        dated = conn.dated
+        status = exchange.status = conn.status
         stream = request.connection.start_stream(
             request, status, headers, conn.content_length, dated=dated
         )
@@ -248,7 +265,7 @@ class Forwarder:
                 await stream.write(chunk)
         except UpstreamError as exc:
             conn.abort()
-            self._count(pool.upstream.name, exc)
+            self.count(pool.upstream.name, exc)
             request.connection.abort()  # a cut connection is how HTTP says "truncated"
             raise ResponseAborted(status, exc) from None
         except BaseException:
@@ -258,8 +275,54 @@ class Forwarder:
         await stream.end()
         return None
 
-    def _count(self, upstream: str, error: UpstreamError) -> None:
+    def complete_response(
+        self, exchange: Exchange, pool: TargetPool, conn: UpstreamConnection
+    ) -> Response:
+        """The client's answer from a complete upstream response; the connection goes back."""
+        headers = self._response_headers(exchange, conn)
+        body = conn.take_body()
+        pool.release(conn, conn.finish())
+        return Response(
+            conn.status,
+            headers,
+            body,
+            content_length=conn.content_length,
+            dated=conn.dated,
+            headers_only=exchange.request.method == "HEAD",
+        )
+
+    @staticmethod
+    def _response_headers(
+        exchange: Exchange, conn: UpstreamConnection
+    ) -> list[tuple[bytes, bytes]]:
+        headers = conn.headers
+        headers.append((b"X-Request-Id", exchange.request_id.encode()))
+        if exchange.response_headers:
+            headers += exchange.response_headers
+        return headers
+
+    def upstream_failed(self, pool: TargetPool, error: UpstreamError) -> GatewayError:
+        """Count the failure against the target; what the client is told."""
+        self.count(pool.upstream.name, error)
+        pool.failed(self.pools.loop.time())
+        return client_error(error)
+
+    def count(self, upstream: str, error: UpstreamError) -> None:
+        """One upstream failure in the metrics, by kind."""
         self.catalog.upstream_errors.inc((upstream, error.kind))
+
+
+def _framing(request: Request, method: str) -> bytes:
+    """The framing header for the upstream: the body's, or an empty one where the method's
+    requests usually carry a body (POST, PUT, PATCH)."""
+    length = request.content_length
+    if request.chunked:
+        return b"Transfer-Encoding: chunked\r\n"
+    if length is not None and (length > 0 or method not in BODYLESS_OK):
+        return b"Content-Length: %d\r\n" % length
+    if method not in BODYLESS_OK:
+        return b"Content-Length: 0\r\n"
+    return b""
 
 
 async def _read_body(request: Request) -> bytes:
@@ -274,7 +337,7 @@ def _body_error(error: BodyError) -> GatewayError:
     return InvalidRequest(error.detail, status=error.status)
 
 
-def _client_error(error: UpstreamError) -> GatewayError:
+def client_error(error: UpstreamError) -> GatewayError:
     # The cause (addresses, errno) is logged; the client learns only what kind of failure.
     log.warning("upstream failure: %s", error)
     if isinstance(error, ResponseTimedOut | ConnectTimedOut):

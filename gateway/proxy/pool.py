@@ -13,7 +13,7 @@ import contextlib
 import logging
 import ssl
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 
 from gateway.proxy.connection import (
     ConnectFailed,
@@ -139,7 +139,7 @@ class UpstreamGroup:
         self.pools = pools
         self._next = 0
 
-    def choose(self, tried: set[TargetPool], now: float) -> TargetPool | None:
+    def choose(self, tried: Set[TargetPool], now: float) -> TargetPool | None:
         """The next target to try, skipping `tried` and targets that are out."""
         pools = self.pools
         count = len(pools)

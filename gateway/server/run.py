@@ -91,6 +91,7 @@ class Worker:
             loop,
             on_open=gateway.catalog.active_connections.inc_by,
             on_refused=gateway.refused,
+            starter=gateway.start,
         )
         server.start()
         self._listener = await loop.create_server(server, sock=self.sock, backlog=BACKLOG)
