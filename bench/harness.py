@@ -185,6 +185,28 @@ server {{
     )
 
 
+def start_floor(work: Workdir, cpus: str, upstream_port: int) -> Service:
+    """bench/floor.py: the least a Python proxy of this design can do (no features)."""
+    port = free_port()
+    process = subprocess.Popen(
+        pinned(
+            cpus,
+            [
+                sys.executable,
+                str(Path(__file__).with_name("floor.py")),
+                "--port",
+                str(port),
+                "--upstream",
+                f"{LOOPBACK}:{upstream_port}",
+            ],
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=(work.path / "floor.stderr.log").open("wb"),
+    )
+    wait_http(port, "/bench")
+    return Service("floor", process, port)
+
+
 def start_gateway(
     work: Workdir, name: str, cpus: str, routes_yaml: str, workers: int, env: dict[str, str]
 ) -> Service:
@@ -501,6 +523,15 @@ def contenders(args: argparse.Namespace, work: Workdir, upstream: Service) -> li
         ),
         Contender("gateway-none", "4. gateway, auth: none", start=gateway("gateway-none", "none")),
     ]
+    if args.floor:
+        items.insert(
+            2,
+            Contender(
+                "floor",
+                "2b. bare Python proxy, no features (bench/floor.py: the design's floor)",
+                start=lambda: [start_floor(work, cpus, upstream.port)],
+            ),
+        )
     if "jwt" in kinds:
         items.append(
             Contender(
@@ -714,6 +745,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=0,
         help="also RSS of a worker across this many requests (e.g. 1000000)",
+    )
+    parser.add_argument(
+        "--floor", action="store_true", help="also bench/floor.py, a proxy with no features"
     )
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s: a smoke run")
     args = parser.parse_args(argv)
