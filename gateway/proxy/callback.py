@@ -72,14 +72,13 @@ class CallbackExchange:
 
     def progress(self) -> None:
         conn = self.conn
-        error = conn.error
-        if error is not None:
-            self._failed()
-        elif conn.complete:
+        if conn.complete and conn.error is None:
             self._detach()
             self.pool.succeeded()
             response = self.forwarder.complete_response(self.exchange, self.pool, conn)
             self.outcomes.respond(self.exchange, response)
+        elif conn.error is not None:
+            self._failed()
         elif conn.head_received:
             length = conn.content_length
             if length is None or length > BUFFERED_RESPONSE:

@@ -69,7 +69,8 @@ class Listener(Protocol):
     """Follows an exchange by callbacks instead of awaiting it (gateway/proxy/callback.py)."""
 
     def progress(self) -> None:
-        """Called where a waiting task would be woken: head, body, end, or failure."""
+        """Called where a waiting task would be woken: head, end, or failure (not for each
+        piece of body: a listener holds the body until the end)."""
 
 
 class Watchdog:
@@ -122,7 +123,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._interim = False
         self._timeout = 30.0
         self._waiter: asyncio.Future[None] | None = None
-        self._error: UpstreamError | None = None
+        self.error: UpstreamError | None = None  # why the exchange failed, once it has
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._reading_paused = False
@@ -244,7 +245,9 @@ class UpstreamConnection(asyncio.Protocol):
         if self._buffered > HIGH_WATER and not self._reading_paused and self.transport:
             self._reading_paused = True
             self.transport.pause_reading()
-        self._wake()
+        if self.listener is None:
+            # A listener holds a short body until it is complete: only a reader waits for it.
+            self._wake()
 
     def on_message_complete(self) -> None:
         if self._interim:
@@ -271,7 +274,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._until_close = False
         self._interim = False
         self._timeout = timeout
-        self._error = None
+        self.error = None
         self._chunks = []
         self._buffered = 0
 
@@ -283,8 +286,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Wait while the upstream is slow to take the request body (flow control)."""
-        if self._error is not None:
-            raise self._error
+        if self.error is not None:
+            raise self.error
         if not self._writing_paused or self.head_received or self.closed:
             return
         self._drain_waiter = self.loop.create_future()
@@ -292,16 +295,16 @@ class UpstreamConnection(asyncio.Protocol):
             await self._drain_waiter
         finally:
             self._drain_waiter = None
-        if self._error is not None:
-            raise self._error
+        if self.error is not None:
+            raise self.error
 
     async def response_head(self) -> None:
         """Wait for the status line and headers, at most the timeout."""
         # _wait() written out: this is every request's wait, one coroutine less matters.
         waiting = self.watchdog.waiting
         while not self.head_received:
-            if self._error is not None:
-                raise self._error
+            if self.error is not None:
+                raise self.error
             waiter = self._waiter = self.loop.create_future()
             self.deadline = self.loop.time() + self._timeout
             waiting.add(self)
@@ -310,8 +313,8 @@ class UpstreamConnection(asyncio.Protocol):
             finally:
                 self._waiter = None
                 waiting.discard(self)
-        if self._error is not None:
-            raise self._error
+        if self.error is not None:
+            raise self.error
 
     async def read(self) -> bytes:
         """The next piece of the body; b"" once it is complete."""
@@ -342,7 +345,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.complete
             and self.keep_alive
             and not self.closed
-            and self._error is None
+            and self.error is None
             and not self._until_close
         )
         if reusable and self._head_only:
@@ -371,8 +374,8 @@ class UpstreamConnection(asyncio.Protocol):
     # -- internals ------------------------------------------------------------------------------
 
     async def _wait(self) -> None:
-        if self._error is not None:
-            raise self._error
+        if self.error is not None:
+            raise self.error
         waiter = self._waiter = self.loop.create_future()
         self.deadline = self.loop.time() + self._timeout
         waiting = self.watchdog.waiting
@@ -382,13 +385,8 @@ class UpstreamConnection(asyncio.Protocol):
         finally:
             self._waiter = None
             waiting.discard(self)
-        if self._error is not None:
-            raise self._error
-
-    @property
-    def error(self) -> UpstreamError | None:
-        """Why the exchange failed, once it has."""
-        return self._error
+        if self.error is not None:
+            raise self.error
 
     def _wake(self) -> None:
         listener = self.listener
@@ -400,8 +398,8 @@ class UpstreamConnection(asyncio.Protocol):
             waiter.set_result(None)
 
     def _fail(self, error: UpstreamError) -> None:
-        if self._error is None:
-            self._error = error
+        if self.error is None:
+            self.error = error
         self._wake()
         drain = self._drain_waiter
         if drain is not None and not drain.done():

@@ -154,8 +154,9 @@ class Gateway:
         return checks
 
     def _exchange(self, request: Request) -> Exchange:
-        exchange = Exchange(request, request_id_from(request.header(b"x-request-id")), self.table)
-        exchange.traceparent = traceparent_from(request.header(b"traceparent"))
+        get = request.index.get
+        exchange = Exchange(request, request_id_from(get(b"x-request-id")), self.table)
+        exchange.traceparent = traceparent_from(get(b"traceparent"))
         exchange.started = time.monotonic()
         return exchange
 
