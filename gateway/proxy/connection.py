@@ -12,7 +12,7 @@ body until b"" (or take it whole when `complete`), then `finish` says whether it
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 
 import httptools
 
@@ -29,7 +29,9 @@ _CONNECTION_OPTIONS = frozenset(
 class UpstreamError(Exception):
     """An exchange with the upstream failed; `kind` labels the failure in metrics."""
 
-    kind = "error"
+    # A ClassVar, said so: compiled with mypyc, a plain class attribute of an Exception
+    # subclass is lost and every failure raised AttributeError (bench/README.md, 2026-12-03).
+    kind: ClassVar[str] = "error"
 
     def __init__(self, message: str, *, received: bool = False) -> None:
         super().__init__(message)
