@@ -137,6 +137,35 @@ async def test_large_and_unsized_answers_come_through_whole(
         assert on_one_connection(upstream.received)
 
 
+async def test_a_short_answer_in_pieces_is_answered_whole(tmp_path: Path) -> None:
+    """A short answer whose body arrives in several reads is held until its end (the listener
+    is not woken for each piece) and written whole, on a connection kept for the next one."""
+    pieces = [b"first-", b"second-", b"third"]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path != "/pieces":
+            return web.Response(text="ok")
+        response = web.StreamResponse()
+        response.content_length = sum(len(piece) for piece in pieces)
+        await response.prepare(request)
+        for piece in pieces:
+            await response.write(piece)
+            await asyncio.sleep(0.05)  # each piece its own read at the gateway
+        await response.write_eof()
+        return response
+
+    async with (
+        upstream_server(handler) as upstream,
+        running_gateway(single_route([upstream.url]), tmp_path) as gw,
+        raw_client(gw.port) as connection,
+    ):
+        await warm(connection)
+        response = await connection.exchange(request_bytes("GET", b"/pieces"))
+        assert response.status == 200
+        assert response.body == b"".join(pieces)
+        assert (await connection.exchange(request_bytes("GET", b"/after"))).body == b"ok"
+
+
 async def test_head_keeps_the_length_and_the_connection(tmp_path: Path) -> None:
     def script(request: Received) -> Reply:
         if request.method == b"HEAD":
