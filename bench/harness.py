@@ -273,11 +273,11 @@ def run_wrk(
     url: str,
     *,
     connections: int,
-    seconds: float,
+    seconds: int,
     script: Path | None = None,
     headers: dict[str, str] | None = None,
 ) -> Load:
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     if script is not None:
@@ -720,10 +720,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cpus = os.cpu_count() or 1
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument(
-        "--duration", type=float, default=10, help="seconds a measurement (whole seconds)"
-    )
-    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up a start")
+    # Whole seconds: wrk refuses a fraction (-d5.0s).
+    parser.add_argument("--duration", type=int, default=10, help="seconds a measurement")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up a start")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
         "--load-cpus", default="0", help="CPUs of the load generator, wrk (default 0)"
