@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 LOOPBACK = "127.0.0.1"
 UPSTREAM_BODY = '{"ok":true,"service":"upstream","items":[1,2,3]}'
+# The interpreter that runs the gateways: this one, or .venv-compiled's with --compiled.
+GATEWAY_PYTHON = sys.executable
+COMPILED_VENV = ROOT / ".venv-compiled"
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -223,7 +226,7 @@ def start_gateway(
         pinned(
             cpus,
             [
-                sys.executable,
+                GATEWAY_PYTHON,
                 "-m",
                 "gateway",
                 "serve",
@@ -376,12 +379,13 @@ BENCH_EMAIL = "bench@example.com"
 def admin_command(args: list[str], env: dict[str, str], stdin: str = "") -> str:
     """Run a `gateway` administration command on the run's database; its stdout."""
     done = subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
+        [GATEWAY_PYTHON, "-m", "gateway", *args],
         input=stdin,
         text=True,
         env={**os.environ, **env},
         check=True,
         capture_output=True,
+        cwd=tempfile.gettempdir(),  # not the checkout, whose sources would shadow a build
     )
     return done.stdout
 
@@ -421,7 +425,7 @@ def identity(work: Workdir) -> tuple[dict[str, str], str]:
     password = random_secrets.token_urlsafe(16)
     subprocess.run(
         [
-            sys.executable,
+            GATEWAY_PYTHON,
             "-m",
             "gateway",
             "user",
@@ -435,6 +439,7 @@ def identity(work: Workdir) -> tuple[dict[str, str], str]:
         env=environment,
         check=True,
         capture_output=True,
+        cwd=work.path,
     )
     service = start_gateway(
         work, "gateway-login", f"0-{(os.cpu_count() or 1) - 1}", gateway_routes(1, "none"), 1, env
@@ -750,11 +755,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--floor", action="store_true", help="also bench/floor.py, a proxy with no features"
     )
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="run the gateways from the mypyc build (scripts/build-compiled, .venv-compiled)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 3, 1
     return args
+
+
+def use_compiled_build() -> None:
+    """Build (when the sources changed) and use the mypyc-compiled gateway for every gateway
+    process of the run, the seeds' forwardAuth one included."""
+    global GATEWAY_PYTHON
+    subprocess.run([str(ROOT / "scripts" / "build-compiled"), str(COMPILED_VENV)], check=True)
+    GATEWAY_PYTHON = str(COMPILED_VENV / "bin" / "python")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -769,6 +787,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     args = parse_args(argv)
+    if args.compiled:
+        use_compiled_build()
     started = dt.datetime.now(dt.UTC)
     result = measure(args)
     rows: dict[str, Row] = result.pop("rows")  # type: ignore[assignment]

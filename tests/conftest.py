@@ -17,6 +17,18 @@ from redis.exceptions import RedisError
 from tests.support import Upstream, upstream_server
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """scripts/test runs the suite a second time against the compiled build (setup.py): make
+    sure that run imports the build, not the sources beside the tests."""
+    if os.environ.get("GATEWAY_TEST_COMPILED") != "1":
+        return
+    import gateway.pipeline.chain
+
+    where = gateway.pipeline.chain.__file__ or ""
+    if not where.endswith(".so"):
+        raise pytest.UsageError(f"GATEWAY_TEST_COMPILED=1 but the sources were imported: {where}")
+
+
 @pytest.fixture
 async def upstream() -> AsyncIterator[Upstream]:
     """An echo upstream on loopback."""
