@@ -9,6 +9,8 @@ import sys
 
 from aiohttp import ClientSession, WSMsgType
 
+REPLY_GRACE = 0.5  # seconds the answers to the last lines sent have to arrive after end of input
+
 
 async def _run(url: str, token: str) -> int:
     async with (
@@ -26,6 +28,9 @@ async def _run(url: str, token: str) -> int:
         reader = asyncio.get_running_loop().create_task(show())
         while line := await asyncio.to_thread(sys.stdin.readline):
             await ws.send_str(line.rstrip("\n"))
+        # The answers to the last lines may still be on their way, and aiohttp's close() ends
+        # the reader at once, dropping them: give them a moment (or the server its own close).
+        await asyncio.wait({reader}, timeout=REPLY_GRACE)
         await ws.close()
         await reader
     return 0
