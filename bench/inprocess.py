@@ -230,7 +230,7 @@ async def main(args: argparse.Namespace) -> None:
             f"gateway ({build}), auth: {args.route}: {micros:.2f} us of CPU a request "
             f"({batch.statuses()})"
         )
-        if not args.profile:
+        if not args.profile and not args.gateway_only:
             floor_load = floor_batch()
             micros = timed(floor_load, args)
             print(f"bench/floor.py: {micros:.2f} us of CPU a request ({floor_load.statuses()})")
@@ -245,6 +245,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=60, help="timed batches")
     parser.add_argument(
         "--profile", type=int, default=0, help="profile (cProfile) and print this many rows"
+    )
+    parser.add_argument(
+        "--gateway-only", action="store_true", help="skip bench/floor.py's figure"
     )
     parser.add_argument(
         "--compiled",

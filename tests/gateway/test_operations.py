@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
 from aiohttp import ClientResponse, ClientSession
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.accesslog import AccessLog
 from gateway.config import Settings
 from tests.support import (
     Upstream,
@@ -268,6 +271,30 @@ async def test_access_log_has_one_json_line_a_request(
         assert entry["route"] == route
         assert entry["path"] == path
         assert entry["remote"] == "127.0.0.1"
+
+
+async def test_access_log_lines_carry_the_time_they_were_written(tmp_path: Path) -> None:
+    # `ts` is the time of writing in seconds to the millisecond; `duration_ms` milliseconds.
+    log = AccessLog(str(tmp_path / "access.log"))
+    before = time.time()
+    stamps = []
+    for _ in range(3):
+        log.log("id", "127.0.0.1", "GET", "/a", 200, 0.0123456, "r", "u", None)
+        written = time.time()
+        while time.time() < written + 0.002:
+            await asyncio.sleep(0.001)
+        stamps.append(written)
+    log.close()
+    after = time.time()
+    entries = [json.loads(line) for line in (tmp_path / "access.log").read_text().splitlines()]
+    assert len(entries) == 3
+    times = [entry["ts"] for entry in entries]
+    assert times == sorted(times)
+    assert len(set(times)) == 3
+    for logged, written in zip(times, stamps, strict=True):
+        assert before - 0.001 <= logged <= written + 0.001
+        assert written <= after
+    assert entries[0]["duration_ms"] == 12.346
 
 
 async def test_access_log_has_a_line_for_a_request_refused_while_parsing(
