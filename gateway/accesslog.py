@@ -65,10 +65,15 @@ class AccessLog:
             if len(self._agents) < _NAME_CACHE:
                 self._agents[user_agent] = agent
         path_json = _json_str(path) if '"' in path else '"' + path + '"'
+        # The two numbers are formatted apart: compiled with mypyc, an f-string with a format
+        # spec in it formats each of its parts with a str.format call (ten a line), one without
+        # joins them directly.
+        ts = f"{time.time():.3f}"
+        duration_ms = f"{duration * 1000:.3f}"
         self._lines.append(
-            f'{{"ts":{time.time():.3f},"request_id":"{request_id}","remote":"{remote}",'
+            f'{{"ts":{ts},"request_id":"{request_id}","remote":"{remote}",'
             f'"method":"{method}","path":{path_json},'
-            f'"status":{status},"duration_ms":{duration * 1000:.3f},"route":{route_json},'
+            f'"status":{status},"duration_ms":{duration_ms},"route":{route_json},'
             f'"upstream":{upstream_json},"user_agent":{agent}}}\n'
         )
         if len(self._lines) >= _FLUSH_LINES:

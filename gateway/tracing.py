@@ -31,7 +31,9 @@ os.register_at_fork(after_in_child=_reseed)
 
 
 def new_request_id() -> str:
-    return f"{_PREFIX}{next(_COUNTER):010x}"
+    # Not one f-string: compiled with mypyc, a format spec makes it format every part with a
+    # str.format call.
+    return _PREFIX + f"{next(_COUNTER):010x}"
 
 
 def request_id_from(value: bytes | None) -> str:
