@@ -2,8 +2,8 @@
 
 `pip install .` builds the pure-Python package, as always. With GATEWAY_COMPILE=1 the modules
 every proxied request runs through are compiled with mypyc into C extensions; the package
-behaves the same (the test suite runs against both, scripts/test), and the gateway's own Python
-per request costs about a third less. Compiling needs mypy and a C compiler in the build
+behaves the same (the test suite runs against both, scripts/test), and the gateway's own work
+per request costs about half as much (bench/README.md). Compiling needs mypy and a C compiler in the build
 environment, so it is never attempted unless asked for.
 """
 
