@@ -1,10 +1,10 @@
-"""Optional compiled build of the hot path (bench/README.md, "Compiled with mypyc").
+"""Optional compiled build of the request path (README, "Development": the compiled build).
 
 `pip install .` builds the pure-Python package, as always. With GATEWAY_COMPILE=1 the modules
 every proxied request runs through are compiled with mypyc into C extensions; the package
 behaves the same (the test suite runs against both, scripts/test), and the gateway's own work
-per request costs about half as much (bench/README.md). Compiling needs mypy and a C compiler in the build
-environment, so it is never attempted unless asked for.
+per request costs about half as much (bench/README.md). Compiling needs mypy and a C compiler
+in the build environment, so it is never attempted unless asked for.
 """
 
 from __future__ import annotations

@@ -246,9 +246,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", type=int, default=0, help="profile (cProfile) and print this many rows"
     )
-    parser.add_argument(
-        "--gateway-only", action="store_true", help="skip bench/floor.py's figure"
-    )
+    parser.add_argument("--gateway-only", action="store_true", help="skip bench/floor.py's figure")
     parser.add_argument(
         "--compiled",
         action="store_true",
