@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import floor
 import harness
 
+from gateway import compiled
+
 CONNECTIONS = 32
 UPSTREAM_ANSWER = (
     b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 03 Dec 2026 03:00:00 GMT\r\n"
@@ -253,12 +255,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="measure the mypyc build (scripts/build-compiled, .venv-compiled)",
     )
     return parser.parse_args(argv)
-
-
-def compiled() -> bool:
-    import gateway.pipeline.chain
-
-    return (gateway.pipeline.chain.__file__ or "").endswith(".so")
 
 
 if __name__ == "__main__":

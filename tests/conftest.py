@@ -22,11 +22,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     sure that run imports the build, not the sources beside the tests."""
     if os.environ.get("GATEWAY_TEST_COMPILED") != "1":
         return
-    import gateway.pipeline.chain
+    import gateway
+    from gateway.pipeline import chain
 
-    where = gateway.pipeline.chain.__file__ or ""
-    if not where.endswith(".so"):
-        raise pytest.UsageError(f"GATEWAY_TEST_COMPILED=1 but the sources were imported: {where}")
+    if not gateway.compiled():
+        raise pytest.UsageError(
+            f"GATEWAY_TEST_COMPILED=1 but the sources were imported: {chain.__file__}"
+        )
 
 
 @pytest.fixture
