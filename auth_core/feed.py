@@ -15,9 +15,11 @@ import asyncio
 import contextlib
 import logging
 
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from auth_core.redis_link import PUBSUB_CHECK, RedisLink, new_pubsub_client
+from auth_core.tasks import stop_tasks
 
 log = logging.getLogger("auth_core")
 
@@ -37,6 +39,8 @@ class RevocationFeed:
         self.received = 0  # announcements heard (for metrics and tests)
         self.announced = 0  # the highest revocation id announced to us
         self._task: asyncio.Task[None] | None = None
+        self._pubsub: PubSub | None = None
+        self._closing = False
 
     @property
     def interval(self) -> float:
@@ -63,9 +67,9 @@ class RevocationFeed:
         assert self.link is not None
         loop = asyncio.get_running_loop()
         attempt = 0
-        while True:
+        while not self._closing:
             client = new_pubsub_client(self.link)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.link.key(CHANNEL))
                 self.subscribed = True
@@ -73,7 +77,7 @@ class RevocationFeed:
                 attempt = 0
                 self.wake.set()  # catch up on whatever came while we were not listening
                 checked = loop.time()
-                while True:
+                while not self._closing:
                     if loop.time() - checked >= PUBSUB_CHECK:
                         # A frozen server says nothing and closes nothing: ask it. No answer
                         # within the command timeout ends this subscription (and we poll).
@@ -89,6 +93,7 @@ class RevocationFeed:
                 self.link.failed(exc)
             finally:
                 self.subscribed = False
+                self._pubsub = None
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 with contextlib.suppress(RedisError, OSError):
@@ -97,8 +102,14 @@ class RevocationFeed:
             attempt += 1
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._task is None:
+            return
+        self._closing = True
+        pubsub = self._pubsub
+        if pubsub is not None and pubsub.connection is not None:
+            # A read that ends in "connection closed" ends the loop (it sees _closing) even
+            # where redis-py loses the cancellation below (see auth_core.tasks).
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.connection.disconnect(nowait=True)
+        await stop_tasks([self._task])
+        self._task = None

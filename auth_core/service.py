@@ -36,6 +36,7 @@ from auth_core.stats import MAX_DURATIONS, TOKEN_HIT, TOKEN_MISS, AuthStats
 from auth_core.store import Database, DatabaseUnavailable, open_database
 from auth_core.store.migrate import migrate
 from auth_core.store.records import Store
+from auth_core.tasks import stop_tasks
 from auth_core.tenancy import Tenants
 from auth_core.tokens import AccessTokens, Keyring, TokenError
 from auth_core.usage import FLUSH_INTERVAL
@@ -45,6 +46,8 @@ log = logging.getLogger("auth_core")
 PRUNE_INTERVAL = 60.0
 TOKEN_CACHE_SIZE = 50_000
 MAX_PENDING_AUDIT = 1000
+CLOSE_WRITES_TIMEOUT = 10.0  # seconds closing waits for background writes to finish
+SETTLE_TIMEOUT = 2.0  # seconds the audit log's reader waits for entries still being written
 
 
 class AuthCore:
@@ -162,14 +165,15 @@ class AuthCore:
         if not task.cancelled() and task.exception() is not None:
             log.warning("background work failed: %s", task.exception())
 
-    async def close(self) -> None:
+    async def settle(self, seconds: float = SETTLE_TIMEOUT) -> None:
+        """Wait (at most `seconds`) for the background work already begun, such as the
+        audit entries of refusals, so that a reader that follows sees what was answered."""
         if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait(set(self._background), timeout=seconds)
+
+    async def close(self) -> None:
+        await self.settle(CLOSE_WRITES_TIMEOUT)  # audit entries and other writes under way
+        await stop_tasks(self._tasks)
         self._tasks = []
         await self.feed.close()
         if self.redis is not None:

@@ -81,6 +81,9 @@ def register(api: AuthApi, core: AuthCore) -> None:
         before = call.query.get("before")
         if before is not None and not before.isdigit():
             raise InvalidRequest("before must be an entry id")
+        # Refusals are audited off the request's path: an admin who was just refused (or who
+        # reads right after a failed login) sees that entry too.
+        await core.settle()
         entries = await core.require_store().audit.list(
             limit=limit,
             before=int(before) if before is not None else None,

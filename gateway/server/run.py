@@ -4,13 +4,13 @@ and on SIGTERM stop accepting, drain in-flight requests within the grace period,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
 from pathlib import Path
 
 from auth_core.service import AuthCore
+from auth_core.tasks import stop_tasks
 from gateway.config import Settings
 from gateway.http.server import HttpServer, Limits
 from gateway.routing.table import RouteTable
@@ -125,11 +125,7 @@ class Worker:
         if self._watcher is not None:
             await self._watcher.stop()
         await self.server.shutdown(self.settings.drain_timeout)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks.clear()
         await self.gateway.close()
         self.gateway = None
