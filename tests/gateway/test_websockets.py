@@ -121,6 +121,14 @@ async def a_token(gw: RunningGateway) -> str:
     return (await core.sessions.login("ada@example.com", PASSWORD, CALL)).access_token
 
 
+async def a_service_token(gw: RunningGateway) -> str:
+    """A new service token (`gws_...`), made through the gateway's auth core."""
+    core = gw.worker.core
+    assert isinstance(core, AuthCore)
+    _, secret = await core.service_tokens.create("sockets", actor_id=None, call=CALL)
+    return secret
+
+
 def ws_url(gw: RunningGateway, path: str) -> str:
     return f"ws://{LOOPBACK}:{gw.port}{path}"
 
@@ -224,7 +232,7 @@ async def test_an_upstream_that_refuses_the_upgrade_is_answered_as_it_said(
 async def test_the_context_is_stored_while_open_and_removed_after(tmp_path: Path) -> None:
     async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
         token = await a_token(gw)
-        service = {"Authorization": "Service " + "w" * 48}
+        service = {"Authorization": f"Service {await a_service_token(gw)}"}
         async with ClientSession() as client:
             async with client.ws_connect(
                 ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
@@ -479,7 +487,7 @@ async def test_a_logout_through_another_gateway_closes_the_socket(
             async with client.ws_connect(ws_url(second, "/socket/ws"), headers=bearer) as ws:
                 connection_id = ws._response.headers["X-Connection-Id"]
                 # The context is in Redis, readable from the other gateway too.
-                service = {"Authorization": "Service " + "w" * 48}
+                service = {"Authorization": f"Service {await a_service_token(first)}"}
                 async with client.get(
                     f"{first.url}/api/v1/auth/internal/sockets/{connection_id}", headers=service
                 ) as response:
