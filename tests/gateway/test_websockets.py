@@ -439,6 +439,40 @@ async def test_key_and_pat_sockets_close_when_the_credential_is_revoked(tmp_path
             assert by_pat.close_code == 1008
 
 
+async def test_a_service_socket_closes_when_its_token_is_revoked(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream:
+        settings = Settings(access_log="off", watch_config=False, auth=auth_settings(tmp_path))
+        route = (
+            "{name: internal-socket, path: /internal, upstream: sockets, auth: service,"
+            " websocket: true, strip_prefix: true}"
+        )
+        table = routes({"sockets": [upstream.url]}, route)
+        async with running_gateway(table, tmp_path, settings) as gw, ClientSession() as client:
+            core = gw.worker.core
+            assert isinstance(core, AuthCore)
+            record, secret = await core.service_tokens.create("feed", actor_id=None, call=CALL)
+            _, kept = await core.service_tokens.create("other", actor_id=None, call=CALL)
+            revoked = await client.ws_connect(
+                ws_url(gw, "/internal/ws"), headers={"Authorization": f"Service {secret}"}
+            )
+            staying = await client.ws_connect(
+                ws_url(gw, "/internal/ws"), headers={"Authorization": f"Service {kept}"}
+            )
+            for ws in (revoked, staying):
+                await ws.send_str("x")
+                assert (await ws.receive()).data == "x"
+            assert upstream.handshakes[0]["headers"]["X-Auth-Method"] == "service"
+            assert upstream.handshakes[0]["headers"]["X-Credential-Id"] == record.id
+
+            await core.service_tokens.revoke(record.id, actor_id=None, call=CALL)
+            message = await asyncio.wait_for(revoked.receive(), 10)
+            assert message.type == WSMsgType.CLOSE
+            assert revoked.close_code == 1008
+            await staying.send_str("still here")
+            assert (await staying.receive()).data == "still here"
+            await staying.close()
+
+
 async def test_pings_pass_and_silence_closes_after_the_idle_timeout(tmp_path: Path) -> None:
     async with socket_upstream() as upstream:
         settings = Settings(
