@@ -1,4 +1,5 @@
-"""The format of API keys (`gwk_`) and personal access tokens (`gwp_`), SPEC section 6.
+"""The format of API keys (`gwk_`), personal access tokens (`gwp_`) and service tokens
+(`gws_`), README "The auth core".
 
 A credential is its prefix, 32 random base62 characters (190 bits) and a 6-character base62
 checksum (CRC32 of everything before it). The prefix makes leaked ones easy to scan for; the
@@ -15,6 +16,7 @@ from auth_core.tokens import token_hash
 
 API_KEY_PREFIX = "gwk_"
 PAT_PREFIX = "gwp_"
+SERVICE_TOKEN_PREFIX = "gws_"  # noqa: S105 - a prefix, not a secret
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BASE62 = frozenset(_ALPHABET)
 RANDOM_LENGTH = 32
@@ -36,7 +38,7 @@ def _checksum(body: str) -> str:
 
 
 def generate(prefix: str) -> str:
-    """A new credential with `prefix` (`gwk_` or `gwp_`)."""
+    """A new credential with `prefix` (`gwk_`, `gwp_` or `gws_`)."""
     body = prefix + "".join(secrets.choice(_ALPHABET) for _ in range(RANDOM_LENGTH))
     return body + _checksum(body)
 

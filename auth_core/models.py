@@ -274,3 +274,41 @@ class Principal:
     issued_at: float = 0.0
     expires_at: float = 0.0
     scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceToken:
+    """An internal service's credential (`gws_...`); never its secret or hash."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> ServiceToken:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            prefix=row["prefix"],
+            created_at=float(row["created_at"]),
+            last_used_at=_optional_float(row["last_used_at"]),
+            revoked_at=_optional_float(row["revoked_at"]),
+        )
+
+    def row(self) -> dict[str, Any]:
+        """A row `from_row` reads back (for the shared cache)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at,
+            "revoked_at": self.revoked_at,
+        }
+
+    def public(self) -> dict[str, Any]:
+        """The token as the API and the CLI list it."""
+        return self.row()

@@ -29,6 +29,7 @@ from auth_core.passwords import Passwords
 from auth_core.pats import Pats
 from auth_core.redis_link import RedisLink
 from auth_core.revocation import RevocationSet
+from auth_core.service_tokens import ServiceTokens
 from auth_core.sessions import Sessions
 from auth_core.shared_cache import SharedCache
 from auth_core.socket_context import SocketContexts
@@ -67,6 +68,7 @@ class AuthCore:
         self.tenants = Tenants(self)
         self.keys = ApiKeys(self)
         self.pats = Pats(self)
+        self.service_tokens = ServiceTokens(self)
         self._token_cache: dict[str, tuple[Principal, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.redis = (
@@ -150,9 +152,10 @@ class AuthCore:
                 self.revoked.prune()
 
     async def flush_usage(self) -> None:
-        """Write the `last_used_at` of keys and PATs used since the last flush."""
+        """Write the `last_used_at` of keys, PATs and service tokens used since the last flush."""
         await self.keys.usage.flush()
         await self.pats.usage.flush()
+        await self.service_tokens.usage.flush()
 
     def background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run `work` without waiting for it (kept referenced; failures are logged)."""
@@ -255,15 +258,6 @@ class AuthCore:
             return False
         self.stats.stale_served += 1
         return True
-
-    def authenticate_service(self, secret: str) -> Principal:
-        """An internal service presenting `Authorization: Service <secret>`: the secret of any
-        GATEWAY_SERVICE_SECRET entry, compared in constant time."""
-        assert self.service_keyring is not None
-        kid = self.service_keyring.matches(secret)
-        if kid is None:
-            raise InvalidToken("the service token is not valid")
-        return Principal(method="service", credential_id=f"service:{kid}")
 
     # -- revocation -------------------------------------------------------------------------
 

@@ -84,14 +84,6 @@ class Keyring:
                 return secret
         return None
 
-    def matches(self, presented: str) -> str | None:
-        """The kid whose secret equals `presented` (a service token), compared in constant time."""
-        found = None
-        for kid, secret in self.keys:
-            if hmac.compare_digest(secret, presented.encode()):
-                found = kid
-        return found
-
 
 @dataclass(frozen=True, slots=True)
 class AccessClaims:

@@ -1,5 +1,6 @@
 """The administration commands (SPEC section 3): migrate, user create, users import (and,
-from tenant_cli, tenant create and key create|rotate|revoke).
+from tenant_cli, tenant create and key create|rotate|revoke; from service_token_cli,
+service-token create|list|revoke).
 
 Each opens the database of GATEWAY_DATABASE_URL through the auth core, does its one thing,
 and prints either a line for people or, with --json, exactly one JSON object on stdout.
@@ -21,7 +22,7 @@ from auth_core.errors import AuthError
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import DatabaseUnavailable
 from auth_core.store.migrate import migrate
-from gateway import tenant_cli
+from gateway import service_token_cli, tenant_cli
 
 
 def add_commands(commands: Any) -> None:
@@ -47,6 +48,7 @@ def add_commands(commands: Any) -> None:
     bulk.add_argument("file")
     bulk.add_argument("--json", action="store_true")
     tenant_cli.add_commands(commands)
+    service_token_cli.add_commands(commands)
 
 
 def run(args: argparse.Namespace, settings: AuthSettings) -> int:
@@ -56,6 +58,7 @@ def run(args: argparse.Namespace, settings: AuthSettings) -> int:
         "users": _users_import,
         "tenant": tenant_cli.tenant_create,
         "key": tenant_cli.key_command,
+        "service-token": service_token_cli.service_token_command,
     }
     return asyncio.run(_with_core(settings, args, handlers[args.command]))
 

@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         settings = _settings()
         configure(settings.log_level)
-        if args.command in ("migrate", "user", "users", "tenant", "key"):
+        if args.command in ("migrate", "user", "users", "tenant", "key", "service-token"):
             return admin_cli.run(args, settings.auth)
         table = _load(args.config)
         if args.command == "serve":

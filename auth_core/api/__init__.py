@@ -8,6 +8,7 @@ from auth_core.api import (
     auth_endpoints,
     openapi,
     sdk_endpoints,
+    service_token_endpoints,
     tenant_endpoints,
     token_endpoints,
     users_endpoints,
@@ -27,5 +28,6 @@ def build_api(core: AuthCore) -> AuthApi:
     tenant_endpoints.register(api, core)
     token_endpoints.register(api, core)
     sdk_endpoints.register(api, core)
+    service_token_endpoints.register(api, core)
     openapi.register(api)
     return api

@@ -26,7 +26,7 @@ FORWARD_AUTH = {
         "summary": "forwardAuth for Traefik, nginx auth_request and Caddy forward_auth: 200 "
         "with the signed context headers, or 401/403 problem+json",
         "operationId": "get_api_v1_auth_validate",
-        "security": [{"bearer": []}, {"apiKey": []}, {"service": []}],
+        "security": [{"bearer": []}, {"apiKey": []}],
         "parameters": [
             {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
             for name in ("X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-For", "Origin")
@@ -43,7 +43,7 @@ _ACCESS = {
     ADMIN: "Needs the admin role.",
     TENANT: "Needs the admin role, or the tenant_admin role in this tenant.",
     API_KEY: "An API key of the tenant, from an address its IP whitelists allow.",
-    SERVICE: "A service token: Authorization: Service <secret>.",
+    SERVICE: "A service token: Authorization: Service gws_... (gateway service-token create).",
 }
 VALIDATE_PATH = "/api/v1/auth/validate"
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -104,7 +104,11 @@ def document(api: AuthApi) -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                "service": {"type": "http", "scheme": "Service"},
+                "service": {
+                    "type": "http",
+                    "scheme": "Service",
+                    "description": "a service token, gws_...; never GATEWAY_SERVICE_SECRET",
+                },
             }
         },
     }

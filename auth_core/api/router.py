@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 PUBLIC, USER, ADMIN = "public", "user", "admin"
 TENANT = "tenant"  # a platform admin, or an admin (role tenant_admin) of the path's tenant
 API_KEY = "api_key"  # an SDK backend: an API key from an address its whitelists allow
-SERVICE = "service"  # an internal service: Authorization: Service <secret>
+SERVICE = "service"  # an internal service: Authorization: Service gws_...
 MAX_JSON_BYTES = 64 * 1024
 
 
@@ -139,7 +139,7 @@ class AuthApi:
         if access == API_KEY:
             await self._api_key(call)
         elif access == SERVICE:
-            call.principal = self.service(call)
+            call.principal = await self.service(call)
         elif access != PUBLIC:
             if call.principal is None or call.principal.method != "jwt":
                 call.principal = self.bearer(call)
@@ -185,12 +185,17 @@ class AuthApi:
         found = self.core.keys.authenticate(secret, call.info.ip, call.info)
         call.principal = found if isinstance(found, Principal) else await found
 
-    def service(self, call: ApiCall) -> Principal:
+    async def service(self, call: ApiCall) -> Principal:
+        """The internal service behind `Authorization: Service gws_...` (a service token;
+        GATEWAY_SERVICE_SECRET is no credential)."""
+        if call.principal is not None and call.principal.method == "service":
+            return call.principal  # the route checked it already
         value = (call.header("authorization") or "").strip()
         scheme, _, secret = value.partition(" ")
         if scheme.lower() != "service" or not secret.strip():
-            raise MissingCredentials("a service token is needed (Authorization: Service ...)")
-        return self.core.authenticate_service(secret.strip())
+            raise MissingCredentials("a service token is needed (Authorization: Service gws_...)")
+        found = self.core.service_tokens.authenticate(secret.strip(), call.info)
+        return found if isinstance(found, Principal) else await found
 
     def bearer(self, call: ApiCall) -> Principal:
         """The user behind `Authorization: Bearer <access token>`."""

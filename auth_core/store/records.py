@@ -16,6 +16,7 @@ from typing import Any
 from auth_core.models import Session, User
 from auth_core.store.base import Database, Row
 from auth_core.store.ids import new_id
+from auth_core.store.service_tokens import ServiceTokens
 from auth_core.store.tenancy import ApiKeys, Pats, Tenants
 
 _USER_COLUMNS = (
@@ -470,3 +471,4 @@ class Store:
         self.tenants = Tenants(db)
         self.api_keys = ApiKeys(db)
         self.pats = Pats(db)
+        self.service_tokens = ServiceTokens(db)

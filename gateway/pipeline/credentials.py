@@ -4,11 +4,11 @@ checked by the co-located auth core without leaving the process (SPEC sections 1
 - api_key: `X-API-Key: gwk_...`, or `Authorization: Bearer gwk_...`; the client address
   (the one resolver's) must be on the tenant's IP whitelist and the key's own CIDR list.
 - pat: `Authorization: Bearer gwp_...`.
-- service: `Authorization: Service <secret>` (a GATEWAY_SERVICE_SECRET entry).
+- service: `Authorization: Service gws_...` (a service token; GATEWAY_SERVICE_SECRET is none).
 - any: whichever of JWT, API key or PAT the request carries.
 
-A key or PAT seen before is checked synchronously from the auth core's cache; only a miss
-waits for the database.
+A key, PAT or service token seen before is checked synchronously from the auth core's cache;
+only a miss waits for the database.
 """
 
 from __future__ import annotations
@@ -94,10 +94,10 @@ class ServiceAuth(Authenticator):
         exchange.auth_method = "service"
         value = exchange.request.header(b"authorization")
         if value is None or value[:8].lower() != b"service " or not value[8:].strip():
-            raise MissingCredentials("a service token is needed (Authorization: Service ...)")
+            raise MissingCredentials("a service token is needed (Authorization: Service gws_...)")
         secret = value[8:].strip().decode("ascii", "replace")
-        exchange.principal = self.core.authenticate_service(secret)
-        return None
+        found = self.core.service_tokens.authenticate(secret, lambda: call_info(exchange))
+        return _settle(exchange, found)
 
 
 class AnyCredential(Authenticator):

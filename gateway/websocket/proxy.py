@@ -164,7 +164,7 @@ class WebSocketProxy:
             idle_timeout=self.settings.ws_idle_timeout,
             on_end=self.registry.remove,
         )
-        if principal is not None and principal.method in ("api_key", "pat"):
+        if principal is not None and principal.method in ("api_key", "pat", "service"):
             tunnel.secret = _credential(exchange, principal)
         self.registry.add(tunnel)
         answer = [
@@ -197,7 +197,11 @@ def _handshake_header(lowered: bytes) -> bool:
 
 
 def _credential(exchange: Exchange, principal: Principal) -> str | None:
-    """The key or PAT the socket was opened with, to check it again while the socket lives."""
+    """The key, PAT or service token the socket was opened with, to check it again while the
+    socket lives."""
     if principal.method == "api_key":
         return api_key_of(exchange)
+    if principal.method == "service":
+        value = exchange.request.header(b"authorization") or b""
+        return value[8:].strip().decode("ascii", "replace")  # "Service gws_...", checked
     return bearer_token(exchange.request.header(b"authorization")) or exchange.ws_token

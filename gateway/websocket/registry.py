@@ -151,13 +151,16 @@ class SocketRegistry:
         return "the credential was revoked" if revoked else None
 
     async def _recheck(self, tunnel: Tunnel) -> str | None:
-        """An API key or PAT, after a credential, tenant or user revocation somewhere."""
+        """An API key, PAT or service token, after a credential, tenant or user revocation
+        somewhere."""
         assert tunnel.secret is not None
         assert tunnel.principal is not None
         call = CallInfo(ip=tunnel.client_ip)
         try:
             if tunnel.principal.method == "pat":
                 found = self.core.pats.authenticate(tunnel.secret, call)
+            elif tunnel.principal.method == "service":
+                found = self.core.service_tokens.authenticate(tunnel.secret, call)
             else:
                 found = self.core.keys.authenticate(tunnel.secret, tunnel.client_ip, call)
             if not isinstance(found, Principal):

@@ -369,17 +369,3 @@ def test_generated_keyring_entries_parse_and_differ() -> None:
     assert first != second
     assert first.startswith("k7:")
     assert Keyring.parse(first).current[0] == "k7"
-
-
-@pytest.mark.parametrize(
-    ("presented", "kid"),
-    [
-        pytest.param(SECRET, "k1", id="first"),
-        pytest.param(OLD_SECRET, "old", id="second"),
-        pytest.param(SECRET[:-1], None, id="prefix"),
-        pytest.param(SECRET + "s", None, id="longer"),
-        pytest.param("", None, id="empty"),
-    ],
-)
-def test_keyring_matches_a_presented_secret(presented: str, kid: str | None) -> None:
-    assert KEYRING.matches(presented) == kid

@@ -35,7 +35,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from prometheus_client.parser import text_string_to_metric_families
 
 from auth_core import credentials
-from auth_core.service import AuthCore
+from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
 from gateway.config import Settings
 from gateway.context import Context, verify
@@ -115,6 +115,7 @@ class Site:
     client: ClientSession
     elsewhere: ClientSession
     base_url: str = ""  # where to connect, when not the gateway's 127.0.0.1 address
+    service_token_secret: str = ""
 
     @property
     def url(self) -> str:
@@ -132,11 +133,13 @@ class Site:
         assert keyring is not None
         return dict(keyring.keys)
 
-    @property
-    def service_secret(self) -> str:
-        keyring = self.core.service_keyring
-        assert keyring is not None
-        return keyring.current[1].decode()
+    async def service_token(self) -> str:
+        """A service token (`gws_...`) of this site's, made once through the auth core."""
+        if not self.service_token_secret:
+            _, self.service_token_secret = await self.core.service_tokens.create(
+                "tests", actor_id=None, call=CallInfo()
+            )
+        return self.service_token_secret
 
     async def call(
         self,
@@ -236,12 +239,12 @@ class Site:
         )
 
     async def service(self, path: str, body: Any, secret: str | None = None) -> Answer:
-        """An internal service's call: `Authorization: Service <secret>`."""
+        """An internal service's call: `Authorization: Service <service token>`."""
         return await self.call(
             "POST",
             path,
             body=body,
-            headers={"Authorization": f"Service {secret or self.service_secret}"},
+            headers={"Authorization": f"Service {secret or await self.service_token()}"},
         )
 
     async def audit(self, admin: str) -> list[dict[str, Any]]:
@@ -998,7 +1001,7 @@ async def test_tenant_admin_manages_their_tenant_only(site: Site) -> None:
 
 
 async def test_service_token_and_internal_validation(site: Site) -> None:
-    service = {"Authorization": f"Service {site.service_secret}"}
+    service = {"Authorization": f"Service {await site.service_token()}"}
     _, seen = await forwarded(site, f"{INTERNAL}/jobs", headers=service)
     assert received(seen)["x-auth-method"] == ["service"]
     assert signed_context(site, seen).auth_method == "service"
@@ -1601,13 +1604,17 @@ async def test_the_auth_api_holds_a_tenant_token_to_the_tenant_origins(site: Sit
     )
 
 
-async def test_every_service_secret_of_the_keyring_is_a_service_token(
+async def test_no_service_secret_entry_is_a_credential(
     tmp_path: Path,
     database_url: str,
     upstream: Upstream,
     client: ClientSession,
     elsewhere: ClientSession,
 ) -> None:
+    """GATEWAY_SERVICE_SECRET signs context headers and authenticates nothing: neither of its
+    entries, a prefix, its key id nor the whole entry opens an `auth: service` route or the
+    internal endpoints; a service token does, and its context is signed with the current
+    entry."""
     current, previous = Keyring.generate("s2"), Keyring.generate("s1")
     keyring = Keyring.parse(f"{current},{previous}")
     settings = Settings(
@@ -1617,25 +1624,26 @@ async def test_every_service_secret_of_the_keyring_is_a_service_token(
     )
     async with running_gateway(shipped_routes(upstream), tmp_path, settings) as gateway:
         site = Site(gateway, upstream, client, elsewhere)
-        for entry in (current, previous):
-            secret = entry.partition(":")[2]
-            _, seen = await forwarded(
-                site, f"{INTERNAL}/x", headers={"Authorization": f"Service {secret}"}
-            )
-            assert received(seen)["x-auth-method"] == ["service"]
-            # Context headers are signed with the current entry.
-            assert received(seen)["x-gateway-signature"][0].startswith("v1,kid=s2,")
-            verdict = await site.service(INTERNAL_VALIDATE, {"token": "x"}, secret)
-            assert verdict.status == 200, verdict.body
-        # A prefix of a secret, or the key id, is no secret.
-        for wrong in (current.partition(":")[2][:-1], "s2", current):
-            await refused(
-                site,
-                f"{INTERNAL}/x",
-                401,
-                "invalid_token",
-                headers={"Authorization": f"Service {wrong}"},
-            )
+        presented = [
+            current.partition(":")[2],
+            previous.partition(":")[2],
+            current.partition(":")[2][:-1],
+            "s2",
+            current,
+        ]
+        for wrong in presented:
+            service = {"Authorization": f"Service {wrong}"}
+            await refused(site, f"{INTERNAL}/x", 401, "invalid_token", headers=service)
+            for path, body in ((INTERNAL_VALIDATE, {"token": "x"}), (INTERNAL_VALIDATE_KEY, {})):
+                answer = await site.call("POST", path, body=body, headers=service)
+                assert_problem(answer, 401, "invalid_token")
+        assert upstream.seen == [], "nothing reached the upstream"
+        token = await site.service_token()
+        _, seen = await forwarded(
+            site, f"{INTERNAL}/x", headers={"Authorization": f"Service {token}"}
+        )
+        assert received(seen)["x-auth-method"] == ["service"]
+        assert received(seen)["x-gateway-signature"][0].startswith("v1,kid=s2,")
 
 
 async def test_expired_pat_is_refused(site: Site) -> None:

@@ -121,6 +121,14 @@ async def a_token(gw: RunningGateway) -> str:
     return (await core.sessions.login("ada@example.com", PASSWORD, CALL)).access_token
 
 
+async def a_service_token(gw: RunningGateway) -> str:
+    """A new service token (`gws_...`), made through the gateway's auth core."""
+    core = gw.worker.core
+    assert isinstance(core, AuthCore)
+    _, secret = await core.service_tokens.create("sockets", actor_id=None, call=CALL)
+    return secret
+
+
 def ws_url(gw: RunningGateway, path: str) -> str:
     return f"ws://{LOOPBACK}:{gw.port}{path}"
 
@@ -224,7 +232,7 @@ async def test_an_upstream_that_refuses_the_upgrade_is_answered_as_it_said(
 async def test_the_context_is_stored_while_open_and_removed_after(tmp_path: Path) -> None:
     async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
         token = await a_token(gw)
-        service = {"Authorization": "Service " + "w" * 48}
+        service = {"Authorization": f"Service {await a_service_token(gw)}"}
         async with ClientSession() as client:
             async with client.ws_connect(
                 ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
@@ -431,6 +439,40 @@ async def test_key_and_pat_sockets_close_when_the_credential_is_revoked(tmp_path
             assert by_pat.close_code == 1008
 
 
+async def test_a_service_socket_closes_when_its_token_is_revoked(tmp_path: Path) -> None:
+    async with socket_upstream() as upstream:
+        settings = Settings(access_log="off", watch_config=False, auth=auth_settings(tmp_path))
+        route = (
+            "{name: internal-socket, path: /internal, upstream: sockets, auth: service,"
+            " websocket: true, strip_prefix: true}"
+        )
+        table = routes({"sockets": [upstream.url]}, route)
+        async with running_gateway(table, tmp_path, settings) as gw, ClientSession() as client:
+            core = gw.worker.core
+            assert isinstance(core, AuthCore)
+            record, secret = await core.service_tokens.create("feed", actor_id=None, call=CALL)
+            _, kept = await core.service_tokens.create("other", actor_id=None, call=CALL)
+            revoked = await client.ws_connect(
+                ws_url(gw, "/internal/ws"), headers={"Authorization": f"Service {secret}"}
+            )
+            staying = await client.ws_connect(
+                ws_url(gw, "/internal/ws"), headers={"Authorization": f"Service {kept}"}
+            )
+            for ws in (revoked, staying):
+                await ws.send_str("x")
+                assert (await ws.receive()).data == "x"
+            assert upstream.handshakes[0]["headers"]["X-Auth-Method"] == "service"
+            assert upstream.handshakes[0]["headers"]["X-Credential-Id"] == record.id
+
+            await core.service_tokens.revoke(record.id, actor_id=None, call=CALL)
+            message = await asyncio.wait_for(revoked.receive(), 10)
+            assert message.type == WSMsgType.CLOSE
+            assert revoked.close_code == 1008
+            await staying.send_str("still here")
+            assert (await staying.receive()).data == "still here"
+            await staying.close()
+
+
 async def test_pings_pass_and_silence_closes_after_the_idle_timeout(tmp_path: Path) -> None:
     async with socket_upstream() as upstream:
         settings = Settings(
@@ -479,7 +521,7 @@ async def test_a_logout_through_another_gateway_closes_the_socket(
             async with client.ws_connect(ws_url(second, "/socket/ws"), headers=bearer) as ws:
                 connection_id = ws._response.headers["X-Connection-Id"]
                 # The context is in Redis, readable from the other gateway too.
-                service = {"Authorization": "Service " + "w" * 48}
+                service = {"Authorization": f"Service {await a_service_token(first)}"}
                 async with client.get(
                     f"{first.url}/api/v1/auth/internal/sockets/{connection_id}", headers=service
                 ) as response:
