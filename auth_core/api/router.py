@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from auth_core.api.json_body import parse_object
 from auth_core.errors import (
     AuthError,
     InsufficientRole,
@@ -59,13 +60,7 @@ class ApiCall:
         """The body as a JSON object; InvalidRequest otherwise."""
         if len(self.body) > MAX_JSON_BYTES:
             raise InvalidRequest("the JSON body is too large")
-        try:
-            document = json.loads(self.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidRequest("the body is not valid JSON") from None
-        if not isinstance(document, dict):
-            raise InvalidRequest("the body must be a JSON object")
-        return document
+        return parse_object(self.body)
 
     @property
     def caller(self) -> Principal:
