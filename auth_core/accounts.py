@@ -15,7 +15,7 @@ from auth_core.models import User
 from auth_core.passwords import PasswordPolicyError, check_policy, importable
 from auth_core.revocation import USER
 from auth_core.store.base import Conflict as StoreConflict
-from auth_core.text import shown, unsafe_text, valid_name
+from auth_core.text import shown, unsafe_text, valid_person_name
 from auth_core.tokens import opaque_token, token_hash
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class Accounts:
         core = self.core
         store = core.require_store()
         email = valid_email(email)
-        name = valid_name(name)
+        name = valid_person_name(name)
         hashed = None
         if password is not None:
             hashed = await asyncio.to_thread(core.passwords.hash, valid_password(password))
@@ -182,7 +182,7 @@ class Accounts:
         fields: dict[str, Any] = {}
         for key, value in changes.items():
             if key == "name":
-                fields["name"] = valid_name(value)
+                fields["name"] = valid_person_name(value)
             elif key == "email":
                 fields["email"] = valid_email(value)
             elif key == "roles":

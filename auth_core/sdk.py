@@ -13,7 +13,7 @@ from auth_core.errors import InvalidRequest
 from auth_core.models import User
 from auth_core.sessions import TokenPair
 from auth_core.store import Conflict
-from auth_core.text import plain_text, valid_name
+from auth_core.text import plain_text, valid_person_name
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore, CallInfo
@@ -44,7 +44,7 @@ class SdkSessions:
     ) -> TokenPair:
         external_id = external_id_of(body)
         email = body.get("email")
-        name = valid_name(body.get("name"))
+        name = valid_person_name(body.get("name"))
         roles = valid_roles(body["roles"]) if "roles" in body else None
         if roles is not None and RESERVED_ROLES.intersection(roles):
             raise InvalidRequest("an SDK session cannot carry the admin or tenant_admin role")

@@ -38,7 +38,7 @@ def shown(value: str) -> str:
 MAX_NAME = 200
 
 
-def valid_name(value: object) -> str | None:
+def valid_person_name(value: object) -> str | None:
     """A person's display name as given (None: none), at most MAX_NAME characters of text."""
     if value is None:
         return None

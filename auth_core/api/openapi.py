@@ -104,8 +104,9 @@ def document(api: AuthApi) -> dict[str, Any]:
             "description": (
                 "Request bodies are JSON objects of at most 64 KiB, nested at most 32 levels, "
                 "whose strings hold no NUL and no unpaired surrogate; e-mail addresses, names "
-                "(at most 200 characters) and external user ids hold no control characters "
-                "(C0, DEL, C1, U+2028, U+2029). Anything else is 400 invalid_request."
+                "(a user's at most 200 characters), external user ids and query parameters "
+                "hold no control characters (C0, DEL, C1, U+2028, U+2029). Anything else is "
+                "400 invalid_request."
             ),
         },
         "paths": dict(sorted(paths.items())),

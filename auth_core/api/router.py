@@ -26,6 +26,7 @@ from auth_core.errors import (
 )
 from auth_core.limits import Rate
 from auth_core.models import Principal
+from auth_core.text import unsafe_text
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore, CallInfo
@@ -129,6 +130,9 @@ class AuthApi:
 
     async def dispatch(self, call: ApiCall) -> ApiResponse:
         endpoint, params = self.match(call.method, call.path)
+        if any(unsafe_text(name) or unsafe_text(value) for name, value in call.query.items()):
+            # A decoded %00 would reach SQL (PostgreSQL refuses NUL in text: a 500).
+            raise InvalidRequest("query parameters must not contain control characters")
         call.params = params
         access = endpoint.access
         if access == API_KEY:

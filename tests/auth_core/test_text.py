@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from auth_core.errors import InvalidRequest
-from auth_core.text import plain_text, shown, unsafe_text, valid_name
+from auth_core.text import plain_text, shown, unsafe_text, valid_person_name
 
 REFUSED = [
     *(chr(code) for code in range(0x00, 0x20)),  # C0
@@ -43,6 +43,6 @@ def test_text_of_any_script_is_kept(text: str) -> None:
 )
 def test_a_name_is_a_string_of_at_most_200_characters(value: object) -> None:
     with pytest.raises(InvalidRequest):
-        valid_name(value)
-    assert valid_name("x" * 200) == "x" * 200
-    assert valid_name(None) is None
+        valid_person_name(value)
+    assert valid_person_name("x" * 200) == "x" * 200
+    assert valid_person_name(None) is None

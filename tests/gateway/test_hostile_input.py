@@ -4,9 +4,10 @@
   surrogate halves (which PostgreSQL's text and every UTF-8 encoder refuse), non-numbers. Every
   endpoint that reads a JSON body answers each with 400 problem+json `invalid_request`, never
   500, and the gateway goes on serving.
-- Control characters in e-mail addresses, names, external ids and roles: refused at signup,
-  user creation and change, SDK sessions, `gateway user create` and `gateway users import`;
-  an access token whose claims hold one is an invalid token.
+- Control characters in e-mail addresses, names (of users, tenants, keys, PATs), external ids
+  and roles: refused at signup, user creation and change, SDK sessions, `gateway user create`
+  and `gateway users import`; an access token whose claims hold one is an invalid token.
+- Query parameters of the API that would reach SQL or int() badly (NUL, "²", 5000 digits).
 """
 
 from __future__ import annotations
@@ -197,6 +198,30 @@ async def test_the_table_covers_every_endpoint_documented_with_a_body(site: Site
     assert documented - BODY_IGNORED == listed
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("limit=%C2%B2", id="limit-superscript-two"),
+        pytest.param("limit=" + "9" * 5000, id="limit-5000-digits"),
+        pytest.param("offset=%D9%A1%D9%A1", id="offset-arabic-indic-digits"),
+        pytest.param("before=%C2%B3", id="before-superscript-three"),
+        pytest.param("before=" + "7" * 5000, id="before-5000-digits"),
+        pytest.param("event=login%00", id="event-nul"),
+        pytest.param("user_id=usr%00", id="user-id-nul"),
+        pytest.param("event=%ED%A0%80", id="event-surrogate-bytes"),
+        pytest.param("user_id=%1B%5B2J", id="user-id-escape"),
+    ],
+)
+async def test_hostile_query_parameters_are_refused_with_400(site: Site, query: str) -> None:
+    wrong: list[str] = []
+    for path in ("/api/v1/users", "/api/v1/audit"):
+        status, content_type, answer = await site.send("GET", f"{path}?{query}", b"", "admin")
+        problem = json.loads(answer) if content_type == "application/problem+json" else {}
+        if status >= 500 or (status != 200 and problem.get("error") != "invalid_request"):
+            wrong.append(f"{path}: {status} {answer[:200]!r}")
+    assert not wrong, "\n".join(wrong)
+
+
 # -- control characters in addresses, names, ids, roles ------------------------------------------
 
 CONTROL = [
@@ -225,6 +250,10 @@ FIELDS = [
     ("change-email", "PATCH", "/api/v1/users/{user}", "admin",
      lambda t: {"email": f"chan{t}ged@example.com"}),
     ("change-name", "PATCH", "/api/v1/users/{user}", "admin", lambda t: {"name": f"Cy{t} N"}),
+    ("tenant-name", "POST", "/api/v1/tenants", "admin", lambda t: {"name": f"Ac{t}me"}),
+    ("key-name", "POST", "/api/v1/tenants/{tenant}/api-keys", "admin",
+     lambda t: {"name": f"back{t}end"}),
+    ("pat-name", "POST", "/api/v1/tokens", "admin", lambda t: {"name": f"c{t}i"}),
     ("sdk-external-id", "POST", "/v1/sdk/session", "key",
      lambda t: {"external_user_id": f"cu{t}st-1"}),
     ("sdk-email", "POST", "/v1/sdk/session", "key",
