@@ -34,7 +34,7 @@ TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 ALGORITHM = "HS256"
 _REQUIRED = ("exp", "iat", "iss", "aud", "sub", "sid", "jti")
 # Claims read as text (roles too, a list of it); any other claim is never read.
-_TEXT_CLAIMS = ("sub", "sid", "jti", "tenant", "email", "name")
+_TEXT_CLAIMS = ("sub", "sid", "jti", "tenant", "tid", "email", "name")
 
 
 class TokenError(Exception):
