@@ -15,6 +15,7 @@ from auth_core.models import User
 from auth_core.passwords import PasswordPolicyError, check_policy, importable
 from auth_core.revocation import USER
 from auth_core.store.base import Conflict as StoreConflict
+from auth_core.text import shown, unsafe_text, valid_person_name
 from auth_core.tokens import opaque_token, token_hash
 
 if TYPE_CHECKING:
@@ -31,8 +32,13 @@ MAX_EMAIL = 254
 
 
 def valid_email(email: object) -> str:
-    if not isinstance(email, str) or len(email) > MAX_EMAIL or not EMAIL.fullmatch(email):
-        raise InvalidRequest("email must be an e-mail address")
+    if (
+        not isinstance(email, str)
+        or len(email) > MAX_EMAIL
+        or not EMAIL.fullmatch(email)
+        or unsafe_text(email)
+    ):
+        raise InvalidRequest("email must be an e-mail address (no control characters)")
     return email.strip().lower()
 
 
@@ -78,6 +84,7 @@ class Accounts:
         core = self.core
         store = core.require_store()
         email = valid_email(email)
+        name = valid_person_name(name)
         hashed = None
         if password is not None:
             hashed = await asyncio.to_thread(core.passwords.hash, valid_password(password))
@@ -175,9 +182,7 @@ class Accounts:
         fields: dict[str, Any] = {}
         for key, value in changes.items():
             if key == "name":
-                if value is not None and not isinstance(value, str):
-                    raise InvalidRequest("name must be a string")
-                fields["name"] = value
+                fields["name"] = valid_person_name(value)
             elif key == "email":
                 fields["email"] = valid_email(value)
             elif key == "roles":
@@ -249,5 +254,6 @@ class Accounts:
                 created += 1
             except (InvalidRequest, StoreConflict) as exc:
                 reason = "already exists" if isinstance(exc, StoreConflict) else str(exc)
-                skipped.append(f"line {number} ({email or '?'}): {reason}")
+                # Escaped: the line goes to a terminal, and the address may be what was refused.
+                skipped.append(f"line {number} ({shown(email) or '?'}): {reason}")
         return ImportReport(created, skipped)

@@ -5,11 +5,14 @@ A ban is a row of the revocation table (kind `ban`, the address, until when), so
 every worker and replica the way a revocation does, and a lift is a later `unban` row. The
 failures are counted per worker in a sliding window, and with Redis in one shared counter an
 address (so several workers and replicas cannot each grant an attacker its own allowance).
-Every ban and lift is audited.
+Every ban and lift is audited. How many failures, in what window, and how long a ban lasts
+are settings (GATEWAY_BAN_THRESHOLD, _WINDOW, _DURATION; 0 for any: nothing is counted or
+banned, though a ban already written still holds until it ends or is lifted).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +24,6 @@ from auth_core.throttle import FailureWindow
 if TYPE_CHECKING:
     from auth_core.service import AuthCore, CallInfo
 
-BAN_AFTER = 30  # failed credentials from one address ...
-BAN_WINDOW = 600.0  # ... within this many seconds ...
-BAN_FOR = 900.0  # ... ban it this long
 # Refusals that say a credential was wrong (not expired, revoked or missing, which honest
 # clients run into).
 COUNTED = frozenset({"invalid_token", "invalid_api_key", "invalid_credentials"})
@@ -32,7 +32,12 @@ COUNTED = frozenset({"invalid_token", "invalid_api_key", "invalid_credentials"})
 class Bans:
     def __init__(self, core: AuthCore) -> None:
         self.core = core
-        self.failures = FailureWindow(BAN_AFTER, BAN_WINDOW)
+        settings = core.settings
+        self.enabled = settings.bans_enabled
+        self.threshold = settings.ban_threshold
+        self.window = settings.ban_window
+        self.duration = settings.ban_duration
+        self.failures = FailureWindow(max(1, self.threshold), self.window)
         self._banning: set[str] = set()  # addresses whose ban is being written
 
     def banned_for(self, address: str) -> float:
@@ -41,7 +46,7 @@ class Bans:
 
     def failed(self, address: str, code: str, call: CallInfo) -> None:
         """Count a refused credential; ban the address when it has had enough."""
-        if code not in COUNTED or not address or self.banned_for(address):
+        if not self.enabled or code not in COUNTED or not address or self.banned_for(address):
             return
         self.failures.fail(address)
         core = self.core
@@ -57,12 +62,12 @@ class Bans:
         try:
             async with link.client.pipeline(transaction=True) as pipe:
                 pipe.incr(key)
-                pipe.expire(key, int(BAN_WINDOW), nx=True)
+                pipe.expire(key, max(1, math.ceil(self.window)), nx=True)
                 count, _ = await pipe.execute()
         except (RedisError, OSError) as exc:
             link.failed(exc)
-            count = BAN_AFTER if self.failures.blocked(address) else 0
-        if int(count) >= BAN_AFTER:
+            count = self.threshold if self.failures.blocked(address) else 0
+        if int(count) >= self.threshold:
             self._ban_later(address, call)
             try:
                 await link.client.delete(key)
@@ -76,8 +81,9 @@ class Bans:
         self.core.background(self.ban(address, "repeated failed credentials", call))
 
     async def ban(
-        self, address: str, reason: str, call: CallInfo, *, seconds: float = BAN_FOR
+        self, address: str, reason: str, call: CallInfo, *, seconds: float | None = None
     ) -> None:
+        seconds = self.duration if seconds is None else seconds
         try:
             await self.core.revoke(BAN, address, time.time() + seconds)
             self.failures.forget(address)
@@ -90,9 +96,13 @@ class Bans:
     async def lift(self, address: str, actor_id: str | None, call: CallInfo) -> bool:
         """Lift the address's ban; False when it was not banned (by the table, which this
         worker may not have read to the end yet)."""
-        if not any(ban["address"] == address for ban in await self.active()):
+        ends = [ban["until"] for ban in await self.active() if ban["address"] == address]
+        if not ends:
             return False
-        await self.core.revoke(UNBAN, address, time.time() + BAN_FOR + 86400.0)
+        # The lift's row outlives the ban it lifts and any that another replica may still be
+        # writing (at most a duration from now), and a day more (RevocationSet.prune).
+        until = max(*ends, time.time() + self.duration)
+        await self.core.revoke(UNBAN, address, until + 86400.0)
         self.failures.forget(address)
         await self.core.audit("ip_ban", "lifted", call, actor_id=actor_id, address=address)
         return True

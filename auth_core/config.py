@@ -54,6 +54,18 @@ def _seconds_or_zero(value: str) -> float:
     return 0.0 if value.strip() in ("0", "off") else parse_duration(value)
 
 
+def _count_or_zero(value: str) -> int:
+    if value.strip() == "off":
+        return 0
+    try:
+        count = int(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number (0 turns it off)") from None
+    if count < 0:
+        raise ValueError(f"{value!r} must be 0 or more")
+    return count
+
+
 def _name(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
@@ -93,6 +105,11 @@ class AuthSettings:
     refresh_ttl: float = 7 * 86400.0
     ip_whitelist_enabled: bool = True
     origin_validation_enabled: bool = True
+    # Bans (README, "Bans"): this many wrong credentials from one address within the window
+    # ban it for the duration; 0 for any of the three: nothing is counted or banned.
+    ban_threshold: int = 30
+    ban_window: float = 600.0
+    ban_duration: float = 900.0
     mail_url: str = "outbox:./outbox"
     issuer: str = "gateway"
     audience: str = "gateway"
@@ -106,6 +123,10 @@ class AuthSettings:
     # it again (revocation events void it sooner).
     cache_ttl: float = 300.0
     redis_prefix: str = "gateway:"
+
+    @property
+    def bans_enabled(self) -> bool:
+        return self.ban_threshold > 0 and self.ban_window > 0 and self.ban_duration > 0
 
     @property
     def embedded(self) -> bool:
@@ -123,6 +144,9 @@ class AuthSettings:
             ("GATEWAY_REFRESH_TOKEN_TTL", "refresh_ttl", parse_duration),
             ("GATEWAY_IP_WHITELIST_ENABLED", "ip_whitelist_enabled", parse_boolean),
             ("GATEWAY_ORIGIN_VALIDATION_ENABLED", "origin_validation_enabled", parse_boolean),
+            ("GATEWAY_BAN_THRESHOLD", "ban_threshold", _count_or_zero),
+            ("GATEWAY_BAN_WINDOW", "ban_window", _seconds_or_zero),
+            ("GATEWAY_BAN_DURATION", "ban_duration", _seconds_or_zero),
             ("GATEWAY_MAIL_URL", "mail_url", _mail_url),
             ("GATEWAY_JWT_ISSUER", "issuer", _name),
             ("GATEWAY_JWT_AUDIENCE", "audience", _name),

@@ -13,6 +13,7 @@ from auth_core.errors import InvalidRequest
 from auth_core.models import User
 from auth_core.sessions import TokenPair
 from auth_core.store import Conflict
+from auth_core.text import plain_text, valid_person_name
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore, CallInfo
@@ -31,7 +32,7 @@ def external_id_of(body: dict[str, Any]) -> str:
         raise InvalidRequest(
             f"external_user_id must be a string of 1 to {MAX_EXTERNAL_ID} characters"
         )
-    return value.strip()
+    return plain_text(value.strip(), "external_user_id")
 
 
 class SdkSessions:
@@ -43,9 +44,7 @@ class SdkSessions:
     ) -> TokenPair:
         external_id = external_id_of(body)
         email = body.get("email")
-        name = body.get("name")
-        if name is not None and (not isinstance(name, str) or len(name) > 200):
-            raise InvalidRequest("name must be a string of at most 200 characters")
+        name = valid_person_name(body.get("name"))
         roles = valid_roles(body["roles"]) if "roles" in body else None
         if roles is not None and RESERVED_ROLES.intersection(roles):
             raise InvalidRequest("an SDK session cannot carry the admin or tenant_admin role")

@@ -25,6 +25,7 @@ from auth_core.origins import OriginWhitelist, normalise_origin
 from auth_core.revocation import TENANT
 from auth_core.stats import TENANT_HIT, TENANT_MISS, TENANT_SHARED_HIT
 from auth_core.store import DatabaseUnavailable
+from auth_core.text import plain_text
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore, CallInfo
@@ -112,7 +113,7 @@ def valid_ip_list(value: object) -> list[str]:
 def valid_name(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
         raise InvalidRequest(f"name must be a non-empty string of at most {MAX_NAME} characters")
-    return value.strip()
+    return plain_text(value.strip(), "name")
 
 
 @dataclass(frozen=True, slots=True)

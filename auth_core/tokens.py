@@ -26,11 +26,15 @@ from typing import Any
 
 import jwt
 
+from auth_core.text import unsafe_text
+
 MAX_TOKEN_BYTES = 4096
 LEEWAY = 30.0  # seconds of clock skew tolerated on exp, nbf and iat
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 ALGORITHM = "HS256"
 _REQUIRED = ("exp", "iat", "iss", "aud", "sub", "sid", "jti")
+# Claims read as text (roles too, a list of it); any other claim is never read.
+_TEXT_CLAIMS = ("sub", "sid", "jti", "tenant", "tid", "email", "name")
 
 
 class TokenError(Exception):
@@ -173,9 +177,20 @@ class AccessTokens:
         current = now if now is not None else time.time()
         if float(claims["iat"]) > current + LEEWAY:
             raise TokenError("invalid_token", "the token is issued in the future")
-        if not isinstance(claims.get("roles", []), list):
-            raise TokenError("invalid_token", "the token's roles are malformed")
+        if not _claims_are_text(claims):
+            raise TokenError("invalid_token", "the token's claims are malformed")
         return _claims(claims)
+
+
+def _claims_are_text(claims: dict[str, Any]) -> bool:
+    """The identity claims are strings (roles a list of them) with no control characters:
+    they become context headers, log fields and database keys."""
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list):
+        return False
+    texts = [claims[name] for name in _TEXT_CLAIMS if name in claims]
+    texts.extend(roles)
+    return all(isinstance(text, str) and not unsafe_text(text) for text in texts)
 
 
 def _claims(claims: dict[str, Any]) -> AccessClaims:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -129,7 +130,9 @@ async def _users_import(args: argparse.Namespace, core: AuthCore) -> int:
     except OSError as exc:
         print(f"gateway: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 1
-    report = await core.accounts.import_csv(text.splitlines(keepends=True))
+    # Rows end at \n, \r or \r\n only: str.splitlines would also split inside a row at NEL,
+    # U+2028 and the like, which would then be refused (or imported) as two halves.
+    report = await core.accounts.import_csv(io.StringIO(text, newline=""))
     await core.audit(
         "users_import",
         "success",

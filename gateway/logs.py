@@ -1,12 +1,37 @@
-"""Application logs as one JSON object a line on stderr (access logs are separate)."""
+"""Application logs as one JSON object a line on stderr (access logs are separate).
+
+Secrets never reach them, at any level (README, "Operations"): the libraries that see SQL
+parameters, Redis commands or client requests are held at WARNING whatever GATEWAY_LOG_LEVEL
+says (aiosqlite logs every statement with its parameters at DEBUG: password hashes, token
+hashes, e-mail addresses), and whatever still looks like a credential is masked on its way out.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
 import sys
 import time
+
+# Libraries whose DEBUG and INFO lines can carry what passed through them: statements and their
+# parameters, Redis commands and replies, client requests. Only their warnings and errors show.
+QUIET_LIBRARIES = ("aiosqlite", "asyncpg", "redis", "aiohttp", "asyncio")
+
+# What a credential of ours looks like: keys, PATs, refresh and service tokens (`gw?_...`), JWTs,
+# password hashes (argon2, bcrypt, pbkdf2). Opaque reset and verification tokens and passwords
+# have no shape to find: keeping them out of messages is the code's job, and the tests'.
+_SECRETS = re.compile(
+    r"\bgw[a-z]_[0-9A-Za-z_-]{8,}"
+    r"|\beyJ[0-9A-Za-z_-]+\.[0-9A-Za-z_-]+\.[0-9A-Za-z_-]*"
+    r"|\$(?:argon2(?:id|i|d)|2[abxy]?|pbkdf2[0-9A-Za-z_-]*)\$[^\s'\",)}\]]+"
+)
+
+
+def redact(text: str) -> str:
+    """`text` with anything shaped like a credential or a password hash masked."""
+    return _SECRETS.sub("[redacted]", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,10 +46,10 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "pid": os.getpid(),
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         if record.exc_info and record.exc_info[0] is not None:
-            data["exception"] = self.formatException(record.exc_info)
+            data["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(data)
 
 
@@ -34,5 +59,6 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("aiohttp").setLevel(max(logging.WARNING, root.level))
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     logging.Formatter.converter = time.gmtime

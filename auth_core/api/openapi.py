@@ -98,7 +98,17 @@ def document(api: AuthApi) -> dict[str, Any]:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "gateway auth core", "version": "1"},
+        "info": {
+            "title": "gateway auth core",
+            "version": "1",
+            "description": (
+                "Request bodies are JSON objects of at most 64 KiB, nested at most 32 levels, "
+                "whose strings hold no NUL and no unpaired surrogate; e-mail addresses, names "
+                "(a user's at most 200 characters), external user ids and query parameters "
+                "hold no control characters (C0, DEL, C1, U+2028, U+2029). Anything else is "
+                "400 invalid_request."
+            ),
+        },
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from auth_core.api.json_body import parse_object
 from auth_core.errors import (
     AuthError,
     InsufficientRole,
@@ -25,6 +26,7 @@ from auth_core.errors import (
 )
 from auth_core.limits import Rate
 from auth_core.models import Principal
+from auth_core.text import unsafe_text
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore, CallInfo
@@ -59,13 +61,7 @@ class ApiCall:
         """The body as a JSON object; InvalidRequest otherwise."""
         if len(self.body) > MAX_JSON_BYTES:
             raise InvalidRequest("the JSON body is too large")
-        try:
-            document = json.loads(self.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidRequest("the body is not valid JSON") from None
-        if not isinstance(document, dict):
-            raise InvalidRequest("the body must be a JSON object")
-        return document
+        return parse_object(self.body)
 
     @property
     def caller(self) -> Principal:
@@ -134,6 +130,9 @@ class AuthApi:
 
     async def dispatch(self, call: ApiCall) -> ApiResponse:
         endpoint, params = self.match(call.method, call.path)
+        if any(unsafe_text(name) or unsafe_text(value) for name, value in call.query.items()):
+            # A decoded %00 would reach SQL (PostgreSQL refuses NUL in text: a 500).
+            raise InvalidRequest("query parameters must not contain control characters")
         call.params = params
         access = endpoint.access
         if access == API_KEY:

@@ -17,11 +17,17 @@ if TYPE_CHECKING:
 MAX_PAGE = 500
 
 
+def _whole_number(raw: str) -> bool:
+    # ASCII only: str.isdigit() is also true of "²" (which int() refuses) and of other
+    # scripts' digits; 18 digits keep clear of int()'s limit on long strings.
+    return raw.isascii() and raw.isdigit() and len(raw) <= 18
+
+
 def _int(call: ApiCall, name: str, default: int, maximum: int) -> int:
     raw = call.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 0 <= int(raw) <= maximum:
+    if not _whole_number(raw) or not 0 <= int(raw) <= maximum:
         raise InvalidRequest(f"{name} must be a whole number from 0 to {maximum}")
     return int(raw)
 
@@ -79,7 +85,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
     async def audit(call: ApiCall) -> ApiResponse:
         limit = _int(call, "limit", 100, MAX_PAGE)
         before = call.query.get("before")
-        if before is not None and not before.isdigit():
+        if before is not None and not _whole_number(before):
             raise InvalidRequest("before must be an entry id")
         # Refusals are audited off the request's path: an admin who was just refused (or who
         # reads right after a failed login) sees that entry too.

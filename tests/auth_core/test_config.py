@@ -27,6 +27,12 @@ def test_defaults() -> None:
     assert settings.mail_url == "outbox:./outbox"
     assert (settings.issuer, settings.audience) == ("gateway", "gateway")
     assert settings.hash_cost == HashCost(3, 65536, 4)
+    assert (settings.ban_threshold, settings.ban_window, settings.ban_duration) == (
+        30,
+        600.0,
+        900.0,
+    )
+    assert settings.bans_enabled is True
 
 
 def test_empty_values_mean_the_default() -> None:
@@ -152,6 +158,20 @@ def test_empty_values_mean_the_default() -> None:
             {"hash_cost": HashCost(2, 32, 4)},
             id="hash-cost-minimum-memory",
         ),
+        pytest.param(
+            {
+                "GATEWAY_BAN_THRESHOLD": "5",
+                "GATEWAY_BAN_WINDOW": "2m",
+                "GATEWAY_BAN_DURATION": "1h",
+            },
+            {"ban_threshold": 5, "ban_window": 120.0, "ban_duration": 3600.0, "bans_enabled": True},
+            id="bans",
+        ),
+        *(
+            pytest.param({name: off}, {"bans_enabled": False}, id=f"bans-{name[12:]}-{off}")
+            for name in ("GATEWAY_BAN_THRESHOLD", "GATEWAY_BAN_WINDOW", "GATEWAY_BAN_DURATION")
+            for off in ("0", "off")
+        ),
     ],
 )
 def test_each_variable(env: dict[str, str], expected: dict[str, Any]) -> None:
@@ -205,6 +225,13 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param("GATEWAY_PASSWORD_HASH_COST", "0,65536,4", id="hash-cost-time-0"),
         pytest.param("GATEWAY_PASSWORD_HASH_COST", "3,65536,0", id="hash-cost-lanes-0"),
         pytest.param("GATEWAY_PASSWORD_HASH_COST", "3,16,4", id="hash-cost-memory-low"),
+        pytest.param("GATEWAY_BAN_THRESHOLD", "-1", id="ban-threshold-negative"),
+        pytest.param("GATEWAY_BAN_THRESHOLD", "many", id="ban-threshold-word"),
+        pytest.param("GATEWAY_BAN_THRESHOLD", "2.5", id="ban-threshold-fraction"),
+        pytest.param("GATEWAY_BAN_WINDOW", "soon", id="ban-window-word"),
+        pytest.param("GATEWAY_BAN_WINDOW", "-10m", id="ban-window-negative"),
+        pytest.param("GATEWAY_BAN_DURATION", "15 minutes", id="ban-duration-unit-word"),
+        pytest.param("GATEWAY_BAN_DURATION", "2w", id="ban-duration-weeks"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

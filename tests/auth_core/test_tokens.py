@@ -152,6 +152,28 @@ BAD_TOKENS: list[Any] = [
     pytest.param(lambda: sign(payload=claims(roles={"admin": True})), id="roles-an-object"),
     pytest.param(lambda: sign(payload=["not", "an", "object"]), id="payload-json-array"),
     pytest.param(lambda: sign(payload=b"not json"), id="payload-not-json"),
+    # -- identity claims that are not plain text (they become headers, log fields, keys)
+    *(
+        pytest.param(lambda changes=changes: sign(payload=claims(**changes)), id=name)
+        for name, changes in [
+            ("email-escape", {"email": "ada\x1b[2J@example.com"}),
+            ("email-newline", {"email": "ada@example.com\nX-User-Roles: admin"}),
+            ("email-nul", {"email": "ada\x00@example.com"}),
+            ("email-c1", {"email": "ada\x9b@example.com"}),
+            ("email-line-separator", {"email": "ada\u2028@example.com"}),
+            ("email-lone-surrogate", {"email": "ada\ud800@example.com"}),
+            ("email-a-number", {"email": 42}),
+            ("name-del", {"name": "Ada\x7f"}),
+            ("roles-tab", {"roles": ["user\tadmin"]}),
+            ("roles-not-strings", {"roles": [["admin"]]}),
+            ("sub-cr", {"sub": "usr_1\r"}),
+            ("sub-a-number", {"sub": 7}),
+            ("sid-nul", {"sid": "ses\x00"}),
+            ("jti-bell", {"jti": "jti\x07"}),
+            ("tenant-paragraph-separator", {"tenant": "ten\u2029"}),
+            ("tenant-an-object", {"tenant": {"id": "ten_1"}}),
+        ]
+    ),
     # -- the signature
     pytest.param(tampered, id="tampered-payload"),
     pytest.param(lambda: good()[:-4], id="truncated-signature"),

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from aiohttp import ClientSession, TCPConnector
 
-from auth_core.bans import BAN_AFTER
 from auth_core.service import AuthCore, CallInfo
 from gateway.config import Settings
 from tests.conftest import REDIS_URL
 from tests.support import RunningGateway, Upstream, auth_settings, routes, running_gateway
 
+BAN_AFTER = 30  # failed credentials: the default GATEWAY_BAN_THRESHOLD
 CALL = CallInfo()
 PASSWORD = "correct horse battery"
 ATTACKER = "127.0.0.2"

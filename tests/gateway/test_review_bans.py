@@ -14,7 +14,6 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import ClientSession, TCPConnector
 
-from auth_core.bans import BAN_AFTER, BAN_WINDOW
 from auth_core.revocation import BAN, UNBAN, RevocationSet
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import open_database
@@ -25,6 +24,8 @@ from tests import support
 from tests.conftest import REDIS_URL
 from tests.support import Upstream, auth_settings, routes, running_gateway
 
+BAN_AFTER = 30  # failed credentials (the default GATEWAY_BAN_THRESHOLD) ...
+BAN_WINDOW = 600  # ... within this many seconds (the default GATEWAY_BAN_WINDOW)
 CALL = CallInfo(ip="198.51.100.9", request_id="req-bans")
 ATTACKER = "198.51.100.66"
 OTHER = "198.51.100.77"

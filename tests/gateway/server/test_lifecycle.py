@@ -379,6 +379,7 @@ BAD_ENVIRONMENT = [
     pytest.param("GATEWAY_MAX_HEADER_SIZE", "lots", id="max-header-size"),
     pytest.param("GATEWAY_TRUSTED_PROXIES", "10.0.0.0/33", id="trusted-proxies"),
     pytest.param("GATEWAY_WATCH_CONFIG", "maybe", id="watch-config"),
+    pytest.param("GATEWAY_BAN_WINDOW", "soon", id="ban-window"),
 ]
 
 
