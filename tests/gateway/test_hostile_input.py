@@ -26,6 +26,7 @@ import jwt
 import pytest
 from aiohttp import ClientSession, ClientTimeout
 
+from auth_core.calls import CallInfo
 from auth_core.service import AuthCore
 from gateway.config import Settings
 from tests.support import RunningGateway, Upstream, auth_settings, running_gateway
@@ -52,6 +53,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/tenants/{tenant}/api-keys", "admin"),
     ("POST", "/api/v1/tenants/{tenant}/api-keys/{key}/rotate", "admin"),
     ("POST", "/api/v1/tokens", "admin"),
+    ("POST", "/api/v1/service-tokens", "admin"),
     ("POST", "/v1/sdk/session", "key"),
     ("POST", "/v1/sdk/refresh", "key"),
     ("POST", "/v1/sdk/logout", "key"),
@@ -140,8 +142,7 @@ async def site(
         ) as response:
             assert response.status == 201
             key = await response.json()
-        assert core.service_keyring is not None
-        service = core.service_keyring.current[1].decode()
+        _, service = await core.service_tokens.create("hostile", actor_id=None, call=CallInfo())
         yield Site(
             gateway,
             client,
