@@ -38,7 +38,7 @@ from auth_core import credentials
 from auth_core.service import AuthCore
 from auth_core.tokens import Keyring
 from gateway.config import Settings
-from gateway.context import Context, verify
+from gateway.context import Context, derive_keys, verify
 from gateway.routing.loader import load_route_table
 from gateway.server.run import Worker, bind
 from tests.support import (
@@ -126,11 +126,11 @@ class Site:
         assert core is not None
         return core
 
-    @property
-    def service_keys(self) -> dict[str, bytes]:
+    def context_keys(self, audience: str) -> dict[str, bytes]:
+        """What `gateway context-key AUDIENCE` gives the service behind that upstream."""
         keyring = self.core.service_keyring
         assert keyring is not None
-        return dict(keyring.keys)
+        return derive_keys(keyring.keys, audience)
 
     @property
     def service_secret(self) -> str:
@@ -327,7 +327,7 @@ def signed_context(site: Site, seen: dict[str, Any]) -> Context:
     """The context the upstream received, its signature checked (every header, so that a
     signed header arriving twice is refused too)."""
     headers = CIMultiDict[str]([(name, value) for name, value in seen["headers"]])
-    return verify(site.service_keys, seen["method"], seen["path"], headers)
+    return verify(site.context_keys("echo"), "echo", seen["method"], seen["path"], headers)
 
 
 async def forwarded(site: Site, path: str, **call: Any) -> tuple[Answer, dict[str, Any]]:
@@ -1170,7 +1170,9 @@ async def test_forward_auth_takes_an_api_key(site: Site) -> None:
     assert answer.headers["X-Tenant-Id"] == tenant["id"]
     assert answer.headers["X-Auth-Method"] == "api_key"
     assert answer.headers["X-Credential-Id"] == key["id"]
-    context = verify(site.service_keys, "POST", "/orders?page=2", answer.headers)
+    context = verify(
+        site.context_keys("forward_auth"), "forward_auth", "POST", "/orders?page=2", answer.headers
+    )
     assert (context.auth_method, context.tenant_id, context.credential_id) == (
         "api_key",
         tenant["id"],
@@ -1624,7 +1626,7 @@ async def test_every_service_secret_of_the_keyring_is_a_service_token(
             )
             assert received(seen)["x-auth-method"] == ["service"]
             # Context headers are signed with the current entry.
-            assert received(seen)["x-gateway-signature"][0].startswith("v1,kid=s2,")
+            assert received(seen)["x-gateway-signature"][0].startswith("v2,kid=s2,aud=echo,")
             verdict = await site.service(INTERNAL_VALIDATE, {"token": "x"}, secret)
             assert verdict.status == 200, verdict.body
         # A prefix of a secret, or the key id, is no secret.

@@ -21,7 +21,7 @@ from aiohttp import ClientSession, WSMsgType, WSServerHandshakeError, web
 from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
 from gateway.config import Settings
-from gateway.context import verify
+from gateway.context import ContextError, derive_key, verify
 from tests.conftest import REDIS_URL
 from tests.support import (
     LOOPBACK,
@@ -152,9 +152,14 @@ async def test_echo_of_text_binary_and_large_messages(tmp_path: Path) -> None:
         assert handshake["path"] == "/ws"
         assert headers["x-auth-method"] == "jwt"
         assert "sec-websocket-extensions" not in headers  # nothing negotiated past the relay
-        keys = {"s1": b"w" * 48}
-        context = verify(keys, "GET", "/ws", headers)
+        # What `gateway context-key sockets` prints for GATEWAY_SERVICE_SECRET s1:www...
+        keys = {"s1": derive_key(b"w" * 48, "sockets")}
+        assert headers["x-gateway-signature"].startswith("v2,kid=s1,aud=sockets,sig=")
+        context = verify(keys, "sockets", "GET", "/ws", headers)
         assert context.user_id is not None
+        assert (context.email, context.email_verified) == ("ada@example.com", True)
+        with pytest.raises(ContextError):  # the master secret is not a key of any upstream
+            verify({"s1": b"w" * 48}, "sockets", "GET", "/ws", headers)
 
 
 async def test_the_token_may_come_in_the_subprotocol_list_or_the_query(tmp_path: Path) -> None:
