@@ -7,7 +7,9 @@ revocation and on expiry; message size; back pressure."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import re
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -545,3 +547,18 @@ async def test_a_client_gone_during_the_handshake_frees_the_upstream_connection(
             await asyncio.wait_for(closed.wait(), 10)
     finally:
         server.close()
+
+
+async def test_connection_ids_are_unguessable(tmp_path: Path) -> None:
+    """A connection id names a socket's context to services: knowing one's own must not tell
+    another's. 128 random bits each, no shared prefix, no counter."""
+    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
+        ids = []
+        async with ClientSession() as client:
+            for _ in range(8):
+                async with client.ws_connect(ws_url(gw, "/open/ws")) as ws:
+                    ids.append(ws._response.headers["X-Connection-Id"])
+    assert all(re.fullmatch(r"ws_[0-9a-f]{32}", value) for value in ids), ids
+    assert len({value[:15] for value in ids}) == 8  # "ws_" + 12 hex: nothing in common
+    numbers = [int(value[3:], 16) for value in ids]
+    assert len({b - a for a, b in itertools.pairwise(numbers)}) == 7  # no fixed step
