@@ -52,7 +52,7 @@ def request_id_from(value: bytes | None) -> str:
     """The client's X-Request-Id if it is 1-64 of [A-Za-z0-9._-], else a new one."""
     if value is not None and _REQUEST_ID.fullmatch(value):
         return value.decode()
-    return new_request_id()
+    return new_id()
 
 
 def traceparent_from(value: bytes | None) -> bytes:

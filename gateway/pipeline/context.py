@@ -64,7 +64,7 @@ class ContextSigners:
         keyring = self.core.service_keyring
         assert keyring is not None, "the auth core is started before requests are served"
         if keyring is not self._keyring or len(self.by_audience) >= MAX_AUDIENCES:
-            self.by_audience = {}
+            self.by_audience.clear()  # in place: SetContext holds its `get`
             self._keyring = keyring
         kid, secret = keyring.current
         signer = self.by_audience[audience] = Signer(kid, derive_key(secret, audience), audience)
@@ -96,6 +96,7 @@ class SetContext(Stage):
 
     def __init__(self, core: AuthCore) -> None:
         self.signers = ContextSigners(core)
+        self._signer_of = self.signers.by_audience.get
         self._prepared: dict[tuple[int, str], _Prepared] = {}
 
     def __call__(self, exchange: Exchange) -> StageResult:
@@ -108,8 +109,7 @@ class SetContext(Stage):
             prepared = self._prepared[key] = _Prepared(principal, exchange.auth_method)
         route = exchange.route
         assert route is not None, "the head ends by matching a route"
-        signers = self.signers
-        signer = signers.by_audience.get(route.upstream) or signers.make(route.upstream)
+        signer = self._signer_of(route.upstream) or self.signers.make(route.upstream)
         stamp = str(int(time.time()))
         # The signed text after its first two lines (`v2`, the audience: in the signer).
         rest = (
