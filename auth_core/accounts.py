@@ -193,6 +193,10 @@ class Accounts:
                 fields[key] = value
             else:
                 raise InvalidRequest(f"{key} cannot be changed")
+        if "email" in fields:
+            # A new address is not proven by the old one's verification (upstreams are told,
+            # X-User-Email-Verified), unless the same change says it is.
+            fields.setdefault("email_verified", False)
         store = self.core.require_store()
         before = await store.users.get(user_id)
         try:
@@ -201,9 +205,15 @@ class Accounts:
             raise Conflict("a user with this e-mail exists") from None
         if user is None or before is None:
             raise NotFound("no such user")
-        if "roles" in fields or "email" in fields or (user.disabled and not before.disabled):
-            # Roles and e-mail are carried in access tokens (and on to upstreams as context
-            # headers): the old tokens must not outlive the change.
+        unverified = before.email_verified and not user.email_verified
+        if (
+            "roles" in fields
+            or "email" in fields
+            or unverified
+            or (user.disabled and not before.disabled)
+        ):
+            # Roles, e-mail and whether it is verified are carried in access tokens (and on to
+            # upstreams as context headers): the old tokens must not outlive the change.
             await self.core.sessions.revoke_user(user_id, "account changed")
         elif before.disabled and not user.disabled:
             # Nothing of theirs is alive to end, but workers cached their PATs as refused.

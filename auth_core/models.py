@@ -266,6 +266,7 @@ class Principal:
     method: str  # "jwt", "api_key", "pat", "service"
     user_id: str | None = None
     email: str | None = None
+    email_verified: bool = False  # the user proved they receive mail at `email`
     roles: tuple[str, ...] = ()
     tenant_id: str | None = None
     session_id: str | None = None

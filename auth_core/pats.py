@@ -145,6 +145,8 @@ class Pats:
                 method="pat",
                 user_id=owner["id"],
                 email=owner["email"] or None,
+                # Absent from an entry another version put in the shared cache: not proven.
+                email_verified=owner.get("email_verified") is True,
                 roles=tuple(owner["roles"]),
                 tenant_id=owner["tenant_id"],
                 credential_id=pat.id,
@@ -174,6 +176,7 @@ class Pats:
         owner = {
             "id": user.id,
             "email": user.email,
+            "email_verified": user.email_verified,
             "roles": list(user.roles),
             "tenant_id": user.tenant_id,
             "disabled": user.disabled,

@@ -97,6 +97,7 @@ class SdkSessions:
             changes["name"] = name
         if email and email != found.email:
             changes["contact_email"] = email
+            changes["email_verified"] = False  # the tenant's word, never proven to us
         if not changes:
             return found
         updated = await users.update(found.id, **changes)

@@ -226,6 +226,7 @@ class AuthCore:
                 method="jwt",
                 user_id=claims.subject,
                 email=claims.email,
+                email_verified=claims.email_verified,
                 roles=claims.roles,
                 tenant_id=claims.tenant_id,
                 session_id=claims.session_id,

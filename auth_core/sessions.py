@@ -122,6 +122,7 @@ class Sessions:
             roles=user.roles,
             tenant_id=user.tenant_id,
             email=user.email,
+            email_verified=user.email_verified,
         )
         return token
 

@@ -97,6 +97,7 @@ class AccessClaims:
     roles: tuple[str, ...]
     tenant_id: str | None
     email: str | None
+    email_verified: bool
     issued_at: float
     expires_at: float
 
@@ -118,6 +119,7 @@ class AccessTokens:
         roles: tuple[str, ...],
         tenant_id: str | None,
         email: str | None,
+        email_verified: bool = False,
         now: float | None = None,
     ) -> tuple[str, AccessClaims]:
         # Milliseconds, not whole seconds: a user revocation at t must not void a token
@@ -138,6 +140,9 @@ class AccessTokens:
             claims["tenant"] = tenant_id
         if email is not None:
             claims["email"] = email
+            # OpenID Connect's claim: upstreams are told whether the address was proven
+            # (X-User-Email-Verified); a token without it (issued before) says it was not.
+            claims["email_verified"] = email_verified
         kid, secret = self.keyring.current
         token = jwt.encode(
             claims, secret, algorithm=ALGORITHM, headers={"kid": kid, "typ": TOKEN_TYPE}
@@ -179,6 +184,8 @@ class AccessTokens:
             raise TokenError("invalid_token", "the token is issued in the future")
         if not _claims_are_text(claims):
             raise TokenError("invalid_token", "the token's claims are malformed")
+        if not isinstance(claims.get("email_verified", False), bool):
+            raise TokenError("invalid_token", "the token's email_verified is malformed")
         return _claims(claims)
 
 
@@ -201,6 +208,7 @@ def _claims(claims: dict[str, Any]) -> AccessClaims:
         roles=tuple(str(role) for role in claims.get("roles", [])),
         tenant_id=claims.get("tenant"),
         email=claims.get("email"),
+        email_verified=claims.get("email_verified") is True,
         issued_at=float(claims["iat"]),
         expires_at=float(claims["exp"]),
     )

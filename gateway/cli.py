@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import __version__, admin_cli
+from gateway import __version__, admin_cli, context_cli
 from gateway.config import Settings, SettingsError
 from gateway.logs import configure
 from gateway.routing.loader import ConfigError, load_route_table
@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a route table and exit")
     check.add_argument("config", nargs="?", default="routes.yaml")
     admin_cli.add_commands(commands)
+    context_cli.add_command(commands)
     return parser
 
 
@@ -58,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("migrate", "user", "users", "tenant", "key", "service-token"):
             return admin_cli.run(args, settings.auth)
         table = _load(args.config)
+        if args.command == "context-key":
+            return context_cli.run(args, settings.auth, table)
         if args.command == "serve":
             if args.workers < 1:
                 print("gateway: --workers must be at least 1", file=sys.stderr)

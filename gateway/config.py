@@ -58,6 +58,10 @@ class Settings:
     """Everything the environment configures; immutable once loaded."""
 
     trusted_proxies: netaddr.IPSet = field(default_factory=netaddr.IPSet)
+    # The proxies that may call forwardAuth (/api/v1/auth/validate), by TCP peer address.
+    forward_auth_clients: netaddr.IPSet = field(
+        default_factory=lambda: netaddr.IPSet(["127.0.0.0/8", "::1/128"])
+    )
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     body_timeout: float = 60.0
@@ -90,6 +94,7 @@ class Settings:
                 raise SettingsError(f"{name}: {exc}") from None
 
         read("GATEWAY_TRUSTED_PROXIES", "trusted_proxies", _cidrs)
+        read("GATEWAY_FORWARD_AUTH_CLIENTS", "forward_auth_clients", _cidrs)
         read("GATEWAY_HEADER_TIMEOUT", "header_timeout", parse_duration)
         read("GATEWAY_KEEPALIVE_TIMEOUT", "keepalive_timeout", parse_duration)
         read("GATEWAY_BODY_TIMEOUT", "body_timeout", parse_duration)

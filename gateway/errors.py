@@ -5,6 +5,7 @@
      ├── RouteNotFound            404 route_not_found
      ├── MethodNotAllowed         405 method_not_allowed (with Allow)
      ├── PayloadTooLarge          413 payload_too_large
+     ├── ForwardAuthNotAllowed    403 forward_auth_not_allowed
      ├── UpstreamUnavailable      502 upstream_unavailable
      ├── UpstreamTimeout          504 upstream_timeout
      └── AuthUnavailable          503 auth_unavailable
@@ -47,6 +48,7 @@ class ErrorCode(StrEnum):
     INTERNAL_ERROR = "internal_error"
     INVALID_CREDENTIALS = "invalid_credentials"
     CONFLICT = "conflict"
+    FORWARD_AUTH_NOT_ALLOWED = "forward_auth_not_allowed"
 
 
 class GatewayError(Exception):
@@ -110,6 +112,13 @@ class PayloadTooLarge(GatewayError):
 class Forbidden(GatewayError):
     status = 403
     code = ErrorCode.IP_NOT_ALLOWED
+
+
+class ForwardAuthNotAllowed(GatewayError):
+    """A caller of forwardAuth that is not one of GATEWAY_FORWARD_AUTH_CLIENTS."""
+
+    status = 403
+    code = ErrorCode.FORWARD_AUTH_NOT_ALLOWED
 
 
 class UpstreamUnavailable(GatewayError):

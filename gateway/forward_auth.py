@@ -1,8 +1,14 @@
-"""forwardAuth (SPEC section 6): `GET /api/v1/auth/validate` for Traefik, nginx
+"""forwardAuth (README "The auth core"): `GET /api/v1/auth/validate` for Traefik, nginx
 `auth_request` and Caddy `forward_auth`. The proxy in front sends the client's credential (an
-access token, a PAT, or an API key: any kind) and
-the original method and URI; the answer is 200 with the signed context headers of SPEC section 7
-(for that method and URI), or the 401/403 problem+json the gateway itself would give.
+access token, a PAT, or an API key: any kind) and the original method and URI; the answer is
+200 with the signed context headers (for that method and URI), or the 401/403 problem+json
+the gateway itself would give.
+
+Only the proxies of GATEWAY_FORWARD_AUTH_CLIENTS may ask: anyone else could have the gateway
+sign a context for a method and path of their choosing. What is checked is the TCP peer, the
+proxy that connects, never X-Forwarded-For, which the client behind it writes. The `aud`
+query parameter names the upstream (of routes.yaml) whose key signs; without it the audience
+is `forward_auth`, a name no upstream may take.
 
 The client address is the resolver's (X-Forwarded-For counts when the asking proxy is in
 GATEWAY_TRUSTED_PROXIES); `Origin` is held to the origin whitelist as on any route.
@@ -10,26 +16,69 @@ GATEWAY_TRUSTED_PROXIES); `Origin` is held to the origin whitelist as on any rou
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
+import netaddr
+
 from auth_core.errors import AuthError
 from auth_core.service import AuthCore
 from auth_core.store import DatabaseUnavailable
-from gateway.context import sign
-from gateway.errors import AuthUnavailable, from_auth_error
+from gateway.errors import (
+    AuthUnavailable,
+    ForwardAuthNotAllowed,
+    InvalidRequest,
+    from_auth_error,
+)
 from gateway.http.response import Response
 from gateway.pipeline.authorize import Authorize
-from gateway.pipeline.context import context_values
+from gateway.pipeline.context import ContextSigners, context_values
 from gateway.pipeline.credentials import AnyCredential
 from gateway.pipeline.exchange import Exchange
 from gateway.problem import SERVER_NAME
+from gateway.routing.table import FORWARD_AUTH_AUDIENCE
+
+_CACHE_LIMIT = 4096
 
 
 class ForwardAuth:
-    def __init__(self, core: AuthCore, authorize: Authorize) -> None:
+    def __init__(self, core: AuthCore, authorize: Authorize, clients: netaddr.IPSet) -> None:
         self.core = core
         self.authorize = authorize
         self.credential = AnyCredential(core)
+        self.clients = clients
+        self.signers = ContextSigners(core)
+        self._allowed: dict[str, bool] = {}  # by peer address: the same few proxies ask
+
+    def allowed(self, peer: str) -> bool:
+        """Whether the TCP peer `peer` is one of GATEWAY_FORWARD_AUTH_CLIENTS."""
+        cached = self._allowed.get(peer)
+        if cached is None:
+            if len(self._allowed) >= _CACHE_LIMIT:
+                self._allowed.clear()
+            try:
+                cached = netaddr.IPAddress(peer) in self.clients
+            except (netaddr.AddrFormatError, ValueError, TypeError):
+                cached = False  # not an IP peer (a Unix socket): not a listed proxy
+            self._allowed[peer] = cached
+        return cached
+
+    def audience(self, exchange: Exchange) -> str:
+        """The `aud` query parameter: an upstream of the table in force, else 400."""
+        named = [value for name, value in parse_qsl(exchange.query[1:], True) if name == "aud"]
+        if not named:
+            return FORWARD_AUTH_AUDIENCE
+        if len(named) > 1:
+            raise InvalidRequest("aud may be given once")
+        if named[0] not in exchange.table.upstreams:
+            raise InvalidRequest("aud must name an upstream of routes.yaml")
+        return named[0]
 
     async def __call__(self, exchange: Exchange) -> Response:
+        if not self.allowed(exchange.peer):
+            raise ForwardAuthNotAllowed(
+                "only the proxies of GATEWAY_FORWARD_AUTH_CLIENTS may call forwardAuth"
+            )
+        audience = self.audience(exchange)
         request = exchange.request
         try:
             pending = self.credential.authenticate(exchange)
@@ -47,10 +96,8 @@ class ForwardAuth:
         method = request.header_text(b"x-forwarded-method") or "GET"
         uri = request.header_text(b"x-forwarded-uri") or "/"
         values = context_values(exchange)
-        keyring = self.core.service_keyring
-        assert keyring is not None
-        kid, secret = keyring.current
-        stamp, signature = sign(kid, secret, method.upper(), uri, values)
+        signer = self.signers.by_audience.get(audience) or self.signers.make(audience)
+        stamp, signature = signer.sign(method.upper(), uri, values)
         headers = [(name.title().encode(), value.encode()) for name, value in values.items()]
         headers += [
             (b"X-Gateway-Timestamp", stamp.encode()),

@@ -20,6 +20,7 @@ X_FORWARDED_FOR: Final = "X-Forwarded-For"
 X_FORWARDED_HOST: Final = "X-Forwarded-Host"
 X_FORWARDED_PROTO: Final = "X-Forwarded-Proto"
 X_REQUEST_ID: Final = "X-Request-Id"
+X_USER_EMAIL_VERIFIED: Final = "X-User-Email-Verified"
 
 # Lower-case byte forms, compared against `name.lower()` of raw header pairs.
 B_CONNECTION: Final = b"connection"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import random
 import re
@@ -13,34 +12,47 @@ _TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _ZERO_TRACE = b"0" * 32
 _ZERO_SPAN = b"0" * 16
 
-# Ids need to be unique, not secret: a random per-process prefix and a counter is unique
-# across workers and restarts and costs a fraction of uuid4(). Forked workers start afresh.
-_PREFIX = secrets.token_hex(6)
-_COUNTER = itertools.count(1)
+# Request ids are unguessable (README "Context headers to upstreams"): a client must not be
+# able to predict the id of someone else's request (they key audit entries, logs, support
+# questions). Each is 16 bytes from the OS's CSPRNG, as hex; os.urandom is called for a batch
+# of ids at a time, so that an id costs a list pop, not a system call. Forked workers drop
+# the batch they inherited: two processes must never hand out the same ids.
+ID_BYTES = 16
+_BATCH = 256
+_ids: list[str] = []
 _random = random.Random(secrets.randbits(64))  # noqa: S311 - trace ids are not secrets
 
 
+def _refill() -> None:
+    text = os.urandom(ID_BYTES * _BATCH).hex()
+    size = 2 * ID_BYTES
+    _ids.extend([text[start : start + size] for start in range(0, len(text), size)])
+
+
 def _reseed() -> None:
-    global _PREFIX, _COUNTER
-    _PREFIX = secrets.token_hex(6)
-    _COUNTER = itertools.count(1)
+    _ids.clear()
     _random.seed(secrets.randbits(64))
 
 
 os.register_at_fork(after_in_child=_reseed)
 
 
+def new_id() -> str:
+    """A new unguessable id: 32 hex characters (128 random bits)."""
+    if not _ids:
+        _refill()
+    return _ids.pop()
+
+
 def new_request_id() -> str:
-    # Not one f-string: compiled with mypyc, a format spec makes it format every part with a
-    # str.format call.
-    return _PREFIX + f"{next(_COUNTER):010x}"
+    return new_id()
 
 
 def request_id_from(value: bytes | None) -> str:
     """The client's X-Request-Id if it is 1-64 of [A-Za-z0-9._-], else a new one."""
     if value is not None and _REQUEST_ID.fullmatch(value):
         return value.decode()
-    return new_request_id()
+    return new_id()
 
 
 def traceparent_from(value: bytes | None) -> bytes:

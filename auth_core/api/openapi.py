@@ -27,14 +27,30 @@ FORWARD_AUTH = {
         "with the signed context headers, or 401/403 problem+json",
         "operationId": "get_api_v1_auth_validate",
         "security": [{"bearer": []}, {"apiKey": []}],
+        "description": "Only for the proxies of GATEWAY_FORWARD_AUTH_CLIENTS (by TCP peer).",
         "parameters": [
             {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
             for name in ("X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-For", "Origin")
+        ]
+        + [
+            {
+                "name": "aud",
+                "in": "query",
+                "required": False,
+                "description": "the upstream of routes.yaml whose key signs (default: the "
+                "audience forward_auth)",
+                "schema": {"type": "string"},
+            }
         ],
         "responses": {
             "200": {"description": "valid; context headers X-User-Id, X-Gateway-Signature, ..."},
+            "400": {"description": "aud is not an upstream (invalid_request)", "content": _PROBLEM},
             "401": {"description": "no or bad credential", "content": _PROBLEM},
-            "403": {"description": "credential refused here", "content": _PROBLEM},
+            "403": {
+                "description": "credential refused here, or the caller is not a listed proxy "
+                "(forward_auth_not_allowed)",
+                "content": _PROBLEM,
+            },
         },
     }
 }

@@ -30,6 +30,7 @@ def context_of(principal: Principal) -> dict[str, Any]:
         "auth_method": principal.method,
         "user_id": principal.user_id,
         "email": principal.email or None,
+        "email_verified": principal.email_verified if principal.email else None,
         "roles": list(principal.roles),
         "tenant_id": principal.tenant_id,
         "session_id": principal.session_id,

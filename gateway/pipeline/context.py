@@ -1,10 +1,12 @@
-"""The context headers upstreams receive (SPEC section 7), signed so that they can trust them
-without validating anything again (gateway.context verifies).
+"""The context headers upstreams receive (README "Context headers to upstreams"), signed with
+the key of the upstream the request goes to, so that they can trust them without validating
+anything again (gateway.context verifies).
 
 Most of the work depends on the principal only, and principals come from the auth core's
 caches (the same object for every request with one credential): the header lines and the
-signed text around the request id are built once per principal and kept, so a request costs
-the timestamp, the request id and one HMAC.
+signed text around the request id are built once per principal and kept; the key and signer
+of an upstream are made once per upstream (and service keyring). A request costs the
+timestamp, the request id and one HMAC.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import time
 
 from auth_core.models import Principal
 from auth_core.service import AuthCore
-from gateway.context import Signer
+from auth_core.tokens import Keyring
+from gateway import headers as h
+from gateway.context import Signer, derive_key
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 
 MAX_CACHED = 10_000
+MAX_AUDIENCES = 4096  # reloads may rename upstreams; the old ones' signers go eventually
 
 
 def context_values(exchange: Exchange) -> dict[str, str]:
@@ -35,6 +40,7 @@ def identity_values(principal: Principal | None) -> dict[str, str]:
             values["x-user-roles"] = ",".join(principal.roles)
             if principal.email:
                 values["x-user-email"] = principal.email
+                values["x-user-email-verified"] = "true" if principal.email_verified else "false"
         if principal.tenant_id is not None:
             values["x-tenant-id"] = principal.tenant_id
         if principal.session_id is not None:
@@ -42,6 +48,27 @@ def identity_values(principal: Principal | None) -> dict[str, str]:
         if principal.credential_id is not None:
             values["x-credential-id"] = principal.credential_id
     return values
+
+
+class ContextSigners:
+    """The signer of each audience (an upstream's name), with the key derived from the current
+    GATEWAY_SERVICE_SECRET entry: made on first use, kept while the keyring is the same."""
+
+    def __init__(self, core: AuthCore) -> None:
+        self.core = core
+        self._keyring: Keyring | None = None
+        self.by_audience: dict[str, Signer] = {}
+
+    def make(self, audience: str) -> Signer:
+        """The signer for `audience` (what `by_audience.get` did not have)."""
+        keyring = self.core.service_keyring
+        assert keyring is not None, "the auth core is started before requests are served"
+        if keyring is not self._keyring or len(self.by_audience) >= MAX_AUDIENCES:
+            self.by_audience.clear()  # in place: SetContext holds its `get`
+            self._keyring = keyring
+        kid, secret = keyring.current
+        signer = self.by_audience[audience] = Signer(kid, derive_key(secret, audience), audience)
+        return signer
 
 
 class _Prepared:
@@ -68,16 +95,9 @@ class SetContext(Stage):
     """Adds X-Auth-Method, the identity headers, X-Gateway-Timestamp and -Signature."""
 
     def __init__(self, core: AuthCore) -> None:
-        self.core = core
-        self._signer: Signer | None = None
+        self.signers = ContextSigners(core)
+        self._signer_of = self.signers.by_audience.get
         self._prepared: dict[tuple[int, str], _Prepared] = {}
-
-    def signer(self) -> Signer:
-        if self._signer is None:
-            keyring = self.core.service_keyring
-            assert keyring is not None, "the auth core is started before requests are served"
-            self._signer = Signer(*keyring.current)
-        return self._signer
 
     def __call__(self, exchange: Exchange) -> StageResult:
         principal = exchange.principal
@@ -87,18 +107,21 @@ class SetContext(Stage):
             if len(self._prepared) >= MAX_CACHED:
                 self._prepared.clear()
             prepared = self._prepared[key] = _Prepared(principal, exchange.auth_method)
+        route = exchange.route
+        assert route is not None, "the head ends by matching a route"
+        signer = self._signer_of(route.upstream) or self.signers.make(route.upstream)
         stamp = str(int(time.time()))
-        message = (
-            f"v1\n{exchange.request.method}\n{exchange.upstream_path}{exchange.query}\n{stamp}\n"
+        # The signed text after its first two lines (`v2`, the audience: in the signer).
+        rest = (
+            f"{exchange.request.method}\n{exchange.upstream_path}{exchange.query}\n{stamp}\n"
             f"{prepared.before}x-request-id:{exchange.request_id}{prepared.after}"
         )
-        signature = (self._signer or self.signer()).signature(message.encode())
         exchange.context_headers.append(
             prepared.lines
             + b"X-Gateway-Timestamp: "
             + stamp.encode()
             + b"\r\nX-Gateway-Signature: "
-            + signature.encode()
+            + signer.signature(rest.encode()).encode()
             + b"\r\n"
         )
         return None
@@ -108,6 +131,7 @@ _NAMES = {
     "x-auth-method": b"X-Auth-Method: ",
     "x-user-id": b"X-User-Id: ",
     "x-user-email": b"X-User-Email: ",
+    "x-user-email-verified": h.X_USER_EMAIL_VERIFIED.encode() + b": ",
     "x-user-roles": b"X-User-Roles: ",
     "x-tenant-id": b"X-Tenant-Id: ",
     "x-session-id": b"X-Session-Id: ",

@@ -23,6 +23,7 @@ from auth_core.units import parse_duration, parse_size
 from gateway.routing.paths import PathError, canonical_path
 from gateway.routing.table import (
     BUILTIN_UPSTREAMS,
+    FORWARD_AUTH_AUDIENCE,
     RATE_KEYS,
     SUPPORTED_AUTH_KINDS,
     AuthKind,
@@ -240,6 +241,13 @@ def _upstreams(
             raise walk.fail(name_node, f"duplicate upstream '{name}'")
         if name in builtin:
             raise walk.fail(name_node, f"'{name}' is the built-in upstream; choose another name")
+        if name == FORWARD_AUTH_AUDIENCE:
+            raise walk.fail(name_node, f"'{name}' is forwardAuth's audience; choose another name")
+        if not _UPSTREAM_NAME.fullmatch(name):
+            # The name is the audience of signed contexts, written into X-Gateway-Signature.
+            raise walk.fail(
+                name_node, f"upstream name '{name}': use 1-64 of A-Z a-z 0-9 . _ - (no comma)"
+            )
         spec = walk.mapping(spec_node, where, UPSTREAM_KEYS)
         if "targets" not in spec:
             raise walk.fail(spec_node, f"{where}: missing 'targets'")
@@ -452,6 +460,7 @@ def _origins(walk: _Walker, node: yaml.Node, where: str = "origins") -> OriginWh
     return OriginWhitelist(entries)
 
 
+_UPSTREAM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 

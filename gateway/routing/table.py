@@ -34,6 +34,9 @@ SUPPORTED_AUTH_KINDS = frozenset(AuthKind)
 # Upstreams served inside the gateway process: the auth core's API.
 AUTH_CORE = "auth_core"
 BUILTIN_UPSTREAMS = frozenset({AUTH_CORE})
+# The audience of forwardAuth answers that name no upstream (README "Context headers to
+# upstreams"): no upstream may take the name, or those answers would be signed with its key.
+FORWARD_AUTH_AUDIENCE = "forward_auth"
 
 
 @dataclass(frozen=True, slots=True)

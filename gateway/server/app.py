@@ -104,7 +104,10 @@ class Gateway:
         self.sockets.start()
         self.websockets = WebSocketProxy(self.pools, self.forwarder, self.sockets, settings)
         self.builtin = AuthCoreUpstream(
-            core, build_api(core), ForwardAuth(core, authorize), authorize
+            core,
+            build_api(core),
+            ForwardAuth(core, authorize, settings.forward_auth_clients),
+            authorize,
         )
         self.chain = Chain(
             [

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from auth_core.models import Principal
+from gateway.tracing import new_id
 from gateway.websocket.frames import (
     GOING_AWAY,
     FrameError,
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway")
 
-_ids = itertools.count(1)
 LINGER = 5.0  # seconds a closed socket may take to hand its buffered bytes to a slow peer
 
 
@@ -129,7 +128,9 @@ class Tunnel:
         idle_timeout: float,
         on_end: Callable[[Tunnel], None],
     ) -> None:
-        self.id = f"ws_{next(_ids):x}_{int(time.time() * 1000):x}"
+        # Unguessable (gateway.tracing.new_id): it names the socket's context to services
+        # (GET /api/v1/auth/internal/sockets/{id}) and in logs.
+        self.id = "ws_" + new_id()
         self.client = client
         self.upstream = upstream
         self.principal = principal

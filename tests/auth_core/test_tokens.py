@@ -150,6 +150,8 @@ BAD_TOKENS: list[Any] = [
     # -- claim shapes
     pytest.param(lambda: sign(payload=claims(roles="admin")), id="roles-a-string"),
     pytest.param(lambda: sign(payload=claims(roles={"admin": True})), id="roles-an-object"),
+    pytest.param(lambda: sign(payload=claims(email_verified="true")), id="email_verified-a-string"),
+    pytest.param(lambda: sign(payload=claims(email_verified=1)), id="email_verified-a-number"),
     pytest.param(lambda: sign(payload=["not", "an", "object"]), id="payload-json-array"),
     pytest.param(lambda: sign(payload=b"not json"), id="payload-not-json"),
     # -- identity claims that are not plain text (they become headers, log fields, keys)
@@ -306,6 +308,28 @@ def test_a_token_built_by_hand_like_ours_verifies() -> None:
     # The hand-built tokens above are refused for what they change, not for how they are built.
     verified = TOKENS.verify(sign())
     assert verified.email == "ada@example.com"
+
+
+@pytest.mark.parametrize("verified", [True, False])
+def test_email_verified_is_carried_in_the_token(verified: bool) -> None:
+    token, issued = TOKENS.issue(
+        subject="usr_1",
+        session_id="ses_1",
+        roles=("user",),
+        tenant_id=None,
+        email="ada@example.com",
+        email_verified=verified,
+    )
+    assert jwt.decode(token, options={"verify_signature": False})["email_verified"] is verified
+    assert TOKENS.verify(token).email_verified is verified
+    assert issued.email_verified is verified
+
+
+def test_a_token_without_email_verified_says_unverified() -> None:
+    """Tokens issued before the claim existed: the address is not taken as proven."""
+    assert "email_verified" not in claims()
+    assert TOKENS.verify(sign()).email_verified is False
+    assert TOKENS.verify(sign(payload=claims(email_verified=True))).email_verified is True
 
 
 # -- rotation ----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """examples/nginx/forward-auth.conf on a real nginx: the gateway as nginx's `auth_request`
-service (SPEC section 6, forwardAuth) in front of a real upstream.
+service (README "The auth core", forwardAuth) in front of a real upstream.
 
 client -> nginx -> (auth_request: gateway GET /api/v1/auth/validate) -> echo upstream
 """
@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import netaddr
 import pytest
 import yaml
 from aiohttp import ClientSession
 from yarl import URL
 
 from auth_core.models import User
-from gateway.context import SIGNED, ContextError, verify
+from gateway.config import Settings
+from gateway.context import SIGNED, ContextError, derive_keys, verify
 from tests.support import (
     LOOPBACK,
     RawResponse,
@@ -46,6 +48,7 @@ START_TIMEOUT = 10.0  # seconds nginx may take to listen
 EMAIL = "ann@example.com"
 PASSWORD = "correct horse battery staple"
 PROBLEM = "application/problem+json"
+AUDIENCE = "echo"  # the shipped routes.yaml's upstream: the example's aud=
 
 
 # -- nginx as a child process ------------------------------------------------------------------
@@ -157,6 +160,7 @@ async def running_nginx(
             LISTEN=f"{LOOPBACK}:{port}",
             GATEWAY=f"{LOOPBACK}:{gateway}",
             UPSTREAM=f"{LOOPBACK}:{upstream}",
+            AUDIENCE=AUDIENCE,
         )
     )
     (directory / "nginx.conf").write_text(main_config(directory, server_conf))
@@ -189,10 +193,11 @@ class Stack:
 
     @property
     def keys(self) -> dict[str, bytes]:
+        """What `gateway context-key echo` gives the service behind nginx."""
         core = self.gateway.worker.core
         assert core is not None
         assert core.service_keyring is not None
-        return dict(core.service_keyring.keys)
+        return derive_keys(core.service_keyring.keys, AUDIENCE)
 
     def bearer(self, **more: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}", **more}
@@ -342,13 +347,15 @@ async def test_a_valid_token_reaches_the_upstream_with_a_verifiable_context(
     assert headers["x-auth-method"] == "jwt"
     assert headers["x-user-email"] == EMAIL
     assert headers["x-user-roles"] == "user"
-    assert headers["x-gateway-signature"].startswith("v1,kid=")
-    context = verify(stack.keys, seen["method"], seen["path"], headers)
+    assert headers["x-user-email-verified"] == "true"
+    assert headers["x-gateway-signature"].startswith("v2,kid=")
+    assert ",aud=echo,sig=" in headers["x-gateway-signature"]
+    context = verify(stack.keys, AUDIENCE, seen["method"], seen["path"], headers)
     assert context.user_id == stack.user.id
     assert context.session_id == headers["x-session-id"]
     assert context.request_id == headers["x-request-id"]
     with pytest.raises(ContextError):
-        verify(stack.keys, seen["method"], seen["path"] + "&admin=1", headers)
+        verify(stack.keys, AUDIENCE, seen["method"], seen["path"] + "&admin=1", headers)
 
 
 async def test_client_sent_identity_headers_never_reach_the_upstream(stack: Stack) -> None:
@@ -359,7 +366,8 @@ async def test_client_sent_identity_headers_never_reach_the_upstream(stack: Stac
         "X-Credential-Id": "key_forged",
         "X-Auth-Method": "service",
         "X-Gateway-Timestamp": "1",
-        "X-Gateway-Signature": "v1,kid=k1,sig=forged",
+        "X-Gateway-Signature": "v2,kid=k1,aud=echo,sig=forged",
+        "X-User-Email-Verified": "forged",
     }
     status, _, _ = await stack.call("GET", "/orders", stack.bearer(**forged))
     assert status == 200
@@ -369,7 +377,8 @@ async def test_client_sent_identity_headers_never_reach_the_upstream(stack: Stac
     assert headers["x-auth-method"] == "jwt"
     assert "x-tenant-id" not in headers  # the gateway sent none: nginx drops the client's
     assert "x-credential-id" not in headers
-    assert verify(stack.keys, "GET", "/orders", headers).user_id == stack.user.id
+    assert headers["x-user-email-verified"] == "true"
+    assert verify(stack.keys, AUDIENCE, "GET", "/orders", headers).user_id == stack.user.id
 
 
 @pytest.mark.parametrize(
@@ -384,7 +393,10 @@ async def test_the_request_id_is_one_from_client_to_upstream(
     assert status == 200
     headers = received_headers(stack.upstream.seen[0])
     assert (headers["x-request-id"] == sent) is kept
-    assert verify(stack.keys, "GET", "/orders", headers).request_id == headers["x-request-id"]
+    assert (
+        verify(stack.keys, AUDIENCE, "GET", "/orders", headers).request_id
+        == headers["x-request-id"]
+    )
 
 
 # -- the examples themselves (no proxy needed) --------------------------------------------------
@@ -395,9 +407,10 @@ CONTEXT_HEADERS = [name.title() for name in SIGNED] + ["X-Gateway-Timestamp", "X
 
 def test_the_nginx_example_documents_its_placeholders_and_sets_every_header() -> None:
     text = EXAMPLE.read_text()
-    for name in ("LISTEN", "GATEWAY", "UPSTREAM"):
+    for name in ("LISTEN", "GATEWAY", "UPSTREAM", "AUDIENCE"):
         assert "{{" + name + "}}" in text
-    assert "proxy_pass http://gateway_auth/api/v1/auth/validate;" in text
+    assert "proxy_pass http://gateway_auth/api/v1/auth/validate?aud={{AUDIENCE}};" in text
+    assert "rewrite ^ /api/v1/auth/validate?aud={{AUDIENCE}}? break;" in text
     for header in CONTEXT_HEADERS:
         variable = "$upstream_http_" + header.lower().replace("-", "_")
         assert re.search(rf"auth_request_set\s+(\$\w+)\s+{re.escape(variable)};", text), header
@@ -410,7 +423,7 @@ def test_the_traefik_example_forwards_to_the_gateway_with_every_header() -> None
     dynamic = yaml.safe_load((EXAMPLES / "traefik" / "dynamic.yml").read_text())["http"]
     [(name, middleware)] = dynamic["middlewares"].items()
     forward = middleware["forwardAuth"]
-    assert forward["address"] == "http://gateway:8080/api/v1/auth/validate"
+    assert forward["address"] == "http://gateway:8080/api/v1/auth/validate?aud=orders"
     assert forward["trustForwardHeader"] is True
     assert sorted(forward["authResponseHeaders"]) == sorted(CONTEXT_HEADERS)
     [router] = dynamic["routers"].values()
@@ -421,7 +434,7 @@ def test_the_traefik_example_forwards_to_the_gateway_with_every_header() -> None
 def test_the_caddy_example_forwards_to_the_gateway_with_every_header() -> None:
     text = (EXAMPLES / "caddy" / "Caddyfile").read_text()
     assert re.search(r"^\s*forward_auth gateway:8080 \{$", text, re.MULTILINE)
-    assert re.search(r"^\s*uri /api/v1/auth/validate$", text, re.MULTILINE)
+    assert re.search(r"^\s*uri /api/v1/auth/validate\?aud=orders$", text, re.MULTILINE)
     block = re.search(r"copy_headers \{([^}]*)\}", text)
     assert block is not None
     assert sorted(block.group(1).split()) == sorted(CONTEXT_HEADERS)
@@ -429,3 +442,33 @@ def test_the_caddy_example_forwards_to_the_gateway_with_every_header() -> None:
     assert sorted(stripped) == sorted(
         ["X-User-*", "X-Tenant-*", "X-Auth-*", "X-Session-*", "X-Credential-*", "X-Gateway-*"]
     )
+
+
+async def test_nginx_not_in_forward_auth_clients_gets_no_context(
+    nginx_binary: Path, client: ClientSession, upstream: Upstream, tmp_path: Path
+) -> None:
+    """The gateway answers forwardAuth only to listed proxies: with nginx's address (loopback)
+    not in GATEWAY_FORWARD_AUTH_CLIENTS, a valid token gets the gateway's 403 through nginx and
+    nothing reaches the service."""
+    settings = Settings(
+        access_log="off", watch_config=False, forward_auth_clients=netaddr.IPSet(["10.0.0.0/8"])
+    )
+    async with running_gateway(SHIPPED_ROUTES.read_text(), tmp_path, settings) as gateway:
+        core = gateway.worker.core
+        assert core is not None
+        await core.accounts.create(EMAIL, PASSWORD, roles=("user",), verified=True)
+        async with client.post(
+            gateway.url + "/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}
+        ) as response:
+            assert response.status == 200
+            token = str((await response.json())["access_token"])
+        async with (
+            running_nginx(
+                nginx_binary, tmp_path / "nginx", gateway=gateway.port, upstream=upstream.port
+            ) as nginx,
+            client.get(nginx + "/orders", headers={"Authorization": f"Bearer {token}"}) as response,
+        ):
+            status, headers, body = response.status, response.headers, await response.read()
+    assert status == 403
+    assert problem(status, headers, body)["error"] == "forward_auth_not_allowed"
+    assert upstream.seen == []

@@ -39,7 +39,7 @@ from multidict import CIMultiDictProxy
 from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
 from gateway.config import Settings
-from gateway.context import verify
+from gateway.context import derive_keys, verify
 from tests.support import (
     RunningGateway,
     Upstream,
@@ -261,6 +261,7 @@ async def test_session_life_cycle(site: Site) -> None:
         "x-auth-method": "jwt",
         "x-user-id": user["id"],
         "x-user-email": address,
+        "x-user-email-verified": "false",  # signed up, never confirmed
         "x-user-roles": "user",
         "x-session-id": session_id,
         "x-request-id": forwarded.request_id,
@@ -268,16 +269,19 @@ async def test_session_life_cycle(site: Site) -> None:
     for name, value in expected.items():
         assert headers.get(name) == [value], name
     assert len(headers["x-gateway-timestamp"]) == 1
-    assert headers["x-gateway-signature"][0].startswith("v1,kid=")
+    assert headers["x-gateway-signature"][0].startswith("v2,kid=")
+    assert ",aud=echo,sig=" in headers["x-gateway-signature"][0]
     keyring = site.core.service_keyring
     assert keyring is not None
     context = verify(
-        dict(keyring.keys),
+        derive_keys(keyring.keys, "echo"),
+        "echo",
         seen["method"],
         seen["path"],
         {name: values[0] for name, values in headers.items()},
     )
     assert (context.auth_method, context.user_id, context.email) == ("jwt", user["id"], address)
+    assert context.email_verified is False
     assert (context.roles, context.session_id) == (("user",), session_id)
     assert context.request_id == forwarded.request_id
 
@@ -574,6 +578,8 @@ FORGED = [
     ("x-AUTH-method", "api_key"),
     ("X-Session-Id", "ses_forged"),
     ("X-Gateway-Signature", "v1,kid=s1,sig=forged"),
+    ("X-Gateway-Signature", "v2,kid=s1,aud=echo,sig=forged"),
+    ("X-User-Email-Verified", "true"),  # mallory never confirmed her address
     ("x-gateway-signature", "v1,kid=k1,sig=forged-too"),
     ("X-Gateway-Timestamp", "1"),
     ("X-Tenant-Id", "ten_forged"),
@@ -584,6 +590,7 @@ IDENTITY = (
     "x-auth-method",
     "x-user-id",
     "x-user-email",
+    "x-user-email-verified",
     "x-user-roles",
     "x-tenant-id",
     "x-session-id",
@@ -614,7 +621,8 @@ FORGED_ROUTES = [
 async def test_forged_identity_headers_never_reach_the_upstream(
     site: Site, path: str, logged_in: bool, status: int, identity: dict[str, str] | None
 ) -> None:
-    user_id = await site.add_user("mallory@example.com")
+    mallory = await site.core.accounts.create("mallory@example.com", PASSWORD, roles=("user",))
+    user_id = mallory.id
     lines = [f"GET {path} HTTP/1.1", "Host: gateway.test", "Connection: close"]
     session_id = None
     if logged_in:
@@ -641,6 +649,7 @@ async def test_forged_identity_headers_never_reach_the_upstream(
         assert headers["x-user-id"] == [user_id]
         assert headers["x-session-id"] == [session_id]
         assert headers["x-user-email"] == ["mallory@example.com"]
+        assert headers["x-user-email-verified"] == ["false"]
     else:
         for name in ("x-user-id", "x-user-email", "x-user-roles", "x-session-id"):
             assert name not in headers
@@ -649,7 +658,8 @@ async def test_forged_identity_headers_never_reach_the_upstream(
     keyring = site.core.service_keyring
     assert keyring is not None
     context = verify(
-        dict(keyring.keys),
+        derive_keys(keyring.keys, "echo"),
+        "echo",
         seen["method"],
         seen["path"],
         {name: values[0] for name, values in headers.items()},

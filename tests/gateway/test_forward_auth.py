@@ -20,8 +20,8 @@ from aiohttp import ClientSession
 from auth_core.models import User
 from auth_core.service import AuthCore
 from auth_core.tokens import AccessTokens, Keyring
-from gateway.config import Settings
-from gateway.context import ContextError, verify
+from gateway.config import Settings, SettingsError
+from gateway.context import ContextError, derive_keys, verify
 from tests.support import RunningGateway, running_gateway
 
 SHIPPED_ROUTES = Path(__file__).resolve().parents[2] / "routes.yaml"
@@ -29,6 +29,7 @@ VALIDATE = "/api/v1/auth/validate"
 EMAIL = "ann@example.com"
 PASSWORD = "correct horse battery staple"
 PROBLEM = "application/problem+json"
+FORWARD_AUTH = "forward_auth"  # the audience when no `aud` is given
 
 
 @dataclass
@@ -46,12 +47,19 @@ class Stack:
 
     @property
     def keys(self) -> dict[str, bytes]:
+        """What a service behind forwardAuth without `aud` verifies with."""
+        return self.keys_for(FORWARD_AUTH)
+
+    def keys_for(self, audience: str) -> dict[str, bytes]:
         keyring = self.core.service_keyring
         assert keyring is not None
-        return dict(keyring.keys)
+        return derive_keys(keyring.keys, audience)
 
-    async def validate(self, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
-        async with self.client.get(self.gateway.url + VALIDATE, headers=headers) as response:
+    async def validate(
+        self, headers: Mapping[str, str], query: str = ""
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        url = self.gateway.url + VALIDATE + query
+        async with self.client.get(url, headers=headers) as response:
             return response.status, response.headers.copy(), await response.read()
 
     def bearer(self, **more: str) -> dict[str, str]:
@@ -117,7 +125,9 @@ async def test_a_valid_token_gets_200_with_the_context_headers(stack: Stack) -> 
     assert headers["X-Request-Id"] == "req-77"
     assert "X-Tenant-Id" not in headers  # a platform user has no tenant
     assert before <= int(headers["X-Gateway-Timestamp"]) <= time.time()
-    assert headers["X-Gateway-Signature"].startswith("v1,kid=")
+    assert headers["X-User-Email-Verified"] == "true"
+    assert headers["X-Gateway-Signature"].startswith("v2,kid=")
+    assert ",aud=forward_auth,sig=" in headers["X-Gateway-Signature"]
     assert headers["Cache-Control"] == "no-store"  # a proxy must not reuse a yes
 
 
@@ -126,7 +136,7 @@ async def test_the_signature_covers_the_forwarded_method_and_uri(stack: Stack) -
         stack.bearer(**{"X-Forwarded-Method": "POST", "X-Forwarded-Uri": "/orders?id=7"})
     )
     assert status == 200
-    context = verify(stack.keys, "POST", "/orders?id=7", headers)
+    context = verify(stack.keys, FORWARD_AUTH, "POST", "/orders?id=7", headers)
     assert context.user_id == stack.user.id
     assert context.auth_method == "jwt"
     assert context.roles == ("user",)
@@ -138,14 +148,16 @@ async def test_the_signature_covers_the_forwarded_method_and_uri(stack: Stack) -
         ("GET", "/orders?id=7"),
     ]:
         with pytest.raises(ContextError, match="does not match"):
-            verify(stack.keys, method, path, headers)
+            verify(stack.keys, FORWARD_AUTH, method, path, headers)
 
 
 async def test_the_signature_does_not_verify_with_another_key(stack: Stack) -> None:
     _, headers, _ = await stack.validate(stack.bearer(**{"X-Forwarded-Uri": "/x"}))
     kid = headers["X-Gateway-Signature"].split(",")[1].removeprefix("kid=")
     with pytest.raises(ContextError):
-        verify({kid: b"not-the-gateway-secret-but-32-bytes-long"}, "GET", "/x", headers)
+        verify(
+            {kid: b"not-the-gateway-key-but-32-bytes-long!!"}, FORWARD_AUTH, "GET", "/x", headers
+        )
 
 
 async def test_client_sent_context_headers_are_not_echoed(stack: Stack) -> None:
@@ -154,14 +166,14 @@ async def test_client_sent_context_headers_are_not_echoed(stack: Stack) -> None:
         "X-User-Id": "usr_admin",
         "X-User-Roles": "admin",
         "X-Tenant-Id": "ten_forged",
-        "X-Gateway-Signature": "v1,kid=k1,sig=forged",
+        "X-Gateway-Signature": "v2,kid=k1,aud=forward_auth,sig=forged",
     }
     status, headers, _ = await stack.validate(stack.bearer(**forged))
     assert status == 200
     assert headers["X-User-Id"] == stack.user.id
     assert headers["X-User-Roles"] == "user"
     assert "X-Tenant-Id" not in headers
-    assert verify(stack.keys, "GET", "/", headers).user_id == stack.user.id
+    assert verify(stack.keys, FORWARD_AUTH, "GET", "/", headers).user_id == stack.user.id
 
 
 # -- 401 ---------------------------------------------------------------------------------------
@@ -293,7 +305,7 @@ async def test_x_forwarded_for_from_an_untrusted_peer_changes_nothing(
         forged = await stack.validate(stack.bearer(**{"X-Forwarded-For": "203.0.113.7"}))
         assert plain[0] == forged[0] == 200
         assert context_of(plain[1]) == context_of(forged[1])
-        assert verify(stack.keys, "GET", "/", forged[1]).user_id == stack.user.id
+        assert verify(stack.keys, FORWARD_AUTH, "GET", "/", forged[1]).user_id == stack.user.id
         refused = await stack.validate({"X-Forwarded-For": "203.0.113.7"})
         assert refused[0] == 401
     # The log is flushed when the gateway stops.
@@ -319,3 +331,106 @@ async def test_x_forwarded_for_from_a_trusted_proxy_is_the_client(
         await stack.validate(stack.bearer())
     # Read right to left past trusted hops; what the client wrote left of that proves nothing.
     assert access_log_remotes(log) == ["203.0.113.7", "198.51.100.4", "127.0.0.1"]
+
+
+# -- who may ask, and for which audience ------------------------------------------------------
+
+
+async def test_a_peer_not_listed_in_forward_auth_clients_gets_403(
+    client: ClientSession, tmp_path: Path
+) -> None:
+    """A logged-in user calling /validate from an address that is not a listed proxy must not
+    have a context signed (it would be a signing oracle for any method and path): loopback is
+    not in 10.0.0.0/8, and X-Forwarded-For naming a listed address changes nothing."""
+    settings = Settings(
+        access_log="off",
+        watch_config=False,
+        forward_auth_clients=netaddr.IPSet(["10.0.0.0/8"]),
+        # Loopback a trusted proxy: X-Forwarded-For then moves the client address to 10.0.0.1,
+        # which must still not make the caller a listed proxy (the TCP peer is what counts).
+        trusted_proxies=netaddr.IPSet(["127.0.0.0/8"]),
+    )
+    async with started(client, tmp_path, settings) as stack:
+        for headers in (
+            stack.bearer(),
+            stack.bearer(**{"X-Forwarded-For": "10.0.0.1"}),
+            stack.bearer(**{"X-Real-IP": "10.0.0.1", "Forwarded": "for=10.0.0.1"}),
+        ):
+            status, answer, body = await stack.validate(
+                headers | {"X-Forwarded-Method": "DELETE", "X-Forwarded-Uri": "/admin/users/1"}
+            )
+            assert status == 403
+            assert problem(status, answer, body)["error"] == "forward_auth_not_allowed"
+            assert "X-Gateway-Signature" not in answer
+            assert "X-User-Id" not in answer
+        # The rest of the auth core's API is not affected.
+        async with stack.client.get(
+            stack.gateway.url + "/api/v1/auth/me", headers=stack.bearer()
+        ) as response:
+            assert response.status == 200
+
+
+def test_forward_auth_clients_default_is_loopback() -> None:
+    clients = Settings.from_env({}).forward_auth_clients
+    assert netaddr.IPAddress("127.0.0.1") in clients
+    assert netaddr.IPAddress("127.8.9.10") in clients
+    assert netaddr.IPAddress("::1") in clients
+    assert netaddr.IPAddress("10.0.0.1") not in clients
+    assert netaddr.IPAddress("192.168.1.1") not in clients
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "proxy.example", "10.0.0.0/8,,nope"])
+def test_a_bad_forward_auth_clients_value_stops_start_up(value: str) -> None:
+    with pytest.raises(SettingsError, match="GATEWAY_FORWARD_AUTH_CLIENTS"):
+        Settings.from_env({"GATEWAY_FORWARD_AUTH_CLIENTS": value})
+
+
+async def test_aud_names_the_upstream_whose_key_signs(stack: Stack) -> None:
+    forwarded = {"X-Forwarded-Method": "POST", "X-Forwarded-Uri": "/orders?id=7"}
+    status, headers, _ = await stack.validate(stack.bearer(**forwarded), "?aud=echo")
+    assert status == 200
+    assert ",aud=echo,sig=" in headers["X-Gateway-Signature"]
+    context = verify(stack.keys_for("echo"), "echo", "POST", "/orders?id=7", headers)
+    assert context.user_id == stack.user.id
+    # Neither the default audience's keys nor its name verify it.
+    with pytest.raises(ContextError):
+        verify(stack.keys, FORWARD_AUTH, "POST", "/orders?id=7", headers)
+    with pytest.raises(ContextError, match="another audience"):
+        verify(stack.keys_for("echo"), FORWARD_AUTH, "POST", "/orders?id=7", headers)
+
+
+async def test_without_aud_the_answer_is_not_valid_for_an_upstream(stack: Stack) -> None:
+    status, headers, _ = await stack.validate(stack.bearer())
+    assert status == 200
+    with pytest.raises(ContextError, match="another audience"):
+        verify(stack.keys_for("echo"), "echo", "GET", "/", headers)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["?aud=billing", "?aud=auth_core", "?aud=", "?aud=echo&aud=echo", "?aud=ECHO", "?aud=echo%00"],
+    ids=["unknown", "built-in", "empty", "twice", "other case", "trailing nul"],
+)
+async def test_an_aud_that_is_not_an_upstream_gets_400(stack: Stack, query: str) -> None:
+    status, headers, body = await stack.validate(stack.bearer(), query)
+    assert status == 400
+    assert problem(status, headers, body)["error"] == "invalid_request"
+    assert "X-Gateway-Signature" not in headers
+
+
+async def test_an_unverified_address_is_signed_as_unverified(stack: Stack) -> None:
+    await stack.core.accounts.create("bob@example.com", PASSWORD, roles=("user",))
+    async with stack.client.post(
+        stack.gateway.url + "/api/v1/auth/login",
+        json={"email": "bob@example.com", "password": PASSWORD},
+    ) as response:
+        assert response.status == 200
+        token = (await response.json())["access_token"]
+    status, headers, _ = await stack.validate({"Authorization": f"Bearer {token}"})
+    assert status == 200
+    assert headers["X-User-Email"] == "bob@example.com"
+    assert headers["X-User-Email-Verified"] == "false"
+    assert verify(stack.keys, FORWARD_AUTH, "GET", "/", headers).email_verified is False
+    forged = {**headers, "X-User-Email-Verified": "true"}
+    with pytest.raises(ContextError, match="does not match"):
+        verify(stack.keys, FORWARD_AUTH, "GET", "/", forged)

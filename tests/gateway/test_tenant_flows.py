@@ -38,7 +38,7 @@ from auth_core import credentials
 from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
 from gateway.config import Settings
-from gateway.context import Context, verify
+from gateway.context import Context, derive_keys, verify
 from gateway.routing.loader import load_route_table
 from gateway.server.run import Worker, bind
 from tests.support import (
@@ -127,11 +127,11 @@ class Site:
         assert core is not None
         return core
 
-    @property
-    def service_keys(self) -> dict[str, bytes]:
+    def context_keys(self, audience: str) -> dict[str, bytes]:
+        """What `gateway context-key AUDIENCE` gives the service behind that upstream."""
         keyring = self.core.service_keyring
         assert keyring is not None
-        return dict(keyring.keys)
+        return derive_keys(keyring.keys, audience)
 
     async def service_token(self) -> str:
         """A service token (`gws_...`) of this site's, made once through the auth core."""
@@ -330,7 +330,7 @@ def signed_context(site: Site, seen: dict[str, Any]) -> Context:
     """The context the upstream received, its signature checked (every header, so that a
     signed header arriving twice is refused too)."""
     headers = CIMultiDict[str]([(name, value) for name, value in seen["headers"]])
-    return verify(site.service_keys, seen["method"], seen["path"], headers)
+    return verify(site.context_keys("echo"), "echo", seen["method"], seen["path"], headers)
 
 
 async def forwarded(site: Site, path: str, **call: Any) -> tuple[Answer, dict[str, Any]]:
@@ -1173,7 +1173,9 @@ async def test_forward_auth_takes_an_api_key(site: Site) -> None:
     assert answer.headers["X-Tenant-Id"] == tenant["id"]
     assert answer.headers["X-Auth-Method"] == "api_key"
     assert answer.headers["X-Credential-Id"] == key["id"]
-    context = verify(site.service_keys, "POST", "/orders?page=2", answer.headers)
+    context = verify(
+        site.context_keys("forward_auth"), "forward_auth", "POST", "/orders?page=2", answer.headers
+    )
     assert (context.auth_method, context.tenant_id, context.credential_id) == (
         "api_key",
         tenant["id"],
@@ -1643,7 +1645,7 @@ async def test_no_service_secret_entry_is_a_credential(
             site, f"{INTERNAL}/x", headers={"Authorization": f"Service {token}"}
         )
         assert received(seen)["x-auth-method"] == ["service"]
-        assert received(seen)["x-gateway-signature"][0].startswith("v1,kid=s2,")
+        assert received(seen)["x-gateway-signature"][0].startswith("v2,kid=s2,aud=echo,")
 
 
 async def test_expired_pat_is_refused(site: Site) -> None:
@@ -1744,3 +1746,79 @@ async def test_ipv6_socket_peers_match_the_whitelists(
             )
 
         await eventually(logged, "the refusal audited with the IPv4 address")
+
+
+# -- X-User-Email-Verified ---------------------------------------------------------------------
+
+
+async def verified_flag(site: Site, path: str, token: str) -> tuple[str, bool]:
+    """The header the upstream got, and what the verifier makes of it."""
+    _, seen = await forwarded(site, path, token=token)
+    [flag] = received(seen)["x-user-email-verified"]
+    return flag, signed_context(site, seen).email_verified
+
+
+async def a_pat(site: Site, access: str) -> str:
+    created = await site.call("POST", TOKENS, token=access, body={"name": "ci"})
+    assert created.status == 201, created.body
+    return str(created.json()["token"])
+
+
+async def test_email_verified_is_told_for_access_tokens_and_pats(site: Site) -> None:
+    await site.add_user("vera@example.com")  # verified
+    await site.core.accounts.create("una@example.com", PASSWORD, roles=("user",))  # not
+    for address, expected in (("vera@example.com", "true"), ("una@example.com", "false")):
+        access = (await site.login(address))["access_token"]
+        flag = (expected, expected == "true")
+        assert await verified_flag(site, f"{PRIVATE}/me", access) == flag, address
+        assert await verified_flag(site, f"{DEVELOPER}/me", await a_pat(site, access)) == flag
+
+
+async def test_a_changed_address_is_not_verified_until_said_so(site: Site) -> None:
+    """An admin changes a verified user's e-mail: the new address was never proven, and the
+    tokens that said "verified" for the old one die with the change."""
+    admin = await site.admin()
+    user_id = await site.add_user("old@example.com")
+    before = (await site.login("old@example.com"))["access_token"]
+    assert await verified_flag(site, f"{PRIVATE}/me", before) == ("true", True)
+    changed = await site.call(
+        "PATCH", f"/api/v1/users/{user_id}", token=admin, body={"email": "new@example.com"}
+    )
+    assert changed.status == 200, changed.body
+    assert changed.json()["user"]["email_verified"] is False
+    await refused(site, f"{PRIVATE}/me", 401, "token_revoked", token=before)
+    after = (await site.login("new@example.com"))["access_token"]
+    assert await verified_flag(site, f"{PRIVATE}/me", after) == ("false", False)
+    confirmed = await site.call(
+        "PATCH", f"/api/v1/users/{user_id}", token=admin, body={"email_verified": True}
+    )
+    assert confirmed.status == 200, confirmed.body
+    again = (await site.login("new@example.com"))["access_token"]
+    assert await verified_flag(site, f"{PRIVATE}/me", again) == ("true", True)
+
+
+async def test_unverifying_a_user_ends_the_tokens_that_said_verified(site: Site) -> None:
+    admin = await site.admin()
+    user_id = await site.add_user("vera@example.com")
+    access = (await site.login("vera@example.com"))["access_token"]
+    pat = await a_pat(site, access)
+    assert await verified_flag(site, f"{DEVELOPER}/me", pat) == ("true", True)
+    changed = await site.call(
+        "PATCH", f"/api/v1/users/{user_id}", token=admin, body={"email_verified": False}
+    )
+    assert changed.status == 200, changed.body
+    await refused(site, f"{PRIVATE}/me", 401, "token_revoked", token=access)
+    # The PAT lives on (it is not a session); its context now says what is true.
+    assert await verified_flag(site, f"{DEVELOPER}/me", pat) == ("false", False)
+
+
+async def test_an_sdk_users_address_is_the_tenants_word_never_verified(site: Site) -> None:
+    admin = await site.admin()
+    _, key = await site.tenant_with_key(admin)
+    opened = await site.sdk_session(key["key"], "cust-1")
+    assert opened.status == 200, opened.body
+    access = opened.json()["access_token"]
+    _, seen = await forwarded(site, f"{PRIVATE}/me", token=access)
+    assert received(seen)["x-user-email"] == ["end@customer.example"]
+    assert received(seen)["x-user-email-verified"] == ["false"]
+    assert signed_context(site, seen).email_verified is False

@@ -7,7 +7,9 @@ revocation and on expiry; message size; back pressure."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import re
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +23,7 @@ from aiohttp import ClientSession, WSMsgType, WSServerHandshakeError, web
 from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
 from gateway.config import Settings
-from gateway.context import verify
+from gateway.context import ContextError, derive_key, verify
 from tests.conftest import REDIS_URL
 from tests.support import (
     LOOPBACK,
@@ -160,9 +162,14 @@ async def test_echo_of_text_binary_and_large_messages(tmp_path: Path) -> None:
         assert handshake["path"] == "/ws"
         assert headers["x-auth-method"] == "jwt"
         assert "sec-websocket-extensions" not in headers  # nothing negotiated past the relay
-        keys = {"s1": b"w" * 48}
-        context = verify(keys, "GET", "/ws", headers)
+        # What `gateway context-key sockets` prints for GATEWAY_SERVICE_SECRET s1:www...
+        keys = {"s1": derive_key(b"w" * 48, "sockets")}
+        assert headers["x-gateway-signature"].startswith("v2,kid=s1,aud=sockets,sig=")
+        context = verify(keys, "sockets", "GET", "/ws", headers)
         assert context.user_id is not None
+        assert (context.email, context.email_verified) == ("ada@example.com", True)
+        with pytest.raises(ContextError):  # the master secret is not a key of any upstream
+            verify({"s1": b"w" * 48}, "sockets", "GET", "/ws", headers)
 
 
 async def test_the_token_may_come_in_the_subprotocol_list_or_the_query(tmp_path: Path) -> None:
@@ -582,3 +589,18 @@ async def test_a_client_gone_during_the_handshake_frees_the_upstream_connection(
             await asyncio.wait_for(closed.wait(), 10)
     finally:
         server.close()
+
+
+async def test_connection_ids_are_unguessable(tmp_path: Path) -> None:
+    """A connection id names a socket's context to services: knowing one's own must not tell
+    another's. 128 random bits each, no shared prefix, no counter."""
+    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
+        ids = []
+        async with ClientSession() as client:
+            for _ in range(8):
+                async with client.ws_connect(ws_url(gw, "/open/ws")) as ws:
+                    ids.append(ws._response.headers["X-Connection-Id"])
+    assert all(re.fullmatch(r"ws_[0-9a-f]{32}", value) for value in ids), ids
+    assert len({value[:15] for value in ids}) == 8  # "ws_" + 12 hex: nothing in common
+    numbers = [int(value[3:], 16) for value in ids]
+    assert len({b - a for a, b in itertools.pairwise(numbers)}) == 7  # no fixed step

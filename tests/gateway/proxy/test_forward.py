@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import itertools
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -582,6 +583,23 @@ async def test_request_id_reaches_the_upstream_and_comes_back(
     else:
         assert returned != [sent]
         assert REQUEST_ID.fullmatch(returned[0])
+
+
+async def test_made_request_ids_are_unguessable(
+    upstream: Upstream, gateway: RunningGateway, client: ClientSession
+) -> None:
+    """One's own request ids must not tell the ids of others' requests (they key the audit log
+    and the logs): 128 random bits each, not a counter behind a shared prefix."""
+    ids = []
+    for _ in range(20):
+        async with client.get(f"{gateway.url}/echo/r") as response:
+            assert response.status == 200
+            ids.append(response.headers["X-Request-Id"])
+    assert all(re.fullmatch(r"[0-9a-f]{32}", value) for value in ids), ids
+    assert len({value[:12] for value in ids}) == 20  # no shared prefix
+    assert len({value[-8:] for value in ids}) == 20  # no counter at the end either
+    numbers = [int(value, 16) for value in ids]
+    assert len({b - a for a, b in itertools.pairwise(numbers)}) == 19  # no fixed step
 
 
 VALID_TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
