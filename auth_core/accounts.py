@@ -149,17 +149,27 @@ class Accounts:
         core = self.core
         store = core.require_store()
         password = valid_password(password)
-        user_id = await store.one_time_tokens.consume(RESET_PASSWORD, token_hash(token))
+        # Spends every reset token of the user at once: an older mail, perhaps read by
+        # someone else, must not undo (or outlive) this reset.
+        user_id = await store.one_time_tokens.consume_all(RESET_PASSWORD, token_hash(token))
         if user_id is None:
             await core.audit("reset_password", "failure", call)
             raise InvalidToken("the reset token is not valid", audited=True)
-        hashed = await asyncio.to_thread(core.passwords.hash, password)
-        await store.users.set_password_hash(user_id, hashed)
-        await store.users.login_succeeded(user_id)  # a reset also unlocks the account
-        ended = await core.sessions.revoke_user(user_id, "password reset")
+        ended = await self.set_password(user_id, password, "password reset")
         await core.audit(
             "password_change", "success", call, user_id=user_id, sessions_ended=len(ended)
         )
+
+    async def set_password(self, user_id: str, password: str, reason: str) -> list[str]:
+        """A new password for the user: every session ends and every reset token still out
+        is void (whatever changes a password goes through here). The sessions ended."""
+        core = self.core
+        store = core.require_store()
+        hashed = await asyncio.to_thread(core.passwords.hash, password)
+        await store.users.set_password_hash(user_id, hashed)
+        await store.one_time_tokens.void(RESET_PASSWORD, user_id)
+        await store.users.login_succeeded(user_id)  # a reset also unlocks the account
+        return await core.sessions.revoke_user(user_id, reason)
 
     # -- administration -------------------------------------------------------------------
 

@@ -157,6 +157,13 @@ class Site:
     async def refresh(self, refresh_token: str) -> Answer:
         return await self.call("POST", REFRESH, body={"refresh_token": refresh_token})
 
+    async def settle(self) -> None:
+        """Wait for the work the auth core does after answering (mail of forgot-password,
+        failed-login counting, audit entries of refusals)."""
+        pending = self.core._background
+        while pending:
+            await asyncio.gather(*list(pending), return_exceptions=True)
+
     def mails(self, to: str) -> list[EmailMessage]:
         """The messages in the outbox addressed to `to`, oldest first."""
         outbox = self.directory / "outbox"
@@ -794,6 +801,33 @@ async def test_reset_password_ends_sessions_and_changes_the_password(site: Site)
         "POST", "/api/v1/auth/reset-password", body={"token": token, "password": PASSWORD}
     )
     assert_problem(again, 401, "invalid_token")
+
+
+@pytest.mark.parametrize("used", [0, 1], ids=["older-token-used", "newer-token-used"])
+async def test_a_password_reset_voids_every_other_reset_token(site: Site, used: int) -> None:
+    address = "olivia@example.com"
+    await site.add_user(address)
+    for _ in range(2):
+        forgot = await site.call("POST", "/api/v1/auth/forgot-password", body={"email": address})
+        assert forgot.status == 202
+    await site.settle()
+    tokens = [mailed_token(mail) for mail in site.mails(address)]
+    assert len(tokens) == 2
+    reset = await site.call(
+        "POST",
+        "/api/v1/auth/reset-password",
+        body={"token": tokens[used], "password": NEW_PASSWORD},
+    )
+    assert reset.status == 200, reset.body
+    other = tokens[1 - used]
+    stale = await site.call(
+        "POST", "/api/v1/auth/reset-password", body={"token": other, "password": PASSWORD}
+    )
+    assert_problem(stale, 401, "invalid_token")
+    # The password is the one the reset set, not the one the stale token tried.
+    refused = await site.call("POST", LOGIN, body={"email": address, "password": PASSWORD})
+    assert_problem(refused, 401, "invalid_credentials")
+    await site.login(address, NEW_PASSWORD)
 
 
 async def test_reset_password_unlocks_a_locked_account(site: Site) -> None:

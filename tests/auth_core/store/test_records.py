@@ -402,6 +402,57 @@ async def test_concurrent_consumes_of_one_token_let_exactly_one_win(
     assert sorted(results, key=str) == [None] * (CONCURRENCY - 1) + [user.id]
 
 
+async def test_consuming_one_reset_token_spends_every_other_of_the_user(store: Store) -> None:
+    user = await a_user(store)
+    other = await a_user(store, "bob@example.com")
+    for token in ("older", "newer"):
+        await store.one_time_tokens.add("reset_password", user.id, token, 3600)
+    await store.one_time_tokens.add("reset_password", other.id, "bobs", 3600)
+    await store.one_time_tokens.add("verify_email", user.id, "verify", 3600)
+    assert await store.one_time_tokens.consume_all("reset_password", "newer") == user.id
+    assert await store.one_time_tokens.consume_all("reset_password", "older") is None
+    assert await store.one_time_tokens.consume_all("reset_password", "newer") is None
+    # Another user's token and another kind of token are left alone.
+    assert await store.one_time_tokens.consume_all("reset_password", "bobs") == other.id
+    assert await store.one_time_tokens.consume("verify_email", "verify") == user.id
+
+
+async def test_consume_all_refuses_an_unknown_or_expired_token(store: Store) -> None:
+    user = await a_user(store)
+    await store.one_time_tokens.add("reset_password", user.id, "live", 3600)
+    await store.one_time_tokens.add("reset_password", user.id, "expired", -1)
+    assert await store.one_time_tokens.consume_all("reset_password", "unknown") is None
+    assert await store.one_time_tokens.consume_all("reset_password", "expired") is None
+    # Neither refusal spent the live one.
+    assert await store.one_time_tokens.consume_all("reset_password", "live") == user.id
+
+
+async def test_void_uses_every_token_of_a_kind_and_user(store: Store) -> None:
+    user = await a_user(store)
+    for token in ("a", "b"):
+        await store.one_time_tokens.add("reset_password", user.id, token, 3600)
+    await store.one_time_tokens.add("verify_email", user.id, "v", 3600)
+    assert await store.one_time_tokens.void("reset_password", user.id) == 2
+    assert await store.one_time_tokens.consume("reset_password", "a") is None
+    assert await store.one_time_tokens.consume("reset_password", "b") is None
+    assert await store.one_time_tokens.consume("verify_email", "v") == user.id
+
+
+async def test_two_reset_tokens_of_a_user_presented_at_once_let_exactly_one_win(
+    store: Store, connections: list[Store]
+) -> None:
+    user = await a_user(store)
+    for number in range(CONCURRENCY):
+        await store.one_time_tokens.add("reset_password", user.id, f"t{number}", 3600)
+    results = await asyncio.gather(
+        *(
+            s.one_time_tokens.consume_all("reset_password", f"t{number}")
+            for number, s in enumerate(connections)
+        )
+    )
+    assert sorted(results, key=str) == [None] * (CONCURRENCY - 1) + [user.id]
+
+
 # -- audit -------------------------------------------------------------------------------------
 
 
