@@ -10,11 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from auth_core.errors import Conflict, InvalidRequest, InvalidToken, NotFound
+from auth_core.errors import Conflict, InvalidRequest, InvalidToken, LastAdmin, NotFound
 from auth_core.models import User
 from auth_core.passwords import PasswordPolicyError, check_policy, importable
 from auth_core.revocation import USER
 from auth_core.store.base import Conflict as StoreConflict
+from auth_core.store.records import Store
 from auth_core.tokens import opaque_token, token_hash
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ def valid_password(password: object) -> str:
     except PasswordPolicyError as exc:
         raise InvalidRequest(str(exc)) from None
     return password
+
+
+def _enabled_admin(roles: tuple[str, ...], disabled: bool) -> bool:
+    return "admin" in roles and not disabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,12 +204,21 @@ class Accounts:
             else:
                 raise InvalidRequest(f"{key} cannot be changed")
         store = self.core.require_store()
-        before = await store.users.get(user_id)
         try:
-            user = await store.users.update(user_id, **fields)
+            async with store.db.transaction() as db:
+                records = Store(db)
+                before = await records.users.get(user_id)
+                if before is None:
+                    raise NotFound("no such user")
+                stays_admin = _enabled_admin(
+                    fields.get("roles", before.roles), fields.get("disabled", before.disabled)
+                )
+                if _enabled_admin(before.roles, before.disabled) and not stays_admin:
+                    await self._keep_an_admin(records, user_id, "user_update", actor_id, call)
+                user = await records.users.update(user_id, **fields)
         except StoreConflict:
             raise Conflict("a user with this e-mail exists") from None
-        if user is None or before is None:
+        if user is None:
             raise NotFound("no such user")
         if "roles" in fields or "email" in fields or (user.disabled and not before.disabled):
             # Roles and e-mail are carried in access tokens (and on to upstreams as context
@@ -225,10 +239,29 @@ class Accounts:
 
     async def delete(self, user_id: str, actor_id: str | None, call: CallInfo) -> None:
         core = self.core
-        await self.get(user_id)
+        async with core.require_store().db.transaction() as db:
+            records = Store(db)
+            user = await records.users.get(user_id)
+            if user is None:
+                raise NotFound("no such user")
+            if _enabled_admin(user.roles, user.disabled):
+                await self._keep_an_admin(records, user_id, "user_delete", actor_id, call)
+            await records.users.delete(user_id)
+        # Its sessions went with the row; this voids the access tokens still out.
         await core.sessions.revoke_user(user_id, "user deleted")
-        await core.require_store().users.delete(user_id)
         await core.audit("user_delete", "success", call, user_id=user_id, actor_id=actor_id)
+
+    async def _keep_an_admin(
+        self, records: Store, user_id: str, event: str, actor_id: str | None, call: CallInfo
+    ) -> None:
+        """Refuse (LastAdmin) unless an enabled admin other than `user_id` remains: nobody
+        could manage users again, and the way back would be the database itself."""
+        if any(admin != user_id for admin in await records.users.lock_admins()):
+            return
+        self.core.audit_later(
+            event, "failure", call, user_id=user_id, actor_id=actor_id, reason="last_admin"
+        )
+        raise LastAdmin("this is the last enabled admin: make another user an admin first")
 
     async def import_csv(self, lines: Iterable[str]) -> ImportReport:
         """Users from `email,password_hash,roles` rows (roles `;`-separated)."""

@@ -47,6 +47,8 @@ class ErrorCode(StrEnum):
     INTERNAL_ERROR = "internal_error"
     INVALID_CREDENTIALS = "invalid_credentials"
     CONFLICT = "conflict"
+    LAST_ADMIN = "last_admin"
+    EMAIL_NOT_VERIFIED = "email_not_verified"
 
 
 class GatewayError(Exception):

@@ -163,6 +163,17 @@ class Users:
         if self.db.dialect == "postgresql":
             await self.db.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
 
+    async def lock_admins(self) -> tuple[str, ...]:
+        """Inside a transaction: the ids of the enabled users with the admin role, their rows
+        held until it ends (PostgreSQL; SQLite's write transaction is exclusive anyway), so
+        two admins demoting each other at once cannot both see the other one left."""
+        hold = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
+        rows = await self.db.fetch(
+            "SELECT id FROM users WHERE disabled = FALSE "
+            f"AND (',' || roles || ',') LIKE '%,admin,%' ORDER BY id{hold}"
+        )
+        return tuple(str(row["id"]) for row in rows)
+
     async def delete(self, user_id: str) -> bool:
         return await self.db.execute("DELETE FROM users WHERE id = $1", user_id) > 0
 

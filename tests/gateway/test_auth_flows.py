@@ -952,6 +952,41 @@ async def test_admin_manages_users(site: Site) -> None:
     assert_problem(refused, 401, "invalid_credentials")
 
 
+async def test_the_last_admin_cannot_remove_itself(site: Site) -> None:
+    root_id = await site.add_user("root@example.com", roles=("admin",))
+    admin = (await site.login("root@example.com"))["access_token"]
+    path = f"/api/v1/users/{root_id}"
+    before = (await site.call("GET", path, token=admin)).json()["user"]
+    for method, body in (
+        ("PATCH", {"roles": ["user"]}),
+        ("PATCH", {"disabled": True}),
+        ("PATCH", {"roles": [], "name": "Root"}),
+        ("DELETE", None),
+    ):
+        answer = await site.call(method, path, token=admin, body=body)
+        assert_problem(answer, 409, "last_admin")
+        assert "admin" in answer.json()["detail"]
+    # Nothing changed and the admin's session lives on.
+    after = await site.call("GET", path, token=admin)
+    assert (after.status, after.json()["user"]) == (200, before)
+
+    # With a second enabled admin, the first may step down; the second is then the last.
+    other = await site.call(
+        "POST",
+        "/api/v1/users",
+        token=admin,
+        body={"email": "sysop@example.com", "password": PASSWORD, "roles": ["admin"]},
+    )
+    assert other.status == 201, other.body
+    other_id = other.json()["user"]["id"]
+    sysop = (await site.login("sysop@example.com"))["access_token"]
+    stepped_down = await site.call("PATCH", path, token=admin, body={"roles": ["user"]})
+    assert (stepped_down.status, stepped_down.json()["user"]["roles"]) == (200, ["user"])
+    refused = await site.call("DELETE", f"/api/v1/users/{other_id}", token=sysop)
+    assert_problem(refused, 409, "last_admin")
+    assert (await site.call("DELETE", path, token=sysop)).status == 204
+
+
 async def test_admin_revokes_every_session_of_a_user(site: Site) -> None:
     await site.add_user("root@example.com", roles=("admin",))
     admin = (await site.login("root@example.com"))["access_token"]
