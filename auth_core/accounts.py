@@ -131,6 +131,12 @@ class Accounts:
         await self.core.audit("verify_email", "success", call, user_id=user_id)
         return user
 
+    def forgot_password_later(self, email: str, call: CallInfo, base_url: str) -> None:
+        """`forgot_password` after the answer: a known address costs a token and a mail, an
+        unknown one a lookup, and the time of the answer must not tell them apart. The work is
+        awaited at shutdown (AuthCore.close), so no mail is lost to a restart."""
+        self.core.background(self.forgot_password(email, call, base_url))
+
     async def forgot_password(self, email: str, call: CallInfo, base_url: str) -> None:
         """Send a reset token if the account exists; say nothing either way."""
         store = self.core.require_store()

@@ -83,8 +83,9 @@ def register(api: AuthApi, core: AuthCore) -> None:
     async def forgot_password(call: ApiCall) -> ApiResponse:
         email = call.json().get("email")
         if isinstance(email, str) and email:
-            await accounts.forgot_password(email, call.info, call.base_url)
-        # 202 whatever happened: the answer must not tell who has an account.
+            accounts.forgot_password_later(email, call.info, call.base_url)
+        # 202 whatever happens, and before it happens: the answer must not tell who has an
+        # account, neither by what it says nor by when it comes.
         return ApiResponse(202, {"status": "accepted"})
 
     async def reset_password(call: ApiCall) -> ApiResponse:

@@ -40,6 +40,7 @@ from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
 from gateway.config import Settings
 from gateway.context import verify
+from tests.mail_server import mail_server
 from tests.support import (
     RunningGateway,
     Upstream,
@@ -195,11 +196,12 @@ async def open_site(
     upstream: Upstream,
     client: ClientSession,
     auth_core_routes: tuple[str, ...] = AUTH_CORE_ROUTES,
+    **auth: Any,
 ) -> AsyncIterator[Site]:
     settings = Settings(
         access_log="off",
         watch_config=False,
-        auth=auth_settings(tmp_path, database_url=database_url),
+        auth=auth_settings(tmp_path, database_url=database_url, **auth),
     )
     async with running_gateway(
         route_table(upstream, auth_core_routes), tmp_path, settings
@@ -384,6 +386,7 @@ async def test_each_token_is_good_for_one_thing(site: Site, kind: str, where: st
     assert signup.status == 201
     pair = await site.login(address)
     await site.call("POST", "/api/v1/auth/forgot-password", body={"email": address})
+    await site.settle()
     verify_mail, reset_mail = site.mails(address)
     tokens = {
         "access": pair["access_token"],
@@ -757,6 +760,7 @@ async def test_forgot_password_answers_alike_for_unknown_addresses(site: Site) -
         "POST", "/api/v1/auth/forgot-password", body={"email": "grace@example.com"}
     )
     assert known.status == 202, known.body
+    await site.settle()
     assert site.mail_count() == before + 1
     mails = site.mails("grace@example.com")
     assert [mail["Subject"] for mail in mails] == ["Reset your password"]
@@ -768,8 +772,42 @@ async def test_forgot_password_answers_alike_for_unknown_addresses(site: Site) -
     assert unknown.status == 202, unknown.body
     assert unknown.body == known.body
     assert unknown.headers["Content-Type"] == known.headers["Content-Type"]
+    await site.settle()
     assert site.mail_count() == before + 1
     assert site.mails("nobody@example.com") == []
+
+
+async def test_forgot_password_answers_before_doing_the_work(
+    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
+) -> None:
+    """The mail server holds its greeting: the 202 still comes, for a known address as for an
+    unknown one, and the mail goes once the server answers; a shutdown waits for it."""
+    async with mail_server(hold=True) as smtp:
+        async with open_site(tmp_path, database_url, upstream, client, mail_url=smtp.url) as site:
+            await site.add_user("grace@example.com")
+            known = await site.call(
+                "POST", "/api/v1/auth/forgot-password", body={"email": "grace@example.com"}
+            )
+            unknown = await site.call(
+                "POST", "/api/v1/auth/forgot-password", body={"email": "nobody@example.com"}
+            )
+            assert (known.status, known.body) == (202, b'{"status":"accepted"}')
+            assert (unknown.status, unknown.body) == (known.status, known.body)
+            await smtp.connected.wait()  # the mail is on its way, held at the greeting
+            assert smtp.messages == []
+            # A shutdown now still delivers it: the worker waits for the work it owes.
+            worker = site.gateway.worker
+            stopping = asyncio.create_task(worker.stop())
+            deadline = time.monotonic() + 30
+            while worker.gateway is not None:  # drained; the auth core is closing
+                assert time.monotonic() < deadline, "the worker never got to its auth core"
+                await asyncio.sleep(0.01)
+            assert not stopping.done()
+            smtp.release.set()
+            await stopping
+        (mail,) = smtp.messages
+        assert (mail["To"], mail["Subject"]) == ("grace@example.com", "Reset your password")
+        mailed_token(mail)
 
 
 async def test_reset_password_ends_sessions_and_changes_the_password(site: Site) -> None:
@@ -778,6 +816,7 @@ async def test_reset_password_ends_sessions_and_changes_the_password(site: Site)
     old = await site.login(address)
     forgot = await site.call("POST", "/api/v1/auth/forgot-password", body={"email": address})
     assert forgot.status == 202
+    await site.settle()
     token = mailed_token(site.mails(address)[-1])
 
     short = await site.call(
@@ -837,6 +876,7 @@ async def test_reset_password_unlocks_a_locked_account(site: Site) -> None:
     locked = await site.call("POST", LOGIN, body={"email": address, "password": PASSWORD})
     assert_problem(locked, 401, "invalid_credentials")
     await site.call("POST", "/api/v1/auth/forgot-password", body={"email": address})
+    await site.settle()
     token = mailed_token(site.mails(address)[-1])
     reset = await site.call(
         "POST", "/api/v1/auth/reset-password", body={"token": token, "password": NEW_PASSWORD}
@@ -873,6 +913,7 @@ async def test_mails_do_not_name_the_clients_host(
     await site.add_user("root@example.com")
     answer = await site.call("POST", path, body=body, headers={"Host": "evil.example.com"})
     assert answer.status in (201, 202), answer.body
+    await site.settle()
     (mail,) = site.mails(body["email"])
     assert mail["Subject"] == subject
     mailed_token(mail)
@@ -1149,6 +1190,7 @@ async def test_gateway_denials_are_audited_with_the_request_id(
     headers = {"Origin": origin} if origin else {}
     denied = await site.call("GET", path, token=token, headers=headers)
     assert_problem(denied, status, code)
+    await site.settle()  # refusals are audited off the answer's path
     audit = await site.call("GET", "/api/v1/audit?limit=500", token=admin)
     request_ids = {entry["request_id"] for entry in audit.json()["entries"]}
     assert denied.request_id in request_ids
