@@ -16,6 +16,7 @@ from auth_core.passwords import PasswordPolicyError, check_policy, importable
 from auth_core.revocation import USER
 from auth_core.store.base import Conflict as StoreConflict
 from auth_core.store.records import Store
+from auth_core.throttle import account_subject
 from auth_core.tokens import opaque_token, token_hash
 
 if TYPE_CHECKING:
@@ -167,6 +168,10 @@ class Accounts:
             await core.audit("reset_password", "failure", call)
             raise InvalidToken("the reset token is not valid", audited=True)
         ended = await self.set_password(user_id, password, "password reset")
+        user = await store.users.get(user_id)
+        if user is not None:
+            # Whoever proved they read the mail may try at once, from where they are.
+            await core.sessions.throttle.forget_account(account_subject(user.email), call.ip or "-")
         await core.audit(
             "password_change", "success", call, user_id=user_id, sessions_ended=len(ended)
         )

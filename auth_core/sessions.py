@@ -16,15 +16,13 @@ from typing import TYPE_CHECKING, Any
 from auth_core.errors import InvalidCredentials, InvalidToken, NotFound, RateLimited
 from auth_core.models import Principal, Session, User
 from auth_core.revocation import SESSION, USER
-from auth_core.throttle import FailureWindow
+from auth_core.throttle import FailureWindow, LoginThrottle, account_subject
 from auth_core.tokens import opaque_token, token_hash
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore, CallInfo
 
 REFRESH_PREFIX = "gwr_"
-LOCK_AFTER = 5  # consecutive failed logins that lock an account ...
-LOCK_FOR = 15 * 60.0  # ... for this long
 ADDRESS_LIMIT = 20  # failed logins from one address ...
 ADDRESS_WINDOW = 10 * 60.0  # ... within this window, then 429
 
@@ -52,10 +50,22 @@ class Sessions:
     def __init__(self, core: AuthCore) -> None:
         self.core = core
         self.address_failures = FailureWindow(ADDRESS_LIMIT, ADDRESS_WINDOW)
+        self._throttle: LoginThrottle | None = None
+
+    @property
+    def throttle(self) -> LoginThrottle:
+        """Failed logins per (account, address) pair and per account (made on first use: the
+        core's Redis link exists only once the core is built)."""
+        if self._throttle is None:
+            self._throttle = LoginThrottle(self.core.redis)
+        return self._throttle
 
     async def login(self, email: str, password: str, call: CallInfo) -> TokenPair:
         """A new session for the right password; InvalidCredentials, the same in content and
-        in time, for a wrong password, an unknown account or a locked one."""
+        in time, for a wrong password, an unknown account or a disabled one. RateLimited while
+        this account, from this address, has to wait after failures in a row (the same for an
+        unknown account: it is counted by the address typed), or while the account as a whole
+        has had far too many."""
         core = self.core
         store = core.require_store()
         address = call.ip or "-"
@@ -69,18 +79,26 @@ class Sessions:
                 policy=f"{ADDRESS_LIMIT};w={int(ADDRESS_WINDOW)}",
                 audited=True,
             )
+        subject = account_subject(email)
+        hold = await self.throttle.held(subject, address)
+        if hold is not None:
+            await core.audit("login", "throttled", call, email=email.lower(), scope=hold.scope)
+            raise RateLimited(
+                "too many failed logins for this account"
+                + (" from this address" if hold.scope == "pair" else "")
+                + "; retry after the time in Retry-After",
+                hold.seconds,
+                audited=True,
+            )
         user = await store.users.by_email(email)
-        now = time.time()
-        usable = user is not None and not user.disabled and user.locked_until <= now
+        usable = user is not None and not user.disabled
         stored = user.password_hash if usable and user is not None else None
         matches = await asyncio.to_thread(core.passwords.verify, stored, password)
         if not (usable and matches) or user is None:
             self.address_failures.fail(address)
-            if user is not None:
-                # Counted off the answer's path: an extra awaited write for existing accounts
-                # would tell them apart from unknown ones by time.
-                core.background(store.users.login_failed(user.id, LOCK_AFTER, LOCK_FOR))
-            reason = "unknown" if user is None else ("locked" if not usable else "password")
+            # Counted alike for every account, known or not: the same work, the same time.
+            await self.throttle.failed(subject, address)
+            reason = "unknown" if user is None else ("disabled" if not usable else "password")
             await core.audit(
                 "login",
                 "failure",
@@ -90,6 +108,7 @@ class Sessions:
                 reason=reason,
             )
             raise InvalidCredentials("the e-mail or password is not right", audited=True)
+        await self.throttle.succeeded(subject, address)
         await store.users.login_succeeded(user.id)
         if stored is not None and core.passwords.needs_rehash(stored):
             # An imported bcrypt/pbkdf2 hash, or old argon2 parameters: upgrade it now that

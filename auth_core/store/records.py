@@ -138,19 +138,9 @@ class Users:
             user_id,
         )
 
-    async def login_failed(self, user_id: str, lock_after: int, lock_for: float) -> None:
-        """Count a failed login; the account locks for `lock_for` s after `lock_after` in a row."""
-        now = time.time()
-        await self.db.execute(
-            "UPDATE users SET failed_logins = failed_logins + 1, "
-            "locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END "
-            "WHERE id = $3",
-            lock_after,
-            now + lock_for,
-            user_id,
-        )
-
     async def login_succeeded(self, user_id: str) -> None:
+        """Clear a lock of the database's (failed logins are now held back per address by
+        auth_core/throttle.py; rows may still carry a lock written by an older version)."""
         await self.db.execute(
             "UPDATE users SET failed_logins = 0, locked_until = 0 "
             "WHERE id = $1 AND (failed_logins <> 0 OR locked_until <> 0)",

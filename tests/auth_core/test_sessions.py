@@ -24,7 +24,7 @@ from auth_core.errors import (
 )
 from auth_core.models import Principal, User
 from auth_core.service import AuthCore, CallInfo
-from auth_core.sessions import ADDRESS_LIMIT, LOCK_AFTER, REFRESH_PREFIX, TokenPair
+from auth_core.sessions import ADDRESS_LIMIT, REFRESH_PREFIX, TokenPair
 from auth_core.tokens import AccessTokens, Keyring, token_hash
 from tests import support
 from tests.auth_core.foreign_hashes import bcrypt_hash, django_pbkdf2, passlib_pbkdf2
@@ -298,14 +298,6 @@ async def _empty_password(core: AuthCore, user: User) -> None:
     await core.sessions.login(EMAIL, "", CALL)
 
 
-async def _locked(core: AuthCore, user: User) -> None:
-    for _ in range(LOCK_AFTER):
-        with pytest.raises(InvalidCredentials):
-            await core.sessions.login(EMAIL, "not the password", CALL)
-    await settle(core)
-    await core.sessions.login(EMAIL, PASSWORD, CALL)  # the right password
-
-
 async def _disabled(core: AuthCore, user: User) -> None:
     await core.accounts.update(user.id, {"disabled": True}, None, CALL)
     await core.sessions.login(EMAIL, PASSWORD, CALL)
@@ -322,7 +314,6 @@ async def _no_password(core: AuthCore, user: User) -> None:
         pytest.param(_unknown, id="unknown-email"),
         pytest.param(_wrong_password, id="wrong-password"),
         pytest.param(_empty_password, id="empty-password"),
-        pytest.param(_locked, id="locked-right-password"),
         pytest.param(_disabled, id="disabled-right-password"),
         pytest.param(_no_password, id="account-without-password"),
     ],
@@ -344,36 +335,44 @@ async def test_login_refusals_are_identical(
     await settle(core)
 
 
-async def test_five_failures_lock_the_account_until_the_lock_ends(core: AuthCore) -> None:
-    user = await a_user(core)
-    store = core.require_store()
-    for _ in range(LOCK_AFTER):
+async def test_five_failures_in_a_row_make_this_address_wait_for_this_account(
+    core: AuthCore,
+) -> None:
+    await a_user(core)
+    for _ in range(5):
         with pytest.raises(InvalidCredentials):
             await login(core, password="not the password")
-    await settle(core)
-    locked = await store.users.get(user.id)
-    assert locked is not None
-    assert locked.failed_logins == LOCK_AFTER
-    assert locked.locked_until > time.time()
-    with pytest.raises(InvalidCredentials):
+    # Even the right password waits now, from this address ...
+    with pytest.raises(RateLimited) as caught:
         await login(core)
-    await settle(core)
-    # The lock running out is what unlocks (its end moved into the past here).
-    await store.db.execute("UPDATE users SET locked_until = $1 WHERE id = $2", 1.0, user.id)
-    pair = await login(core)
+    assert (caught.value.status, caught.value.code) == (429, "rate_limited")
+    assert caught.value.headers["Retry-After"] == "1"
+    # ... but not from another one: the owner is not locked out by someone else's guesses.
+    pair = await core.sessions.login(EMAIL, PASSWORD, CallInfo(ip="203.0.113.99"))
     assert refused(core, pair.access_token) is None
-    unlocked = await store.users.get(user.id)
-    assert unlocked is not None
-    assert (unlocked.failed_logins, unlocked.locked_until) == (0, 0.0)
+    outcomes = [e["outcome"] for e in await core.require_store().audit.list(event="login")]
+    assert outcomes.count("throttled") == 1
+
+
+async def test_an_unknown_account_waits_exactly_like_a_known_one(core: AuthCore) -> None:
+    await a_user(core)
+    seen = []
+    for email in (EMAIL, "nobody@example.com"):
+        for _ in range(5):
+            with pytest.raises(InvalidCredentials):
+                await core.sessions.login(email, "not the password", CALL)
+        with pytest.raises(RateLimited) as caught:
+            await core.sessions.login(email, "not the password", CALL)
+        seen.append((caught.value.detail, dict(caught.value.headers)))
+    assert seen[0] == seen[1]
 
 
 async def test_a_success_resets_the_failure_count(core: AuthCore) -> None:
     await a_user(core)
     for _ in range(2):
-        for _ in range(LOCK_AFTER - 1):
+        for _ in range(4):
             with pytest.raises(InvalidCredentials):
                 await login(core, password="not the password")
-        await settle(core)
         await login(core)
 
 
@@ -538,12 +537,15 @@ async def test_password_reset_by_mail_ends_old_sessions(core: AuthCore, tmp_path
         await core.accounts.reset_password(token, "yet another passphrase", CALL)
 
 
-async def test_password_reset_unlocks_a_locked_account(core: AuthCore, tmp_path: Path) -> None:
+async def test_password_reset_lets_its_address_try_again_at_once(
+    core: AuthCore, tmp_path: Path
+) -> None:
     await a_user(core)
-    for _ in range(LOCK_AFTER):
+    for _ in range(5):
         with pytest.raises(InvalidCredentials):
             await login(core, password="not the password")
-    await settle(core)
+    with pytest.raises(RateLimited):
+        await login(core)
     await core.accounts.forgot_password(EMAIL, CALL, BASE_URL)
     await core.accounts.reset_password(mailed_token(outbox(tmp_path)[0]), NEW_PASSWORD, CALL)
     await login(core, password=NEW_PASSWORD)
