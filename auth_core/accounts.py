@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from auth_core.models import User
 from auth_core.passwords import PasswordPolicyError, check_policy, importable
 from auth_core.revocation import USER
 from auth_core.store.base import Conflict as StoreConflict
+from auth_core.store.ids import new_id
 from auth_core.store.records import Store
 from auth_core.throttle import account_subject
 from auth_core.tokens import opaque_token, token_hash
@@ -103,10 +105,42 @@ class Accounts:
     async def signup(
         self, email: str, password: str, name: str | None, call: CallInfo, base_url: str
     ) -> User:
-        user = await self.create(email, password, name=name)
+        """A new, unverified account; its verification mail goes after the answer. For an
+        address that has an account already, the same answer: a user of the same shape (the
+        address and name given, a new id that names nobody) after the same work (the password
+        is hashed and the insert tried), and the mail to the address says so instead. Nothing
+        of the existing account is shown or changed."""
+        try:
+            user = await self.create(email, password, name=name)
+        except Conflict:
+            now = time.time()
+            stand_in = User(
+                id=new_id("usr"),
+                email=valid_email(email),
+                name=name,
+                roles=("user",),
+                tenant_id=None,
+                email_verified=False,
+                disabled=False,
+                created_at=now,
+                updated_at=now,
+            )
+            await self.core.audit("signup", "existing", call, email=stand_in.email)
+            self.core.background(self._send_already_registered(stand_in.email, base_url))
+            return stand_in
         await self.core.audit("signup", "success", call, user_id=user.id)
-        await self.send_verification(user, base_url)
+        self.core.background(self.send_verification(user, base_url))
         return user
+
+    async def _send_already_registered(self, email: str, base_url: str) -> None:
+        await self.core.mailer.send(
+            email,
+            "You already have an account",
+            "Someone, perhaps you, tried to sign up with this address, which already has an "
+            "account. To log in, use your password; if you forgot it, ask for a reset with "
+            f"POST {base_url}/api/v1/auth/forgot-password (JSON: email).\n\n"
+            "If it was not you, ignore this mail: nothing was changed.\n",
+        )
 
     async def send_verification(self, user: User, base_url: str) -> None:
         store = self.core.require_store()

@@ -105,7 +105,9 @@ def register(api: AuthApi, core: AuthCore) -> None:
             "/api/v1/auth/signup",
             signup,
             PUBLIC,
-            "Create an account; a verification e-mail is sent",
+            "Create an account; a verification e-mail is sent. An address that has an "
+            "account gets the same answer (a user of the same shape whose id names nobody) "
+            "and a mail saying so",
             201,
             obj(
                 {"email": string(), "password": string("8-1024 characters"), "name": string()},

@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 from auth_core.errors import (
     AuthError,
-    Conflict,
     InvalidCredentials,
     InvalidRequest,
     InvalidToken,
@@ -480,6 +480,7 @@ async def test_signup_mails_a_verification_token_that_works_once(
 ) -> None:
     user = await core.accounts.signup("Grace@Example.com", PASSWORD, "Grace", CALL, BASE_URL)
     assert (user.email, user.name, user.email_verified) == ("grace@example.com", "Grace", False)
+    await settle(core)  # the mail goes after the answer
     [message] = outbox(tmp_path)
     assert message["To"] == "grace@example.com"
     assert f"{BASE_URL}/api/v1/auth/verify-email" in message.get_content()
@@ -491,8 +492,50 @@ async def test_signup_mails_a_verification_token_that_works_once(
     assert stored.email_verified is True
     with pytest.raises(InvalidToken):
         await core.accounts.verify_email(token, CALL)
-    with pytest.raises(Conflict):
-        await core.accounts.signup("grace@example.com", PASSWORD, None, CALL, BASE_URL)
+
+
+async def test_signup_with_an_address_that_has_an_account_says_so_only_by_mail(
+    core: AuthCore, tmp_path: Path
+) -> None:
+    grace = await core.accounts.signup("grace@example.com", PASSWORD, "Grace", CALL, BASE_URL)
+    again = await core.accounts.signup("Grace@example.com", NEW_PASSWORD, "Eve", CALL, BASE_URL)
+    assert again.id != grace.id
+    assert again.id.startswith("usr_")
+    assert (again.email, again.name, again.roles, again.email_verified) == (
+        "grace@example.com",
+        "Eve",
+        ("user",),
+        False,
+    )
+    assert await core.require_store().users.get(again.id) is None
+    assert await core.require_store().users.get(grace.id) == grace
+    await settle(core)
+    mails = {message["Subject"]: message for message in outbox(tmp_path)}
+    assert sorted(mails) == ["Confirm your e-mail address", "You already have an account"]
+    already = mails["You already have an account"]
+    assert already["To"] == "grace@example.com"
+    assert f"{BASE_URL}/api/v1/auth/forgot-password" in already.get_content()
+    assert "Eve" not in already.get_content()
+    await login(core, "grace@example.com", PASSWORD)
+    with pytest.raises(InvalidCredentials):
+        await login(core, "grace@example.com", NEW_PASSWORD)
+
+
+async def test_signup_hashes_the_password_for_an_existing_address_too(
+    core: AuthCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same work either way: argon2 (the library) is asked for one hash per signup."""
+    hashed: list[str] = []
+    real = PasswordHasher.hash
+
+    def recording(self: PasswordHasher, password: str | bytes, *, salt: bytes | None = None) -> str:
+        hashed.append(str(password))
+        return real(self, password, salt=salt)
+
+    monkeypatch.setattr(PasswordHasher, "hash", recording)
+    await core.accounts.signup("grace@example.com", PASSWORD, None, CALL, BASE_URL)
+    await core.accounts.signup("grace@example.com", NEW_PASSWORD, None, CALL, BASE_URL)
+    assert hashed == [PASSWORD, NEW_PASSWORD]
 
 
 @pytest.mark.parametrize(

@@ -779,6 +779,7 @@ async def test_signup_mails_a_verification_token(site: Site) -> None:
         "POST", "/api/v1/auth/signup", body={"email": address, "password": PASSWORD}
     )
     assert signup.status == 201, signup.body
+    await site.settle()
     mails = site.mails(address)
     assert len(mails) == 1
     assert mails[0]["Subject"] == "Confirm your e-mail address"
@@ -798,6 +799,49 @@ async def test_signup_mails_a_verification_token(site: Site) -> None:
         answer = await site.call("POST", "/api/v1/auth/verify-email", body={"token": replay})
         assert answer.status == 401, case
         assert_problem(answer, 401, "invalid_token")
+
+
+async def test_signup_with_a_taken_address_answers_as_a_new_signup_does(site: Site) -> None:
+    taken = "judith@example.com"
+    owner_id = await site.add_user(taken)
+    before = (await site.core.accounts.get(owner_id)).public()
+    fresh = await site.call(
+        "POST",
+        "/api/v1/auth/signup",
+        body={"email": "newcomer@example.com", "password": PASSWORD, "name": "Eve"},
+    )
+    again = await site.call(
+        "POST",
+        "/api/v1/auth/signup",
+        body={"email": taken.upper(), "password": NEW_PASSWORD, "name": "Eve"},
+    )
+    assert (fresh.status, again.status) == (201, 201), again.body
+    assert again.headers["Content-Type"] == fresh.headers["Content-Type"]
+    assert set(again.json()) == set(fresh.json()) == {"user"}
+    user, new_user = again.json()["user"], fresh.json()["user"]
+    assert set(user) == set(new_user)
+    assert {k: type(v) for k, v in user.items()} == {k: type(v) for k, v in new_user.items()}
+    # What it shows is what was sent, as for a new account: nothing of the existing one.
+    assert (user["email"], user["name"], user["roles"]) == (taken, "Eve", ["user"])
+    assert (user["email_verified"], user["disabled"], user["tenant_id"]) == (False, False, None)
+    assert user["id"] != owner_id
+    assert re.fullmatch(r"usr_[0-9a-f]{20}", user["id"])
+    assert len(user["id"]) == len(new_user["id"])
+    assert user["created_at"] != before["created_at"]
+    # ... and nothing of it changed: same record, same password.
+    assert (await site.core.accounts.get(owner_id)).public() == before
+    await site.login(taken, PASSWORD)
+    refused = await site.call("POST", LOGIN, body={"email": taken, "password": NEW_PASSWORD})
+    assert_problem(refused, 401, "invalid_credentials")
+    await site.settle()
+    (mail,) = site.mails(taken)
+    assert mail["Subject"] == "You already have an account"
+    text = mail.get_content()
+    assert "/api/v1/auth/forgot-password" in text
+    assert not re.findall(r"^([A-Za-z0-9_-]{40,})$", text, flags=re.MULTILINE)  # no token
+    assert [m["Subject"] for m in site.mails("newcomer@example.com")] == [
+        "Confirm your e-mail address"
+    ]
 
 
 async def test_forgot_password_answers_alike_for_unknown_addresses(site: Site) -> None:
