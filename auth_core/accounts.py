@@ -154,6 +154,19 @@ class Accounts:
             "It is valid for 48 hours and can be used once.\n",
         )
 
+    def resend_verification_later(self, email: str, call: CallInfo, base_url: str) -> None:
+        """A new verification mail, if the address has an account still to confirm; after
+        the answer, which is the same whatever the case (as forgot-password)."""
+        self.core.background(self._resend_verification(email, call, base_url))
+
+    async def _resend_verification(self, email: str, call: CallInfo, base_url: str) -> None:
+        user = await self.core.require_store().users.by_email(email)
+        if user is None or user.disabled or user.email_verified:
+            await self.core.audit("verify_email_resend", "skipped", call)
+            return
+        await self.send_verification(user, base_url)
+        await self.core.audit("verify_email_resend", "sent", call, user_id=user.id)
+
     async def verify_email(self, token: str, call: CallInfo) -> User:
         store = self.core.require_store()
         user_id = await store.one_time_tokens.consume(VERIFY_EMAIL, token_hash(token))

@@ -27,6 +27,7 @@ def test_defaults() -> None:
     assert settings.mail_url == "outbox:./outbox"
     assert (settings.issuer, settings.audience) == ("gateway", "gateway")
     assert settings.hash_cost == HashCost(3, 65536, 4)
+    assert settings.require_verified_email is False
 
 
 def test_empty_values_mean_the_default() -> None:
@@ -152,6 +153,11 @@ def test_empty_values_mean_the_default() -> None:
             {"hash_cost": HashCost(2, 32, 4)},
             id="hash-cost-minimum-memory",
         ),
+        pytest.param(
+            {"GATEWAY_REQUIRE_VERIFIED_EMAIL": "true"},
+            {"require_verified_email": True},
+            id="require-verified-email",
+        ),
     ],
 )
 def test_each_variable(env: dict[str, str], expected: dict[str, Any]) -> None:
@@ -186,6 +192,7 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param("GATEWAY_REFRESH_TOKEN_TTL", "7w", id="refresh-weeks"),
         pytest.param("GATEWAY_IP_WHITELIST_ENABLED", "maybe", id="ip-maybe"),
         pytest.param("GATEWAY_ORIGIN_VALIDATION_ENABLED", "2", id="origin-2"),
+        pytest.param("GATEWAY_REQUIRE_VERIFIED_EMAIL", "sometimes", id="verified-sometimes"),
         pytest.param("GATEWAY_MAIL_URL", "outbox:", id="mail-outbox-no-dir"),
         pytest.param("GATEWAY_MAIL_URL", "smtp://", id="mail-smtp-no-host"),
         pytest.param("GATEWAY_MAIL_URL", "http://mail.example", id="mail-http"),

@@ -844,6 +844,78 @@ async def test_signup_with_a_taken_address_answers_as_a_new_signup_does(site: Si
     ]
 
 
+RESEND = "/api/v1/auth/verify-email/resend"
+
+
+async def test_required_verification_keeps_an_unverified_user_out_until_confirmed(
+    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
+) -> None:
+    async with open_site(
+        tmp_path, database_url, upstream, client, require_verified_email=True
+    ) as site:
+        address = "ursula@example.com"
+        signup = await site.call(
+            "POST", "/api/v1/auth/signup", body={"email": address, "password": PASSWORD}
+        )
+        assert signup.status == 201, signup.body
+        # A wrong password learns nothing about the address: the usual 401.
+        wrong = await site.call("POST", LOGIN, body={"email": address, "password": "nope nope"})
+        assert_problem(wrong, 401, "invalid_credentials")
+        held = await site.call("POST", LOGIN, body={"email": address, "password": PASSWORD})
+        assert_problem(held, 403, "email_not_verified")
+        assert RESEND in held.json()["detail"]
+        assert "access_token" not in held.body.decode()
+
+        # The first mail got lost: ask for another, answered at once whoever asks.
+        await site.add_user("root@example.com")  # verified: nothing to resend
+        answers = [
+            await site.call("POST", RESEND, body={"email": who})
+            for who in (address, "nobody@example.com", "root@example.com")
+        ]
+        assert {(a.status, a.body) for a in answers} == {(202, b'{"status":"accepted"}')}
+        await site.settle()
+        assert [m["Subject"] for m in site.mails(address)] == ["Confirm your e-mail address"] * 2
+        assert site.mails("nobody@example.com") == site.mails("root@example.com") == []
+        token = mailed_token(site.mails(address)[-1])
+        verified = await site.call("POST", "/api/v1/auth/verify-email", body={"token": token})
+        assert verified.status == 200, verified.body
+        pair = await site.login(address)
+        assert (await site.call("GET", NOTES, token=pair["access_token"])).status == 200
+
+
+async def test_required_verification_ends_a_session_at_its_next_refresh(
+    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
+) -> None:
+    async with open_site(
+        tmp_path, database_url, upstream, client, require_verified_email=True
+    ) as site:
+        await site.add_user("root@example.com", roles=("admin",))
+        admin = (await site.login("root@example.com"))["access_token"]
+        user_id = await site.add_user("victor@example.com")
+        pair = await site.login("victor@example.com")
+        # An admin marks the address unconfirmed (it bounced, say).
+        changed = await site.call(
+            "PATCH", f"/api/v1/users/{user_id}", token=admin, body={"email_verified": False}
+        )
+        assert changed.status == 200, changed.body
+        extend = "/api/v1/auth/session/extend"
+        extended = await site.call("POST", extend, token=pair["access_token"])
+        assert_problem(extended, 403, "email_not_verified")
+        refused = await site.refresh(pair["refresh_token"])
+        assert_problem(refused, 403, "email_not_verified")
+        # The session is over: its access token too.
+        assert_problem(
+            await site.call("GET", NOTES, token=pair["access_token"]), 401, "token_revoked"
+        )
+
+
+async def test_without_the_setting_an_unverified_user_logs_in(site: Site) -> None:
+    address = "wendy@example.com"
+    await site.core.accounts.create(address, PASSWORD)
+    pair = await site.login(address)
+    assert (await site.refresh(pair["refresh_token"])).status == 200
+
+
 async def test_forgot_password_answers_alike_for_unknown_addresses(site: Site) -> None:
     await site.add_user("grace@example.com")
     before = site.mail_count()

@@ -121,6 +121,9 @@ DOCUMENTED_REFUSALS = [
     # (method, path, status, error code the description names)
     ("PATCH", "/api/v1/users/{user_id}", "409", "last_admin"),
     ("DELETE", "/api/v1/users/{user_id}", "409", "last_admin"),
+    ("POST", "/api/v1/auth/login", "403", "email_not_verified"),
+    ("POST", "/api/v1/auth/login", "429", "rate_limited"),
+    ("POST", "/api/v1/auth/refresh", "403", "email_not_verified"),
 ]
 
 
