@@ -478,7 +478,11 @@ async def test_a_logout_through_another_gateway_closes_the_socket(
             bearer = {"Authorization": f"Bearer {token}"}
             async with client.ws_connect(ws_url(second, "/socket/ws"), headers=bearer) as ws:
                 connection_id = ws._response.headers["X-Connection-Id"]
-                # The context is in Redis, readable from the other gateway too.
+                # The context is in Redis, readable from the other gateway too, once the
+                # gateway holding the socket has written it (off the handshake's path).
+                holder = second.worker.gateway
+                assert holder is not None
+                await holder.sockets._stored[connection_id]
                 service = {"Authorization": "Service " + "w" * 48}
                 async with client.get(
                     f"{first.url}/api/v1/auth/internal/sockets/{connection_id}", headers=service
