@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import csv
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from auth_core.errors import Conflict, InvalidRequest, InvalidToken, NotFound
+from auth_core.errors import Conflict, InvalidRequest, InvalidToken, LastAdmin, NotFound
 from auth_core.models import User
 from auth_core.passwords import PasswordPolicyError, check_policy, importable
 from auth_core.revocation import USER
 from auth_core.store.base import Conflict as StoreConflict
+from auth_core.store.ids import new_id
+from auth_core.store.records import Store
 from auth_core.text import shown, unsafe_text, valid_person_name
+from auth_core.throttle import account_subject
 from auth_core.tokens import opaque_token, token_hash
 
 if TYPE_CHECKING:
@@ -58,6 +62,10 @@ def valid_password(password: object) -> str:
     except PasswordPolicyError as exc:
         raise InvalidRequest(str(exc)) from None
     return password
+
+
+def _enabled_admin(roles: tuple[str, ...], disabled: bool) -> bool:
+    return "admin" in roles and not disabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +112,42 @@ class Accounts:
     async def signup(
         self, email: str, password: str, name: str | None, call: CallInfo, base_url: str
     ) -> User:
-        user = await self.create(email, password, name=name)
+        """A new, unverified account; its verification mail goes after the answer. For an
+        address that has an account already, the same answer: a user of the same shape (the
+        address and name given, a new id that names nobody) after the same work (the password
+        is hashed and the insert tried), and the mail to the address says so instead. Nothing
+        of the existing account is shown or changed."""
+        try:
+            user = await self.create(email, password, name=name)
+        except Conflict:
+            now = time.time()
+            stand_in = User(
+                id=new_id("usr"),
+                email=valid_email(email),
+                name=name,
+                roles=("user",),
+                tenant_id=None,
+                email_verified=False,
+                disabled=False,
+                created_at=now,
+                updated_at=now,
+            )
+            await self.core.audit("signup", "existing", call, email=stand_in.email)
+            self.core.background(self._send_already_registered(stand_in.email, base_url))
+            return stand_in
         await self.core.audit("signup", "success", call, user_id=user.id)
-        await self.send_verification(user, base_url)
+        self.core.background(self.send_verification(user, base_url))
         return user
+
+    async def _send_already_registered(self, email: str, base_url: str) -> None:
+        await self.core.mailer.send(
+            email,
+            "You already have an account",
+            "Someone, perhaps you, tried to sign up with this address, which already has an "
+            "account. To log in, use your password; if you forgot it, ask for a reset with "
+            f"POST {base_url}/api/v1/auth/forgot-password (JSON: email).\n\n"
+            "If it was not you, ignore this mail: nothing was changed.\n",
+        )
 
     async def send_verification(self, user: User, base_url: str) -> None:
         store = self.core.require_store()
@@ -121,6 +161,19 @@ class Accounts:
             "It is valid for 48 hours and can be used once.\n",
         )
 
+    def resend_verification_later(self, email: str, call: CallInfo, base_url: str) -> None:
+        """A new verification mail, if the address has an account still to confirm; after
+        the answer, which is the same whatever the case (as forgot-password)."""
+        self.core.background(self._resend_verification(email, call, base_url))
+
+    async def _resend_verification(self, email: str, call: CallInfo, base_url: str) -> None:
+        user = await self.core.require_store().users.by_email(email)
+        if user is None or user.disabled or user.email_verified:
+            await self.core.audit("verify_email_resend", "skipped", call)
+            return
+        await self.send_verification(user, base_url)
+        await self.core.audit("verify_email_resend", "sent", call, user_id=user.id)
+
     async def verify_email(self, token: str, call: CallInfo) -> User:
         store = self.core.require_store()
         user_id = await store.one_time_tokens.consume(VERIFY_EMAIL, token_hash(token))
@@ -132,6 +185,12 @@ class Accounts:
             raise InvalidToken("the verification token is not valid")
         await self.core.audit("verify_email", "success", call, user_id=user_id)
         return user
+
+    def forgot_password_later(self, email: str, call: CallInfo, base_url: str) -> None:
+        """`forgot_password` after the answer: a known address costs a token and a mail, an
+        unknown one a lookup, and the time of the answer must not tell them apart. The work is
+        awaited at shutdown (AuthCore.close), so no mail is lost to a restart."""
+        self.core.background(self.forgot_password(email, call, base_url))
 
     async def forgot_password(self, email: str, call: CallInfo, base_url: str) -> None:
         """Send a reset token if the account exists; say nothing either way."""
@@ -156,17 +215,31 @@ class Accounts:
         core = self.core
         store = core.require_store()
         password = valid_password(password)
-        user_id = await store.one_time_tokens.consume(RESET_PASSWORD, token_hash(token))
+        # Spends every reset token of the user at once: an older mail, perhaps read by
+        # someone else, must not undo (or outlive) this reset.
+        user_id = await store.one_time_tokens.consume_all(RESET_PASSWORD, token_hash(token))
         if user_id is None:
             await core.audit("reset_password", "failure", call)
             raise InvalidToken("the reset token is not valid", audited=True)
-        hashed = await asyncio.to_thread(core.passwords.hash, password)
-        await store.users.set_password_hash(user_id, hashed)
-        await store.users.login_succeeded(user_id)  # a reset also unlocks the account
-        ended = await core.sessions.revoke_user(user_id, "password reset")
+        ended = await self.set_password(user_id, password, "password reset")
+        user = await store.users.get(user_id)
+        if user is not None:
+            # Whoever proved they read the mail may try at once, from where they are.
+            await core.sessions.throttle.forget_account(account_subject(user.email), call.ip or "-")
         await core.audit(
             "password_change", "success", call, user_id=user_id, sessions_ended=len(ended)
         )
+
+    async def set_password(self, user_id: str, password: str, reason: str) -> list[str]:
+        """A new password for the user: every session ends and every reset token still out
+        is void (whatever changes a password goes through here). The sessions ended."""
+        core = self.core
+        store = core.require_store()
+        hashed = await asyncio.to_thread(core.passwords.hash, password)
+        await store.users.set_password_hash(user_id, hashed)
+        await store.one_time_tokens.void(RESET_PASSWORD, user_id)
+        await store.users.login_succeeded(user_id)  # a reset also unlocks the account
+        return await core.sessions.revoke_user(user_id, reason)
 
     # -- administration -------------------------------------------------------------------
 
@@ -198,12 +271,21 @@ class Accounts:
             # X-User-Email-Verified), unless the same change says it is.
             fields.setdefault("email_verified", False)
         store = self.core.require_store()
-        before = await store.users.get(user_id)
         try:
-            user = await store.users.update(user_id, **fields)
+            async with store.db.transaction() as db:
+                records = Store(db)
+                before = await records.users.get(user_id)
+                if before is None:
+                    raise NotFound("no such user")
+                stays_admin = _enabled_admin(
+                    fields.get("roles", before.roles), fields.get("disabled", before.disabled)
+                )
+                if _enabled_admin(before.roles, before.disabled) and not stays_admin:
+                    await self._keep_an_admin(records, user_id, "user_update", actor_id, call)
+                user = await records.users.update(user_id, **fields)
         except StoreConflict:
             raise Conflict("a user with this e-mail exists") from None
-        if user is None or before is None:
+        if user is None:
             raise NotFound("no such user")
         unverified = before.email_verified and not user.email_verified
         if (
@@ -230,10 +312,29 @@ class Accounts:
 
     async def delete(self, user_id: str, actor_id: str | None, call: CallInfo) -> None:
         core = self.core
-        await self.get(user_id)
+        async with core.require_store().db.transaction() as db:
+            records = Store(db)
+            user = await records.users.get(user_id)
+            if user is None:
+                raise NotFound("no such user")
+            if _enabled_admin(user.roles, user.disabled):
+                await self._keep_an_admin(records, user_id, "user_delete", actor_id, call)
+            await records.users.delete(user_id)
+        # Its sessions went with the row; this voids the access tokens still out.
         await core.sessions.revoke_user(user_id, "user deleted")
-        await core.require_store().users.delete(user_id)
         await core.audit("user_delete", "success", call, user_id=user_id, actor_id=actor_id)
+
+    async def _keep_an_admin(
+        self, records: Store, user_id: str, event: str, actor_id: str | None, call: CallInfo
+    ) -> None:
+        """Refuse (LastAdmin) unless an enabled admin other than `user_id` remains: nobody
+        could manage users again, and the way back would be the database itself."""
+        if any(admin != user_id for admin in await records.users.lock_admins()):
+            return
+        self.core.audit_later(
+            event, "failure", call, user_id=user_id, actor_id=actor_id, reason="last_admin"
+        )
+        raise LastAdmin("this is the last enabled admin: make another user an admin first")
 
     async def import_csv(self, lines: Iterable[str]) -> ImportReport:
         """Users from `email,password_hash,roles` rows (roles `;`-separated)."""

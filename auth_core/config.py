@@ -123,6 +123,9 @@ class AuthSettings:
     # it again (revocation events void it sooner).
     cache_ttl: float = 300.0
     redis_prefix: str = "gateway:"
+    # Password logins (and refreshes of their sessions) refused until the e-mail address is
+    # confirmed; a tenant's SDK end users are vouched for by its API key and exempt.
+    require_verified_email: bool = False
 
     @property
     def bans_enabled(self) -> bool:
@@ -156,6 +159,7 @@ class AuthSettings:
             ("GATEWAY_REDIS_PREFIX", "redis_prefix", _prefix),
             ("GATEWAY_AUTH_STALE_WINDOW", "stale_window", _seconds_or_zero),
             ("GATEWAY_AUTH_CACHE_TTL", "cache_ttl", parse_duration),
+            ("GATEWAY_REQUIRE_VERIFIED_EMAIL", "require_verified_email", parse_boolean),
         ]
         for name, attribute, parse in readers:
             raw = env.get(name)

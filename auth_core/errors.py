@@ -70,6 +70,18 @@ class Conflict(AuthError):
     status, code = 409, "conflict"
 
 
+class LastAdmin(Conflict):
+    """The change would leave no enabled user with the admin role."""
+
+    status, code = 409, "last_admin"
+
+
+class EmailNotVerified(AuthError):
+    """Login refused while GATEWAY_REQUIRE_VERIFIED_EMAIL is on and the address is unconfirmed."""
+
+    status, code = 403, "email_not_verified"
+
+
 class RateLimited(AuthError):
     status, code = 429, "rate_limited"
 

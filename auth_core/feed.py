@@ -16,6 +16,7 @@ import contextlib
 import logging
 
 from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from auth_core.redis_link import PUBSUB_CHECK, RedisLink, new_pubsub_client
@@ -56,12 +57,21 @@ class RevocationFeed:
         link = self.link
         if link is None or not link.usable():
             return  # the others poll meanwhile
-        try:
-            await link.client.publish(link.key(CHANNEL), str(revocation_id))
-        except (RedisError, OSError) as exc:
-            link.failed(exc)
-        else:
-            link.succeeded()
+        for attempt in (1, 2):
+            try:
+                await link.client.publish(link.key(CHANNEL), str(revocation_id))
+            except RedisConnectionError as exc:
+                # A pooled connection the server closed while it sat idle (Redis restarted):
+                # the pool has dropped it, and a second try opens a fresh one. An announcement
+                # lost would leave the others waiting for their safety poll.
+                if attempt == 2:
+                    link.failed(exc)
+            except (RedisError, OSError) as exc:
+                link.failed(exc)
+                return
+            else:
+                link.succeeded()
+                return
 
     async def _subscribe_forever(self) -> None:
         assert self.link is not None

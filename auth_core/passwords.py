@@ -97,14 +97,15 @@ def importable(stored: str) -> bool:
 
 def _verify_bcrypt(stored: str, password: str) -> bool:
     secret = password.encode()
-    if len(secret) > 72:
-        # bcrypt reads 72 bytes and ignores the rest: a longer password cannot be told from its
-        # prefix, so it is refused rather than silently truncated.
-        return False
+    # bcrypt reads 72 bytes and ignores the rest: a longer password cannot be told from its
+    # prefix, so it is refused rather than silently truncated; but only after the same check
+    # as any other password, so the refusal takes the time a wrong password takes.
+    too_long = len(secret) > 72
     try:
-        return bcrypt.checkpw(secret, stored.encode())
+        matches = bcrypt.checkpw(secret[:72], stored.encode())
     except ValueError:
         return False
+    return matches and not too_long
 
 
 def _ab64_decode(text: str) -> bytes:

@@ -13,18 +13,27 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from auth_core.errors import InvalidCredentials, InvalidToken, NotFound, RateLimited
+from auth_core.errors import (
+    EmailNotVerified,
+    InvalidCredentials,
+    InvalidToken,
+    NotFound,
+    RateLimited,
+)
 from auth_core.models import Principal, Session, User
 from auth_core.revocation import SESSION, USER
-from auth_core.throttle import FailureWindow
+from auth_core.throttle import FailureWindow, LoginThrottle, account_subject
 from auth_core.tokens import opaque_token, token_hash
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore, CallInfo
 
 REFRESH_PREFIX = "gwr_"
-LOCK_AFTER = 5  # consecutive failed logins that lock an account ...
-LOCK_FOR = 15 * 60.0  # ... for this long
+NOT_VERIFIED = (
+    "confirm your e-mail address first with the token mailed to you "
+    "(POST /api/v1/auth/verify-email); for a new mail, POST /api/v1/auth/verify-email/resend "
+    "with your email"
+)
 ADDRESS_LIMIT = 20  # failed logins from one address ...
 ADDRESS_WINDOW = 10 * 60.0  # ... within this window, then 429
 
@@ -52,10 +61,22 @@ class Sessions:
     def __init__(self, core: AuthCore) -> None:
         self.core = core
         self.address_failures = FailureWindow(ADDRESS_LIMIT, ADDRESS_WINDOW)
+        self._throttle: LoginThrottle | None = None
+
+    @property
+    def throttle(self) -> LoginThrottle:
+        """Failed logins per (account, address) pair and per account (made on first use: the
+        core's Redis link exists only once the core is built)."""
+        if self._throttle is None:
+            self._throttle = LoginThrottle(self.core.redis)
+        return self._throttle
 
     async def login(self, email: str, password: str, call: CallInfo) -> TokenPair:
         """A new session for the right password; InvalidCredentials, the same in content and
-        in time, for a wrong password, an unknown account or a locked one."""
+        in time, for a wrong password, an unknown account or a disabled one. RateLimited while
+        this account, from this address, has to wait after failures in a row (the same for an
+        unknown account: it is counted by the address typed), or while the account as a whole
+        has had far too many."""
         core = self.core
         store = core.require_store()
         address = call.ip or "-"
@@ -69,18 +90,26 @@ class Sessions:
                 policy=f"{ADDRESS_LIMIT};w={int(ADDRESS_WINDOW)}",
                 audited=True,
             )
+        subject = account_subject(email)
+        hold = await self.throttle.held(subject, address)
+        if hold is not None:
+            await core.audit("login", "throttled", call, email=email.lower(), scope=hold.scope)
+            raise RateLimited(
+                "too many failed logins for this account"
+                + (" from this address" if hold.scope == "pair" else "")
+                + "; retry after the time in Retry-After",
+                hold.seconds,
+                audited=True,
+            )
         user = await store.users.by_email(email)
-        now = time.time()
-        usable = user is not None and not user.disabled and user.locked_until <= now
+        usable = user is not None and not user.disabled
         stored = user.password_hash if usable and user is not None else None
         matches = await asyncio.to_thread(core.passwords.verify, stored, password)
         if not (usable and matches) or user is None:
             self.address_failures.fail(address)
-            if user is not None:
-                # Counted off the answer's path: an extra awaited write for existing accounts
-                # would tell them apart from unknown ones by time.
-                core.background(store.users.login_failed(user.id, LOCK_AFTER, LOCK_FOR))
-            reason = "unknown" if user is None else ("locked" if not usable else "password")
+            # Counted alike for every account, known or not: the same work, the same time.
+            await self.throttle.failed(subject, address)
+            reason = "unknown" if user is None else ("disabled" if not usable else "password")
             await core.audit(
                 "login",
                 "failure",
@@ -90,6 +119,11 @@ class Sessions:
                 reason=reason,
             )
             raise InvalidCredentials("the e-mail or password is not right", audited=True)
+        await self.throttle.succeeded(subject, address)
+        if self.unverified(user):
+            # Said only to whoever knows the password: it tells nothing to a guesser.
+            await core.audit("login", "unverified", call, user_id=user.id)
+            raise EmailNotVerified(NOT_VERIFIED, audited=True)
         await store.users.login_succeeded(user.id)
         if stored is not None and core.passwords.needs_rehash(stored):
             # An imported bcrypt/pbkdf2 hash, or old argon2 parameters: upgrade it now that
@@ -99,6 +133,16 @@ class Sessions:
         pair = await self.open(user, call)
         await core.audit("login", "success", call, user_id=user.id, session_id=pair.session.id)
         return pair
+
+    def unverified(self, user: User) -> bool:
+        """Whether GATEWAY_REQUIRE_VERIFIED_EMAIL keeps this user out: on, and an address not
+        confirmed. A tenant's SDK end user (external id) is vouched for by the tenant's API
+        key and has no address of ours to confirm."""
+        return (
+            self.core.settings.require_verified_email
+            and not user.email_verified
+            and user.external_id is None
+        )
 
     async def open(self, user: User, call: CallInfo) -> TokenPair:
         """A new session and token pair for `user` (login, SDK sessions)."""
@@ -155,6 +199,12 @@ class Sessions:
         if session is None or not session.active(now) or user is None or user.disabled:
             await core.audit("refresh", "failure", call, reason="session ended")
             raise InvalidToken("the session has ended", audited=True)
+        if self.unverified(user):
+            # A session opened before the setting was on, or before an admin marked the
+            # address unconfirmed: it ends here, and a login after confirming opens another.
+            await self._end(session.id, "e-mail not verified")
+            await core.audit("refresh", "unverified", call, user_id=user.id)
+            raise EmailNotVerified(NOT_VERIFIED, audited=True)
         expires_at = now + core.settings.refresh_ttl
         await store.sessions.refreshed(session.id, expires_at)
         refresh = opaque_token(REFRESH_PREFIX)
@@ -235,6 +285,8 @@ class Sessions:
         user = await store.users.get(session.user_id)
         if user is None or user.disabled:
             raise InvalidToken("the session has ended")
+        if self.unverified(user):
+            raise EmailNotVerified(NOT_VERIFIED)
         expires_at = time.time() + core.settings.refresh_ttl
         await store.sessions.refreshed(session.id, expires_at)
         await store.refresh_tokens.extend(session.id, expires_at)

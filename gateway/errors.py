@@ -49,6 +49,8 @@ class ErrorCode(StrEnum):
     INVALID_CREDENTIALS = "invalid_credentials"
     CONFLICT = "conflict"
     FORWARD_AUTH_NOT_ALLOWED = "forward_auth_not_allowed"
+    LAST_ADMIN = "last_admin"
+    EMAIL_NOT_VERIFIED = "email_not_verified"
 
 
 class GatewayError(Exception):

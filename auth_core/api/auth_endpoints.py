@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 # people, tight for scripts. Failed logins have their own, stricter limits (sessions.py).
 LOGIN_RATE = Rate(30, 60.0)
 REFRESH_RATE = Rate(120, 60.0)
-MAIL_RATE = Rate(10, 60.0)  # signup and forgot-password send mail
+MAIL_RATE = Rate(10, 60.0)  # signup, forgot-password and verify-email/resend send mail
 
 
 def text_field(document: dict[str, Any], name: str) -> str:
@@ -80,11 +80,19 @@ def register(api: AuthApi, core: AuthCore) -> None:
         user = await accounts.verify_email(token, call.info)
         return ApiResponse(200, {"user": user.public()})
 
+    async def resend_verification(call: ApiCall) -> ApiResponse:
+        email = call.json().get("email")
+        if isinstance(email, str) and email:
+            accounts.resend_verification_later(email, call.info, call.base_url)
+        # 202 whatever happens, as forgot-password: nothing to learn about who signed up.
+        return ApiResponse(202, {"status": "accepted"})
+
     async def forgot_password(call: ApiCall) -> ApiResponse:
         email = call.json().get("email")
         if isinstance(email, str) and email:
-            await accounts.forgot_password(email, call.info, call.base_url)
-        # 202 whatever happened: the answer must not tell who has an account.
+            accounts.forgot_password_later(email, call.info, call.base_url)
+        # 202 whatever happens, and before it happens: the answer must not tell who has an
+        # account, neither by what it says nor by when it comes.
         return ApiResponse(202, {"status": "accepted"})
 
     async def reset_password(call: ApiCall) -> ApiResponse:
@@ -104,7 +112,9 @@ def register(api: AuthApi, core: AuthCore) -> None:
             "/api/v1/auth/signup",
             signup,
             PUBLIC,
-            "Create an account; a verification e-mail is sent",
+            "Create an account; a verification e-mail is sent. An address that has an "
+            "account gets the same answer (a user of the same shape whose id names nobody) "
+            "and a mail saying so",
             201,
             obj(
                 {"email": string(), "password": string("8-1024 characters"), "name": string()},
@@ -123,6 +133,20 @@ def register(api: AuthApi, core: AuthCore) -> None:
             credentials,
             TOKEN_PAIR,
             rate=LOGIN_RATE,
+            errors=(
+                (401, "`invalid_credentials`: wrong e-mail or password (the same for both)"),
+                (
+                    403,
+                    "`email_not_verified` (with GATEWAY_REQUIRE_VERIFIED_EMAIL): the password "
+                    "is right but the address is not confirmed; POST "
+                    "/api/v1/auth/verify-email/resend sends a new mail",
+                ),
+                (
+                    429,
+                    "`rate_limited`: too many failed logins for this account from this "
+                    "address (or in all); Retry-After says when to try again",
+                ),
+            ),
         ),
         Endpoint(
             "POST",
@@ -135,6 +159,13 @@ def register(api: AuthApi, core: AuthCore) -> None:
             obj({"refresh_token": string()}, ["refresh_token"]),
             TOKEN_PAIR,
             rate=REFRESH_RATE,
+            errors=(
+                (
+                    403,
+                    "`email_not_verified` (with GATEWAY_REQUIRE_VERIFIED_EMAIL): the session "
+                    "ends; confirm the address, then log in",
+                ),
+            ),
         ),
         Endpoint(
             "POST",
@@ -184,6 +215,18 @@ def register(api: AuthApi, core: AuthCore) -> None:
             200,
             obj({"token": string()}, ["token"]),
             obj({"user": USER_SCHEMA}, ["user"]),
+        ),
+        Endpoint(
+            "POST",
+            "/api/v1/auth/verify-email/resend",
+            resend_verification,
+            PUBLIC,
+            "Mail a new verification token if the address has an account still to confirm "
+            "(always 202, at once; the mail goes after the answer)",
+            202,
+            obj({"email": string()}, ["email"]),
+            OBJECT,
+            rate=MAIL_RATE,
         ),
         Endpoint(
             "POST",

@@ -86,6 +86,8 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
             },
         },
     }
+    for status, says in endpoint.errors:
+        operation["responses"][str(status)] = {"description": says, "content": _PROBLEM}
     if endpoint.access != PUBLIC:
         operation["security"] = [{_SCHEMES.get(endpoint.access, "bearer"): []}]
         description = _ACCESS.get(endpoint.access)

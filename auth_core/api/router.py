@@ -96,6 +96,8 @@ class Endpoint:
     # A default limit (SPEC: login, refresh, SDK sessions), per API key on API_KEY endpoints,
     # else per client address; shared by the replicas through Redis.
     rate: Rate | None = None
+    # Refusals worth naming in the OpenAPI document: (status, what it says and when).
+    errors: tuple[tuple[int, str], ...] = ()
     pattern: re.Pattern[str] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -146,6 +146,9 @@ def register(api: AuthApi, core: AuthCore) -> None:
             200,
             OBJECT,
             one_user,
+            errors=(
+                (409, "`last_admin`: no enabled admin would be left; `conflict`: e-mail taken"),
+            ),
         ),
         Endpoint(
             "DELETE",
@@ -154,6 +157,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             ADMIN,
             "Delete a user; every token of theirs stops working",
             204,
+            errors=((409, "`last_admin`: no enabled admin would be left"),),
         ),
         Endpoint(
             "POST",

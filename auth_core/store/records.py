@@ -139,19 +139,9 @@ class Users:
             user_id,
         )
 
-    async def login_failed(self, user_id: str, lock_after: int, lock_for: float) -> None:
-        """Count a failed login; the account locks for `lock_for` s after `lock_after` in a row."""
-        now = time.time()
-        await self.db.execute(
-            "UPDATE users SET failed_logins = failed_logins + 1, "
-            "locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END "
-            "WHERE id = $3",
-            lock_after,
-            now + lock_for,
-            user_id,
-        )
-
     async def login_succeeded(self, user_id: str) -> None:
+        """Clear a lock of the database's (failed logins are now held back per address by
+        auth_core/throttle.py; rows may still carry a lock written by an older version)."""
         await self.db.execute(
             "UPDATE users SET failed_logins = 0, locked_until = 0 "
             "WHERE id = $1 AND (failed_logins <> 0 OR locked_until <> 0)",
@@ -163,6 +153,17 @@ class Users:
         user's things, PATs say, then add one, serialise on it)."""
         if self.db.dialect == "postgresql":
             await self.db.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+
+    async def lock_admins(self) -> tuple[str, ...]:
+        """Inside a transaction: the ids of the enabled users with the admin role, their rows
+        held until it ends (PostgreSQL; SQLite's write transaction is exclusive anyway), so
+        two admins demoting each other at once cannot both see the other one left."""
+        hold = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
+        rows = await self.db.fetch(
+            "SELECT id FROM users WHERE disabled = FALSE "
+            f"AND (',' || roles || ',') LIKE '%,admin,%' ORDER BY id{hold}"
+        )
+        return tuple(str(row["id"]) for row in rows)
 
     async def delete(self, user_id: str) -> bool:
         return await self.db.execute("DELETE FROM users WHERE id = $1", user_id) > 0
@@ -375,6 +376,34 @@ class OneTimeTokens:
             kind,
         )
         return None if value is None else str(value)
+
+    async def consume_all(self, kind: str, token_hash: str) -> str | None:
+        """Like `consume`, and every other unused token of that kind and user is used with it
+        (a password reset voids the older reset mails). One UPDATE: of two tokens of a user
+        presented at once, only one wins, in both databases."""
+        rows = await self.db.fetch(
+            "UPDATE one_time_tokens SET used_at = $1 WHERE kind = $3 AND used_at IS NULL "
+            "AND user_id = (SELECT user_id FROM one_time_tokens WHERE token_hash = $2 "
+            "AND kind = $3 AND used_at IS NULL AND expires_at > $1) "
+            "RETURNING token_hash, user_id",
+            time.time(),
+            token_hash,
+            kind,
+        )
+        for row in rows:
+            if row["token_hash"] == token_hash:
+                return str(row["user_id"])
+        return None
+
+    async def void(self, kind: str, user_id: str) -> int:
+        """Mark every unused token of that kind and user as used; how many there were."""
+        return await self.db.execute(
+            "UPDATE one_time_tokens SET used_at = $1 WHERE kind = $2 AND user_id = $3 "
+            "AND used_at IS NULL",
+            time.time(),
+            kind,
+            user_id,
+        )
 
 
 class Audit:

@@ -3,6 +3,7 @@ that must end sessions do), and importing users from another system."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -234,3 +235,76 @@ async def test_import_csv(core: AuthCore) -> None:
 async def test_import_csv_refuses_a_bad_header(core: AuthCore, header: str) -> None:
     with pytest.raises(InvalidRequest, match="header"):
         await core.accounts.import_csv([header] if header else [])
+
+
+# -- the last admin ----------------------------------------------------------------------------
+
+LAST_ADMIN_CHANGES = [
+    pytest.param({"roles": ["user"]}, id="demoted"),
+    pytest.param({"disabled": True}, id="disabled"),
+    pytest.param({"roles": ["user"], "disabled": True}, id="both"),
+]
+
+
+@pytest.mark.parametrize("changes", LAST_ADMIN_CHANGES)
+async def test_the_last_admin_cannot_be_demoted_or_disabled(
+    core: AuthCore, changes: dict[str, Any]
+) -> None:
+    admin = await core.accounts.create(EMAIL, PASSWORD, roles=("admin", "user"), verified=True)
+    # A disabled admin and a plain user do not count as someone left to manage users.
+    spare = await core.accounts.create("spare@example.com", PASSWORD, roles=("admin",))
+    await core.accounts.update(spare.id, {"disabled": True}, admin.id, CALL)
+    await core.accounts.create("plain@example.com", PASSWORD)
+    with pytest.raises(AuthError) as caught:
+        await core.accounts.update(admin.id, changes, admin.id, CALL)
+    assert (caught.value.status, caught.value.code) == (409, "last_admin")
+    with pytest.raises(AuthError) as caught:
+        await core.accounts.delete(admin.id, admin.id, CALL)
+    assert (caught.value.status, caught.value.code) == (409, "last_admin")
+    assert await core.accounts.get(admin.id) == admin
+    # Other changes of the last admin still go through.
+    renamed = await core.accounts.update(admin.id, {"name": "Ada"}, admin.id, CALL)
+    assert (renamed.name, renamed.roles, renamed.disabled) == ("Ada", ("admin", "user"), False)
+
+
+async def test_an_admin_may_go_while_another_enabled_admin_remains(core: AuthCore) -> None:
+    first = await core.accounts.create(EMAIL, PASSWORD, roles=("admin",), verified=True)
+    second = await core.accounts.create("bob@example.com", PASSWORD, roles=("admin",))
+    demoted = await core.accounts.update(first.id, {"roles": ["user"]}, first.id, CALL)
+    assert demoted.roles == ("user",)
+    with pytest.raises(AuthError) as caught:
+        await core.accounts.delete(second.id, second.id, CALL)
+    assert caught.value.code == "last_admin"
+    await core.accounts.update(first.id, {"roles": ["admin"]}, second.id, CALL)
+    await core.accounts.delete(second.id, second.id, CALL)
+    with pytest.raises(NotFound):
+        await core.accounts.get(second.id)
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
+    core: AuthCore, database_url: str, tmp_path: Any
+) -> None:
+    """Two workers (two auth cores, two connection pools) each demote the other admin at the
+    same moment: exactly one change goes through."""
+    from tests import support
+
+    first = await core.accounts.create(EMAIL, PASSWORD, roles=("admin",), verified=True)
+    second = await core.accounts.create("bob@example.com", PASSWORD, roles=("admin",))
+    other = AuthCore(support.auth_settings(tmp_path, database_url=database_url))
+    await other.start()
+    try:
+        for _ in range(5):
+            outcomes = await asyncio.gather(
+                core.accounts.update(second.id, {"roles": ["user"]}, first.id, CALL),
+                other.accounts.update(first.id, {"disabled": True}, second.id, CALL),
+                return_exceptions=True,
+            )
+            refusals = [o for o in outcomes if isinstance(o, AuthError)]
+            assert [error.code for error in refusals] == ["last_admin"], outcomes
+            admins = await core.require_store().users.lock_admins()
+            assert len(admins) == 1
+            # Both admins again for the next round.
+            await core.accounts.update(second.id, {"roles": ["admin"]}, None, CALL)
+            await core.accounts.update(first.id, {"disabled": False}, None, CALL)
+    finally:
+        await other.close()

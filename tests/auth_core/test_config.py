@@ -33,6 +33,7 @@ def test_defaults() -> None:
         900.0,
     )
     assert settings.bans_enabled is True
+    assert settings.require_verified_email is False
 
 
 def test_empty_values_mean_the_default() -> None:
@@ -172,6 +173,11 @@ def test_empty_values_mean_the_default() -> None:
             for name in ("GATEWAY_BAN_THRESHOLD", "GATEWAY_BAN_WINDOW", "GATEWAY_BAN_DURATION")
             for off in ("0", "off")
         ),
+        pytest.param(
+            {"GATEWAY_REQUIRE_VERIFIED_EMAIL": "true"},
+            {"require_verified_email": True},
+            id="require-verified-email",
+        ),
     ],
 )
 def test_each_variable(env: dict[str, str], expected: dict[str, Any]) -> None:
@@ -206,6 +212,7 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param("GATEWAY_REFRESH_TOKEN_TTL", "7w", id="refresh-weeks"),
         pytest.param("GATEWAY_IP_WHITELIST_ENABLED", "maybe", id="ip-maybe"),
         pytest.param("GATEWAY_ORIGIN_VALIDATION_ENABLED", "2", id="origin-2"),
+        pytest.param("GATEWAY_REQUIRE_VERIFIED_EMAIL", "sometimes", id="verified-sometimes"),
         pytest.param("GATEWAY_MAIL_URL", "outbox:", id="mail-outbox-no-dir"),
         pytest.param("GATEWAY_MAIL_URL", "smtp://", id="mail-smtp-no-host"),
         pytest.param("GATEWAY_MAIL_URL", "http://mail.example", id="mail-http"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import bcrypt
 import pytest
 
 from auth_core.passwords import (
@@ -141,6 +142,35 @@ def test_bcrypt_refuses_passwords_beyond_72_bytes_instead_of_truncating() -> Non
     stored = bcrypt_hash(wide)
     assert PASSWORDS.verify(stored, wide) is True
     assert PASSWORDS.verify(stored, wide + "é") is False
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        pytest.param("p" * 72 + "x", id="its-prefix-is-the-password"),
+        pytest.param("q" * 100, id="nothing-alike"),
+        pytest.param("not the password", id="plain-wrong-password"),
+    ],
+)
+def test_a_bcrypt_refusal_of_a_long_password_does_the_work_of_a_wrong_one(
+    password: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 72-byte refusal comes after a full bcrypt check (not before it, answering at once),
+    like any wrong password: what bcrypt was asked to check is recorded here."""
+    stored = bcrypt_hash("p" * 72)
+    checked: list[tuple[bytes, bytes]] = []
+    real = bcrypt.checkpw
+
+    def recording(secret: bytes, hashed: bytes) -> bool:
+        checked.append((secret, hashed))
+        return real(secret, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", recording)
+    assert PASSWORDS.verify(stored, password) is False
+    assert len(checked) == 1
+    secret, hashed = checked[0]
+    assert hashed == stored.encode()
+    assert 0 < len(secret) <= 72
 
 
 def test_passwords_longer_than_max_length_never_verify() -> None:

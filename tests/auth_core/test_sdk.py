@@ -5,6 +5,7 @@ held to the tenant, and a refresh token of another tenant is refused before it i
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from auth_core.models import Tenant
 from auth_core.sdk import SdkSessions
 from auth_core.service import AuthCore, CallInfo
 from auth_core.sessions import TokenPair
+from tests import support
 from tests.auth_core.helpers import PASSWORD
 
 CALL = CallInfo(ip="203.0.113.10", user_agent="sdk/1.0", request_id="req-s")
@@ -271,3 +273,27 @@ async def test_concurrent_first_sessions_of_one_end_user_make_one_user(core: Aut
     assert await core.require_store().users.count() == 1
     for pair in pairs:
         assert refused(core, pair.access_token) is None
+
+
+async def test_end_users_are_exempt_from_required_verification(
+    database_url: str, tmp_path: Path
+) -> None:
+    """GATEWAY_REQUIRE_VERIFIED_EMAIL holds password logins; an end user, vouched for by the
+    tenant's API key, has no address of ours to confirm: sessions and refreshes go on."""
+    core = AuthCore(
+        support.auth_settings(tmp_path, database_url=database_url, require_verified_email=True)
+    )
+    await core.start()
+    try:
+        tenant = await a_tenant(core)
+        pair = await open_session(core, tenant, external_user_id="u-9", email="eve@example.com")
+        assert pair.user.email_verified is False
+        refreshed = await core.sessions.refresh(pair.refresh_token, CALL, tenant_id=tenant.id)
+        assert refused(core, refreshed.access_token) is None
+        # A platform user with the same address, unconfirmed, is held.
+        await core.accounts.create("eve@example.com", PASSWORD)
+        with pytest.raises(AuthError) as caught:
+            await core.sessions.login("eve@example.com", PASSWORD, CALL)
+        assert (caught.value.status, caught.value.code) == (403, "email_not_verified")
+    finally:
+        await core.close()

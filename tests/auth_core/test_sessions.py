@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 from auth_core.errors import (
     AuthError,
-    Conflict,
     InvalidCredentials,
     InvalidRequest,
     InvalidToken,
@@ -24,7 +24,7 @@ from auth_core.errors import (
 )
 from auth_core.models import Principal, User
 from auth_core.service import AuthCore, CallInfo
-from auth_core.sessions import ADDRESS_LIMIT, LOCK_AFTER, REFRESH_PREFIX, TokenPair
+from auth_core.sessions import ADDRESS_LIMIT, REFRESH_PREFIX, TokenPair
 from auth_core.tokens import AccessTokens, Keyring, token_hash
 from tests import support
 from tests.auth_core.foreign_hashes import bcrypt_hash, django_pbkdf2, passlib_pbkdf2
@@ -298,14 +298,6 @@ async def _empty_password(core: AuthCore, user: User) -> None:
     await core.sessions.login(EMAIL, "", CALL)
 
 
-async def _locked(core: AuthCore, user: User) -> None:
-    for _ in range(LOCK_AFTER):
-        with pytest.raises(InvalidCredentials):
-            await core.sessions.login(EMAIL, "not the password", CALL)
-    await settle(core)
-    await core.sessions.login(EMAIL, PASSWORD, CALL)  # the right password
-
-
 async def _disabled(core: AuthCore, user: User) -> None:
     await core.accounts.update(user.id, {"disabled": True}, None, CALL)
     await core.sessions.login(EMAIL, PASSWORD, CALL)
@@ -322,7 +314,6 @@ async def _no_password(core: AuthCore, user: User) -> None:
         pytest.param(_unknown, id="unknown-email"),
         pytest.param(_wrong_password, id="wrong-password"),
         pytest.param(_empty_password, id="empty-password"),
-        pytest.param(_locked, id="locked-right-password"),
         pytest.param(_disabled, id="disabled-right-password"),
         pytest.param(_no_password, id="account-without-password"),
     ],
@@ -344,36 +335,44 @@ async def test_login_refusals_are_identical(
     await settle(core)
 
 
-async def test_five_failures_lock_the_account_until_the_lock_ends(core: AuthCore) -> None:
-    user = await a_user(core)
-    store = core.require_store()
-    for _ in range(LOCK_AFTER):
+async def test_five_failures_in_a_row_make_this_address_wait_for_this_account(
+    core: AuthCore,
+) -> None:
+    await a_user(core)
+    for _ in range(5):
         with pytest.raises(InvalidCredentials):
             await login(core, password="not the password")
-    await settle(core)
-    locked = await store.users.get(user.id)
-    assert locked is not None
-    assert locked.failed_logins == LOCK_AFTER
-    assert locked.locked_until > time.time()
-    with pytest.raises(InvalidCredentials):
+    # Even the right password waits now, from this address ...
+    with pytest.raises(RateLimited) as caught:
         await login(core)
-    await settle(core)
-    # The lock running out is what unlocks (its end moved into the past here).
-    await store.db.execute("UPDATE users SET locked_until = $1 WHERE id = $2", 1.0, user.id)
-    pair = await login(core)
+    assert (caught.value.status, caught.value.code) == (429, "rate_limited")
+    assert caught.value.headers["Retry-After"] == "1"
+    # ... but not from another one: the owner is not locked out by someone else's guesses.
+    pair = await core.sessions.login(EMAIL, PASSWORD, CallInfo(ip="203.0.113.99"))
     assert refused(core, pair.access_token) is None
-    unlocked = await store.users.get(user.id)
-    assert unlocked is not None
-    assert (unlocked.failed_logins, unlocked.locked_until) == (0, 0.0)
+    outcomes = [e["outcome"] for e in await core.require_store().audit.list(event="login")]
+    assert outcomes.count("throttled") == 1
+
+
+async def test_an_unknown_account_waits_exactly_like_a_known_one(core: AuthCore) -> None:
+    await a_user(core)
+    seen = []
+    for email in (EMAIL, "nobody@example.com"):
+        for _ in range(5):
+            with pytest.raises(InvalidCredentials):
+                await core.sessions.login(email, "not the password", CALL)
+        with pytest.raises(RateLimited) as caught:
+            await core.sessions.login(email, "not the password", CALL)
+        seen.append((caught.value.detail, dict(caught.value.headers)))
+    assert seen[0] == seen[1]
 
 
 async def test_a_success_resets_the_failure_count(core: AuthCore) -> None:
     await a_user(core)
     for _ in range(2):
-        for _ in range(LOCK_AFTER - 1):
+        for _ in range(4):
             with pytest.raises(InvalidCredentials):
                 await login(core, password="not the password")
-        await settle(core)
         await login(core)
 
 
@@ -481,6 +480,7 @@ async def test_signup_mails_a_verification_token_that_works_once(
 ) -> None:
     user = await core.accounts.signup("Grace@Example.com", PASSWORD, "Grace", CALL, BASE_URL)
     assert (user.email, user.name, user.email_verified) == ("grace@example.com", "Grace", False)
+    await settle(core)  # the mail goes after the answer
     [message] = outbox(tmp_path)
     assert message["To"] == "grace@example.com"
     assert f"{BASE_URL}/api/v1/auth/verify-email" in message.get_content()
@@ -492,8 +492,50 @@ async def test_signup_mails_a_verification_token_that_works_once(
     assert stored.email_verified is True
     with pytest.raises(InvalidToken):
         await core.accounts.verify_email(token, CALL)
-    with pytest.raises(Conflict):
-        await core.accounts.signup("grace@example.com", PASSWORD, None, CALL, BASE_URL)
+
+
+async def test_signup_with_an_address_that_has_an_account_says_so_only_by_mail(
+    core: AuthCore, tmp_path: Path
+) -> None:
+    grace = await core.accounts.signup("grace@example.com", PASSWORD, "Grace", CALL, BASE_URL)
+    again = await core.accounts.signup("Grace@example.com", NEW_PASSWORD, "Eve", CALL, BASE_URL)
+    assert again.id != grace.id
+    assert again.id.startswith("usr_")
+    assert (again.email, again.name, again.roles, again.email_verified) == (
+        "grace@example.com",
+        "Eve",
+        ("user",),
+        False,
+    )
+    assert await core.require_store().users.get(again.id) is None
+    assert await core.require_store().users.get(grace.id) == grace
+    await settle(core)
+    mails = {message["Subject"]: message for message in outbox(tmp_path)}
+    assert sorted(mails) == ["Confirm your e-mail address", "You already have an account"]
+    already = mails["You already have an account"]
+    assert already["To"] == "grace@example.com"
+    assert f"{BASE_URL}/api/v1/auth/forgot-password" in already.get_content()
+    assert "Eve" not in already.get_content()
+    await login(core, "grace@example.com", PASSWORD)
+    with pytest.raises(InvalidCredentials):
+        await login(core, "grace@example.com", NEW_PASSWORD)
+
+
+async def test_signup_hashes_the_password_for_an_existing_address_too(
+    core: AuthCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same work either way: argon2 (the library) is asked for one hash per signup."""
+    hashed: list[str] = []
+    real = PasswordHasher.hash
+
+    def recording(self: PasswordHasher, password: str | bytes, *, salt: bytes | None = None) -> str:
+        hashed.append(str(password))
+        return real(self, password, salt=salt)
+
+    monkeypatch.setattr(PasswordHasher, "hash", recording)
+    await core.accounts.signup("grace@example.com", PASSWORD, None, CALL, BASE_URL)
+    await core.accounts.signup("grace@example.com", NEW_PASSWORD, None, CALL, BASE_URL)
+    assert hashed == [PASSWORD, NEW_PASSWORD]
 
 
 @pytest.mark.parametrize(
@@ -538,12 +580,15 @@ async def test_password_reset_by_mail_ends_old_sessions(core: AuthCore, tmp_path
         await core.accounts.reset_password(token, "yet another passphrase", CALL)
 
 
-async def test_password_reset_unlocks_a_locked_account(core: AuthCore, tmp_path: Path) -> None:
+async def test_password_reset_lets_its_address_try_again_at_once(
+    core: AuthCore, tmp_path: Path
+) -> None:
     await a_user(core)
-    for _ in range(LOCK_AFTER):
+    for _ in range(5):
         with pytest.raises(InvalidCredentials):
             await login(core, password="not the password")
-    await settle(core)
+    with pytest.raises(RateLimited):
+        await login(core)
     await core.accounts.forgot_password(EMAIL, CALL, BASE_URL)
     await core.accounts.reset_password(mailed_token(outbox(tmp_path)[0]), NEW_PASSWORD, CALL)
     await login(core, password=NEW_PASSWORD)

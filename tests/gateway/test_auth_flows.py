@@ -33,13 +33,15 @@ import asyncpg
 import bcrypt
 import jwt
 import pytest
-from aiohttp import ClientSession, ClientTimeout
+from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from multidict import CIMultiDictProxy
 
 from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
 from gateway.config import Settings
 from gateway.context import derive_keys, verify
+from tests.conftest import REDIS_URL
+from tests.mail_server import mail_server
 from tests.support import (
     RunningGateway,
     Upstream,
@@ -157,6 +159,13 @@ class Site:
     async def refresh(self, refresh_token: str) -> Answer:
         return await self.call("POST", REFRESH, body={"refresh_token": refresh_token})
 
+    async def settle(self) -> None:
+        """Wait for the work the auth core does after answering (mail of forgot-password,
+        failed-login counting, audit entries of refusals)."""
+        pending = self.core._background
+        while pending:
+            await asyncio.gather(*list(pending), return_exceptions=True)
+
     def mails(self, to: str) -> list[EmailMessage]:
         """The messages in the outbox addressed to `to`, oldest first."""
         outbox = self.directory / "outbox"
@@ -188,11 +197,12 @@ async def open_site(
     upstream: Upstream,
     client: ClientSession,
     auth_core_routes: tuple[str, ...] = AUTH_CORE_ROUTES,
+    **auth: Any,
 ) -> AsyncIterator[Site]:
     settings = Settings(
         access_log="off",
         watch_config=False,
-        auth=auth_settings(tmp_path, database_url=database_url),
+        auth=auth_settings(tmp_path, database_url=database_url, **auth),
     )
     async with running_gateway(
         route_table(upstream, auth_core_routes), tmp_path, settings
@@ -381,6 +391,7 @@ async def test_each_token_is_good_for_one_thing(site: Site, kind: str, where: st
     assert signup.status == 201
     pair = await site.login(address)
     await site.call("POST", "/api/v1/auth/forgot-password", body={"email": address})
+    await site.settle()
     verify_mail, reset_mail = site.mails(address)
     tokens = {
         "access": pair["access_token"],
@@ -480,23 +491,13 @@ async def test_credentials_and_roles(
 # -- login answers that do not tell accounts apart ---------------------------------------------
 
 
-async def lock_out(site: Site, address: str, user_id: str) -> None:
-    """Five wrong passwords in a row, then wait until the lock is written (the failures are
-    counted off the answer's path)."""
+async def lock_out(site: Site, address: str) -> None:
+    """Five wrong passwords in a row from this client: its next try has to wait."""
     for _ in range(5):
         answer = await site.call(
             "POST", LOGIN, body={"email": address, "password": "wrong password!"}
         )
         assert_problem(answer, 401, "invalid_credentials")
-    store = site.core.require_store()
-    deadline = time.monotonic() + 30
-    while True:
-        user = await store.users.get(user_id)
-        assert user is not None
-        if user.locked_until > time.time():
-            return
-        assert time.monotonic() < deadline, "the account was never locked"
-        await asyncio.sleep(0.05)
 
 
 LOGIN_BODIES = [
@@ -536,16 +537,13 @@ async def test_login_request_bodies(site: Site, data: bytes, status: int, code: 
 
 async def test_login_refusals_are_indistinguishable(site: Site) -> None:
     await site.add_user("known@example.com")
-    locked_id = await site.add_user("locked@example.com")
     disabled_id = await site.add_user("disabled@example.com")
-    await lock_out(site, "locked@example.com", locked_id)
     await site.core.accounts.update(disabled_id, {"disabled": True}, None, CallInfo())
 
     cases = [
         # (id, e-mail, password): each would be a login but for one thing
         ("unknown e-mail", "nobody@example.com", PASSWORD),
         ("wrong password", "known@example.com", "not the password"),
-        ("locked account, right password", "locked@example.com", PASSWORD),
         ("disabled account, right password", "disabled@example.com", PASSWORD),
     ]
     answers = {}
@@ -563,6 +561,65 @@ async def test_login_refusals_are_indistinguishable(site: Site) -> None:
     reference = answers["unknown e-mail"]
     for case, seen in answers.items():
         assert seen == reference, case
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def login_counts(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Where failed logins are counted: this process, or Redis (a key prefix of the test's)."""
+    if request.param == "in-process":
+        return {}
+    return {"redis_url": REDIS_URL, "redis_prefix": str(request.getfixturevalue("redis_prefix"))}
+
+
+@pytest.fixture
+async def elsewhere() -> AsyncIterator[ClientSession]:
+    """A client whose connections come from 127.0.0.2."""
+    async with ClientSession(connector=TCPConnector(local_addr=("127.0.0.2", 0))) as session:
+        yield session
+
+
+async def test_failed_logins_hold_back_one_address_not_the_owner_elsewhere(
+    tmp_path: Path,
+    database_url: str,
+    upstream: Upstream,
+    client: ClientSession,
+    elsewhere: ClientSession,
+    login_counts: dict[str, str],
+) -> None:
+    async with open_site(tmp_path, database_url, upstream, client, **login_counts) as site:
+        await site.add_user("victim@example.com")
+        seen = {}
+        for address in ("victim@example.com", "nobody@example.com"):
+            await lock_out(site, address)
+            # Now even the right password waits, with the same answer for an unknown account.
+            held = await site.call("POST", LOGIN, body={"email": address, "password": PASSWORD})
+            assert_problem(held, 429, "rate_limited")
+            assert held.headers["Retry-After"] == "1"
+            body = held.json()
+            del body["request_id"]
+            seen[address] = (body, held.headers["Retry-After"])
+        assert seen["victim@example.com"] == seen["nobody@example.com"]
+
+        # The owner, from another address, logs in: the guessing did not lock them out.
+        away = Site(site.gateway, upstream, elsewhere, tmp_path, database_url)
+        pair = await away.login("victim@example.com")
+        assert (await away.call("GET", NOTES, token=pair["access_token"])).status == 200
+
+        # The wait runs out; one more wrong password makes the next one twice as long.
+        await asyncio.sleep(1.05)
+        again = await site.call(
+            "POST", LOGIN, body={"email": "victim@example.com", "password": "wrong password!"}
+        )
+        assert_problem(again, 401, "invalid_credentials")
+        held = await site.call(
+            "POST", LOGIN, body={"email": "victim@example.com", "password": PASSWORD}
+        )
+        assert_problem(held, 429, "rate_limited")
+        assert held.headers["Retry-After"] == "2"
+        if login_counts:
+            link = site.core.redis
+            assert link is not None
+            assert link.failures == 0  # counted in Redis, not in a fallback
 
 
 # -- identity headers only the gateway sets ----------------------------------------------------
@@ -732,6 +789,7 @@ async def test_signup_mails_a_verification_token(site: Site) -> None:
         "POST", "/api/v1/auth/signup", body={"email": address, "password": PASSWORD}
     )
     assert signup.status == 201, signup.body
+    await site.settle()
     mails = site.mails(address)
     assert len(mails) == 1
     assert mails[0]["Subject"] == "Confirm your e-mail address"
@@ -753,6 +811,121 @@ async def test_signup_mails_a_verification_token(site: Site) -> None:
         assert_problem(answer, 401, "invalid_token")
 
 
+async def test_signup_with_a_taken_address_answers_as_a_new_signup_does(site: Site) -> None:
+    taken = "judith@example.com"
+    owner_id = await site.add_user(taken)
+    before = (await site.core.accounts.get(owner_id)).public()
+    fresh = await site.call(
+        "POST",
+        "/api/v1/auth/signup",
+        body={"email": "newcomer@example.com", "password": PASSWORD, "name": "Eve"},
+    )
+    again = await site.call(
+        "POST",
+        "/api/v1/auth/signup",
+        body={"email": taken.upper(), "password": NEW_PASSWORD, "name": "Eve"},
+    )
+    assert (fresh.status, again.status) == (201, 201), again.body
+    assert again.headers["Content-Type"] == fresh.headers["Content-Type"]
+    assert set(again.json()) == set(fresh.json()) == {"user"}
+    user, new_user = again.json()["user"], fresh.json()["user"]
+    assert set(user) == set(new_user)
+    assert {k: type(v) for k, v in user.items()} == {k: type(v) for k, v in new_user.items()}
+    # What it shows is what was sent, as for a new account: nothing of the existing one.
+    assert (user["email"], user["name"], user["roles"]) == (taken, "Eve", ["user"])
+    assert (user["email_verified"], user["disabled"], user["tenant_id"]) == (False, False, None)
+    assert user["id"] != owner_id
+    assert re.fullmatch(r"usr_[0-9a-f]{20}", user["id"])
+    assert len(user["id"]) == len(new_user["id"])
+    assert user["created_at"] != before["created_at"]
+    # ... and nothing of it changed: same record, same password.
+    assert (await site.core.accounts.get(owner_id)).public() == before
+    await site.login(taken, PASSWORD)
+    refused = await site.call("POST", LOGIN, body={"email": taken, "password": NEW_PASSWORD})
+    assert_problem(refused, 401, "invalid_credentials")
+    await site.settle()
+    (mail,) = site.mails(taken)
+    assert mail["Subject"] == "You already have an account"
+    text = mail.get_content()
+    assert "/api/v1/auth/forgot-password" in text
+    assert not re.findall(r"^([A-Za-z0-9_-]{40,})$", text, flags=re.MULTILINE)  # no token
+    assert [m["Subject"] for m in site.mails("newcomer@example.com")] == [
+        "Confirm your e-mail address"
+    ]
+
+
+RESEND = "/api/v1/auth/verify-email/resend"
+
+
+async def test_required_verification_keeps_an_unverified_user_out_until_confirmed(
+    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
+) -> None:
+    async with open_site(
+        tmp_path, database_url, upstream, client, require_verified_email=True
+    ) as site:
+        address = "ursula@example.com"
+        signup = await site.call(
+            "POST", "/api/v1/auth/signup", body={"email": address, "password": PASSWORD}
+        )
+        assert signup.status == 201, signup.body
+        # A wrong password learns nothing about the address: the usual 401.
+        wrong = await site.call("POST", LOGIN, body={"email": address, "password": "nope nope"})
+        assert_problem(wrong, 401, "invalid_credentials")
+        held = await site.call("POST", LOGIN, body={"email": address, "password": PASSWORD})
+        assert_problem(held, 403, "email_not_verified")
+        assert RESEND in held.json()["detail"]
+        assert "access_token" not in held.body.decode()
+
+        # The first mail got lost: ask for another, answered at once whoever asks.
+        await site.add_user("root@example.com")  # verified: nothing to resend
+        answers = [
+            await site.call("POST", RESEND, body={"email": who})
+            for who in (address, "nobody@example.com", "root@example.com")
+        ]
+        assert {(a.status, a.body) for a in answers} == {(202, b'{"status":"accepted"}')}
+        await site.settle()
+        assert [m["Subject"] for m in site.mails(address)] == ["Confirm your e-mail address"] * 2
+        assert site.mails("nobody@example.com") == site.mails("root@example.com") == []
+        token = mailed_token(site.mails(address)[-1])
+        verified = await site.call("POST", "/api/v1/auth/verify-email", body={"token": token})
+        assert verified.status == 200, verified.body
+        pair = await site.login(address)
+        assert (await site.call("GET", NOTES, token=pair["access_token"])).status == 200
+
+
+async def test_required_verification_ends_a_session_at_its_next_refresh(
+    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
+) -> None:
+    async with open_site(
+        tmp_path, database_url, upstream, client, require_verified_email=True
+    ) as site:
+        await site.add_user("root@example.com", roles=("admin",))
+        admin = (await site.login("root@example.com"))["access_token"]
+        user_id = await site.add_user("victor@example.com")
+        pair = await site.login("victor@example.com")
+        # An admin marks the address unconfirmed (it bounced, say).
+        changed = await site.call(
+            "PATCH", f"/api/v1/users/{user_id}", token=admin, body={"email_verified": False}
+        )
+        assert changed.status == 200, changed.body
+        extend = "/api/v1/auth/session/extend"
+        extended = await site.call("POST", extend, token=pair["access_token"])
+        assert_problem(extended, 403, "email_not_verified")
+        refused = await site.refresh(pair["refresh_token"])
+        assert_problem(refused, 403, "email_not_verified")
+        # The session is over: its access token too.
+        assert_problem(
+            await site.call("GET", NOTES, token=pair["access_token"]), 401, "token_revoked"
+        )
+
+
+async def test_without_the_setting_an_unverified_user_logs_in(site: Site) -> None:
+    address = "wendy@example.com"
+    await site.core.accounts.create(address, PASSWORD)
+    pair = await site.login(address)
+    assert (await site.refresh(pair["refresh_token"])).status == 200
+
+
 async def test_forgot_password_answers_alike_for_unknown_addresses(site: Site) -> None:
     await site.add_user("grace@example.com")
     before = site.mail_count()
@@ -760,6 +933,7 @@ async def test_forgot_password_answers_alike_for_unknown_addresses(site: Site) -
         "POST", "/api/v1/auth/forgot-password", body={"email": "grace@example.com"}
     )
     assert known.status == 202, known.body
+    await site.settle()
     assert site.mail_count() == before + 1
     mails = site.mails("grace@example.com")
     assert [mail["Subject"] for mail in mails] == ["Reset your password"]
@@ -771,8 +945,42 @@ async def test_forgot_password_answers_alike_for_unknown_addresses(site: Site) -
     assert unknown.status == 202, unknown.body
     assert unknown.body == known.body
     assert unknown.headers["Content-Type"] == known.headers["Content-Type"]
+    await site.settle()
     assert site.mail_count() == before + 1
     assert site.mails("nobody@example.com") == []
+
+
+async def test_forgot_password_answers_before_doing_the_work(
+    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
+) -> None:
+    """The mail server holds its greeting: the 202 still comes, for a known address as for an
+    unknown one, and the mail goes once the server answers; a shutdown waits for it."""
+    async with mail_server(hold=True) as smtp:
+        async with open_site(tmp_path, database_url, upstream, client, mail_url=smtp.url) as site:
+            await site.add_user("grace@example.com")
+            known = await site.call(
+                "POST", "/api/v1/auth/forgot-password", body={"email": "grace@example.com"}
+            )
+            unknown = await site.call(
+                "POST", "/api/v1/auth/forgot-password", body={"email": "nobody@example.com"}
+            )
+            assert (known.status, known.body) == (202, b'{"status":"accepted"}')
+            assert (unknown.status, unknown.body) == (known.status, known.body)
+            await smtp.connected.wait()  # the mail is on its way, held at the greeting
+            assert smtp.messages == []
+            # A shutdown now still delivers it: the worker waits for the work it owes.
+            worker = site.gateway.worker
+            stopping = asyncio.create_task(worker.stop())
+            deadline = time.monotonic() + 30
+            while worker.gateway is not None:  # drained; the auth core is closing
+                assert time.monotonic() < deadline, "the worker never got to its auth core"
+                await asyncio.sleep(0.01)
+            assert not stopping.done()
+            smtp.release.set()
+            await stopping
+        (mail,) = smtp.messages
+        assert (mail["To"], mail["Subject"]) == ("grace@example.com", "Reset your password")
+        mailed_token(mail)
 
 
 async def test_reset_password_ends_sessions_and_changes_the_password(site: Site) -> None:
@@ -781,6 +989,7 @@ async def test_reset_password_ends_sessions_and_changes_the_password(site: Site)
     old = await site.login(address)
     forgot = await site.call("POST", "/api/v1/auth/forgot-password", body={"email": address})
     assert forgot.status == 202
+    await site.settle()
     token = mailed_token(site.mails(address)[-1])
 
     short = await site.call(
@@ -806,13 +1015,41 @@ async def test_reset_password_ends_sessions_and_changes_the_password(site: Site)
     assert_problem(again, 401, "invalid_token")
 
 
-async def test_reset_password_unlocks_a_locked_account(site: Site) -> None:
+@pytest.mark.parametrize("used", [0, 1], ids=["older-token-used", "newer-token-used"])
+async def test_a_password_reset_voids_every_other_reset_token(site: Site, used: int) -> None:
+    address = "olivia@example.com"
+    await site.add_user(address)
+    for _ in range(2):
+        forgot = await site.call("POST", "/api/v1/auth/forgot-password", body={"email": address})
+        assert forgot.status == 202
+    await site.settle()
+    tokens = [mailed_token(mail) for mail in site.mails(address)]
+    assert len(tokens) == 2
+    reset = await site.call(
+        "POST",
+        "/api/v1/auth/reset-password",
+        body={"token": tokens[used], "password": NEW_PASSWORD},
+    )
+    assert reset.status == 200, reset.body
+    other = tokens[1 - used]
+    stale = await site.call(
+        "POST", "/api/v1/auth/reset-password", body={"token": other, "password": PASSWORD}
+    )
+    assert_problem(stale, 401, "invalid_token")
+    # The password is the one the reset set, not the one the stale token tried.
+    refused = await site.call("POST", LOGIN, body={"email": address, "password": PASSWORD})
+    assert_problem(refused, 401, "invalid_credentials")
+    await site.login(address, NEW_PASSWORD)
+
+
+async def test_reset_password_lets_a_held_back_client_log_in_at_once(site: Site) -> None:
     address = "peggy@example.com"
-    user_id = await site.add_user(address)
-    await lock_out(site, address, user_id)
-    locked = await site.call("POST", LOGIN, body={"email": address, "password": PASSWORD})
-    assert_problem(locked, 401, "invalid_credentials")
+    await site.add_user(address)
+    await lock_out(site, address)
+    held = await site.call("POST", LOGIN, body={"email": address, "password": PASSWORD})
+    assert_problem(held, 429, "rate_limited")
     await site.call("POST", "/api/v1/auth/forgot-password", body={"email": address})
+    await site.settle()
     token = mailed_token(site.mails(address)[-1])
     reset = await site.call(
         "POST", "/api/v1/auth/reset-password", body={"token": token, "password": NEW_PASSWORD}
@@ -849,6 +1086,7 @@ async def test_mails_do_not_name_the_clients_host(
     await site.add_user("root@example.com")
     answer = await site.call("POST", path, body=body, headers={"Host": "evil.example.com"})
     assert answer.status in (201, 202), answer.body
+    await site.settle()
     (mail,) = site.mails(body["email"])
     assert mail["Subject"] == subject
     mailed_token(mail)
@@ -926,6 +1164,41 @@ async def test_admin_manages_users(site: Site) -> None:
         "POST", LOGIN, body={"email": "ivan@example.com", "password": PASSWORD}
     )
     assert_problem(refused, 401, "invalid_credentials")
+
+
+async def test_the_last_admin_cannot_remove_itself(site: Site) -> None:
+    root_id = await site.add_user("root@example.com", roles=("admin",))
+    admin = (await site.login("root@example.com"))["access_token"]
+    path = f"/api/v1/users/{root_id}"
+    before = (await site.call("GET", path, token=admin)).json()["user"]
+    for method, body in (
+        ("PATCH", {"roles": ["user"]}),
+        ("PATCH", {"disabled": True}),
+        ("PATCH", {"roles": [], "name": "Root"}),
+        ("DELETE", None),
+    ):
+        answer = await site.call(method, path, token=admin, body=body)
+        assert_problem(answer, 409, "last_admin")
+        assert "admin" in answer.json()["detail"]
+    # Nothing changed and the admin's session lives on.
+    after = await site.call("GET", path, token=admin)
+    assert (after.status, after.json()["user"]) == (200, before)
+
+    # With a second enabled admin, the first may step down; the second is then the last.
+    other = await site.call(
+        "POST",
+        "/api/v1/users",
+        token=admin,
+        body={"email": "sysop@example.com", "password": PASSWORD, "roles": ["admin"]},
+    )
+    assert other.status == 201, other.body
+    other_id = other.json()["user"]["id"]
+    sysop = (await site.login("sysop@example.com"))["access_token"]
+    stepped_down = await site.call("PATCH", path, token=admin, body={"roles": ["user"]})
+    assert (stepped_down.status, stepped_down.json()["user"]["roles"]) == (200, ["user"])
+    refused = await site.call("DELETE", f"/api/v1/users/{other_id}", token=sysop)
+    assert_problem(refused, 409, "last_admin")
+    assert (await site.call("DELETE", path, token=sysop)).status == 204
 
 
 async def test_admin_revokes_every_session_of_a_user(site: Site) -> None:
@@ -1090,6 +1363,7 @@ async def test_gateway_denials_are_audited_with_the_request_id(
     headers = {"Origin": origin} if origin else {}
     denied = await site.call("GET", path, token=token, headers=headers)
     assert_problem(denied, status, code)
+    await site.settle()  # refusals are audited off the answer's path
     audit = await site.call("GET", "/api/v1/audit?limit=500", token=admin)
     request_ids = {entry["request_id"] for entry in audit.json()["entries"]}
     assert denied.request_id in request_ids

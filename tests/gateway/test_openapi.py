@@ -115,3 +115,23 @@ async def test_every_documented_operation_is_routed(
         assert json.loads(text)["error"] == "missing_credentials"
     else:
         assert status in (200, 201, 202, 204, 400, 422), text
+
+
+DOCUMENTED_REFUSALS = [
+    # (method, path, status, error code the description names)
+    ("PATCH", "/api/v1/users/{user_id}", "409", "last_admin"),
+    ("DELETE", "/api/v1/users/{user_id}", "409", "last_admin"),
+    ("POST", "/api/v1/auth/login", "403", "email_not_verified"),
+    ("POST", "/api/v1/auth/login", "429", "rate_limited"),
+    ("POST", "/api/v1/auth/refresh", "403", "email_not_verified"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code"), DOCUMENTED_REFUSALS)
+async def test_refusals_of_their_own_are_documented(
+    gateway: RunningGateway, client: ClientSession, method: str, path: str, status: str, code: str
+) -> None:
+    document = await fetch_document(gateway, client)
+    response = document["paths"][path][method.lower()]["responses"][status]
+    assert code in response["description"]
+    assert "application/problem+json" in response["content"]

@@ -527,7 +527,13 @@ async def test_a_logout_through_another_gateway_closes_the_socket(
             bearer = {"Authorization": f"Bearer {token}"}
             async with client.ws_connect(ws_url(second, "/socket/ws"), headers=bearer) as ws:
                 connection_id = ws._response.headers["X-Connection-Id"]
-                # The context is in Redis, readable from the other gateway too.
+                # The context is in Redis, readable from the other gateway too, once the
+                # gateway holding the socket has written it (off the handshake's path).
+                holder = second.worker.gateway
+                assert holder is not None
+                stored = holder.sockets._stored.get(connection_id)
+                if stored is not None:
+                    await stored
                 service = {"Authorization": f"Service {await a_service_token(first)}"}
                 async with client.get(
                     f"{first.url}/api/v1/auth/internal/sockets/{connection_id}", headers=service

@@ -170,34 +170,17 @@ async def test_password_hash_can_be_replaced(store: Store) -> None:
     assert stored.password_hash == "$argon2id$new"
 
 
-async def test_login_failures_lock_after_n_and_a_success_resets(store: Store) -> None:
+async def test_login_succeeded_clears_a_lock_left_by_an_older_version(store: Store) -> None:
     user = await a_user(store)
-    for count in (1, 2):
-        await store.users.login_failed(user.id, 3, 600)
-        current = await store.users.get(user.id)
-        assert current is not None
-        assert (current.failed_logins, current.locked_until) == (count, 0.0)
-    before = time.time()
-    await store.users.login_failed(user.id, 3, 600)
-    locked = await store.users.get(user.id)
-    assert locked is not None
-    assert locked.failed_logins == 3
-    assert before + 600 <= locked.locked_until <= time.time() + 600
+    await store.db.execute(
+        "UPDATE users SET failed_logins = 5, locked_until = $1 WHERE id = $2",
+        time.time() + 600,
+        user.id,
+    )
     await store.users.login_succeeded(user.id)
     reset = await store.users.get(user.id)
     assert reset is not None
     assert (reset.failed_logins, reset.locked_until) == (0, 0.0)
-
-
-async def test_concurrent_login_failures_are_all_counted(
-    store: Store, connections: list[Store]
-) -> None:
-    user = await a_user(store)
-    await asyncio.gather(*(s.users.login_failed(user.id, 5, 600) for s in connections))
-    current = await store.users.get(user.id)
-    assert current is not None
-    assert current.failed_logins == CONCURRENCY
-    assert current.locked_until > time.time()
 
 
 # -- sessions ----------------------------------------------------------------------------------
@@ -398,6 +381,57 @@ async def test_concurrent_consumes_of_one_token_let_exactly_one_win(
     await store.one_time_tokens.add("reset_password", user.id, "t", 3600)
     results = await asyncio.gather(
         *(s.one_time_tokens.consume("reset_password", "t") for s in connections)
+    )
+    assert sorted(results, key=str) == [None] * (CONCURRENCY - 1) + [user.id]
+
+
+async def test_consuming_one_reset_token_spends_every_other_of_the_user(store: Store) -> None:
+    user = await a_user(store)
+    other = await a_user(store, "bob@example.com")
+    for token in ("older", "newer"):
+        await store.one_time_tokens.add("reset_password", user.id, token, 3600)
+    await store.one_time_tokens.add("reset_password", other.id, "bobs", 3600)
+    await store.one_time_tokens.add("verify_email", user.id, "verify", 3600)
+    assert await store.one_time_tokens.consume_all("reset_password", "newer") == user.id
+    assert await store.one_time_tokens.consume_all("reset_password", "older") is None
+    assert await store.one_time_tokens.consume_all("reset_password", "newer") is None
+    # Another user's token and another kind of token are left alone.
+    assert await store.one_time_tokens.consume_all("reset_password", "bobs") == other.id
+    assert await store.one_time_tokens.consume("verify_email", "verify") == user.id
+
+
+async def test_consume_all_refuses_an_unknown_or_expired_token(store: Store) -> None:
+    user = await a_user(store)
+    await store.one_time_tokens.add("reset_password", user.id, "live", 3600)
+    await store.one_time_tokens.add("reset_password", user.id, "expired", -1)
+    assert await store.one_time_tokens.consume_all("reset_password", "unknown") is None
+    assert await store.one_time_tokens.consume_all("reset_password", "expired") is None
+    # Neither refusal spent the live one.
+    assert await store.one_time_tokens.consume_all("reset_password", "live") == user.id
+
+
+async def test_void_uses_every_token_of_a_kind_and_user(store: Store) -> None:
+    user = await a_user(store)
+    for token in ("a", "b"):
+        await store.one_time_tokens.add("reset_password", user.id, token, 3600)
+    await store.one_time_tokens.add("verify_email", user.id, "v", 3600)
+    assert await store.one_time_tokens.void("reset_password", user.id) == 2
+    assert await store.one_time_tokens.consume("reset_password", "a") is None
+    assert await store.one_time_tokens.consume("reset_password", "b") is None
+    assert await store.one_time_tokens.consume("verify_email", "v") == user.id
+
+
+async def test_two_reset_tokens_of_a_user_presented_at_once_let_exactly_one_win(
+    store: Store, connections: list[Store]
+) -> None:
+    user = await a_user(store)
+    for number in range(CONCURRENCY):
+        await store.one_time_tokens.add("reset_password", user.id, f"t{number}", 3600)
+    results = await asyncio.gather(
+        *(
+            s.one_time_tokens.consume_all("reset_password", f"t{number}")
+            for number, s in enumerate(connections)
+        )
     )
     assert sorted(results, key=str) == [None] * (CONCURRENCY - 1) + [user.id]
 
