@@ -899,24 +899,32 @@ async def test_required_verification_ends_a_session_at_its_next_refresh(
     async with open_site(
         tmp_path, database_url, upstream, client, require_verified_email=True
     ) as site:
-        await site.add_user("root@example.com", roles=("admin",))
-        admin = (await site.login("root@example.com"))["access_token"]
-        user_id = await site.add_user("victor@example.com")
-        pair = await site.login("victor@example.com")
-        # An admin marks the address unconfirmed (it bounced, say).
-        changed = await site.call(
-            "PATCH", f"/api/v1/users/{user_id}", token=admin, body={"email_verified": False}
-        )
-        assert changed.status == 200, changed.body
+        # A session of an unconfirmed user that began before the setting was turned on.
+        user = await site.core.accounts.create("victor@example.com", PASSWORD)
+        pair = await site.core.sessions.open(user, CallInfo())
         extend = "/api/v1/auth/session/extend"
-        extended = await site.call("POST", extend, token=pair["access_token"])
+        extended = await site.call("POST", extend, token=pair.access_token)
         assert_problem(extended, 403, "email_not_verified")
-        refused = await site.refresh(pair["refresh_token"])
+        refused = await site.refresh(pair.refresh_token)
         assert_problem(refused, 403, "email_not_verified")
         # The session is over: its access token too.
-        assert_problem(
-            await site.call("GET", NOTES, token=pair["access_token"]), 401, "token_revoked"
-        )
+        assert_problem(await site.call("GET", NOTES, token=pair.access_token), 401, "token_revoked")
+
+
+async def test_an_address_marked_unconfirmed_ends_the_sessions_at_once(site: Site) -> None:
+    """Its access tokens say the address was confirmed, and upstreams are told so
+    (X-User-Email-Verified): they die with the change, not at their expiry."""
+    await site.add_user("root@example.com", roles=("admin",))
+    admin = (await site.login("root@example.com"))["access_token"]
+    user_id = await site.add_user("vera@example.com")
+    pair = await site.login("vera@example.com")
+    assert (await site.call("GET", NOTES, token=pair["access_token"])).status == 200
+    changed = await site.call(
+        "PATCH", f"/api/v1/users/{user_id}", token=admin, body={"email_verified": False}
+    )
+    assert changed.status == 200, changed.body
+    assert_problem(await site.call("GET", NOTES, token=pair["access_token"]), 401, "token_revoked")
+    assert (await site.refresh(pair["refresh_token"])).status == 401
 
 
 async def test_without_the_setting_an_unverified_user_logs_in(site: Site) -> None:

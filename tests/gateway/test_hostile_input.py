@@ -42,6 +42,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/auth/login", None),
     ("POST", "/api/v1/auth/refresh", None),
     ("POST", "/api/v1/auth/verify-email", None),
+    ("POST", "/api/v1/auth/verify-email/resend", None),
     ("POST", "/api/v1/auth/forgot-password", None),
     ("POST", "/api/v1/auth/reset-password", None),
     ("POST", "/api/v1/users", "admin"),
