@@ -292,11 +292,17 @@ class UpstreamConnection(asyncio.Protocol):
             raise self.error
         if not self._writing_paused or self.head_received or self.closed:
             return
+        # An upstream that stops reading (its window closed) is as stuck as one that does not
+        # answer: the same timeout ends the wait, from the Watchdog, and fails the exchange.
         self._drain_waiter = self.loop.create_future()
+        self.deadline = self.loop.time() + self._timeout
+        waiting = self.watchdog.waiting
+        waiting.add(self)
         try:
             await self._drain_waiter
         finally:
             self._drain_waiter = None
+            waiting.discard(self)
         if self.error is not None:
             raise self.error
 
@@ -412,12 +418,15 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = True
 
     def time_out(self) -> None:
-        """The deadline passed with nothing from the upstream (called by the Watchdog)."""
+        """The deadline passed with nothing from the upstream, or nothing of the request body
+        taken by it (called by the Watchdog)."""
         self.watchdog.waiting.discard(self)
+        what = (
+            "took none of the request body" if self._drain_waiter is not None else "did not answer"
+        )
         self._fail(
             ResponseTimedOut(
-                f"no answer from the upstream within {self._timeout:g}s",
-                received=self.received_any,
+                f"the upstream {what} within {self._timeout:g}s", received=self.received_any
             )
         )
 
