@@ -88,7 +88,6 @@ class HttpConnection(asyncio.Protocol):
         self.closing = False  # serve what is queued, then close
         self.busy = False
         self.idle_since = 0.0
-        self.served = False  # a request head arrived: the keep-alive timeout applies when idle
         self.counted = False  # counted against the peer's connections (HttpServer.admit)
         self._linger_until = 0.0  # lingering: drop what comes until then (0: not lingering)
         self._linger_last = 0.0
@@ -243,7 +242,6 @@ class HttpConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.head_started = 0.0
-        self.served = True
         parser = self.parser
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
@@ -617,8 +615,9 @@ class HttpConnection(asyncio.Protocol):
         if not self.busy and not self.queue and not self.head_started:
             # A new connection has the header timeout to begin its first request (a socket that
             # sends nothing is closed as soon as a slow head would be); between requests on a
-            # kept-alive one, the keep-alive timeout applies.
-            limit = limits.keepalive_timeout if self.served else limits.header_timeout
+            # kept-alive one, the keep-alive timeout applies. `_previous` is empty until the
+            # first bytes arrive: telling the two apart costs the request path nothing.
+            limit = limits.keepalive_timeout if self._previous else limits.header_timeout
             if now - self.idle_since > limit:
                 self.close()
             return
