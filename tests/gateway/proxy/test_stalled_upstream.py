@@ -11,15 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.gateway.proxy.conftest import WAIT, MiB, raw_client, request_bytes, single_route
-from tests.support import LOOPBACK, RawResponse, parse_responses, running_gateway
+from tests.gateway.proxy.conftest import (
+    WAIT,
+    MiB,
+    body_chunks,
+    digest_of,
+    hashing_handler,
+    raw_client,
+    request_bytes,
+    single_route,
+)
+from tests.support import LOOPBACK, RawResponse, parse_responses, running_gateway, upstream_server
 
 BODY_SIZE = 8 * MiB
 PIECE = 64 * 1024
@@ -34,7 +43,6 @@ class StallingUpstream:
     listener: socket.socket
     stalled: list[socket.socket] = field(default_factory=list)
     heads: list[bytes] = field(default_factory=list)
-    stall_started: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
@@ -86,7 +94,6 @@ async def stalling_upstream() -> AsyncIterator[StallingUpstream]:
             await loop.sock_sendall(sock, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             return
         upstream.stalled.append(sock)
-        upstream.stall_started.set()
 
     async def accept() -> None:
         tasks = set()
@@ -168,13 +175,12 @@ STREAMS = [
 
 @pytest.mark.parametrize("request_pieces", STREAMS)
 async def test_a_body_the_upstream_stops_reading_ends_in_504_within_its_timeout(
-    tmp_path: Path, request_pieces: object
+    tmp_path: Path, request_pieces: Callable[[], Iterator[bytes]]
 ) -> None:
     async with (
         stalling_upstream() as upstream,
         running_gateway(single_route([upstream.url], route="timeout: 1s"), tmp_path) as gw,
     ):
-        assert callable(request_pieces)
         responses, raw, clean = await stream_and_read(gw.port, request_pieces())
 
         assert len(responses) == 1, raw[:500]
@@ -193,9 +199,38 @@ async def test_a_body_the_upstream_stops_reading_ends_in_504_within_its_timeout(
         taken = await upstream.read_to_end(upstream.stalled[0])
         assert taken < BODY_SIZE
 
-        # The next request opens a connection of its own and is served.
+        # The next request opens a connection of its own and is served; the failure was
+        # counted as the upstream's timeout.
         async with raw_client(gw.port) as client:
             after = await client.exchange(request_bytes("GET", b"/ok"))
+            metrics = await client.exchange(request_bytes("GET", b"/metrics"))
         assert after.status == 200
         assert after.body == b"ok"
         assert len(upstream.heads) == 2
+        assert 'gateway_upstream_errors_total{kind="timeout",upstream="up"} 1.0' in (
+            metrics.body.decode()
+        )
+
+
+async def test_an_upstream_slower_than_its_timeout_in_all_but_reading_steadily_is_not_cut(
+    tmp_path: Path,
+) -> None:
+    # The timeout bounds each wait for the upstream to take more, not the whole upload: 48 MiB
+    # at a pause of 0.1 s a MiB take longer than the 3 s timeout, and arrive whole. (What the
+    # kernel buffers when the last byte is handed over, a few MiB, is read within the timeout.)
+    total = 48 * MiB
+    async with (
+        upstream_server(hashing_handler) as upstream,
+        running_gateway(
+            single_route([upstream.url], route="timeout: 3s, max_body: 64m"), tmp_path
+        ) as gw,
+    ):
+        head = request_bytes(
+            "POST", b"/upload?pace=0.1", b"Content-Length: %d" % total, b"Connection: close"
+        )
+        responses, raw, clean = await stream_and_read(gw.port, iter([head, *body_chunks(total)]))
+    assert clean
+    assert [response.status for response in responses] == [200], raw[:500]
+    document = responses[0].json()
+    assert document["size"] == total
+    assert document["sha256"] == digest_of(total)
