@@ -614,10 +614,11 @@ class HttpConnection(asyncio.Protocol):
             return
         if not self.busy and not self.queue and not self.head_started:
             # A new connection has the header timeout to begin its first request (a socket that
-            # sends nothing is closed as soon as a slow head would be); between requests on a
-            # kept-alive one, the keep-alive timeout applies. `_previous` is empty until the
-            # first bytes arrive: telling the two apart costs the request path nothing.
-            limit = limits.keepalive_timeout if self._previous else limits.header_timeout
+            # sends nothing, or only blank lines, is closed as soon as a slow head would be);
+            # between requests on a kept-alive one, the keep-alive timeout applies. `_url` stays
+            # empty until a first request line is parsed: telling the two apart costs the
+            # request path nothing.
+            limit = limits.keepalive_timeout if self._url else limits.header_timeout
             if now - self.idle_since > limit:
                 self.close()
             return
@@ -695,6 +696,9 @@ class HttpConnection(asyncio.Protocol):
 
     def close_if_idle(self) -> bool:
         """For draining: close now if no request is in progress or waiting."""
+        if self._linger_until:
+            self._end_linger()  # shutting down: no waiting for a client to finish its body
+            return True
         if not self.busy and not self.queue:
             self.close()
             if self.task is not None and not self.task.done():

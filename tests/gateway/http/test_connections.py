@@ -139,11 +139,15 @@ async def admitted(port: int) -> Raw:
 # -- the header timeout for a new connection ----------------------------------------------------
 
 
-async def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(
-    tmp_path: Path, upstream: Upstream
+@pytest.mark.parametrize(
+    "sent", [pytest.param(b"", id="nothing"), pytest.param(b"\r\n\r\n", id="blank-lines")]
+)
+async def test_a_connection_that_sends_no_request_is_closed_after_the_header_timeout(
+    tmp_path: Path, upstream: Upstream, sent: bytes
 ) -> None:
     async with gateway_with(tmp_path, upstream, TIMEOUTS) as gw:
         silent = await connect(gw.port)
+        silent.writer.write(sent)
         try:
             # Closed well before the 30 s keep-alive timeout would have: WAIT is shorter.
             assert await silent.closed_by_server() == b""
@@ -374,3 +378,56 @@ def test_a_bad_limit_stops_start_up_naming_the_variable(tmp_path: Path, value: s
     )
     assert done.returncode == 1
     assert done.stderr.startswith("gateway: GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: ")
+
+
+# -- the lingering close -----------------------------------------------------------------------
+
+
+async def test_a_lingering_connection_does_not_hold_up_shutdown(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    async with gateway_with(tmp_path, upstream, TIMEOUTS) as gw:
+        client = await connect(gw.port)
+        client.writer.write(b"POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n")
+        head = await asyncio.wait_for(client.reader.readuntil(b"\r\n\r\n"), WAIT)
+        assert head.startswith(b"HTTP/1.1 413 ")
+
+        async def keep_sending() -> None:
+            # The rest of the body, slowly: the gateway reads and drops it, lingering.
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    client.writer.write(b"x" * 1000)
+                    await client.writer.drain()
+                    await asyncio.sleep(0.2)
+
+        sender = asyncio.create_task(keep_sending())
+        try:
+            # Shutting down ends the linger at once instead of waiting for the client (30 s)
+            # or the drain timeout (30 s): both are longer than WAIT.
+            await asyncio.wait_for(gw.worker.stop(), WAIT)
+            await client.closed_by_server()
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            client.close()
+
+
+async def test_a_lingering_connection_whose_client_goes_quiet_is_let_go(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    one = dataclasses.replace(LIMITED, max_connections_per_address=1)
+    async with gateway_with(tmp_path, upstream, one) as gw:
+        client = await connect(gw.port)
+        try:
+            client.writer.write(
+                b"POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n"
+            )
+            answer = await client.closed_by_server()  # the answer, then the gateway's end
+            assert answer.startswith(b"HTTP/1.1 413 ")
+            # The client neither sends nor closes: the gateway lingers, holding the address's
+            # one slot, until 5 s pass without a byte (not the 30 s of the whole linger).
+            assert await refused(gw.port)
+            (await admitted(gw.port)).close()
+        finally:
+            client.close()
