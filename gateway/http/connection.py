@@ -88,7 +88,7 @@ class HttpConnection(asyncio.Protocol):
         self.closing = False  # serve what is queued, then close
         self.busy = False
         self.idle_since = 0.0
-        self.counted = False  # counted against the peer's connections (HttpServer.admit)
+        self.counted = False  # counted in HttpServer.per_address (given back when lost)
         self._linger_until = 0.0  # lingering: drop what comes until then (0: not lingering)
         self._linger_last = 0.0
         self.head_started = 0.0  # loop time a request head began arriving (0: not in a head)
@@ -147,7 +147,7 @@ class HttpConnection(asyncio.Protocol):
                 self.transport.pause_reading()
             return
         if self.closing and not self.busy and not self.queue:
-            self._linger_last = self.loop.time()  # dropped (while lingering: the client is there)
+            self._linger_last = self.loop.time()  # dropped; when lingering, the client is there
             return
         self._chunk = data
         try:

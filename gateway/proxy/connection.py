@@ -422,7 +422,9 @@ class UpstreamConnection(asyncio.Protocol):
         taken by it (called by the Watchdog)."""
         self.watchdog.waiting.discard(self)
         what = (
-            "took none of the request body" if self._drain_waiter is not None else "did not answer"
+            "took no more of the request body"
+            if self._drain_waiter is not None
+            else "did not answer"
         )
         self._fail(
             ResponseTimedOut(

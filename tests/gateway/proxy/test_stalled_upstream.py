@@ -234,3 +234,23 @@ async def test_an_upstream_slower_than_its_timeout_in_all_but_reading_steadily_i
     document = responses[0].json()
     assert document["size"] == total
     assert document["sha256"] == digest_of(total)
+
+
+async def test_a_body_read_whole_before_the_timeout_leaves_the_client_connection_usable(
+    tmp_path: Path,
+) -> None:
+    # A small body is read whole and sent in one go; the upstream never answers. The 504
+    # comes with the request complete, so the client's connection is kept.
+    async with (
+        stalling_upstream() as upstream,
+        running_gateway(single_route([upstream.url], route="timeout: 1s"), tmp_path) as gw,
+        raw_client(gw.port) as client,
+    ):
+        response = await client.exchange(
+            request_bytes("POST", b"/upload", b"Content-Length: 5", body=b"hello")
+        )
+        assert response.status == 504
+        assert response.json()["error"] == "upstream_timeout"
+        assert response.header("Connection") is None
+        after = await client.exchange(request_bytes("GET", b"/ok"))
+        assert (after.status, after.body) == (200, b"ok")
