@@ -288,8 +288,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Wait while the upstream is slow to take the request body (flow control)."""
-        if self.error is not None:
-            raise self.error
+        self._raise_if_failed()
         if not self._writing_paused or self.head_received or self.closed:
             return
         # An upstream that stops reading (its window closed) is as stuck as one that does not
@@ -303,8 +302,7 @@ class UpstreamConnection(asyncio.Protocol):
         finally:
             self._drain_waiter = None
             waiting.discard(self)
-        if self.error is not None:
-            raise self.error
+        self._raise_if_failed()
 
     async def response_head(self) -> None:
         """Wait for the status line and headers, at most the timeout."""
@@ -382,8 +380,7 @@ class UpstreamConnection(asyncio.Protocol):
     # -- internals ------------------------------------------------------------------------------
 
     async def _wait(self) -> None:
-        if self.error is not None:
-            raise self.error
+        self._raise_if_failed()
         waiter = self._waiter = self.loop.create_future()
         self.deadline = self.loop.time() + self._timeout
         waiting = self.watchdog.waiting
@@ -393,6 +390,13 @@ class UpstreamConnection(asyncio.Protocol):
         finally:
             self._waiter = None
             waiting.discard(self)
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        # A method, not `if self.error is not None` written out before and after an await: mypy
+        # narrows `self.error` to None after the first check and keeps that across the await,
+        # during which a callback may set it; compiled with mypyc, the second check then raised
+        # TypeError ("None object expected") instead of the failure.
         if self.error is not None:
             raise self.error
 
