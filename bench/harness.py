@@ -220,6 +220,9 @@ def start_gateway(
         **os.environ,
         "GATEWAY_ACCESS_LOG": str(log_dir / "access.log"),
         "GATEWAY_LOG_LEVEL": "warning",
+        # Every load generator here is one address (loopback) opening many connections on
+        # purpose (bench/websocket.py holds 10,000): the per-address limit would refuse them.
+        "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS": "0",
         **env,
     }
     process = subprocess.Popen(

@@ -40,6 +40,14 @@ def _count(value: str) -> int:
     return number
 
 
+def _limit(value: str) -> int:
+    """A whole number, 0 meaning no limit."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"{value!r} is not a whole number (0 for no limit)")
+    return int(text)
+
+
 def _access_log(value: str) -> str:
     if not value.strip():
         raise ValueError("use stdout, off, or a file path")
@@ -67,6 +75,7 @@ class Settings:
     body_timeout: float = 60.0
     max_header_size: int = 32 * 1024
     max_headers: int = 100
+    max_connections_per_address: int = 256  # open client connections of one address, per worker
     drain_timeout: float = 30.0
     access_log: str = "stdout"
     log_level: str = "INFO"
@@ -100,6 +109,7 @@ class Settings:
         read("GATEWAY_BODY_TIMEOUT", "body_timeout", parse_duration)
         read("GATEWAY_MAX_HEADER_SIZE", "max_header_size", parse_size)
         read("GATEWAY_MAX_HEADERS", "max_headers", _count)
+        read("GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "max_connections_per_address", _limit)
         read("GATEWAY_DRAIN_TIMEOUT", "drain_timeout", parse_duration)
         read("GATEWAY_ACCESS_LOG", "access_log", _access_log)
         read("GATEWAY_LOG_LEVEL", "log_level", _log_level)

@@ -8,6 +8,7 @@ REQUESTS_TOTAL = "gateway_requests_total"
 REQUEST_DURATION = "gateway_request_duration_seconds"
 UPSTREAM_ERRORS = "gateway_upstream_errors_total"
 ACTIVE_CONNECTIONS = "gateway_active_connections"
+CONNECTIONS_OVER_LIMIT = "gateway_connections_over_limit_total"
 CONFIG_RELOADS = "gateway_config_reloads_total"
 AUTH_FAILURES = "gateway_auth_failures_total"
 ORIGIN_REJECTIONS = "gateway_origin_rejections_total"
@@ -50,6 +51,10 @@ class Catalog:
             ("upstream", "kind"),
         )
         self.active_connections = r.gauge(ACTIVE_CONNECTIONS, "Client connections open now.")
+        self.connections_over_limit = r.counter(
+            CONNECTIONS_OVER_LIMIT,
+            "Client connections closed at once: their address had as many open as it may.",
+        )
         self.auth_failures = r.counter(
             AUTH_FAILURES,
             "Requests refused for their credential or its rights, by reason.",

@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.http")
 
 MAX_QUEUED = 16  # pipelined requests parsed ahead of the one being served
+# Reading and dropping the rest of a body after answering without it (see `_linger`): until the
+# client closes, nothing came for LINGER_QUIET seconds, or LINGER_TIME in all (nginx's
+# lingering_timeout and lingering_time).
+LINGER_QUIET = 5.0
+LINGER_TIME = 30.0
 _LINE_CONTEXT = 16 * 1024  # bytes kept from the previous read to find a split request line
 _SINGLETONS = frozenset({b"host", b"authorization", b"x-api-key", b"content-type"})
 
@@ -83,6 +88,9 @@ class HttpConnection(asyncio.Protocol):
         self.closing = False  # serve what is queued, then close
         self.busy = False
         self.idle_since = 0.0
+        self.counted = False  # counted in HttpServer.per_address (given back when lost)
+        self._linger_until = 0.0  # lingering: drop what comes until then (0: not lingering)
+        self._linger_last = 0.0
         self.head_started = 0.0  # loop time a request head began arriving (0: not in a head)
         self.current: Request | None = None
         self.detached: Detached | None = None  # the current request, served without the task
@@ -118,7 +126,11 @@ class HttpConnection(asyncio.Protocol):
             # A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d.
             self.peer = host[7:] if host.startswith("::ffff:") and "." in host else host
         self.idle_since = self.loop.time()
-        self.server.connection_made(self)
+        if not self.server.connection_made(self):
+            # Over the address's connection limit: refused at once, nothing read or written.
+            self.closing = True
+            self.transport.close()
+            return
         self.task = self.loop.create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
@@ -135,6 +147,7 @@ class HttpConnection(asyncio.Protocol):
                 self.transport.pause_reading()
             return
         if self.closing and not self.busy and not self.queue:
+            self._linger_last = self.loop.time()  # dropped; when lingering, the client is there
             return
         self._chunk = data
         try:
@@ -322,7 +335,7 @@ class HttpConnection(asyncio.Protocol):
         paused = (
             self._paused_for_body is not None
             or self._paused_for_queue
-            or (self.closing and not self._upgraded)
+            or (self.closing and not self._upgraded and not self._linger_until)
         )
         if paused and not self._reading_paused:
             self._reading_paused = True
@@ -590,13 +603,23 @@ class HttpConnection(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         limits = self.server.limits
+        if self._linger_until:
+            if now > self._linger_until or now - self._linger_last > LINGER_QUIET:
+                self._end_linger()
+            return
         if self.head_started and now - self.head_started > limits.header_timeout:
             self._refuse(Refusal(408, "the request head took too long to arrive"))
             if not self.busy:
                 self._wake()
             return
         if not self.busy and not self.queue and not self.head_started:
-            if now - self.idle_since > limits.keepalive_timeout:
+            # A new connection has the header timeout to begin its first request (a socket that
+            # sends nothing, or only blank lines, is closed as soon as a slow head would be);
+            # between requests on a kept-alive one, the keep-alive timeout applies. `_url` stays
+            # empty until a first request line is parsed: telling the two apart costs the
+            # request path nothing.
+            limit = limits.keepalive_timeout if self._url else limits.header_timeout
+            if now - self.idle_since > limit:
                 self.close()
             return
         current = self.current
@@ -605,11 +628,47 @@ class HttpConnection(asyncio.Protocol):
             body.fail(BodyError(408, "the request body stopped arriving"))
 
     def close(self) -> None:
-        """Close after what was written has been sent."""
+        """Close after what was written has been sent (lingering if the client may still be
+        sending a body)."""
         self.closing = True
         transport = self.transport
-        if transport is not None and not transport.is_closing():
+        if transport is None or transport.is_closing() or self._linger_until:
+            return
+        body = self._body
+        if (
+            body is not None
+            and self.tunnel is None
+            and not self._upgraded
+            # The client's bytes wait unread, or it was sending lately (not a stalled body).
+            and (self._reading_paused or self.loop.time() - body.last_data < LINGER_QUIET)
+        ):
+            self._linger(transport)
+            return
+        transport.close()
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """A request was answered before its body was read (an upstream timeout, 413, ...): the
+        client may still be sending. Closing with its bytes unread makes the kernel reset the
+        connection, and a reset can destroy the answer before the client reads it (RFC 9112
+        section 9.6). So: end our side after the answer, read and drop what still comes, and
+        close when the client does (eof_received) or the linger limits pass (check_timeouts)."""
+        if not transport.can_write_eof():
             transport.close()
+            return
+        now = self.loop.time()
+        self._linger_until = now + LINGER_TIME
+        self._linger_last = now
+        self._body = None
+        self._paused_for_body = None
+        transport.write_eof()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+
+    def _end_linger(self) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.abort()  # what is unread no longer matters; do not wait for more
 
     def take_over(self, tunnel: Tunnel, head: bytes) -> None:
         """Answer the upgrade with `head` (the 101) and hand the connection to the tunnel."""
@@ -637,6 +696,9 @@ class HttpConnection(asyncio.Protocol):
 
     def close_if_idle(self) -> bool:
         """For draining: close now if no request is in progress or waiting."""
+        if self._linger_until:
+            self._end_linger()  # shutting down: no waiting for a client to finish its body
+            return True
         if not self.busy and not self.queue:
             self.close()
             if self.task is not None and not self.task.done():

@@ -29,6 +29,7 @@ class Limits:
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     body_timeout: float = 60.0
+    max_connections_per_address: int = 256  # open at once from one peer address; 0: no limit
 
 
 class HttpServer:
@@ -42,6 +43,8 @@ class HttpServer:
         *,
         on_open: Callable[[int], None] | None = None,
         on_refused: Callable[[int, str, str], None] | None = None,
+        on_over_limit: Callable[[], None] | None = None,
+        exempt: Callable[[str], bool] | None = None,
         starter: Starter | None = None,
     ) -> None:
         self.handler = handler
@@ -49,6 +52,10 @@ class HttpServer:
         self.limits = limits
         self.loop = loop
         self.connections: set[HttpConnection] = set()
+        # Open connections by peer address, this process's only (each worker counts its own).
+        self.per_address: dict[str, int] = {}
+        self._on_over_limit = on_over_limit
+        self._exempt = exempt
         self.draining = False
         self.date_header = self._date()
         self._on_open = on_open
@@ -62,12 +69,34 @@ class HttpServer:
     def _date() -> bytes:
         return formatdate(usegmt=True).encode()
 
-    def connection_made(self, connection: HttpConnection) -> None:
+    def connection_made(self, connection: HttpConnection) -> bool:
+        """Admit a new connection; False when its peer address is at its limit already."""
+        limit = self.limits.max_connections_per_address
+        peer = connection.peer
+        if limit and peer:
+            count = self.per_address.get(peer, 0)
+            if count >= limit and (self._exempt is None or not self._exempt(peer)):
+                if self._on_over_limit is not None:
+                    self._on_over_limit()
+                return False
+            self.per_address[peer] = count + 1
+            connection.counted = True
         self.connections.add(connection)
         if self._on_open is not None:
             self._on_open(1)
+        return True
 
     def connection_lost(self, connection: HttpConnection) -> None:
+        # Every way a connection ends (closed by either side, timed out, aborted, a websocket
+        # tunnel's end) comes through here, once: the one place its count is given back.
+        if connection.counted:
+            connection.counted = False
+            peer = connection.peer
+            count = self.per_address[peer] - 1
+            if count:
+                self.per_address[peer] = count
+            else:
+                del self.per_address[peer]
         if connection in self.connections:
             self.connections.discard(connection)
             if self._on_open is not None:

@@ -288,17 +288,21 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Wait while the upstream is slow to take the request body (flow control)."""
-        if self.error is not None:
-            raise self.error
+        self._raise_if_failed()
         if not self._writing_paused or self.head_received or self.closed:
             return
+        # An upstream that stops reading (its window closed) is as stuck as one that does not
+        # answer: the same timeout ends the wait, from the Watchdog, and fails the exchange.
         self._drain_waiter = self.loop.create_future()
+        self.deadline = self.loop.time() + self._timeout
+        waiting = self.watchdog.waiting
+        waiting.add(self)
         try:
             await self._drain_waiter
         finally:
             self._drain_waiter = None
-        if self.error is not None:
-            raise self.error
+            waiting.discard(self)
+        self._raise_if_failed()
 
     async def response_head(self) -> None:
         """Wait for the status line and headers, at most the timeout."""
@@ -376,8 +380,7 @@ class UpstreamConnection(asyncio.Protocol):
     # -- internals ------------------------------------------------------------------------------
 
     async def _wait(self) -> None:
-        if self.error is not None:
-            raise self.error
+        self._raise_if_failed()
         waiter = self._waiter = self.loop.create_future()
         self.deadline = self.loop.time() + self._timeout
         waiting = self.watchdog.waiting
@@ -387,6 +390,13 @@ class UpstreamConnection(asyncio.Protocol):
         finally:
             self._waiter = None
             waiting.discard(self)
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        # A method, not `if self.error is not None` written out before and after an await: mypy
+        # narrows `self.error` to None after the first check and keeps that across the await,
+        # during which a callback may set it; compiled with mypyc, the second check then raised
+        # TypeError ("None object expected") instead of the failure.
         if self.error is not None:
             raise self.error
 
@@ -412,12 +422,17 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = True
 
     def time_out(self) -> None:
-        """The deadline passed with nothing from the upstream (called by the Watchdog)."""
+        """The deadline passed with nothing from the upstream, or nothing of the request body
+        taken by it (called by the Watchdog)."""
         self.watchdog.waiting.discard(self)
+        what = (
+            "took no more of the request body"
+            if self._drain_waiter is not None
+            else "did not answer"
+        )
         self._fail(
             ResponseTimedOut(
-                f"no answer from the upstream within {self._timeout:g}s",
-                received=self.received_any,
+                f"the upstream {what} within {self._timeout:g}s", received=self.received_any
             )
         )
 

@@ -84,6 +84,7 @@ class Worker:
             header_timeout=settings.header_timeout,
             keepalive_timeout=settings.keepalive_timeout,
             body_timeout=settings.body_timeout,
+            max_connections_per_address=settings.max_connections_per_address,
         )
         server = self.server = HttpServer(
             gateway.handle,
@@ -91,6 +92,9 @@ class Worker:
             loop,
             on_open=gateway.catalog.active_connections.inc_by,
             on_refused=gateway.refused,
+            on_over_limit=gateway.catalog.connections_over_limit.inc,
+            # A trusted proxy carries many clients' connections: the limit is not for it.
+            exempt=gateway.resolver.is_trusted,
             starter=gateway.start,
         )
         server.start()

@@ -21,6 +21,7 @@ def test_an_empty_environment_gives_the_defaults() -> None:
     assert settings.body_timeout == 60.0
     assert settings.max_header_size == 32 * KIB
     assert settings.max_headers == 100
+    assert settings.max_connections_per_address == 256
     assert settings.drain_timeout == 30.0
     assert settings.access_log == "stdout"
     assert settings.log_level == "INFO"
@@ -66,6 +67,20 @@ PARSED = [
     # counts
     pytest.param("GATEWAY_MAX_HEADERS", "50", "max_headers", 50, id="count"),
     pytest.param("GATEWAY_MAX_HEADERS", "1", "max_headers", 1, id="count-minimum"),
+    pytest.param(
+        "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS",
+        "64",
+        "max_connections_per_address",
+        64,
+        id="connections-per-address",
+    ),
+    pytest.param(
+        "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS",
+        "0",
+        "max_connections_per_address",
+        0,
+        id="connections-per-address-unlimited",
+    ),
     # words
     pytest.param("GATEWAY_ACCESS_LOG", "off", "access_log", "off", id="access-log-off"),
     pytest.param("GATEWAY_ACCESS_LOG", " stdout ", "access_log", "stdout", id="access-log-stdout"),
@@ -144,6 +159,9 @@ BAD = [
     pytest.param("GATEWAY_MAX_HEADERS", "-3", id="count-negative"),
     pytest.param("GATEWAY_MAX_HEADERS", "abc", id="count-word"),
     pytest.param("GATEWAY_MAX_HEADERS", "1.5", id="count-fraction"),
+    pytest.param("GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "-1", id="connections-negative"),
+    pytest.param("GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "lots", id="connections-word"),
+    pytest.param("GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "2.5", id="connections-fraction"),
     pytest.param("GATEWAY_ACCESS_LOG", "   ", id="access-log-blank"),
     pytest.param("GATEWAY_LOG_LEVEL", "verbose", id="log-level-unknown"),
     pytest.param("GATEWAY_LOG_LEVEL", "critical", id="log-level-unsupported"),
