@@ -10,16 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote_plus
 
-from gateway.routing.table import AuthKind, Route
-
 ACCESS_TOKEN = "access_token"  # noqa: S105 - a parameter name, not a secret
-_NO_AUTH = AuthKind.NONE
-
-
-def withholds_credentials(route: Route) -> bool:
-    """Whether the route keeps the gateway's credential from its upstream: it authenticates
-    (on `auth: none` nothing is the gateway's) and does not say `forward_credentials: true`."""
-    return route.auth is not _NO_AUTH and not route.forward_credentials
 
 
 def without_access_token(query: str) -> str:

@@ -19,6 +19,7 @@ import httptools
 from gateway.proxy.headers import (
     RESPONSE_DROP,
     SERVER_HEADER,
+    UNDERSCORE,
     connection_tokens,
     disguised_response_header,
 )
@@ -212,7 +213,7 @@ class UpstreamConnection(asyncio.Protocol):
                 if tokens:
                     self._listed = tokens if self._listed is None else self._listed | tokens
             return
-        if b"_" in lowered and disguised_response_header(lowered):
+        if UNDERSCORE in lowered and disguised_response_header(lowered):
             return  # `Transfer_Encoding`: framing in disguise (proxy/headers.py)
         if lowered == b"date":
             self.dated = True

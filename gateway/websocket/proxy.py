@@ -25,7 +25,12 @@ from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.problem import SERVER_NAME
 from gateway.proxy.forward import Forwarder
-from gateway.proxy.headers import RESPONSE_DROP, RequestHeaders, disguised_response_header
+from gateway.proxy.headers import (
+    RESPONSE_DROP,
+    UNDERSCORE,
+    RequestHeaders,
+    disguised_response_header,
+)
 from gateway.proxy.pool import UpstreamPools
 from gateway.routing.table import Route
 from gateway.websocket.handshake import (
@@ -185,7 +190,7 @@ class WebSocketProxy:
             for name, value in side.raw_headers
             if name.lower() not in RESPONSE_DROP
             and not name.lower().startswith(_SEC_WEBSOCKET)
-            and not (b"_" in name and disguised_response_header(name.lower()))
+            and not (UNDERSCORE in name and disguised_response_header(name.lower()))
         ]
         if b"server" not in side.headers:
             headers.append((b"Server", SERVER_NAME.encode()))
