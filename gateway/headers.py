@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 ALLOW: Final = "Allow"
+AUTHORIZATION: Final = "Authorization"
 CONNECTION: Final = "Connection"
 CONTENT_LENGTH: Final = "Content-Length"
 CONTENT_TYPE: Final = "Content-Type"
@@ -23,6 +24,7 @@ X_REQUEST_ID: Final = "X-Request-Id"
 X_USER_EMAIL_VERIFIED: Final = "X-User-Email-Verified"
 
 # Lower-case byte forms, compared against `name.lower()` of raw header pairs.
+B_AUTHORIZATION: Final = b"authorization"
 B_CONNECTION: Final = b"connection"
 B_CONTENT_LENGTH: Final = b"content-length"
 B_EXPECT: Final = b"expect"
@@ -63,3 +65,13 @@ IDENTITY_PREFIXES: Final = (
     b"x-gateway-",
     b"x-credential-",
 )
+
+# README "Forwarding": the credentials the gateway consumes, withheld from upstreams unless the
+# route says `forward_credentials: true`. `Authorization` only with the schemes gateway
+# credentials use (a JWT, API key or PAT as `Bearer`, a service token as `Service`).
+CREDENTIAL_HEADERS: Final = frozenset({B_AUTHORIZATION, B_X_API_KEY})
+CREDENTIAL_SCHEMES: Final = (b"bearer", b"service")
+
+# The websocket handshake headers (Sec-WebSocket-Key, -Version, -Protocol...) the gateway writes
+# itself towards the upstream.
+B_SEC_WEBSOCKET_PREFIX: Final = b"sec-websocket-"

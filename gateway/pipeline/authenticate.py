@@ -15,6 +15,7 @@ from gateway.errors import AuthUnavailable, from_auth_error
 from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
+from gateway.pipeline.withhold import without_access_token
 from gateway.routing.table import AuthKind, Route
 
 
@@ -44,6 +45,10 @@ class Authenticate(Stage):
         authenticator = self.authenticators.get(route.auth)
         if authenticator is None:  # refused at load; fail closed if it ever slips through
             raise AuthUnavailable("this route's authentication is not available")
+        if exchange.query and not route.forward_credentials:
+            # Before the context is signed over the path with query (websocket routes took
+            # their token from it already, in PrepareWebSocket).
+            exchange.query = without_access_token(exchange.query)
         try:
             result = authenticator.authenticate(exchange)
         except AuthError as exc:

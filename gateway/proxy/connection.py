@@ -16,7 +16,13 @@ from typing import Any, ClassVar, Protocol, cast
 
 import httptools
 
-from gateway.proxy.headers import RESPONSE_DROP, SERVER_HEADER, connection_tokens
+from gateway.proxy.headers import (
+    RESPONSE_DROP,
+    SERVER_HEADER,
+    UNDERSCORE,
+    connection_tokens,
+    disguised_response_header,
+)
 
 HIGH_WATER = 256 * 1024  # stop reading the upstream when this much body waits for the client
 LOW_WATER = 64 * 1024
@@ -207,6 +213,8 @@ class UpstreamConnection(asyncio.Protocol):
                 if tokens:
                     self._listed = tokens if self._listed is None else self._listed | tokens
             return
+        if UNDERSCORE in lowered and disguised_response_header(lowered):
+            return  # `Transfer_Encoding`: framing in disguise (proxy/headers.py)
         if lowered == b"date":
             self.dated = True
         elif lowered == b"server":
@@ -223,7 +231,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()
         if self._listed is not None:
             listed = self._listed
-            self.headers = [pair for pair in self.headers if pair[0].lower() not in listed]
+            self.headers = [
+                pair for pair in self.headers if pair[0].lower().replace(b"_", b"-") not in listed
+            ]
         if not self._named:
             self.headers.append(SERVER_HEADER)
         content_length: int | None = None

@@ -89,7 +89,7 @@ class Forwarder:
         method = request.method
         start = f"{method} {exchange.upstream_path}{exchange.query} HTTP/1.1\r\n".encode()
         head = self._head(
-            exchange, RequestHeaders(request.headers), start, pool, _framing(request, method)
+            exchange, RequestHeaders(request.headers, route), start, pool, _framing(request, method)
         )
         timeout = route.timeout or group.upstream.timeout
         conn.begin(head_only=method == "HEAD", timeout=timeout)
@@ -114,7 +114,7 @@ class Forwarder:
         upstream = group.upstream
         timeout = route.timeout or upstream.timeout
         method = request.method
-        incoming = RequestHeaders(request.headers)
+        incoming = RequestHeaders(request.headers, route)
 
         # The body: none, small and read now (replayable), or streamed later.
         length = request.content_length

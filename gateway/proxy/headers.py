@@ -7,15 +7,30 @@ the forwarding headers, which the gateway writes itself (believing a client's co
 the peer is a trusted proxy). Removed towards the client (as the upstream's response is
 parsed, in proxy/connection.py): hop-by-hop headers, those the upstream names in
 `Connection`, and the framing, which the gateway sets.
+
+Credentials (README "Forwarding"): on a route that authenticates, the gateway's credential
+(`X-API-Key`, an `Authorization` with the Bearer or Service scheme) stays here unless the route
+says `forward_credentials: true`; the `access_token` query parameter is taken out earlier
+(pipeline/withhold.py), before the context is signed over the path.
+
+Names with `_`: WSGI and CGI servers (and the frameworks on them) read `X_User_Id` and
+`X-User-Id` alike (both become HTTP_X_USER_ID), so a name spelt with `_` could carry an identity
+or framing header past a filter that compares names only. As nginx does by default
+(`underscores_in_headers off`), such a name is dropped, unless the route says
+`underscores_in_headers: true`; even then a name that reads, with `_` as `-`, as one the
+gateway decides (framing, forwarding, identity, credentials, the websocket handshake) is never
+forwarded, in either direction. A name without `_` costs one `in` test.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from gateway import headers as h
 from gateway.http.request import Header
 from gateway.problem import SERVER_NAME
+from gateway.routing.table import AuthKind, Route
 
 # Set by the gateway itself: a client's copy is dropped (or, from a trusted proxy, extended).
 _REWRITTEN = frozenset(
@@ -33,15 +48,39 @@ _REWRITTEN = frozenset(
     }
 )
 REQUEST_DROP = h.HOP_BY_HOP | _REWRITTEN
+# On a route that withholds credentials (it authenticates, and does not forward them).
+WITHHOLDING_DROP = REQUEST_DROP | h.CREDENTIAL_HEADERS
 _CONNECTION_OPTIONS = frozenset({b"keep-alive", b"close"})
 RESPONSE_DROP = h.HOP_BY_HOP | {h.B_CONTENT_LENGTH}
 # Added to a response whose upstream named no Server (the gateway's own, versionless).
 SERVER_HEADER = (b"Server", SERVER_NAME.encode())
+# Names the gateway decides towards the upstream: their `_` spellings are never forwarded.
+_DECIDED_PREFIXES = (*h.IDENTITY_PREFIXES, h.B_SEC_WEBSOCKET_PREFIX)
+# b"_"[0], tested as `UNDERSCORE in name`: an int is a byte search, where `b"_" in name` goes
+# through the buffer protocol first (ten times the cost, on every header both ways).
+UNDERSCORE: Final = 0x5F
+_NO_AUTH = AuthKind.NONE
+_CREDENTIAL_SCHEMES = h.CREDENTIAL_SCHEMES
 
 
 def connection_tokens(value: bytes) -> set[bytes]:
-    """The header names listed in a Connection header, lower-case."""
-    return {token.strip().lower() for token in value.split(b",") if token.strip()}
+    """The header names listed in a Connection header, lower-case, `_` read as `-`."""
+    return {
+        token.strip().lower().replace(b"_", b"-") for token in value.split(b",") if token.strip()
+    }
+
+
+def disguised_request_header(lowered: bytes) -> bool:
+    """Whether a lower-case name holding `_` reads, with `_` as `-`, as one of the request
+    headers the gateway decides."""
+    name = lowered.replace(b"_", b"-")
+    return name in WITHHOLDING_DROP or name.startswith(_DECIDED_PREFIXES)
+
+
+def disguised_response_header(lowered: bytes) -> bool:
+    """Whether a lower-case name holding `_` reads, with `_` as `-`, as a hop-by-hop or
+    framing response header."""
+    return lowered.replace(b"_", b"-") in RESPONSE_DROP
 
 
 class RequestHeaders:
@@ -50,25 +89,31 @@ class RequestHeaders:
 
     __slots__ = ("forwarded_for", "forwarded_host", "forwarded_proto", "host", "lines")
 
-    def __init__(self, headers: Sequence[Header]) -> None:
+    def __init__(self, headers: Sequence[Header], route: Route) -> None:
         lines: list[bytes] = []
         listed: set[bytes] | None = None
         self.forwarded_for: list[bytes] = []
         self.forwarded_proto: bytes | None = None
         self.forwarded_host: bytes | None = None
         self.host: bytes | None = None
-        drop = REQUEST_DROP
+        # On `auth: none` nothing is the gateway's credential: all of it is forwarded.
+        withhold = route.auth is not _NO_AUTH and not route.forward_credentials
+        drop = WITHHOLDING_DROP if withhold else REQUEST_DROP
         identity = h.IDENTITY_PREFIXES
         for lowered, name, value in headers:
             if lowered in drop:
-                if lowered == h.B_CONNECTION:
+                # The most frequent first: Host on every request, then the credential.
+                if lowered == h.B_HOST:
+                    self.host = value
+                elif lowered == h.B_AUTHORIZATION:
+                    if not value[:7].lower().startswith(_CREDENTIAL_SCHEMES):
+                        lines.append(name + b": " + value + b"\r\n")  # Basic: not the gateway's
+                elif lowered == h.B_CONNECTION:
                     if value.lower() in _CONNECTION_OPTIONS:
                         continue
                     tokens = connection_tokens(value) - _CONNECTION_OPTIONS
                     if tokens:
                         listed = tokens if listed is None else listed | tokens
-                elif lowered == h.B_HOST:
-                    self.host = value
                 elif lowered == h.B_X_FORWARDED_FOR:
                     self.forwarded_for.append(value)
                 elif lowered == h.B_X_FORWARDED_PROTO:
@@ -78,7 +123,15 @@ class RequestHeaders:
                 continue
             if lowered.startswith(identity):
                 continue
+            if UNDERSCORE in lowered and (
+                not route.underscores_in_headers or disguised_request_header(lowered)
+            ):
+                continue
             lines.append(name + b": " + value + b"\r\n")
         if listed:
-            lines = [line for line in lines if line.split(b":", 1)[0].lower() not in listed]
+            lines = [
+                line
+                for line in lines
+                if line.split(b":", 1)[0].lower().replace(b"_", b"-") not in listed
+            ]
         self.lines = lines

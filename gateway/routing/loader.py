@@ -38,7 +38,14 @@ from gateway.routing.table import (
 T = TypeVar("T")
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
-TOP_LEVEL_KEYS = ("version", "origins", "upstreams", "routes", "metrics")
+TOP_LEVEL_KEYS = (
+    "version",
+    "origins",
+    "upstreams",
+    "routes",
+    "metrics",
+    "underscores_in_headers",
+)
 UPSTREAM_KEYS = (
     "targets",
     "connect_timeout",
@@ -62,6 +69,8 @@ ROUTE_KEYS = (
     "roles",
     "rate_limit",
     "cors",
+    "forward_credentials",
+    "underscores_in_headers",
 )
 # A route's `cors` and `rate_limit` entries.
 CORS_KEYS = ("origins", "methods", "headers", "expose", "credentials", "max_age")
@@ -203,7 +212,12 @@ def parse_route_table(
     upstreams = _upstreams(walk, top, builtin_upstreams)
     if "routes" not in top:
         raise walk.fail(root, "missing 'routes'")
-    routes = _routes(walk, top["routes"][1], upstreams, builtin_upstreams, auth_kinds)
+    underscores = (
+        walk.boolean(top["underscores_in_headers"][1], "underscores_in_headers")
+        if "underscores_in_headers" in top
+        else False
+    )
+    routes = _routes(walk, top["routes"][1], upstreams, builtin_upstreams, auth_kinds, underscores)
     origins = _origins(walk, top["origins"][1]) if "origins" in top else OriginWhitelist(())
     table = RouteTable(
         routes=tuple(routes),
@@ -289,12 +303,13 @@ def _routes(
     upstreams: dict[str, Upstream],
     builtin: Collection[str],
     auth_kinds: Collection[AuthKind],
+    underscores: bool,
 ) -> list[Route]:
     routes: list[Route] = []
     names: set[str] = set()
     claimed: dict[tuple[str, str | None], list[tuple[Route, yaml.Node]]] = {}
     for index, item in enumerate(walk.sequence(node, "routes")):
-        route = _route(walk, item, f"routes[{index}]", upstreams, builtin, auth_kinds)
+        route = _route(walk, item, f"routes[{index}]", upstreams, builtin, auth_kinds, underscores)
         if route.name in names:
             raise walk.fail(item, f"routes[{index}]: duplicate route name '{route.name}'")
         names.add(route.name)
@@ -321,6 +336,7 @@ def _route(
     upstreams: dict[str, Upstream],
     builtin: Collection[str],
     auth_kinds: Collection[AuthKind],
+    underscores: bool,
 ) -> Route:
     spec = walk.mapping(node, where, ROUTE_KEYS)
     for key in ("name", "path", "upstream", "auth"):
@@ -359,14 +375,20 @@ def _route(
     if auth not in auth_kinds:
         raise walk.fail(auth_node, f"{where}.auth: '{auth}' is not available in this version")
 
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"underscores_in_headers": underscores}  # the top level's
     if "methods" in spec:
         options["methods"] = _methods(walk, spec["methods"][1], f"{where}.methods")
     if "host" in spec:
         options["host"] = _host(walk, spec["host"][1], f"{where}.host")
-    for key in ("strip_prefix", "websocket"):
+    for key in ("strip_prefix", "websocket", "forward_credentials", "underscores_in_headers"):
         if key in spec:
             options[key] = walk.boolean(spec[key][1], f"{where}.{key}")
+    if options.get("forward_credentials") and (auth == AuthKind.NONE or upstream in builtin):
+        raise walk.fail(
+            spec["forward_credentials"][1],
+            f"{where}.forward_credentials: only for a route that authenticates and proxies "
+            "(auth: none forwards every header as it is; the built-in upstream has no hop)",
+        )
     if options.get("websocket") and upstream in builtin:
         raise walk.fail(
             spec["websocket"][1], f"{where}.websocket: the built-in upstream takes no websockets"

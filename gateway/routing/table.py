@@ -113,6 +113,10 @@ class Route:
     roles: frozenset[str] = frozenset()
     rate_limits: tuple[RateRule, ...] = ()
     cors: CorsPolicy | None = None
+    # README "Forwarding": the gateway's credential goes on to the upstream (which checks it
+    # itself); names with `_` are forwarded (never a disguised framing or identity header).
+    forward_credentials: bool = False
+    underscores_in_headers: bool = False
     line: int = 0
 
     def allows(self, method: str) -> bool:

@@ -1,9 +1,10 @@
 """The opening handshake (RFC 6455 section 4), both halves.
 
 Client side: a websocket request is checked before anything else is done for it, and the
-credential a browser cannot put in a header is taken out of it: `Sec-WebSocket-Protocol:
-bearer, <jwt>` or an `access_token` query parameter, both removed before the request goes on
-(the query parameter never reaches the access log, which logs no query at all).
+credential a browser cannot put in a header is read from it: `Sec-WebSocket-Protocol:
+bearer, <jwt>` (the gateway writes the upstream's subprotocol list itself, without it) or an
+`access_token` query parameter (withheld from the upstream as any gateway credential is,
+pipeline/withhold.py; the access log logs no query at all).
 
 Upstream side: the upstream's 101 must carry the `Sec-WebSocket-Accept` for the key, and may
 choose only a subprotocol that was offered to it.
@@ -15,10 +16,11 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from gateway.errors import GatewayError
 from gateway.http.request import Request
+from gateway.pipeline.withhold import ACCESS_TOKEN
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_PROTOCOLS = 16
@@ -42,7 +44,6 @@ class ClientHandshake:
     protocols: list[bytes] = field(default_factory=list)  # offered, minus bearer and token
     bearer: bool = False  # the client offered the `bearer` subprotocol
     token: str | None = None  # the credential taken from the protocol list or the query
-    query: str = ""  # the query string without access_token, `?` included when not empty
 
 
 def read_client_handshake(request: Request, query: str) -> ClientHandshake:
@@ -81,14 +82,9 @@ def read_client_handshake(request: Request, query: str) -> ClientHandshake:
             offered = offered[1:]
     handshake.protocols = offered
     pairs = parse_qsl(query[1:], keep_blank_values=True) if query else []
-    tokens = [value for name, value in pairs if name == "access_token"]
-    if tokens:
-        if handshake.token is None:
-            handshake.token = tokens[0]
-        rest = [(name, value) for name, value in pairs if name != "access_token"]
-        handshake.query = "?" + urlencode(rest) if rest else ""
-    else:
-        handshake.query = query
+    tokens = [value for name, value in pairs if name == ACCESS_TOKEN]
+    if tokens and handshake.token is None:
+        handshake.token = tokens[0]
     return handshake
 
 

@@ -25,7 +25,12 @@ from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.problem import SERVER_NAME
 from gateway.proxy.forward import Forwarder
-from gateway.proxy.headers import RESPONSE_DROP, RequestHeaders
+from gateway.proxy.headers import (
+    RESPONSE_DROP,
+    UNDERSCORE,
+    RequestHeaders,
+    disguised_response_header,
+)
 from gateway.proxy.pool import UpstreamPools
 from gateway.routing.table import Route
 from gateway.websocket.handshake import (
@@ -55,8 +60,7 @@ class PrepareWebSocket(Stage):
             return None
         handshake = read_client_handshake(request, exchange.query)
         exchange.websocket = handshake
-        exchange.ws_token = handshake.token
-        exchange.query = handshake.query  # without access_token, for upstream and signature
+        exchange.ws_token = handshake.token  # its query parameter goes in Authenticate
         self.registry.admit(exchange.client_ip, None)
         return None
 
@@ -120,7 +124,7 @@ class WebSocketProxy:
         own = [header for header in exchange.request.headers if not _handshake_header(header[0])]
         start = f"GET {exchange.upstream_path}{exchange.query} HTTP/1.1\r\n".encode()
         head = self.forwarder._head(
-            exchange, RequestHeaders(own), start, pool, upstream_lines(handshake)
+            exchange, RequestHeaders(own, route), start, pool, upstream_lines(handshake)
         )
         transport.write(head)
         try:
@@ -184,7 +188,9 @@ class WebSocketProxy:
         headers = [
             (name, value)
             for name, value in side.raw_headers
-            if name.lower() not in RESPONSE_DROP and not name.lower().startswith(_SEC_WEBSOCKET)
+            if name.lower() not in RESPONSE_DROP
+            and not name.lower().startswith(_SEC_WEBSOCKET)
+            and not (UNDERSCORE in name and disguised_response_header(name.lower()))
         ]
         if b"server" not in side.headers:
             headers.append((b"Server", SERVER_NAME.encode()))

@@ -136,6 +136,36 @@ def test_defaults() -> None:
     assert not table.uses_hosts
 
 
+def test_credentials_and_underscores_are_off_unless_said() -> None:
+    table = parse_route_table(
+        "version: 1\n"
+        "upstreams: {up: {targets: ['http://localhost']}}\n"
+        "routes:\n"
+        "  - {name: plain, path: /a, upstream: up, auth: jwt}\n"
+        "  - {name: own-auth, path: /b, upstream: up, auth: api_key, forward_credentials: true}\n"
+        "  - {name: wsgi, path: /c, upstream: up, auth: none, underscores_in_headers: true}\n"
+    )
+    flags = {r.name: (r.forward_credentials, r.underscores_in_headers) for r in table.routes}
+    assert flags == {
+        "plain": (False, False),
+        "own-auth": (True, False),
+        "wsgi": (False, True),
+    }
+
+
+def test_top_level_underscores_in_headers_is_every_routes_default() -> None:
+    table = parse_route_table(
+        "version: 1\n"
+        "underscores_in_headers: true\n"
+        "upstreams: {up: {targets: ['http://localhost']}}\n"
+        "routes:\n"
+        "  - {name: inherits, path: /a, upstream: up, auth: none}\n"
+        "  - {name: refuses, path: /b, upstream: up, auth: none, underscores_in_headers: false}\n"
+    )
+    flags = {route.name: route.underscores_in_headers for route in table.routes}
+    assert flags == {"inherits": True, "refuses": False}
+
+
 def test_sha256_is_of_the_bytes_as_written() -> None:
     one = parse_route_table(VALID)
     two = parse_route_table(VALID.replace("# every setting", "# each setting"))
@@ -605,6 +635,36 @@ INVALID = [
         "version: 1\nroutes: []\nmetrics:\n  deny: []\n",
         4,
         "metrics: unknown key 'deny'",
+    ),
+    (
+        "forward_credentials not a boolean",
+        route_file("path: /b", "upstream: up", "auth: jwt", "forward_credentials: 'yes'"),
+        11,
+        "forward_credentials must be true or false",
+    ),
+    (
+        "forward_credentials on auth: none",
+        route_file(*B, "forward_credentials: true"),
+        11,
+        "forward_credentials: only for a route that authenticates",
+    ),
+    (
+        "forward_credentials to the built-in upstream",
+        route_file("path: /b", "upstream: auth_core", "auth: jwt", "forward_credentials: true"),
+        11,
+        "the built-in upstream has no hop",
+    ),
+    (
+        "underscores_in_headers not a boolean",
+        route_file(*B, "underscores_in_headers: 1"),
+        11,
+        "underscores_in_headers must be true or false",
+    ),
+    (
+        "top-level underscores_in_headers not a boolean",
+        "version: 1\nunderscores_in_headers: on please\nroutes: []\n",
+        2,
+        "underscores_in_headers must be true or false",
     ),
 ]
 
