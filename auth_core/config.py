@@ -1,4 +1,4 @@
-"""The auth core's settings, from the environment (SPEC section 4), parsed once."""
+"""The auth core's settings, from the environment (README: Configuration), parsed once."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ class AuthSettings:
     hash_cost: HashCost = HashCost()  # noqa: RUF009 - frozen, so one shared default is safe
     redis_url: str | None = None  # None: in-process cache, limits and events
     # How long past its cache lifetime a key, PAT or tenant policy may still be served while
-    # the database cannot be reached (SPEC section 10); 0: never.
+    # the database cannot be reached (README: Operations); 0: never.
     stale_window: float = 600.0
     # How long a key, PAT or tenant policy read from the database is trusted without reading
     # it again (revocation events void it sooner).

@@ -1,4 +1,4 @@
-"""The auth core's errors: each carries the HTTP status and the stable code of SPEC section 8
+"""The auth core's errors: each carries the HTTP status and the stable code (README: Errors)
 that the gateway answers with (it maps them to problem+json in one place)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""API keys of tenants (seed 003): created, listed, rotated with a grace period, revoked, and
+"""API keys of tenants: created, listed, rotated with a grace period, revoked, and
 checked on every request of an SDK backend together with the IP whitelists.
 
 The check is cheap when the key was seen before: the key's format and checksum (no database

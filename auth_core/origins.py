@@ -1,4 +1,4 @@
-"""Origin whitelists (SPEC sections 5 and 11): exact scheme, host and port, or `*.domain`
+"""Origin whitelists (README: The route table): exact scheme, host and port, or `*.domain`
 for its subdomains only. `Origin: null`, `example.com.evil.com` and `evilexample.com` match
 nothing. Parsed once into sets; a check is a set look-up or two."""
 

@@ -1,4 +1,4 @@
-"""Personal access tokens (seed 002): a developer's long-lived credential for scripts and
+"""Personal access tokens: a developer's long-lived credential for scripts and
 CLIs, `gwp_...`, acting as its user with the user's current roles.
 
 Same format, hashing and caching as API keys (see keys.py): a malformed token costs no

@@ -1,4 +1,4 @@
-"""SDK sessions (seed 003, flow 2): a tenant's backend, holding an API key and calling from a
+"""SDK sessions: a tenant's backend, holding an API key and calling from a
 whitelisted address, opens sessions for its end users, found or created by the tenant's own
 `external_user_id`. The token pair is bound to the tenant, so the browser that uses it (flow 3)
 is held to the tenant's origin whitelist.

@@ -1,4 +1,4 @@
-"""The context of open websockets (seed 003): who is connected, under a documented key, so that
+"""The context of open websockets: who is connected, under a documented key, so that
 the socket service and others can read it; removed when the socket closes.
 
 With Redis: `<prefix>ws:<connection id>`, a JSON object, expiring after a day as a safety net

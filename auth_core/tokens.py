@@ -38,7 +38,7 @@ _TEXT_CLAIMS = ("sub", "sid", "jti", "tenant", "tid", "email", "name")
 
 
 class TokenError(Exception):
-    """A token that proves nothing; `code` is the SPEC error code to answer with."""
+    """A token that proves nothing; `code` is the error code to answer with."""
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)

@@ -1,4 +1,4 @@
-"""The administration commands (SPEC section 3): migrate, user create, users import (and,
+"""The administration commands (README: Commands): migrate, user create, users import (and,
 from tenant_cli, tenant create and key create|rotate|revoke; from service_token_cli,
 service-token create|list|revoke).
 

@@ -1,4 +1,4 @@
-"""The `gateway` command (SPEC section 3)."""
+"""The `gateway` command (README: Commands)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deployment settings from the environment, parsed once at start-up (SPEC section 4).
+"""Deployment settings from the environment, parsed once at start-up (README: Configuration).
 
 Every variable is validated here; a bad value stops start-up with a message naming it.
 """

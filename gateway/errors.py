@@ -26,7 +26,7 @@ from gateway.problem import PROBLEM_JSON, SERVER_NAME, problem_body
 
 
 class ErrorCode(StrEnum):
-    """Stable error codes of SPEC section 8; clients match on these, never on titles."""
+    """Stable error codes (README: Errors); clients match on these, never on titles."""
 
     MISSING_CREDENTIALS = "missing_credentials"
     INVALID_TOKEN = "invalid_token"  # noqa: S105 - an error code, not a token

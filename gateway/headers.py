@@ -54,9 +54,10 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 
-# SPEC section 7: identity headers only the gateway may set; every client-sent copy is dropped.
+# Identity headers only the gateway may set (README: Context headers to upstreams); every
+# client-sent copy is dropped.
 # X-Credential-Id is among the signed context headers, so it goes too although no prefix
-# of SPEC's list covers it.
+# of that list covers it.
 IDENTITY_PREFIXES: Final = (
     b"x-user-",
     b"x-tenant-",

@@ -1,4 +1,4 @@
-"""The gateway's own endpoints: `/health`, `/ready` and `/metrics` (SPEC section 6).
+"""The gateway's own endpoints: `/health`, `/ready` and `/metrics` (README: Operations).
 
 They are answered before the route table is consulted, on their canonical paths only.
 """

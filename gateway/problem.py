@@ -12,7 +12,7 @@ SERVER_NAME = "gateway"  # what the Server header says: no software versions for
 def problem_body(
     status: int, code: str, detail: str, request_id: str | None, title: str | None = None
 ) -> bytes:
-    """The problem+json document of SPEC section 8."""
+    """The problem+json document of the README's Errors section."""
     phrase = title or _phrase(status)
     return json.dumps(
         {

@@ -1,4 +1,5 @@
-"""Request ids and W3C trace context (SPEC section 7): kept when valid, made when not."""
+"""Request ids and W3C trace context (README: Context headers to upstreams): kept when valid,
+made when not."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every metric of SPEC section 9, named in one place, built on one Registry a worker."""
+"""Every metric of the README (Operations), named in one place, built on one Registry a worker."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The auth core's HTTP API, served in-process by the gateway (SPEC section 6)."""
+"""The auth core's HTTP API, served in-process by the gateway (README: The auth core)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """End users' endpoints: signup, login, refresh, logout, me, session, e-mail and password flows
-(SPEC section 6; seeds 000, 001, 004)."""
+(README: The auth core)."""
 
 from __future__ import annotations
 

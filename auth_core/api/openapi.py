@@ -81,7 +81,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
                 ),
             },
             "default": {
-                "description": "an error (SPEC section 8)",
+                "description": "an error (README: Errors)",
                 "content": {"application/problem+json": {"schema": ERROR}},
             },
         },

@@ -93,7 +93,7 @@ class Endpoint:
     request: dict[str, Any] | None = None  # JSON schema of the body
     response: dict[str, Any] | None = None  # JSON schema of the answer
     query: tuple[str, ...] = ()
-    # A default limit (SPEC: login, refresh, SDK sessions), per API key on API_KEY endpoints,
+    # A default limit (login, refresh, SDK sessions), per API key on API_KEY endpoints,
     # else per client address; shared by the replicas through Redis.
     rate: Rate | None = None
     # Refusals worth naming in the OpenAPI document: (status, what it says and when).

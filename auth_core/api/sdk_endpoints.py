@@ -1,4 +1,4 @@
-"""SDK backends (API key + IP whitelist, seed 003 flow 2) and internal services (service token):
+"""SDK backends (API key + IP whitelist) and internal services (service token):
 `/v1/sdk/*` and `/api/v1/auth/internal/*`."""
 
 from __future__ import annotations

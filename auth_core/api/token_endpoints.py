@@ -1,4 +1,4 @@
-"""Personal access tokens (seed 002): a user's own tokens, and the limits that apply to them."""
+"""Personal access tokens: a user's own tokens, and the limits that apply to them."""
 
 from __future__ import annotations
 

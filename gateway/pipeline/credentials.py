@@ -1,5 +1,5 @@
 """`auth: api_key`, `pat`, `service` and `any`: the credentials besides end users' JWTs, each
-checked by the co-located auth core without leaving the process (SPEC sections 1 and 5).
+checked by the co-located auth core without leaving the process (README: The route table).
 
 - api_key: `X-API-Key: gwk_...`, or `Authorization: Bearer gwk_...`; the client address
   (the one resolver's) must be on the tenant's IP whitelist and the key's own CIDR list.

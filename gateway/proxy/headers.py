@@ -2,7 +2,8 @@
 back to the client. Works on raw byte pairs throughout; nothing is decoded.
 
 Removed towards the upstream: hop-by-hop headers (RFC 9110 section 7.6.1) and every header the
-client names in `Connection`; identity headers only the gateway may set (SPEC section 7); and
+client names in `Connection`; identity headers only the gateway may set (README: Context
+headers to upstreams); and
 the forwarding headers, which the gateway writes itself (believing a client's copy only when
 the peer is a trusted proxy). Removed towards the client (as the upstream's response is
 parsed, in proxy/connection.py): hop-by-hop headers, those the upstream names in

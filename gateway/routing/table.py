@@ -1,6 +1,6 @@
 """Immutable route table objects and the matcher.
 
-Matching (SPEC section 5): on the canonical path, on segment boundaries, longest route path
+Matching (README: The route table): on the canonical path, on segment boundaries, longest route path
 first; among routes with the same path, one naming the request's host beats a wildcard host,
 which beats no host; then the method decides (405 when the path matched but not the method).
 """
@@ -19,7 +19,7 @@ from gateway.errors import MethodNotAllowed, RouteNotFound
 
 
 class AuthKind(StrEnum):
-    """How a route authenticates its callers (SPEC section 5)."""
+    """How a route authenticates its callers (README: The route table)."""
 
     NONE = "none"
     JWT = "jwt"

@@ -274,7 +274,7 @@ class Gateway:
             )
 
     def _denied(self, exchange: Exchange, error: GatewayError) -> None:
-        """Every denial is counted by reason and written to the audit log (SPEC section 11)."""
+        """Every denial is counted by reason and written to the audit log (README: Operations)."""
         catalog = self.catalog
         catalog.auth_failures.inc((str(error.code),))
         code = error.code

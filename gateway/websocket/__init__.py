@@ -1,2 +1,2 @@
 """Websocket routes (`websocket: true`): the handshake, authenticated before any upgrade, and
-a frame-level relay between the client and the upstream (SPEC sections 5 and 11)."""
+a frame-level relay between the client and the upstream (README: Websockets)."""

@@ -18,7 +18,7 @@ import pytest
 from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
 from gateway.config import Settings
-from gateway.context import Context, verify
+from gateway.context import Context, derive_keys, verify
 from tests.gateway.proxy.conftest import OK, RawUpstream, Received, Reply, raw_upstream, send_raw
 from tests.support import RunningGateway, auth_settings, routes, running_gateway
 
@@ -103,7 +103,11 @@ def upstream_context(gw: RunningGateway, request: Received, upstream: str = "up"
     assert core.service_keyring is not None
     headers = {name.decode(): value.decode() for name, value in fields(request)}
     return verify(
-        dict(core.service_keyring.keys), request.method.decode(), request.target.decode(), headers
+        derive_keys(core.service_keyring.keys, upstream),
+        upstream,
+        request.method.decode(),
+        request.target.decode(),
+        headers,
     )
 
 
