@@ -622,6 +622,33 @@ async def test_failed_logins_hold_back_one_address_not_the_owner_elsewhere(
             assert link.failures == 0  # counted in Redis, not in a fallback
 
 
+async def test_concurrent_wrong_passwords_are_held_back_like_consecutive_ones(
+    tmp_path: Path,
+    database_url: str,
+    upstream: Upstream,
+    client: ClientSession,
+    login_counts: dict[str, str],
+) -> None:
+    # Twenty guesses sent at once, so that none has failed yet when the others are checked:
+    # they must not all be tried. Five are free; a sixth could be tried only after a whole
+    # second's wait, a seventh after two more.
+    async with open_site(tmp_path, database_url, upstream, client, **login_counts) as site:
+        await site.add_user("victim@example.com")
+        answers = await asyncio.gather(
+            *(
+                site.call(
+                    "POST",
+                    LOGIN,
+                    body={"email": "victim@example.com", "password": f"guess number {n}"},
+                )
+                for n in range(20)
+            )
+        )
+        statuses = [answer.status for answer in answers]
+        assert set(statuses) == {401, 429}, statuses
+        assert statuses.count(401) <= 6, statuses
+
+
 # -- identity headers only the gateway sets ----------------------------------------------------
 
 FORGED = [
