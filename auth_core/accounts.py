@@ -283,6 +283,11 @@ class Accounts:
                 if _enabled_admin(before.roles, before.disabled) and not stays_admin:
                     await self._keep_an_admin(records, user_id, "user_update", actor_id, call)
                 user = await records.users.update(user_id, **fields)
+                if user is not None and user.email != before.email:
+                    # Tokens mailed to the old address must not confirm the new one, nor
+                    # reset the account of whoever now owns it.
+                    await records.one_time_tokens.void(VERIFY_EMAIL, user_id)
+                    await records.one_time_tokens.void(RESET_PASSWORD, user_id)
         except StoreConflict:
             raise Conflict("a user with this e-mail exists") from None
         if user is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +64,8 @@ class Sessions:
         self.core = core
         self.address_failures = FailureWindow(ADDRESS_LIMIT, ADDRESS_WINDOW)
         self._throttle: LoginThrottle | None = None
+        # (account, address) pair -> its lock and how many tries hold or await it
+        self._trying: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @property
     def throttle(self) -> LoginThrottle:
@@ -77,9 +81,32 @@ class Sessions:
         this account, from this address, has to wait after failures in a row (the same for an
         unknown account: it is counted by the address typed), or while the account as a whole
         has had far too many."""
+        address = call.ip or "-"
+        subject = account_subject(email)
+        # One try at a time per pair (in this process): tries sent at once would otherwise all
+        # pass the checks below before the first of them had failed and been counted.
+        async with self._turn(f"{subject}|{address}"):
+            return await self._login(email, password, call, subject, address)
+
+    @asynccontextmanager
+    async def _turn(self, pair: str) -> AsyncIterator[None]:
+        lock, count = self._trying.get(pair) or (asyncio.Lock(), 0)
+        self._trying[pair] = (lock, count + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, count = self._trying[pair]
+            if count == 1:
+                del self._trying[pair]
+            else:
+                self._trying[pair] = (lock, count - 1)
+
+    async def _login(
+        self, email: str, password: str, call: CallInfo, subject: str, address: str
+    ) -> TokenPair:
         core = self.core
         store = core.require_store()
-        address = call.ip or "-"
         wait = self.address_failures.blocked(address)
         if wait:
             await core.audit("login", "throttled", call, email=email.lower())
@@ -90,7 +117,6 @@ class Sessions:
                 policy=f"{ADDRESS_LIMIT};w={int(ADDRESS_WINDOW)}",
                 audited=True,
             )
-        subject = account_subject(email)
         hold = await self.throttle.held(subject, address)
         if hold is not None:
             await core.audit("login", "throttled", call, email=email.lower(), scope=hold.scope)

@@ -14,8 +14,11 @@ from typing import Any
 from auth_core.errors import InvalidRequest
 
 MAX_DEPTH = 32  # our bodies nest three levels at most; the parser itself gives up near 1000
-# A JSON string, as the parser reads it (an escape takes the next byte, whatever it is).
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string, as the parser reads it (an escape takes the next byte, whatever it is), or
+# one never closed, to the end (the parser stops there). Always a match, never a backtrack:
+# were an unclosed string no match, every quote in it would be scanned again to the end
+# (quadratic: seconds of the event loop for one 64 kB body).
+_STRING = re.compile(rb'"[^"\\]*(?:\\(?:.|\Z)[^"\\]*)*(?:"|\Z)', re.DOTALL)
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 _OPENING = frozenset(b"[{")
 # In a decoded string: NUL, or a surrogate the decoder could not pair.

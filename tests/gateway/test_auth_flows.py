@@ -622,6 +622,33 @@ async def test_failed_logins_hold_back_one_address_not_the_owner_elsewhere(
             assert link.failures == 0  # counted in Redis, not in a fallback
 
 
+async def test_concurrent_wrong_passwords_are_held_back_like_consecutive_ones(
+    tmp_path: Path,
+    database_url: str,
+    upstream: Upstream,
+    client: ClientSession,
+    login_counts: dict[str, str],
+) -> None:
+    # Twenty guesses sent at once, so that none has failed yet when the others are checked:
+    # they must not all be tried. Five are free; a sixth could be tried only after a whole
+    # second's wait, a seventh after two more.
+    async with open_site(tmp_path, database_url, upstream, client, **login_counts) as site:
+        await site.add_user("victim@example.com")
+        answers = await asyncio.gather(
+            *(
+                site.call(
+                    "POST",
+                    LOGIN,
+                    body={"email": "victim@example.com", "password": f"guess number {n}"},
+                )
+                for n in range(20)
+            )
+        )
+        statuses = [answer.status for answer in answers]
+        assert set(statuses) == {401, 429}, statuses
+        assert statuses.count(401) <= 6, statuses
+
+
 # -- identity headers only the gateway sets ----------------------------------------------------
 
 FORGED = [
@@ -1048,6 +1075,40 @@ async def test_a_password_reset_voids_every_other_reset_token(site: Site, used: 
     refused = await site.call("POST", LOGIN, body={"email": address, "password": PASSWORD})
     assert_problem(refused, 401, "invalid_credentials")
     await site.login(address, NEW_PASSWORD)
+
+
+async def test_an_address_change_voids_the_tokens_mailed_to_the_old_address(site: Site) -> None:
+    # Whoever reads the old mailbox must not confirm the new address (upstreams would be told
+    # X-User-Email-Verified: true for an address nobody proved) nor reset the account.
+    await site.add_user("root@example.com", roles=("admin",))
+    admin = (await site.login("root@example.com"))["access_token"]
+    old, new = "old-box@example.com", "new-box@example.com"
+    signup = await site.call(
+        "POST", "/api/v1/auth/signup", body={"email": old, "password": PASSWORD}
+    )
+    assert signup.status == 201, signup.body
+    forgot = await site.call("POST", "/api/v1/auth/forgot-password", body={"email": old})
+    assert forgot.status == 202
+    await site.settle()
+    verify_mail, reset_mail = site.mails(old)
+    assert verify_mail["Subject"] == "Confirm your e-mail address"
+    path = f"/api/v1/users/{signup.json()['user']['id']}"
+    changed = await site.call("PATCH", path, token=admin, body={"email": new})
+    assert (changed.status, changed.json()["user"]["email"]) == (200, new), changed.body
+
+    confirm = await site.call(
+        "POST", "/api/v1/auth/verify-email", body={"token": mailed_token(verify_mail)}
+    )
+    assert_problem(confirm, 401, "invalid_token")
+    reset = await site.call(
+        "POST",
+        "/api/v1/auth/reset-password",
+        body={"token": mailed_token(reset_mail), "password": NEW_PASSWORD},
+    )
+    assert_problem(reset, 401, "invalid_token")
+    fetched = await site.call("GET", path, token=admin)
+    assert fetched.json()["user"]["email_verified"] is False
+    await site.login(new, PASSWORD)
 
 
 async def test_reset_password_lets_a_held_back_client_log_in_at_once(site: Site) -> None:

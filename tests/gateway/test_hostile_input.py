@@ -87,6 +87,13 @@ HOSTILE = [
     pytest.param(b'{"expires_at":1e999}', "not valid JSON", id="infinite-number"),
     pytest.param(b'{"email":"a\x00b"}', "not valid JSON", id="raw-nul"),
     pytest.param(b'{"email":"\xff\xfe"}', "not valid JSON", id="not-utf8"),
+    # A string never closed, full of escaped quotes: each quote starts a string that runs to
+    # the end. Scanned from each one afresh, just under the 64 kB limit is seconds of the event
+    # loop per request (one request to each endpoint, minutes in all).
+    pytest.param(b'{"email":"' + b'\\"' * 32_700, "not valid JSON", id="unclosed-escapes"),
+    pytest.param(
+        b'{"email":"' + b'\\"' * 32_700 + b"\\", "not valid JSON", id="unclosed-backslash"
+    ),
 ]
 
 
