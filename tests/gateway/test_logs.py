@@ -261,6 +261,14 @@ def test_anything_shaped_like_a_credential_is_masked(secret: str) -> None:
     assert "[redacted]" in line["exception"]
 
 
+def test_masking_reads_long_client_text_in_one_pass() -> None:
+    """Masking once tried a JWT match from every `eyJ` of a run such as `eyJ-eyJ-...`, each to
+    the run's end: 32 KB took a quarter of a second, and 512 KB would take over a minute (this
+    test's timeout). A JWT inside such text is still found."""
+    text = "eyJ-" * 131_072 + " then " + JWT
+    assert redact(text) == "eyJ-" * 131_072 + " then [redacted]"
+
+
 def test_ordinary_text_is_left_alone() -> None:
     text = "worker 2 started (pid 4242); routes sha256 " + "ab" * 32 + "; user usr_1a2b3c4d"
     assert redact(text) == text
