@@ -7,25 +7,26 @@ tenant's policy, the key's own CIDR list), the expiry and the client address. A 
 again when a credential, tenant or user revocation arrived since it was cached
 (`RevocationSet.generation`), so revoking or rotating a key and changing a whitelist take effect
 in every worker at its next sync. Unknown keys are remembered briefly (negative cache) so that
-a flood of made-up but well-formed keys does not become a flood of queries.
+a flood of made-up but well-formed keys does not become a flood of queries. That cache, the
+same for personal access tokens and service tokens, is credential_cache.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from auth_core import credentials
 from auth_core.calls import CallInfo
-from auth_core.errors import AuthUnavailable, InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
+from auth_core.credential_cache import Call, CredentialCache
+from auth_core.errors import InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
 from auth_core.iplists import IpWhitelist
 from auth_core.models import ApiKey, Principal
 from auth_core.revocation import CREDENTIAL
-from auth_core.stats import CREDENTIAL_HIT, CREDENTIAL_MISS, CREDENTIAL_SHARED_HIT
-from auth_core.store import DatabaseUnavailable
+from auth_core.shared_cache import Record
+from auth_core.stats import CREDENTIAL_HIT
 from auth_core.store.records import Store
 from auth_core.tenancy import TenantPolicy, valid_ip_list, valid_name
 from auth_core.units import parse_duration
@@ -34,9 +35,7 @@ from auth_core.usage import UsageRecorder
 if TYPE_CHECKING:
     from auth_core.service import AuthCore
 
-UNKNOWN_TTL = 10.0  # seconds an unknown key is refused without a look-up
 MAX_GRANTS = 50_000
-MAX_UNKNOWN = 10_000
 DEFAULT_GRACE = 24 * 3600.0
 MAX_GRACE = 30 * 86400.0
 
@@ -69,12 +68,9 @@ def parse_expiry(value: object, now: float) -> float | None:
     raise InvalidRequest('expires_at must be Unix seconds or a duration such as "90d"')
 
 
-class ApiKeys:
+class ApiKeys(CredentialCache[KeyGrant]):
     def __init__(self, core: AuthCore) -> None:
-        self.core = core
-        self._grants: dict[str, KeyGrant] = {}  # presented key -> grant
-        self._unknown: dict[str, float] = {}  # presented key -> refused until (monotonic)
-        self._loading: dict[tuple[str, int], asyncio.Future[KeyGrant | None]] = {}
+        super().__init__(core, "key", credentials.API_KEY_PREFIX, MAX_GRANTS)
         self.usage = UsageRecorder(self._write_usage)
 
     async def _write_usage(self, used: Any) -> None:
@@ -181,70 +177,34 @@ class ApiKeys:
     # -- the hot path -----------------------------------------------------------------------
 
     def authenticate(
-        self, secret: str, ip: str | None, call: CallInfo | Callable[[], CallInfo]
+        self, secret: str, ip: str | None, call: Call
     ) -> Principal | Awaitable[Principal]:
         """The principal of a usable key presented from an allowed address: at once when the
         key is cached, else an awaitable. InvalidApiKey / IpNotAllowed otherwise. `call`
         describes the request for the audit log (a callable: made only for a refusal)."""
-        # Cached by the presented string itself: a hit costs no checksum and no SHA-256 (only
-        # a well-formed key that the database knows is ever cached).
         grant = self._grants.get(secret)
-        now = time.monotonic()
         if (
             grant is not None
             and grant.generation == self.core.revoked.generation
-            and grant.until > now
+            and grant.until > time.monotonic()
         ):
             self.core.stats.lookups[CREDENTIAL_HIT] += 1
             return self._admit(grant, ip, call)
-        self.core.stats.lookups[CREDENTIAL_MISS] += 1
-        if not credentials.well_formed(secret, credentials.API_KEY_PREFIX):
-            raise self._refused("malformed", call)
-        refused_until = self._unknown.get(secret)
-        if refused_until is not None and refused_until > now:
-            raise self._refused("unknown", call)
-        return self._load(secret, ip, call)
+        return self._miss(secret, ip, call)
 
-    async def _load(
-        self, secret: str, ip: str | None, call: CallInfo | Callable[[], CallInfo]
-    ) -> Principal:
-        # Single flight: requests that miss on the same key together (a cold start under
-        # load) wait for one read instead of each asking the database; only a read begun
-        # after every revocation this worker knows of (the same generation) is joined.
-        flight = (secret, self.core.revoked.generation)
-        pending = self._loading.get(flight)
-        if pending is None:
-            pending = asyncio.ensure_future(self._fetch(secret))
-            self._loading[flight] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(flight, None))
-        grant = await asyncio.shield(pending)
-        if grant is None:
-            raise self._refused("unknown", call)
-        return self._admit(grant, ip, call)
+    async def _stored(self, digest: str) -> Record | None:
+        key = await self.core.require_store().api_keys.by_hash(digest)
+        return None if key is None else key.row()
 
-    async def _fetch(self, secret: str) -> KeyGrant | None:
-        """The grant of a key from the shared cache or the database; None: no such key."""
+    async def _grant(self, record: Record, generation: int) -> KeyGrant | None:
         core = self.core
-        generation = core.revoked.generation  # before reading: a change meanwhile wins
-        digest = credentials.credential_hash(secret)
-        try:
-            key = await self._read(digest)
-        except (DatabaseUnavailable, AuthUnavailable):
-            stale = self._grants.get(secret)
-            if stale is None or not core.serves_stale(stale.generation, stale.until):
-                raise
-            return stale
-        if key is None:
-            if len(self._unknown) >= MAX_UNKNOWN:
-                self._unknown.clear()
-            self._unknown[secret] = time.monotonic() + UNKNOWN_TTL
-            return None
+        key = ApiKey.from_row(record)
         policy = core.tenants.cached_policy(key.tenant_id) or await core.tenants.load_policy(
             key.tenant_id
         )
         if policy is None:
             return None
-        grant = KeyGrant(
+        return KeyGrant(
             key,
             policy,
             None if key.allow_ips is None else IpWhitelist(key.allow_ips),
@@ -257,28 +217,11 @@ class ApiKeys:
             generation,
             time.monotonic() + core.settings.cache_ttl,
         )
-        if len(self._grants) >= MAX_GRANTS:
-            self._grants.clear()
-        self._grants[secret] = grant
-        return grant
 
-    async def _read(self, digest: str) -> ApiKey | None:
-        """The key with this hash: from the shared cache, else the database (and then into
-        the shared cache for the other workers and replicas)."""
-        core = self.core
+    def _refusal(self, reason: str, call: Call, looked_up: bool) -> InvalidApiKey:
+        return self._refused(reason, call)
 
-        async def load() -> dict[str, Any] | None:
-            key = await core.require_store().api_keys.by_hash(digest)
-            return None if key is None else key.row()
-
-        record, shared = await core.shared.read_through("key", digest, load)
-        if shared:
-            core.stats.lookups[CREDENTIAL_SHARED_HIT] += 1
-        return None if record is None else ApiKey.from_row(record)
-
-    def _admit(
-        self, grant: KeyGrant, ip: str | None, call: CallInfo | Callable[[], CallInfo]
-    ) -> Principal:
+    def _admit(self, grant: KeyGrant, ip: str | None, call: Call) -> Principal:
         key = grant.key
         now = time.time()
         if key.revoked_at is not None:
@@ -295,9 +238,7 @@ class ApiKeys:
         self.usage.used(key.id, now)
         return grant.principal
 
-    def _refused(
-        self, reason: str, call: CallInfo | Callable[[], CallInfo], key: ApiKey | None = None
-    ) -> InvalidApiKey:
+    def _refused(self, reason: str, call: Call, key: ApiKey | None = None) -> InvalidApiKey:
         self.core.audit_later(
             "api_key",
             "refused",
@@ -313,9 +254,7 @@ class ApiKeys:
         }.get(reason, "the API key is not valid")
         return InvalidApiKey(detail, audited=True)
 
-    def _refused_ip(
-        self, call: CallInfo | Callable[[], CallInfo], key: ApiKey, whitelist: str
-    ) -> IpNotAllowed:
+    def _refused_ip(self, call: Call, key: ApiKey, whitelist: str) -> IpNotAllowed:
         self.core.audit_later(
             "api_key",
             "refused",

@@ -1,7 +1,7 @@
 """Personal access tokens: a developer's long-lived credential for scripts and
 CLIs, `gwp_...`, acting as its user with the user's current roles.
 
-Same format, hashing and caching as API keys (see keys.py): a malformed token costs no
+Same format, hashing and caching as API keys (credential_cache.py): a malformed token costs no
 database look-up; a known one is a dict look-up until a credential or user revocation arrives,
 so deleting a token, deleting or disabling its user and changing their roles take effect in
 every worker at its next sync.
@@ -10,18 +10,19 @@ every worker at its next sync.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from auth_core import credentials
 from auth_core.calls import CallInfo
-from auth_core.errors import AuthUnavailable, InvalidRequest, InvalidToken, NotFound, TokenExpired
+from auth_core.credential_cache import Call, CredentialCache
+from auth_core.errors import InvalidRequest, InvalidToken, NotFound, TokenExpired
 from auth_core.keys import parse_expiry
 from auth_core.models import Pat, Principal
 from auth_core.revocation import CREDENTIAL
-from auth_core.stats import CREDENTIAL_HIT, CREDENTIAL_MISS, CREDENTIAL_SHARED_HIT
-from auth_core.store import DatabaseUnavailable
+from auth_core.shared_cache import Record
+from auth_core.stats import CREDENTIAL_HIT
 from auth_core.store.records import Store
 from auth_core.tenancy import valid_name
 from auth_core.usage import UsageRecorder
@@ -29,9 +30,7 @@ from auth_core.usage import UsageRecorder
 if TYPE_CHECKING:
     from auth_core.service import AuthCore
 
-UNKNOWN_TTL = 10.0
 MAX_GRANTS = 50_000
-MAX_UNKNOWN = 10_000
 MAX_PER_USER = 50
 MAX_SCOPES = 32
 
@@ -56,11 +55,9 @@ def valid_scopes(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-class Pats:
+class Pats(CredentialCache[PatGrant]):
     def __init__(self, core: AuthCore) -> None:
-        self.core = core
-        self._grants: dict[str, PatGrant] = {}
-        self._unknown: dict[str, float] = {}
+        super().__init__(core, "pat", credentials.PAT_PREFIX, MAX_GRANTS)
         self.usage = UsageRecorder(self._write_usage)
 
     async def _write_usage(self, used: Any) -> None:
@@ -102,43 +99,41 @@ class Pats:
 
     # -- the hot path -----------------------------------------------------------------------
 
-    def authenticate(
-        self, secret: str, call: CallInfo | Callable[[], CallInfo]
-    ) -> Principal | Awaitable[Principal]:
+    def authenticate(self, secret: str, call: Call) -> Principal | Awaitable[Principal]:
         """As ApiKeys.authenticate: a hit is one dict look-up by the presented string."""
         grant = self._grants.get(secret)
-        now = time.monotonic()
         if (
             grant is not None
             and grant.generation == self.core.revoked.generation
-            and grant.until > now
+            and grant.until > time.monotonic()
         ):
             self.core.stats.lookups[CREDENTIAL_HIT] += 1
-            return self._admit(grant, call)
-        self.core.stats.lookups[CREDENTIAL_MISS] += 1
-        if not credentials.well_formed(secret, credentials.PAT_PREFIX):
-            raise InvalidToken("the personal access token is malformed")
-        refused_until = self._unknown.get(secret)
-        if refused_until is not None and refused_until > now:
-            raise InvalidToken("the personal access token is not valid")
-        return self._load(secret, call)
+            return self._admit(grant, None, call)
+        return self._miss(secret, None, call)
 
-    async def _load(self, secret: str, call: CallInfo | Callable[[], CallInfo]) -> Principal:
-        core = self.core
-        generation = core.revoked.generation
-        try:
-            pat, owner = await self._read(credentials.credential_hash(secret))
-        except (DatabaseUnavailable, AuthUnavailable):
-            stale = self._grants.get(secret)
-            if stale is None or not core.serves_stale(stale.generation, stale.until):
-                raise
-            return self._admit(stale, call)
-        if pat is None or owner is None:
-            if len(self._unknown) >= MAX_UNKNOWN:
-                self._unknown.clear()
-            self._unknown[secret] = time.monotonic() + UNKNOWN_TTL
-            core.audit_later("pat", "refused", _info(call), reason="unknown")
-            raise InvalidToken("the personal access token is not valid", audited=True)
+    async def _stored(self, digest: str) -> Record | None:
+        """The token with this hash and what its principal needs of its user."""
+        store = self.core.require_store()
+        pat = await store.pats.by_hash(digest)
+        user = None if pat is None else await store.users.get(pat.user_id)
+        if pat is None or user is None:
+            return None
+        owner = {
+            "id": user.id,
+            "email": user.email,
+            "email_verified": user.email_verified,
+            "roles": list(user.roles),
+            "tenant_id": user.tenant_id,
+            "disabled": user.disabled,
+        }
+        return {"pat": pat.row(), "user": owner}
+
+    def _shared_usable(self, record: Record) -> bool:
+        return isinstance(record.get("pat"), dict) and bool(record.get("user"))
+
+    async def _grant(self, record: Record, generation: int) -> PatGrant:
+        pat = Pat.from_row(record["pat"])
+        owner = record["user"]
         principal = None
         if not owner["disabled"]:
             principal = Principal(
@@ -153,38 +148,18 @@ class Pats:
                 expires_at=pat.expires_at or 0.0,
                 scopes=pat.scopes,
             )
-        grant = PatGrant(pat, principal, generation, time.monotonic() + core.settings.cache_ttl)
-        if len(self._grants) >= MAX_GRANTS:
-            self._grants.clear()
-        self._grants[secret] = grant
-        return self._admit(grant, call)
+        return PatGrant(pat, principal, generation, time.monotonic() + self.core.settings.cache_ttl)
 
-    async def _read(self, digest: str) -> tuple[Pat | None, dict[str, Any] | None]:
-        """The token with this hash and what its principal needs of its user: from the shared
-        cache, else the database (and then into the shared cache)."""
-        core = self.core
-        shared = await core.shared.get("pat", digest)
-        if shared is not None and isinstance(shared.get("pat"), dict) and shared.get("user"):
-            core.stats.lookups[CREDENTIAL_SHARED_HIT] += 1
-            return Pat.from_row(shared["pat"]), shared["user"]
-        epoch = core.shared.epoch()
-        store = core.require_store()
-        pat = await store.pats.by_hash(digest)
-        user = None if pat is None else await store.users.get(pat.user_id)
-        if pat is None or user is None:
-            return None, None
-        owner = {
-            "id": user.id,
-            "email": user.email,
-            "email_verified": user.email_verified,
-            "roles": list(user.roles),
-            "tenant_id": user.tenant_id,
-            "disabled": user.disabled,
-        }
-        core.background(core.shared.put("pat", digest, {"pat": pat.row(), "user": owner}, epoch))
-        return pat, owner
+    def _refusal(self, reason: str, call: Call, looked_up: bool) -> InvalidToken:
+        # Only an unknown token the database was just asked about is audited here.
+        if reason == "malformed":
+            return InvalidToken("the personal access token is malformed")
+        if not looked_up:
+            return InvalidToken("the personal access token is not valid")
+        self.core.audit_later("pat", "refused", _info(call), reason="unknown")
+        return InvalidToken("the personal access token is not valid", audited=True)
 
-    def _admit(self, grant: PatGrant, call: CallInfo | Callable[[], CallInfo]) -> Principal:
+    def _admit(self, grant: PatGrant, ip: str | None, call: Call) -> Principal:
         now = time.time()
         pat = grant.pat
         if grant.principal is None:
@@ -199,5 +174,5 @@ class Pats:
         return grant.principal
 
 
-def _info(call: CallInfo | Callable[[], CallInfo]) -> CallInfo:
+def _info(call: Call) -> CallInfo:
     return call if isinstance(call, CallInfo) else call()

@@ -3,7 +3,7 @@ one a calling service, for `auth: service` routes and the internal endpoints.
 
 They are credentials of their own, never the key that signs context headers: whoever reads a
 token in an upstream's request log can call as that one service until it is revoked, and
-cannot forge an identity. Same format, hashing and caching as API keys (see keys.py): a
+cannot forge an identity. Same format, hashing and caching as API keys (credential_cache.py): a
 malformed token costs no database look-up; a known one is one dict look-up until a credential
 revocation arrives, so revoking a token refuses it in every worker and replica at their next
 sync; unknown well-formed tokens are refused from memory for a while.
@@ -11,29 +11,27 @@ sync; unknown well-formed tokens are refused from memory for a while.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from auth_core import credentials
 from auth_core.calls import CallInfo
-from auth_core.errors import AuthUnavailable, Conflict, InvalidRequest, InvalidToken, NotFound
+from auth_core.credential_cache import Call, CredentialCache
+from auth_core.errors import Conflict, InvalidRequest, InvalidToken, NotFound
 from auth_core.models import Principal, ServiceToken
 from auth_core.revocation import CREDENTIAL
-from auth_core.stats import CREDENTIAL_HIT, CREDENTIAL_MISS, CREDENTIAL_SHARED_HIT
+from auth_core.shared_cache import Record
+from auth_core.stats import CREDENTIAL_HIT
 from auth_core.store import Conflict as StoreConflict
-from auth_core.store import DatabaseUnavailable
 from auth_core.usage import UsageRecorder
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore
 
-UNKNOWN_TTL = 10.0  # seconds an unknown token is refused without a look-up
 MAX_GRANTS = 10_000
-MAX_UNKNOWN = 10_000
 # A name is what logs and audit entries show of a service: no spaces or control characters.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DETAIL = {
@@ -60,12 +58,9 @@ def valid_service_name(value: object) -> str:
     return value
 
 
-class ServiceTokens:
+class ServiceTokens(CredentialCache[ServiceGrant]):
     def __init__(self, core: AuthCore) -> None:
-        self.core = core
-        self._grants: dict[str, ServiceGrant] = {}  # presented token -> grant
-        self._unknown: dict[str, float] = {}  # presented token -> refused until (monotonic)
-        self._loading: dict[tuple[str, int], asyncio.Future[ServiceGrant | None]] = {}
+        super().__init__(core, "service_token", credentials.SERVICE_TOKEN_PREFIX, MAX_GRANTS)
         self.usage = UsageRecorder(self._write_usage)
 
     async def _write_usage(self, used: Any) -> None:
@@ -120,85 +115,37 @@ class ServiceTokens:
 
     # -- the hot path -----------------------------------------------------------------------
 
-    def authenticate(
-        self, secret: str, call: CallInfo | Callable[[], CallInfo]
-    ) -> Principal | Awaitable[Principal]:
+    def authenticate(self, secret: str, call: Call) -> Principal | Awaitable[Principal]:
         """The principal of a live token: at once when it is cached, else an awaitable;
         InvalidToken otherwise. `call` describes the request for the audit log (a callable:
         made only for a refusal)."""
         grant = self._grants.get(secret)
-        now = time.monotonic()
         if (
             grant is not None
             and grant.generation == self.core.revoked.generation
-            and grant.until > now
+            and grant.until > time.monotonic()
         ):
             self.core.stats.lookups[CREDENTIAL_HIT] += 1
-            return self._admit(grant, call)
-        self.core.stats.lookups[CREDENTIAL_MISS] += 1
-        if not credentials.well_formed(secret, credentials.SERVICE_TOKEN_PREFIX):
-            raise self._refused("malformed", call)
-        refused_until = self._unknown.get(secret)
-        if refused_until is not None and refused_until > now:
-            raise self._refused("unknown", call)
-        return self._load(secret, call)
+            return self._admit(grant, None, call)
+        return self._miss(secret, None, call)
 
-    async def _load(self, secret: str, call: CallInfo | Callable[[], CallInfo]) -> Principal:
-        # Single flight, as for API keys: a cold start under load asks the database once.
-        flight = (secret, self.core.revoked.generation)
-        pending = self._loading.get(flight)
-        if pending is None:
-            pending = asyncio.ensure_future(self._fetch(secret))
-            self._loading[flight] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(flight, None))
-        grant = await asyncio.shield(pending)
-        if grant is None:
-            raise self._refused("unknown", call)
-        return self._admit(grant, call)
+    async def _stored(self, digest: str) -> Record | None:
+        token = await self.core.require_store().service_tokens.by_hash(digest)
+        return None if token is None else token.row()
 
-    async def _fetch(self, secret: str) -> ServiceGrant | None:
-        """The grant of a token from the shared cache or the database; None: no such token."""
-        core = self.core
-        generation = core.revoked.generation  # before reading: a change meanwhile wins
-        digest = credentials.credential_hash(secret)
-        try:
-            token = await self._read(digest)
-        except (DatabaseUnavailable, AuthUnavailable):
-            stale = self._grants.get(secret)
-            if stale is None or not core.serves_stale(stale.generation, stale.until):
-                raise
-            return stale
-        if token is None:
-            if len(self._unknown) >= MAX_UNKNOWN:
-                self._unknown.clear()
-            self._unknown[secret] = time.monotonic() + UNKNOWN_TTL
-            return None
-        grant = ServiceGrant(
+    async def _grant(self, record: Record, generation: int) -> ServiceGrant:
+        token = ServiceToken.from_row(record)
+        return ServiceGrant(
             token,
             Principal(method="service", credential_id=token.id),
             generation,
-            time.monotonic() + core.settings.cache_ttl,
+            time.monotonic() + self.core.settings.cache_ttl,
         )
-        if len(self._grants) >= MAX_GRANTS:
-            self._grants.clear()
-        self._grants[secret] = grant
-        return grant
 
-    async def _read(self, digest: str) -> ServiceToken | None:
-        """The token with this hash: from the shared cache, else the database (and then into
-        the shared cache for the other workers and replicas)."""
-        core = self.core
+    def _refusal(self, reason: str, call: Call, looked_up: bool) -> InvalidToken:
+        return self._refused(reason, call)
 
-        async def load() -> dict[str, Any] | None:
-            token = await core.require_store().service_tokens.by_hash(digest)
-            return None if token is None else token.row()
-
-        record, shared = await core.shared.read_through("service_token", digest, load)
-        if shared:
-            core.stats.lookups[CREDENTIAL_SHARED_HIT] += 1
-        return None if record is None else ServiceToken.from_row(record)
-
-    def _admit(self, grant: ServiceGrant, call: CallInfo | Callable[[], CallInfo]) -> Principal:
+    def _admit(self, grant: ServiceGrant, ip: str | None, call: Call) -> Principal:
         token = grant.token
         if token.revoked_at is not None:
             raise self._refused("revoked", call, token)
@@ -208,7 +155,7 @@ class ServiceTokens:
     def _refused(
         self,
         reason: str,
-        call: CallInfo | Callable[[], CallInfo],
+        call: Call,
         token: ServiceToken | None = None,
     ) -> InvalidToken:
         self.core.audit_later(

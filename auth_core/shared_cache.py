@@ -39,12 +39,17 @@ class SharedCache:
         self._background = background
 
     async def read_through(
-        self, kind: str, name: str, load: Callable[[], Awaitable[Record | None]]
+        self,
+        kind: str,
+        name: str,
+        load: Callable[[], Awaitable[Record | None]],
+        usable: Callable[[Record], bool] | None = None,
     ) -> tuple[Record | None, bool]:
         """The record from Redis (and True), else from `load` (and False), which then goes
-        into Redis, off the caller's path, for the other workers and replicas."""
+        into Redis, off the caller's path, for the other workers and replicas. `usable`: an
+        entry it refuses (one another version wrote, say) is read again."""
         shared = await self.get(kind, name)
-        if shared is not None:
+        if shared is not None and (usable is None or usable(shared)):
             return shared, True
         epoch = self.epoch()  # before the read: what the record reflects at least
         record = await load()

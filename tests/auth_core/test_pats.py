@@ -19,6 +19,7 @@ from auth_core.pats import MAX_PER_USER
 from auth_core.revocation import USER
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import DatabaseUnavailable
+from auth_core.store.sqlite import SQLiteDatabase
 from tests.auth_core.helpers import PASSWORD, settle
 
 CALL = CallInfo(ip="203.0.113.10", user_agent="cli/1.0", request_id="req-p")
@@ -183,6 +184,26 @@ async def test_an_unknown_pat_is_refused_and_remembered(core: AuthCore) -> None:
     await core.db.close()
     with pytest.raises(InvalidToken):
         core.pats.authenticate(unknown, CALL)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_concurrent_misses_on_one_pat_read_the_database_once(core: AuthCore) -> None:
+    """As for API keys: a cold start under load asks the database once, not once a request.
+    (SQLite only: its trace callback shows every statement the database runs.)"""
+    user = await a_user(core)
+    _, secret = await a_pat(core, user)
+    # A fresh worker: nothing cached. Twenty requests with the token arrive together.
+    async with another_worker(core) as worker:
+        database = worker.require_store().db
+        assert isinstance(database, SQLiteDatabase)
+        statements: list[str] = []
+        await database._conn().set_trace_callback(statements.append)
+        found = await asyncio.gather(*(authenticate(worker, secret) for _ in range(20)))
+        await database._conn().set_trace_callback(None)
+        assert {principal.user_id for principal in found} == {user.id}
+        token_reads = [sql for sql in statements if "FROM pats WHERE token_hash" in sql]
+        assert len(token_reads) == 1, statements
+        assert isinstance(worker.pats.authenticate(secret, CALL), Principal)
 
 
 async def test_an_expired_pat_is_refused(core: AuthCore) -> None:
