@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Protocol, cast
+from collections.abc import Awaitable, Callable
+from typing import Protocol, cast
 
 import httptools
 
-from gateway.http.request import Body, BodyError, Header, Request
+from gateway.http.limits import Limits
+from gateway.http.request import Body, BodyError, Header, Request, Upgraded
 from gateway.http.response import (
     Response,
     ResponseHeaders,
@@ -31,11 +33,6 @@ from gateway.http.response import (
 )
 from gateway.problem import PROBLEM_JSON, SERVER_NAME, problem_body
 from gateway.tracing import new_request_id
-from gateway.websocket.frames import GOING_AWAY
-
-if TYPE_CHECKING:
-    from gateway.http.server import HttpServer
-    from gateway.websocket.tunnel import Tunnel
 
 log = logging.getLogger("gateway.http")
 
@@ -49,11 +46,24 @@ _LINE_CONTEXT = 16 * 1024  # bytes kept from the previous read to find a split r
 _SINGLETONS = frozenset({b"host", b"authorization", b"x-api-key", b"content-type"})
 
 
-class Detached(Protocol):
-    """A request being served outside the connection's task (see `HttpConnection.start`):
-    cancelled when the client goes away."""
+Handler = Callable[[Request], Awaitable[Response | None]]
 
-    def cancel(self) -> object: ...
+
+class Server(Protocol):
+    """What a connection needs of its server (gateway/http/server.py), which makes it."""
+
+    loop: asyncio.AbstractEventLoop
+    limits: Limits
+    handler: Handler
+    draining: bool
+    date_header: bytes
+
+    def connection_made(self, connection: HttpConnection) -> bool:
+        """Admit it; False when its peer address is at its limit already."""
+
+    def connection_lost(self, connection: HttpConnection) -> None: ...
+
+    def refused(self, status: int, request_id: str, peer: str) -> None: ...
 
 
 class Refusal(Exception):
@@ -74,10 +84,9 @@ def _parser_reason(exc: Exception) -> str:
 class HttpConnection(asyncio.Protocol):
     """Parses requests off the socket and serves them one at a time."""
 
-    def __init__(self, server: HttpServer) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
         self.loop = server.loop
-        self._starter = server.starter
         self._max_head_size = server.limits.max_head_size
         self._max_headers = server.limits.max_headers
         self.transport: asyncio.Transport | None = None
@@ -93,7 +102,6 @@ class HttpConnection(asyncio.Protocol):
         self._linger_last = 0.0
         self.head_started = 0.0  # loop time a request head began arriving (0: not in a head)
         self.current: Request | None = None
-        self.detached: Detached | None = None  # the current request, served without the task
         self._waiter: asyncio.Future[None] | None = None
         self._head_bytes = 0  # bytes fed while a head was incomplete (what httptools buffers)
         self._head_size = 0  # request line and headers of the head being parsed, exactly
@@ -112,7 +120,7 @@ class HttpConnection(asyncio.Protocol):
         self._started = False  # the current response's head was written
         self._keep = False  # the current response keeps the connection
         self._stream: ResponseStream | None = None
-        self.tunnel: Tunnel | None = None  # a websocket relay once upgraded
+        self.upgraded: Upgraded | None = None  # what took the connection over after a 101
         self.upgrade_rest = b""  # bytes after an upgrade request's head (the first frames)
         self._upgraded = False
 
@@ -134,12 +142,12 @@ class HttpConnection(asyncio.Protocol):
         self.task = self.loop.create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
-        tunnel = self.tunnel
-        if tunnel is not None:
-            tunnel.from_client(data)
+        upgraded = self.upgraded
+        if upgraded is not None:
+            upgraded.from_client(data)
             return
         if self._upgraded:
-            # After an upgrade request, until a tunnel takes the bytes (or the answer closes).
+            # After an upgrade request, until a 101 hands them over (or the answer closes).
             # Still read (so that a client going away is noticed), but hold at most 64 KiB.
             self.upgrade_rest += data
             if len(self.upgrade_rest) >= 65536 and self.transport is not None:
@@ -180,29 +188,25 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.server.connection_lost(self)
-        if self.tunnel is not None:
-            self.tunnel.client_lost()
+        if self.upgraded is not None:
+            self.upgraded.client_lost()
         if self._body is not None:
             self._body.fail(BodyError(499, "the client went away"))
         drain = self._drain_waiter
         if drain is not None and not drain.done():
             drain.set_exception(ConnectionResetError("the client went away"))
-        detached = self.detached
-        if detached is not None:
-            self.detached = None
-            detached.cancel()
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
     def pause_writing(self) -> None:
         self._writing_paused = True
-        if self.tunnel is not None:
-            self.tunnel.client_paused(True)
+        if self.upgraded is not None:
+            self.upgraded.client_paused(True)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        if self.tunnel is not None:
-            self.tunnel.client_paused(False)
+        if self.upgraded is not None:
+            self.upgraded.client_paused(False)
         drain = self._drain_waiter
         if drain is not None and not drain.done():
             drain.set_result(None)
@@ -287,17 +291,6 @@ class HttpConnection(asyncio.Protocol):
             if expect is not None and version == "1.1" and expect.lower() == b"100-continue":
                 request.expect_continue = True
         queue = self.queue
-        if (
-            request.body is None
-            and not self.busy
-            and not queue
-            and not self.closing
-            and self._starter is not None
-            and b"upgrade" not in index
-            and request.method != "CONNECT"
-        ):
-            self._start(request)
-            return
         queue.append(request)
         if len(queue) > MAX_QUEUED:
             self._paused_for_queue = True
@@ -330,7 +323,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _apply_reading(self) -> None:
         transport = self.transport
-        if transport is None or self.tunnel is not None:
+        if transport is None or self.upgraded is not None:
             return
         paused = (
             self._paused_for_body is not None
@@ -379,56 +372,6 @@ class HttpConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # -- serving without the task ---------------------------------------------------------------
-
-    def _start(self, request: Request) -> None:
-        """Serve a bodiless request on an idle connection from this callback: the starter
-        answers it at once, or goes on with it by callbacks (or a task of its own) and calls
-        `finish_detached`. Most requests are served so, without waking the connection's task:
-        no future, no task step and no coroutine of the connection's per request."""
-        assert self._starter is not None
-        self.busy = True
-        self.current = request
-        self._started = False
-        self._stream = None
-        try:
-            outcome = self._starter(request)
-        except Exception:
-            log.exception("unhandled error serving a request from %s", self.peer)
-            outcome = _internal_error()
-        if isinstance(outcome, Response):
-            self.finish_detached(request, outcome)
-        else:
-            self.detach(request, outcome)
-
-    def detach(self, request: Request, handle: Detached) -> None:
-        """`handle` now serves `request` (cancelled if the client goes away)."""
-        if self.current is request and self.transport is not None:
-            self.detached = handle
-        else:
-            handle.cancel()  # the client went away in the meantime
-
-    def finish_detached(self, request: Request, response: Response | None) -> None:
-        """The answer to a request served without the task (None: it was streamed)."""
-        if self.current is not request:
-            return  # the client went away; the request was cancelled
-        self.detached = None
-        if self.transport is None:
-            return
-        if response is not None and not self._started:
-            self.write_response(request, response)
-        elif not self._stream_ended():
-            self.abort()  # a stream not ended is a truncated body: say so by cutting
-            return
-        self.busy = False
-        self.current = None
-        if not self._keep:
-            self.close()
-        elif self.queue:
-            self._wake()  # pipelined requests wait for the task
-        else:
-            self.idle_since = self.loop.time()
-
     # -- serving ------------------------------------------------------------------------------
 
     async def _serve(self) -> None:
@@ -436,9 +379,8 @@ class HttpConnection(asyncio.Protocol):
         queue = self.queue
         try:
             while True:
-                if self.busy or not queue:
-                    # Idle, or a request served without the task is in progress: wait.
-                    if not self.busy and (self.closing or self.transport is None):
+                if not queue:
+                    if self.closing or self.transport is None:
                         return
                     self.idle_since = self.loop.time()
                     self._waiter = self.loop.create_future()
@@ -468,8 +410,8 @@ class HttpConnection(asyncio.Protocol):
                         self.abort()
                         return
                     response = _internal_error()
-                if self.tunnel is not None:
-                    await self.tunnel.wait()  # the connection is the websocket's now
+                if self.upgraded is not None:
+                    await self.upgraded.wait()  # the connection is the upgraded protocol's now
                     return
                 if response is not None:
                     self.write_response(item, response)
@@ -566,9 +508,6 @@ class HttpConnection(asyncio.Protocol):
         self._stream = ResponseStream(self, request, status, chunked)
         return self._stream
 
-    def finish_stream(self, stream: ResponseStream) -> None:
-        """The stream wrote its end; nothing to do until the handler returns."""
-
     def write_raw(self, data: bytes) -> None:
         transport = self.transport
         if transport is not None:
@@ -637,7 +576,7 @@ class HttpConnection(asyncio.Protocol):
         body = self._body
         if (
             body is not None
-            and self.tunnel is None
+            and self.upgraded is None
             and not self._upgraded
             # The client's bytes wait unread, or it was sending lately (not a stalled body).
             and (self._reading_paused or self.loop.time() - body.last_data < LINGER_QUIET)
@@ -670,26 +609,27 @@ class HttpConnection(asyncio.Protocol):
         if transport is not None:
             transport.abort()  # what is unread no longer matters; do not wait for more
 
-    def take_over(self, tunnel: Tunnel, head: bytes) -> None:
-        """Answer the upgrade with `head` (the 101) and hand the connection to the tunnel."""
+    def take_over(self, upgraded: Upgraded, head: bytes) -> None:
+        """Answer the upgrade with `head` (the 101) and hand the connection to `upgraded`."""
         transport = self.transport
         if transport is None:
-            tunnel.client_lost()
+            upgraded.client_lost()
             return
         self._started = True
         transport.write(head)
-        self.tunnel = tunnel
+        self.upgraded = upgraded
         rest, self.upgrade_rest = self.upgrade_rest, b""
-        tunnel.start(rest)
+        upgraded.start(rest)
         if self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
 
     def abort(self) -> None:
-        """Drop the connection now (a websocket is told it is going away first)."""
+        """Drop the connection now (an upgraded protocol is told first: a websocket says it is
+        going away)."""
         self.closing = True
-        if self.tunnel is not None:
-            self.tunnel.end(GOING_AWAY, GOING_AWAY, "the gateway is shutting down")
+        if self.upgraded is not None:
+            self.upgraded.shut_down()
         transport = self.transport
         if transport is not None:
             transport.abort()

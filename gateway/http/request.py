@@ -3,16 +3,83 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from gateway.http.connection import HttpConnection
+from collections.abc import Awaitable
+from typing import Protocol
 
 # One header as received: (lower-case name, name as sent, value).
 Header = tuple[bytes, bytes, bytes]
 
 BODY_HIGH_WATER = 256 * 1024  # stop reading the socket when this much body is unread
 BODY_LOW_WATER = 64 * 1024
+
+
+class Upgraded(Protocol):
+    """What takes a connection over once a request was answered 101 (a websocket tunnel, in
+    gateway/websocket): from then on the client's bytes, its pauses and its going away are
+    its, as the upgraded protocol takes the transport in Uvicorn. This layer knows no more of
+    it than these calls, so that the HTTP server depends on nothing above it."""
+
+    def start(self, rest: bytes) -> None:
+        """The 101 is written: take `rest`, what the client sent after the upgrade request."""
+
+    def from_client(self, data: bytes) -> None: ...
+
+    def client_paused(self, paused: bool) -> None:
+        """The client is slow to read (True) or caught up (False)."""
+
+    def client_lost(self) -> None: ...
+
+    def shut_down(self) -> None:
+        """The gateway is stopping: end the protocol's way, then the connection is dropped."""
+
+    def wait(self) -> Awaitable[None]:
+        """Done when the upgraded protocol has ended."""
+        ...
+
+
+class Stream(Protocol):
+    """A response whose body follows its head (gateway.http.response.ResponseStream)."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def end(self) -> None: ...
+
+
+class Connection(Protocol):
+    """The client connection a request came on (gateway.http.connection.HttpConnection), as
+    its request, body and response stream, and the layers above, use it: a protocol here so
+    that this module, below the connection, need not import it."""
+
+    loop: asyncio.AbstractEventLoop
+    peer: str
+    transport: asyncio.Transport | None  # None once closed
+
+    def pause_reading(self, body: Body) -> None: ...
+
+    def resume_reading(self, body: Body) -> None: ...
+
+    def write_raw(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None:
+        """Wait while the client is slow to take what was written."""
+
+    def start_stream(
+        self,
+        request: Request,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content_length: int | None,
+        *,
+        dated: bool = False,
+    ) -> Stream:
+        """Write a response head; the body follows through the returned stream."""
+        ...
+
+    def take_over(self, upgraded: Upgraded, head: bytes) -> None:
+        """Answer an upgrade with `head` (the 101) and hand the connection to `upgraded`."""
+
+    def abort(self) -> None:
+        """Drop the connection now."""
 
 
 class BodyError(Exception):
@@ -39,7 +106,7 @@ class Body:
         "received",
     )
 
-    def __init__(self, connection: HttpConnection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._chunks: list[bytes] = []
         self._size = 0
@@ -129,7 +196,7 @@ class Request:
 
     def __init__(
         self,
-        connection: HttpConnection,
+        connection: Connection,
         method: str,
         target: str,
         version: str,

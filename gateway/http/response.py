@@ -10,8 +10,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gateway.http.connection import HttpConnection
-    from gateway.http.request import Request
+    from gateway.http.request import Connection, Request
 
 ResponseHeaders = list[tuple[bytes, bytes]]
 
@@ -93,7 +92,7 @@ class ResponseStream:
     __slots__ = ("_chunked", "_connection", "_ended", "_no_body", "request", "status")
 
     def __init__(
-        self, connection: HttpConnection, request: Request, status: int, chunked: bool
+        self, connection: Connection, request: Request, status: int, chunked: bool
     ) -> None:
         self._connection = connection
         self.request = request
@@ -117,4 +116,3 @@ class ResponseStream:
         self._ended = True
         if self._chunked and not self._no_body:
             self._connection.write_raw(b"0\r\n\r\n")
-        self._connection.finish_stream(self)

@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from email.utils import formatdate
 
-from gateway.http.connection import Detached, HttpConnection
-from gateway.http.request import Request
-from gateway.http.response import Response
+from gateway.http.connection import Handler, HttpConnection
+from gateway.http.limits import Limits
 
-Handler = Callable[[Request], Awaitable[Response | None]]
-# Called from the parser for a bodiless request on an idle connection: a response to write at
-# once, or what serves the request and will call `HttpConnection.finish_detached`.
-Starter = Callable[[Request], Response | Detached]
+__all__ = ["Handler", "HttpServer", "Limits"]
 
 SWEEP_INTERVAL = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What a client may send and how slowly (GATEWAY_* settings)."""
-
-    max_head_size: int = 32 * 1024
-    max_headers: int = 100
-    header_timeout: float = 10.0
-    keepalive_timeout: float = 75.0
-    body_timeout: float = 60.0
-    max_connections_per_address: int = 256  # open at once from one peer address; 0: no limit
 
 
 class HttpServer:
@@ -45,10 +28,8 @@ class HttpServer:
         on_refused: Callable[[int, str, str], None] | None = None,
         on_over_limit: Callable[[], None] | None = None,
         exempt: Callable[[str], bool] | None = None,
-        starter: Starter | None = None,
     ) -> None:
         self.handler = handler
-        self.starter = starter
         self.limits = limits
         self.loop = loop
         self.connections: set[HttpConnection] = set()

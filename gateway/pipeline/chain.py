@@ -10,7 +10,6 @@ route and kept, so a request pays no call for what its route does not use.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
 
 from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
@@ -21,7 +20,6 @@ Terminal = Callable[[Exchange], Awaitable[Response | None]]
 # A stage's bound __call__: calling it skips the type's __call__ look-up that calling the stage
 # object costs on every request (kept in the lists below).
 Step = Callable[[Exchange], StageResult]
-_Started = TypeVar("_Started")
 MAX_ROUTES_KEPT = 4096  # reloads make new Route objects; the old ones' lists go eventually
 
 
@@ -48,13 +46,6 @@ class Chain:
     def run(self, exchange: Exchange) -> Response | Awaitable[Response | None]:
         """A response when a stage answered at once; otherwise what to await for one (the
         chain goes on as a coroutine only once a stage has to wait)."""
-        return self.start(exchange, self.terminal)
-
-    def start(
-        self, exchange: Exchange, terminal: Callable[[Exchange], _Started]
-    ) -> Response | Awaitable[Response | None] | _Started:
-        """`run`, with `terminal` called instead of the chain's own when no stage had to wait
-        (the callback path's start, gateway/proxy/callback.py)."""
         head = self.head
         for step in head:
             result = step(exchange)
@@ -71,7 +62,7 @@ class Chain:
                 if isinstance(result, Response):
                     return result
                 return self._resume(result, exchange, (), body[body.index(step) + 1 :])
-        return terminal(exchange)
+        return self.terminal(exchange)
 
     async def _resume(
         self,

@@ -12,7 +12,7 @@ body until b"" (or take it whole when `complete`), then `finish` says whether it
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar, cast
 
 import httptools
 
@@ -73,14 +73,6 @@ def stale(method: str, error: UpstreamError) -> bool:
     return method in IDEMPOTENT and not error.received and not isinstance(error, ResponseTimedOut)
 
 
-class Listener(Protocol):
-    """Follows an exchange by callbacks instead of awaiting it (gateway/proxy/callback.py)."""
-
-    def progress(self) -> None:
-        """Called where a waiting task would be woken: head, end, or failure (not for each
-        piece of body: a listener holds the body until the end)."""
-
-
 class Watchdog:
     """Times out waiting connections from one periodic check, instead of a timer handle per
     wait: a request then costs two set operations rather than creating and cancelling a
@@ -113,7 +105,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.uses = 0  # responses completed; > 0 means a reused connection
         self.idle_since = 0.0
         self.active = False
-        self.listener: Listener | None = None  # set: callbacks follow the exchange, no waiter
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []  # for the client: hop-by-hop ones gone
         self.dated = False  # the upstream sent a Date
@@ -257,9 +248,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._buffered > HIGH_WATER and not self._reading_paused and self.transport:
             self._reading_paused = True
             self.transport.pause_reading()
-        if self.listener is None:
-            # A listener holds a short body until it is complete: only a reader waits for it.
-            self._wake()
+        self._wake()
 
     def on_message_complete(self) -> None:
         if self._interim:
@@ -273,7 +262,6 @@ class UpstreamConnection(asyncio.Protocol):
     def begin(self, *, head_only: bool, timeout: float) -> None:
         """Start an exchange; `head_only` for HEAD, whose response has no body."""
         self.active = True
-        self.listener = None
         self.status = 0
         self.headers = []
         self.content_length = None
@@ -331,6 +319,11 @@ class UpstreamConnection(asyncio.Protocol):
                 waiting.discard(self)
         if self.error is not None:
             raise self.error
+
+    async def whole_body(self) -> None:
+        """Wait until the response is complete (its body is then `take_body`'s)."""
+        while not self.complete:
+            await self._wait()
 
     async def read(self) -> bytes:
         """The next piece of the body; b"" once it is complete."""
@@ -411,10 +404,6 @@ class UpstreamConnection(asyncio.Protocol):
             raise self.error
 
     def _wake(self) -> None:
-        listener = self.listener
-        if listener is not None:
-            listener.progress()
-            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

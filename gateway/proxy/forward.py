@@ -7,14 +7,11 @@
   request goes to the next target, whatever its method. A kept-alive connection that turns out
   to be closed, before any response byte, is retried on a new connection when the method is
   idempotent (RFC 9110 section 9.2.2) and the body can be replayed.
-- A response that is complete when its head arrives (most API answers) is written in one go;
-  the rest stream.
+- A short response (a Content-Length up to BUFFERED_RESPONSE: most API answers) is held until
+  whole and written in one go: cut before its end, the client gets a 502, not a truncated body.
+  Longer and unsized ones stream, so memory stays flat.
 - If the client goes away, the connection's task is cancelled and the upstream connection is
   dropped, which cancels the upstream's work as far as HTTP can.
-
-Bodiless requests that find a kept-alive connection take the callback path instead
-(`Forwarder.start`, proxy/callback.py): the same head, sent at once, and the answer written from
-the upstream's callbacks; the coroutine path below takes over whenever something has to wait.
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ from gateway.errors import (
 from gateway.http.request import BodyError, Request
 from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
-from gateway.proxy.callback import CallbackExchange, Outcomes
 from gateway.proxy.connection import (
     ConnectTimedOut,
     ResponseTimedOut,
@@ -49,9 +45,9 @@ log = logging.getLogger("gateway.proxy")
 Pending = Awaitable[Response | None]
 
 INLINE_BODY = 64 * 1024
+BUFFERED_RESPONSE = 64 * 1024
 BODYLESS_OK = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "DELETE"})
 _HTTP = b"http"
-_NONE_TRIED: frozenset[TargetPool] = frozenset()
 
 
 class ResponseAborted(Exception):
@@ -69,42 +65,8 @@ class Forwarder:
         self.pools = pools
         self.catalog = catalog
 
-    def start(self, exchange: Exchange, outcomes: Outcomes) -> CallbackExchange | Pending:
-        """The callback path: a bodiless request sent at once on a kept-alive connection and
-        followed by callbacks (CallbackExchange). Anything else, the coroutine path."""
-        request = exchange.request
-        route = exchange.route
-        assert route is not None
-        group = self.pools.groups.get(route.upstream)
-        if request.body is not None or group is None:
-            return self(exchange)
-        loop = self.pools.loop
-        now = loop.time()
-        pool = group.choose(_NONE_TRIED, now)
-        if pool is None:
-            return self(exchange)
-        conn = pool.take_idle()
-        if conn is None:
-            return self(exchange, first=pool)  # connecting waits: the coroutine path
-        method = request.method
-        start = f"{method} {exchange.upstream_path}{exchange.query} HTTP/1.1\r\n".encode()
-        head = self._head(
-            exchange, RequestHeaders(request.headers, route), start, pool, _framing(request, method)
-        )
-        timeout = route.timeout or group.upstream.timeout
-        conn.begin(head_only=method == "HEAD", timeout=timeout)
-        try:
-            conn.send(head)
-        except UpstreamError:
-            conn.abort()  # closed while idle, nothing sent: the coroutine path connects anew
-            return self(exchange, first=pool, fresh_only=True)
-        return CallbackExchange(self, outcomes, exchange, pool, conn, now + timeout)
-
-    async def __call__(
-        self, exchange: Exchange, first: TargetPool | None = None, *, fresh_only: bool = False
-    ) -> Response | None:
-        """Forward the request; `first` is the target to try first, `fresh_only` skips kept-
-        alive connections (the callback path found one closed)."""
+    async def __call__(self, exchange: Exchange) -> Response | None:
+        """Forward the request and give the answer (None: it streamed to the client)."""
         route = exchange.route
         assert route is not None
         request = exchange.request
@@ -132,9 +94,9 @@ class Forwarder:
         tried: set[TargetPool] = set()
         last_error: UpstreamError | None = None
         loop = self.pools.loop
+        fresh_only = False
         while True:
-            pool = group.choose(tried, loop.time()) if first is None else first
-            first = None
+            pool = group.choose(tried, loop.time())
             if pool is None:
                 assert last_error is not None
                 raise client_error(last_error)
@@ -158,6 +120,9 @@ class Forwarder:
                 else:
                     conn.send(head + body if body else head)
                 await conn.response_head()
+                length = conn.content_length
+                if length is not None and length <= BUFFERED_RESPONSE:
+                    await conn.whole_body()
             except UpstreamError as exc:
                 conn.abort()
                 if reused and not streaming and stale(method, exc):

@@ -16,7 +16,6 @@ from gateway.auth_upstream import AuthCoreUpstream
 from gateway.config import Settings
 from gateway.errors import GatewayError, problem_response
 from gateway.forward_auth import ForwardAuth
-from gateway.http.connection import Detached
 from gateway.http.request import Request
 from gateway.http.response import Response
 from gateway.operations import Operations
@@ -34,8 +33,7 @@ from gateway.pipeline.match_route import MatchRoute
 from gateway.pipeline.parse_target import ParseTarget
 from gateway.pipeline.preflight import Preflight
 from gateway.pipeline.rate_limit import RateLimit
-from gateway.proxy.callback import CallbackExchange
-from gateway.proxy.forward import Forwarder, Pending, ResponseAborted
+from gateway.proxy.forward import Forwarder, ResponseAborted
 from gateway.proxy.pool import UpstreamPools
 from gateway.routing.loader import ConfigError, load_route_table
 from gateway.routing.table import AUTH_CORE, AuthKind, RouteTable
@@ -139,14 +137,6 @@ class Gateway:
             return self.websockets(exchange)
         return self.forwarder(exchange)
 
-    def _start_terminal(self, exchange: Exchange) -> Pending | CallbackExchange:
-        """`terminal` on the callback path: the forwarder sends at once when it can."""
-        route = exchange.route
-        assert route is not None
-        if route.upstream == AUTH_CORE or exchange.websocket is not None:
-            return self.terminal(exchange)
-        return self.forwarder.start(exchange, self)
-
     async def readiness(self) -> dict[str, str]:
         """Dependencies and their state ("ok" or why not)."""
         database = "ok" if await self.core.ready() else "unreachable"
@@ -164,42 +154,15 @@ class Gateway:
         return exchange
 
     def handle(self, request: Request) -> Awaitable[Response | None]:
-        """The HTTP server's entry point for requests served by the connection's task (those
-        with a body, pipelined ones); None when the response streamed."""
-        return self._settle(self._exchange(request), None)
+        """The HTTP server's entry point for every request; None when the response streamed."""
+        return self._settle(self._exchange(request))
 
-    def start(self, request: Request) -> Response | Detached:
-        """The HTTP server's entry point for a bodiless request on an idle connection, called
-        from the parser: a response when the pipeline answered at once, else what serves the
-        request (by callbacks, or a task when something has to wait)."""
-        exchange = self._exchange(request)
-        try:
-            result = self.chain.start(exchange, self._start_terminal)
-        except GatewayError as error:
-            response = self._problem(exchange, error)
-        except Exception:
-            log.exception("unhandled error, request %s", exchange.request_id)
-            response = problem_response(GatewayError(), exchange.request_id)
-        else:
-            if isinstance(result, CallbackExchange):
-                return result
-            if not isinstance(result, Response):
-                return self.loop.create_task(self._detached(exchange, result))
-            response = result
-        self._record(exchange, response.status, exchange.started)
-        return response
-
-    async def _settle(
-        self, exchange: Exchange, pending: Awaitable[Response | None] | None
-    ) -> Response | None:
-        """Run the pipeline (or await where it stopped), turning every failure into an answer."""
+    async def _settle(self, exchange: Exchange) -> Response | None:
+        """Run the pipeline, turning every failure into an answer."""
         started = exchange.started
         try:
-            if pending is None:
-                result = self.chain.run(exchange)
-                response = result if isinstance(result, Response) else await result
-            else:
-                response = await pending
+            result = self.chain.run(exchange)
+            response = result if isinstance(result, Response) else await result
         except GatewayError as error:
             response = self._problem(exchange, error)
         except ResponseAborted as aborted:
@@ -214,39 +177,10 @@ class Gateway:
         self._record(exchange, exchange.status if response is None else response.status, started)
         return response
 
-    async def _detached(self, exchange: Exchange, pending: Awaitable[Response | None]) -> None:
-        """A request begun on the callback path that has to wait: the rest, as a task."""
-        request = exchange.request
-        try:
-            response = await self._settle(exchange, pending)
-        except asyncio.CancelledError:
-            return  # the client went away; recorded
-        except Exception:
-            log.exception("unhandled error serving a request from %s", request.peer)
-            request.connection.abort()
-            return
-        request.connection.finish_detached(request, response)
-
     def _problem(self, exchange: Exchange, error: GatewayError) -> Response:
         if error.status in (401, 403):
             self._denied(exchange, error)
         return problem_response(error, exchange.request_id)
-
-    # -- Outcomes: where requests on the callback path end --------------------------------------
-
-    def respond(self, exchange: Exchange, response: Response) -> None:
-        self._record(exchange, response.status, exchange.started)
-        exchange.request.connection.finish_detached(exchange.request, response)
-
-    def refuse(self, exchange: Exchange, error: GatewayError) -> None:
-        self.respond(exchange, self._problem(exchange, error))
-
-    def abandon(self, exchange: Exchange) -> None:
-        self._record(exchange, 499, exchange.started)
-
-    def resume(self, exchange: Exchange, pending: Awaitable[Response | None]) -> None:
-        request = exchange.request
-        request.connection.detach(request, self.loop.create_task(self._detached(exchange, pending)))
 
     def _record(self, exchange: Exchange, status: int, started: float) -> None:
         duration = time.monotonic() - started

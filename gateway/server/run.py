@@ -95,7 +95,6 @@ class Worker:
             on_over_limit=gateway.catalog.connections_over_limit.inc,
             # A trusted proxy carries many clients' connections: the limit is not for it.
             exempt=gateway.resolver.is_trusted,
-            starter=gateway.start,
         )
         server.start()
         self._listener = await loop.create_server(server, sock=self.sock, backlog=BACKLOG)

@@ -31,7 +31,7 @@ from gateway.websocket.frames import (
 )
 
 if TYPE_CHECKING:
-    from gateway.http.connection import HttpConnection
+    from gateway.http.request import Connection
 
 log = logging.getLogger("gateway")
 
@@ -117,9 +117,12 @@ class UpstreamSide(asyncio.Protocol):
 
 
 class Tunnel:
+    """One websocket relayed between the client's connection, which it took over after the 101
+    (gateway.http.request.Upgraded), and the upstream's."""
+
     def __init__(
         self,
-        client: HttpConnection,
+        client: Connection,
         upstream: UpstreamSide,
         *,
         principal: Principal | None,
@@ -261,6 +264,10 @@ class Tunnel:
             self.end(error.code, error.code, error.reason, upstream_between_frames=clean)
         else:
             self.end(error.code, GOING_AWAY, error.reason, client_between_frames=clean)
+
+    def shut_down(self) -> None:
+        """The gateway is stopping (HttpConnection.abort): 1001 to both sides."""
+        self.end(GOING_AWAY, GOING_AWAY, "the gateway is shutting down")
 
     def client_lost(self) -> None:
         """The client's connection went: tell the upstream it is going away."""

@@ -1,7 +1,8 @@
-"""The callback path (gateway/proxy/callback.py): a bodiless request that finds a kept-alive
-upstream connection is sent and answered from callbacks, and hands over to the coroutine path
-when something has to wait. Every test here first warms an upstream connection, so that the
-request under test takes that path, and checks the same answers as the coroutine path gives."""
+"""Bodiless requests on a kept-alive upstream connection (once served by a callback path of
+their own, removed in issue 15 as not worth a second path; bench/README.md): the connection is
+reused, and what has to wait (streaming, retries, timeouts, a client leaving) gives the same
+answers. Every test here first warms an upstream connection, so that the request under test
+finds one."""
 
 from __future__ import annotations
 
