@@ -22,6 +22,8 @@ COMPILED = [
     "gateway/pipeline/",
     "gateway/routing/",
     "gateway/server/app.py",
+    "gateway/server/dispatch.py",
+    "gateway/server/recording.py",
     "gateway/accesslog.py",
     "gateway/tracing.py",
     "gateway/context.py",

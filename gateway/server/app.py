@@ -1,23 +1,22 @@
-"""One worker's gateway: the pipeline built once, the table in force, and the handler
-the HTTP server calls for every request."""
+"""One worker's gateway, wired: the pipeline built once, the upstream step at its end, the table
+in force and its reloads. What a request runs through is gateway/server/dispatch.py; what is
+recorded of it, gateway/server/recording.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from auth_core.api import build_api
-from auth_core.service import AuthCore, CallInfo
+from auth_core.service import AuthCore
 from gateway.accesslog import AccessLog
 from gateway.auth_upstream import AuthCoreUpstream
 from gateway.config import Settings
-from gateway.errors import GatewayError, problem_response
 from gateway.forward_auth import ForwardAuth
-from gateway.http.request import Request
 from gateway.http.response import Response
+from gateway.http.server import Handler
 from gateway.operations import Operations
 from gateway.pipeline.authenticate import Authenticate
 from gateway.pipeline.authorize import Authorize
@@ -33,30 +32,21 @@ from gateway.pipeline.match_route import MatchRoute
 from gateway.pipeline.parse_target import ParseTarget
 from gateway.pipeline.preflight import Preflight
 from gateway.pipeline.rate_limit import RateLimit
-from gateway.proxy.forward import Forwarder, ResponseAborted
+from gateway.proxy.forward import Forwarder
 from gateway.proxy.pool import UpstreamPools
 from gateway.routing.loader import ConfigError, load_route_table
 from gateway.routing.table import AUTH_CORE, AuthKind, RouteTable
-from gateway.tracing import request_id_from, traceparent_from
+from gateway.server.dispatch import Dispatcher
+from gateway.server.recording import Recorder, hit_rate
 from gateway.websocket.proxy import PrepareWebSocket, WebSocketProxy
 from gateway.websocket.registry import SocketRegistry
-from metrics.catalog import CACHE_HIT_RATE, CACHE_LOOKUPS, Catalog
-from metrics.shared import Merged, SharedSnapshots
+from metrics.catalog import Catalog
+from metrics.shared import SharedSnapshots
 
 log = logging.getLogger("gateway")
 
-
-def _hit_rate(merged: Merged) -> None:
-    """auth_cache_hit_rate from every worker's look-ups (a per-worker rate cannot be summed):
-    answers from a worker's own cache or the shared one, over all look-ups of the own one."""
-    rows = merged.get(CACHE_LOOKUPS, {})
-    total = sum(count for labels, count in rows.items() if labels[1] in ("hit", "miss"))
-    hits = sum(count for labels, count in rows.items() if labels[1] in ("hit", "shared_hit"))
-    merged[CACHE_HIT_RATE] = {(): hits / total} if total else {}
-
-
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_STATUS_TEXT = {code: str(code) for code in range(100, 600)}
+# A request the HTTP layer refused before it had a route: status, request id, peer address.
+Refused = Callable[[int, str, str], None]
 
 
 class Gateway:
@@ -77,9 +67,10 @@ class Gateway:
         self.config_path = Path(config_path) if config_path else None
         self.catalog = Catalog()
         self.metrics = SharedSnapshots(self.catalog.registry, metrics_dir)
-        self.metrics.refreshers.append(self._auth_metrics)
-        self.metrics.derivers.append(_hit_rate)
         self.access_log = AccessLog(settings.access_log)
+        self.recorder = Recorder(core, self.catalog, self.access_log)
+        self.metrics.refreshers.append(self.recorder.auth_metrics)
+        self.metrics.derivers.append(hit_rate)
         self.loop = asyncio.get_running_loop()
         self.pools = UpstreamPools(self.loop)
         self.pools.update(table.upstreams)
@@ -126,6 +117,10 @@ class Gateway:
             ],
             self.terminal,
         )
+        self.dispatcher = Dispatcher(self.chain, self.recorder, table)
+        # The HTTP server's entry points, bound once (no hop through this class a request).
+        self.handle: Handler = self.dispatcher.handle
+        self.refused: Refused = self.recorder.refused
 
     def terminal(self, exchange: Exchange) -> Awaitable[Response | None]:
         """The upstream step: the auth core in-process, or the forwarder."""
@@ -146,121 +141,6 @@ class Gateway:
             checks["redis"] = "ok" if await redis.ping() else "unreachable"
         return checks
 
-    def _exchange(self, request: Request) -> Exchange:
-        get = request.index.get
-        exchange = Exchange(request, request_id_from(get(b"x-request-id")), self.table)
-        exchange.traceparent = traceparent_from(get(b"traceparent"))
-        exchange.started = time.monotonic()
-        return exchange
-
-    def handle(self, request: Request) -> Awaitable[Response | None]:
-        """The HTTP server's entry point for every request; None when the response streamed."""
-        return self._settle(self._exchange(request))
-
-    async def _settle(self, exchange: Exchange) -> Response | None:
-        """Run the pipeline, turning every failure into an answer."""
-        started = exchange.started
-        try:
-            result = self.chain.run(exchange)
-            response = result if isinstance(result, Response) else await result
-        except GatewayError as error:
-            response = self._problem(exchange, error)
-        except ResponseAborted as aborted:
-            self._record(exchange, aborted.status, started)
-            return None
-        except (asyncio.CancelledError, ConnectionError):
-            self._record(exchange, 499, started)  # the client went away (nginx's 499)
-            raise
-        except Exception:
-            log.exception("unhandled error, request %s", exchange.request_id)
-            response = problem_response(GatewayError(), exchange.request_id)
-        self._record(exchange, exchange.status if response is None else response.status, started)
-        return response
-
-    def _problem(self, exchange: Exchange, error: GatewayError) -> Response:
-        if error.status in (401, 403):
-            self._denied(exchange, error)
-        return problem_response(error, exchange.request_id)
-
-    def _record(self, exchange: Exchange, status: int, started: float) -> None:
-        duration = time.monotonic() - started
-        route = exchange.route
-        route_name = route.name if route is not None else ""
-        method = exchange.request.method
-        catalog = self.catalog
-        catalog.requests.inc(
-            (route_name, method if method in _METHODS else "OTHER", _STATUS_TEXT.get(status, "0"))
-        )
-        catalog.request_duration.observe(duration, (route_name,))
-        if exchange.auth_method == "api_key" and exchange.principal is not None:
-            catalog.api_key_validations.inc(("ok",))
-        if self.access_log.enabled:
-            self.access_log.log(
-                exchange.request_id,
-                exchange.client_ip,
-                method,
-                exchange.path or "-",
-                status,
-                duration,
-                route_name,
-                route.upstream if route is not None else "",
-                exchange.request.header_text(b"user-agent"),
-            )
-
-    def _denied(self, exchange: Exchange, error: GatewayError) -> None:
-        """Every denial is counted by reason and written to the audit log (README: Operations)."""
-        catalog = self.catalog
-        catalog.auth_failures.inc((str(error.code),))
-        code = error.code
-        if code == "origin_not_allowed":
-            catalog.origin_rejections.inc()
-        elif code == "ip_not_allowed":
-            catalog.ip_rejections.inc()
-        if exchange.auth_method == "api_key":
-            catalog.api_key_validations.inc((str(code),))
-        if exchange.websocket is not None:
-            catalog.socket_auth_failures.inc()
-        call = CallInfo(
-            ip=exchange.client_ip,
-            user_agent=exchange.request.header_text(b"user-agent"),
-            request_id=exchange.request_id,
-        )
-        self.core.bans.failed(exchange.client_ip, str(code), call)
-        if error.audited:
-            return
-        principal = exchange.principal
-        route = exchange.route
-        written = self.core.audit_later(
-            "access_denied",
-            str(error.code),
-            call,
-            user_id=principal.user_id if principal is not None else None,
-            route=route.name if route is not None else None,
-            path=exchange.path,
-        )
-        if not written:
-            catalog.audit_dropped.inc()
-
-    def _auth_metrics(self) -> None:
-        """Copy the auth core's plain counters into the metrics (before each snapshot)."""
-        stats = self.core.stats
-        catalog = self.catalog
-        catalog.cache_lookups.values = {key: float(n) for key, n in stats.lookups.items()}
-        catalog.token_validations.values = {(k,): float(n) for k, n in stats.validations.items()}
-        catalog.stale_served.values = {(): float(stats.stale_served)}
-        catalog.session_creations.values = {(): float(stats.sessions_opened)}
-        catalog.socket_context_hits.values = {(): float(stats.socket_context_hits)}
-        for seconds in stats.take_durations():
-            catalog.token_validation_duration.observe(seconds)
-        redis = self.core.redis
-        catalog.redis_degraded.set(0.0 if redis is None or redis.healthy else 1.0)
-
-    def refused(self, status: int, request_id: str, peer: str) -> None:
-        """A request the HTTP layer refused before it had a route (malformed, too slow)."""
-        self.catalog.requests.inc(("", "OTHER", _STATUS_TEXT.get(status, "0")))
-        if self.access_log.enabled:
-            self.access_log.log(request_id, peer, "-", "-", status, 0.0, "", "", None)
-
     def reload(self) -> bool:
         """Load routes.yaml again; a bad file is refused and the old table keeps serving."""
         if self.config_path is None:
@@ -273,7 +153,7 @@ class Gateway:
             return False
         if table.sha256 == self.table.sha256:
             return True
-        self.table = table
+        self.table = self.dispatcher.table = table
         self.pools.update(table.upstreams)
         self.catalog.config_reloads.inc(("applied",))
         log.info("routes.yaml reloaded: %d routes, sha256 %s", len(table.routes), table.sha256)

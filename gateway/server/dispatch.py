@@ -1,0 +1,68 @@
+"""From a parsed request to its answer: the exchange made, the pipeline run, every failure
+turned into a problem answer, and the outcome recorded (gateway/server/recording.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+
+from gateway.errors import GatewayError, problem_response
+from gateway.http.request import Request
+from gateway.http.response import Response
+from gateway.pipeline.chain import Chain
+from gateway.pipeline.exchange import Exchange
+from gateway.proxy.forward import ResponseAborted
+from gateway.routing.table import RouteTable
+from gateway.server.recording import Recorder
+from gateway.tracing import request_id_from, traceparent_from
+
+log = logging.getLogger("gateway")
+
+
+class Dispatcher:
+    """The HTTP server's handler: one call a request."""
+
+    def __init__(self, chain: Chain, recorder: Recorder, table: RouteTable) -> None:
+        self.chain = chain
+        self.recorder = recorder
+        self.table = table  # the table in force (replaced on reload)
+
+    def _exchange(self, request: Request) -> Exchange:
+        get = request.index.get
+        exchange = Exchange(request, request_id_from(get(b"x-request-id")), self.table)
+        exchange.traceparent = traceparent_from(get(b"traceparent"))
+        exchange.started = time.monotonic()
+        return exchange
+
+    def handle(self, request: Request) -> Awaitable[Response | None]:
+        """The HTTP server's entry point for every request; None when the response streamed."""
+        return self._settle(self._exchange(request))
+
+    async def _settle(self, exchange: Exchange) -> Response | None:
+        """Run the pipeline, turning every failure into an answer."""
+        started = exchange.started
+        try:
+            result = self.chain.run(exchange)
+            response = result if isinstance(result, Response) else await result
+        except GatewayError as error:
+            response = self._problem(exchange, error)
+        except ResponseAborted as aborted:
+            self.recorder.request(exchange, aborted.status, started)
+            return None
+        except (asyncio.CancelledError, ConnectionError):
+            self.recorder.request(exchange, 499, started)  # the client went away (nginx's 499)
+            raise
+        except Exception:
+            log.exception("unhandled error, request %s", exchange.request_id)
+            response = problem_response(GatewayError(), exchange.request_id)
+        self.recorder.request(
+            exchange, exchange.status if response is None else response.status, started
+        )
+        return response
+
+    def _problem(self, exchange: Exchange, error: GatewayError) -> Response:
+        if error.status in (401, 403):
+            self.recorder.denied(exchange, error)
+        return problem_response(error, exchange.request_id)
