@@ -35,6 +35,7 @@ class Recorder:
         self.access_log = access_log
 
     def request(self, exchange: Exchange, status: int, started: float) -> None:
+        """A request answered (or abandoned, 499): counted, timed and logged."""
         duration = time.monotonic() - started
         route = exchange.route
         route_name = route.name if route is not None else ""
