@@ -22,12 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from netaddr import IPSet
 
 from auth_core.config import AuthSettings
 from auth_core.passwords import HashCost
 from auth_core.tokens import Keyring
 from gateway.config import Settings
-from gateway.routing.loader import load_route_table
+from gateway.errors import GatewayError
+from gateway.http.connection import HttpConnection
+from gateway.http.request import Request
+from gateway.http.response import Response
+from gateway.http.server import HttpServer, Limits
+from gateway.pipeline.client_address import ClientAddressResolver, ResolveClientAddress
+from gateway.pipeline.exchange import Exchange
+from gateway.pipeline.match_route import MatchRoute
+from gateway.pipeline.parse_target import ParseTarget
+from gateway.pipeline.stage import StageResult
+from gateway.routing.loader import load_route_table, parse_route_table
+from gateway.routing.table import RouteTable
 from gateway.server.run import Worker, bind
 
 LOOPBACK = "127.0.0.1"
@@ -265,6 +277,99 @@ async def raw_request(port: int, data: bytes, **kwargs: Any) -> RawResponse:
     responses = parse_responses(await raw_exchange(port, data, **kwargs))
     assert responses, "no response"
     return responses[0]
+
+
+# -- exchanges without sockets -----------------------------------------------------------------
+# Like aiohttp's make_mocked_request: the request is parsed from bytes by the gateway's own
+# HTTP parser (an HttpConnection fed the bytes, no transport), the route table loaded from a
+# routes.yaml text, so that one pipeline stage can be run on its own.
+
+
+def parse_request(raw: bytes, *, peer: str = "203.0.113.7") -> Request:
+    """The request in `raw` (one head, and a body if any) as the gateway's parser reads it,
+    from the TCP peer `peer`. A request the parser refuses fails the test."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()  # only its clock is read while parsing
+        loop.close()
+
+    async def unused(request: Request) -> Response | None:
+        raise AssertionError("an exchange built without sockets is never served")
+
+    connection = HttpConnection(HttpServer(unused, Limits(), loop))
+    connection.peer = peer
+    connection.data_received(raw)
+    assert connection.queue, f"the parser did not finish a request in {raw!r}"
+    request = connection.queue.popleft()
+    assert isinstance(request, Request), f"the parser refused {raw!r}: {request}"
+    return request
+
+
+def route_table(routes_yaml: str) -> RouteTable:
+    """The table a routes.yaml text loads to (validated as at start-up)."""
+    return parse_route_table(routes_yaml)
+
+
+def make_exchange(
+    raw: bytes,
+    routes_yaml: str | RouteTable,
+    *,
+    peer: str = "203.0.113.7",
+    request_id: str = "req-1",
+) -> Exchange:
+    """An exchange as it enters the chain: nothing of it is filled in yet."""
+    table = route_table(routes_yaml) if isinstance(routes_yaml, str) else routes_yaml
+    return Exchange(parse_request(raw, peer=peer), request_id, table)
+
+
+def routed_exchange(
+    raw: bytes, routes_yaml: str | RouteTable, *, peer: str = "203.0.113.7"
+) -> Exchange:
+    """An exchange as the body stages get it: client address, path and route set by the
+    gateway's own first stages (no trusted proxies)."""
+    exchange = make_exchange(raw, routes_yaml, peer=peer)
+    for stage in (
+        ResolveClientAddress(ClientAddressResolver(IPSet())),
+        ParseTarget(),
+        MatchRoute(),
+    ):
+        assert stage(exchange) is None
+    return exchange
+
+
+async def outcome(result: StageResult) -> Response | None:
+    """What a stage answered, waited for if it had to wait."""
+    if result is None or isinstance(result, Response):
+        return result
+    return await result
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A stage's refusal, as the client would see it: status, `error` code and headers."""
+
+    status: int
+    code: str
+    headers: dict[str, str]
+
+
+def refusal(call: Callable[[], object]) -> Refusal:
+    """The refusal that `call` raises (it must raise one)."""
+    try:
+        call()
+    except GatewayError as exc:
+        return Refusal(exc.status, str(exc.code), dict(exc.headers))
+    raise AssertionError("no refusal")
+
+
+async def refusal_awaited(call: Callable[[], StageResult]) -> Refusal:
+    """The refusal of a stage that may refuse at once or after waiting (it must refuse)."""
+    try:
+        await outcome(call())
+    except GatewayError as exc:
+        return Refusal(exc.status, str(exc.code), dict(exc.headers))
+    raise AssertionError("no refusal")
 
 
 # -- the gateway as a process ------------------------------------------------------------------
