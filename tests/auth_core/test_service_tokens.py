@@ -15,7 +15,7 @@ from auth_core.service import AuthCore, CallInfo
 from auth_core.stats import CREDENTIAL_SHARED_HIT
 from auth_core.store import DatabaseUnavailable
 from tests.auth_core.helpers import settle
-from tests.auth_core.test_review_caches import workers
+from tests.auth_core.test_cache_coherence import workers
 from tests.conftest import REDIS_URL
 
 CALL = CallInfo(ip="203.0.113.10", user_agent="billing/1.0", request_id="req-s")

@@ -1,7 +1,7 @@
-"""Review tests of bans: failures counted (locally and in Redis, also when Redis goes away in
-the middle), bans and lifts through the revocation table (out of order, expired, seen by a
-worker that starts later or revokes something itself), the admin's list against what is
-enforced, and the 429 of a banned address at the gateway until its ban ends."""
+"""Bans across workers and replicas: failures counted (locally and in Redis, also when Redis
+goes away in the middle), bans and lifts through the revocation table (out of order, expired,
+seen by a worker that starts later or revokes something itself), the admin's list against
+what is enforced, and the 429 of a banned address at the gateway until its ban ends."""
 
 from __future__ import annotations
 

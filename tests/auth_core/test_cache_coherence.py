@@ -1,6 +1,6 @@
-"""Review tests: the revocation set as a worker that revokes itself sees it, the single flight
-of key look-ups across a revocation, the follower that reads the table, the shared (Redis)
-tier's epoch rule and the stale window.
+"""Caches that stay true to revocations across workers: the revocation set as a worker that
+revokes itself sees it, the single flight of key look-ups across a revocation, the follower
+that reads the table, the shared (Redis) tier's epoch rule and the stale window.
 
 Two AuthCores on one database stand for two workers (or replicas); nothing is mocked, the
 databases and Redis are real, and no test times anything (waits are bounded)."""
@@ -29,7 +29,7 @@ from tests.auth_core.helpers import PASSWORD, settle
 from tests.conftest import REDIS_URL
 from tests.support import TcpRelay
 
-CALL = CallInfo(ip="203.0.113.10", request_id="req-review")
+CALL = CallInfo(ip="203.0.113.10", request_id="req-caches")
 HERE = "203.0.113.10"
 
 
