@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDictProxy
 from netaddr import IPSet
 
 from auth_core.config import AuthSettings
 from auth_core.passwords import HashCost
+from auth_core.service import AuthCore
 from auth_core.tokens import Keyring
 from gateway.config import Settings
 from gateway.errors import GatewayError
@@ -137,6 +139,13 @@ class RunningGateway:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
+    @property
+    def core(self) -> AuthCore:
+        """The auth core in this gateway's process (started with the worker)."""
+        core = self.worker.core
+        assert core is not None, "the worker has not started"
+        return core
+
 
 @asynccontextmanager
 async def running_gateway(
@@ -146,7 +155,7 @@ async def running_gateway(
     config = directory / "routes.yaml"
     config.write_text(routes_yaml)
     table = load_route_table(config)
-    settings = settings or Settings(access_log="off", watch_config=False)
+    settings = settings or quiet_settings()
     if settings.auth == AuthSettings():
         # Never the default ./gateway.db of the working directory: a database of its own.
         settings = dataclasses.replace(settings, auth=auth_settings(directory))
@@ -162,6 +171,12 @@ async def running_gateway(
     finally:
         await worker.stop()
         worker.sock.close()
+
+
+def quiet_settings(**overrides: Any) -> Settings:
+    """The gateway's settings for a test: no access log, no watching of routes.yaml (the test
+    reloads when it means to), and whatever the test sets."""
+    return Settings(access_log="off", watch_config=False, **overrides)
 
 
 FAST_HASHING = HashCost(time_cost=1, memory_kib=8192, parallelism=1)
@@ -195,6 +210,22 @@ def routes(upstreams: dict[str, list[str]], *route_lines: str, extra: str = "") 
     if extra:
         lines.append(extra)
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer read to its end (the client's view of a site under test)."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def request_id(self) -> str:
+        return self.headers["X-Request-Id"]
 
 
 # -- raw sockets -------------------------------------------------------------------------------
