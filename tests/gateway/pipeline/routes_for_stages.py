@@ -12,6 +12,8 @@ routes:
   - {name: hosted, path: /hosted, upstream: api, auth: none, host: api.example.com}
   - {name: admin, path: /admin, upstream: api, auth: jwt, roles: [admin, ops]}
   - {name: browser, path: /app, upstream: api, auth: jwt}
+  - {name: partner, path: /partner, upstream: api, auth: api_key}
+  - {name: passing, path: /passing, upstream: api, auth: jwt, forward_credentials: true}
   - name: limited
     path: /limited
     upstream: api
