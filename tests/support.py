@@ -228,6 +228,18 @@ class Answer:
         return self.headers["X-Request-Id"]
 
 
+def assert_problem(answer: Answer, status: int, code: str) -> None:
+    """A problem+json answer (README: Errors) with this status and `error` code."""
+    assert answer.status == status, answer.body
+    assert answer.headers["Content-Type"].startswith("application/problem+json"), answer.headers
+    body = answer.json()
+    assert set(body) >= {"type", "title", "status", "detail", "error", "request_id"}, body
+    assert (body["status"], body["error"]) == (status, code), body
+    assert body["request_id"] == answer.request_id
+    if status == 401:
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer "), answer.headers
+
+
 # -- raw sockets -------------------------------------------------------------------------------
 
 

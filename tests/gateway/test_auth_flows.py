@@ -44,6 +44,7 @@ from tests.support import (
     Answer,
     RunningGateway,
     Upstream,
+    assert_problem,
     quiet_settings,
     raw_request,
     routes,
@@ -212,18 +213,6 @@ def echo_context(site: Site, seen: dict[str, Any], headers: dict[str, list[str]]
         seen["path"],
         {name: values[0] for name, values in headers.items()},
     )
-
-
-def assert_problem(answer: Answer, status: int, code: str) -> None:
-    """A problem+json answer (SPEC section 8) with this status and code."""
-    assert answer.status == status, answer.body
-    assert answer.headers["Content-Type"].startswith("application/problem+json")
-    body = answer.json()
-    assert set(body) >= {"type", "title", "status", "detail", "error", "request_id"}
-    assert (body["status"], body["error"]) == (status, code)
-    assert body["request_id"] == answer.request_id
-    if status == 401:
-        assert answer.headers["WWW-Authenticate"].startswith("Bearer ")
 
 
 # -- the session life cycle --------------------------------------------------------------------

@@ -46,6 +46,7 @@ from tests.support import (
     Answer,
     RunningGateway,
     Upstream,
+    assert_problem,
     auth_settings,
     quiet_settings,
     running_gateway,
@@ -288,18 +289,6 @@ async def site(
 
 
 # -- checks ------------------------------------------------------------------------------------
-
-
-def assert_problem(answer: Answer, status: int, code: str) -> None:
-    """A problem+json answer (SPEC section 8) with this status and code."""
-    assert answer.status == status, answer.body
-    assert answer.headers["Content-Type"].startswith("application/problem+json"), answer.headers
-    body = answer.json()
-    assert set(body) >= {"type", "title", "status", "detail", "error", "request_id"}, body
-    assert (body["status"], body["error"]) == (status, code), body
-    assert body["request_id"] == answer.request_id
-    if status == 401:
-        assert answer.headers["WWW-Authenticate"].startswith("Bearer "), answer.headers
 
 
 def received(seen: dict[str, Any]) -> dict[str, list[str]]:
