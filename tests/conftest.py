@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from aiohttp import ClientSession
 from redis.exceptions import RedisError
 
-from tests.support import Upstream, upstream_server
+from tests.support import TcpRelay, Upstream, upstream_server
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -97,6 +97,18 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     asyncio.run(admin(f"CREATE SCHEMA {schema}"))
     yield f"{database}?search_path={schema}"
     asyncio.run(admin(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture
+async def postgres_relay(postgres_url: str) -> AsyncIterator[tuple[TcpRelay, str]]:
+    """A relay to the test's PostgreSQL that the test can cut, and the database URL through
+    it."""
+    relay = TcpRelay("127.0.0.1", 5432)
+    await relay.start()
+    try:
+        yield relay, postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}", 1)
+    finally:
+        await relay.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

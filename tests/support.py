@@ -22,12 +22,26 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDictProxy
+from netaddr import IPSet
 
 from auth_core.config import AuthSettings
 from auth_core.passwords import HashCost
+from auth_core.service import AuthCore
 from auth_core.tokens import Keyring
 from gateway.config import Settings
-from gateway.routing.loader import load_route_table
+from gateway.errors import GatewayError
+from gateway.http.connection import HttpConnection
+from gateway.http.request import Request
+from gateway.http.response import Response
+from gateway.http.server import HttpServer, Limits
+from gateway.pipeline.client_address import ClientAddressResolver, ResolveClientAddress
+from gateway.pipeline.exchange import Exchange
+from gateway.pipeline.match_route import MatchRoute
+from gateway.pipeline.parse_target import ParseTarget
+from gateway.pipeline.stage import StageResult
+from gateway.routing.loader import load_route_table, parse_route_table
+from gateway.routing.table import RouteTable
 from gateway.server.run import Worker, bind
 
 LOOPBACK = "127.0.0.1"
@@ -125,6 +139,13 @@ class RunningGateway:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
+    @property
+    def core(self) -> AuthCore:
+        """The auth core in this gateway's process (started with the worker)."""
+        core = self.worker.core
+        assert core is not None, "the worker has not started"
+        return core
+
 
 @asynccontextmanager
 async def running_gateway(
@@ -134,7 +155,7 @@ async def running_gateway(
     config = directory / "routes.yaml"
     config.write_text(routes_yaml)
     table = load_route_table(config)
-    settings = settings or Settings(access_log="off", watch_config=False)
+    settings = settings or quiet_settings()
     if settings.auth == AuthSettings():
         # Never the default ./gateway.db of the working directory: a database of its own.
         settings = dataclasses.replace(settings, auth=auth_settings(directory))
@@ -150,6 +171,12 @@ async def running_gateway(
     finally:
         await worker.stop()
         worker.sock.close()
+
+
+def quiet_settings(**overrides: Any) -> Settings:
+    """The gateway's settings for a test: no access log, no watching of routes.yaml (the test
+    reloads when it means to), and whatever the test sets."""
+    return Settings(access_log="off", watch_config=False, **overrides)
 
 
 FAST_HASHING = HashCost(time_cost=1, memory_kib=8192, parallelism=1)
@@ -183,6 +210,34 @@ def routes(upstreams: dict[str, list[str]], *route_lines: str, extra: str = "") 
     if extra:
         lines.append(extra)
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer read to its end (the client's view of a site under test)."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def request_id(self) -> str:
+        return self.headers["X-Request-Id"]
+
+
+def assert_problem(answer: Answer, status: int, code: str) -> None:
+    """A problem+json answer (README: Errors) with this status and `error` code."""
+    assert answer.status == status, answer.body
+    assert answer.headers["Content-Type"].startswith("application/problem+json"), answer.headers
+    body = answer.json()
+    assert set(body) >= {"type", "title", "status", "detail", "error", "request_id"}, body
+    assert (body["status"], body["error"]) == (status, code), body
+    assert body["request_id"] == answer.request_id
+    if status == 401:
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer "), answer.headers
 
 
 # -- raw sockets -------------------------------------------------------------------------------
@@ -265,6 +320,99 @@ async def raw_request(port: int, data: bytes, **kwargs: Any) -> RawResponse:
     responses = parse_responses(await raw_exchange(port, data, **kwargs))
     assert responses, "no response"
     return responses[0]
+
+
+# -- exchanges without sockets -----------------------------------------------------------------
+# Like aiohttp's make_mocked_request: the request is parsed from bytes by the gateway's own
+# HTTP parser (an HttpConnection fed the bytes, no transport), the route table loaded from a
+# routes.yaml text, so that one pipeline stage can be run on its own.
+
+
+def parse_request(raw: bytes, *, peer: str = "203.0.113.7") -> Request:
+    """The request in `raw` (one head, and a body if any) as the gateway's parser reads it,
+    from the TCP peer `peer`. A request the parser refuses fails the test."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()  # only its clock is read while parsing
+        loop.close()
+
+    async def unused(request: Request) -> Response | None:
+        raise AssertionError("an exchange built without sockets is never served")
+
+    connection = HttpConnection(HttpServer(unused, Limits(), loop))
+    connection.peer = peer
+    connection.data_received(raw)
+    assert connection.queue, f"the parser did not finish a request in {raw!r}"
+    request = connection.queue.popleft()
+    assert isinstance(request, Request), f"the parser refused {raw!r}: {request}"
+    return request
+
+
+def route_table(routes_yaml: str) -> RouteTable:
+    """The table a routes.yaml text loads to (validated as at start-up)."""
+    return parse_route_table(routes_yaml)
+
+
+def make_exchange(
+    raw: bytes,
+    routes_yaml: str | RouteTable,
+    *,
+    peer: str = "203.0.113.7",
+    request_id: str = "req-1",
+) -> Exchange:
+    """An exchange as it enters the chain: nothing of it is filled in yet."""
+    table = route_table(routes_yaml) if isinstance(routes_yaml, str) else routes_yaml
+    return Exchange(parse_request(raw, peer=peer), request_id, table)
+
+
+def routed_exchange(
+    raw: bytes, routes_yaml: str | RouteTable, *, peer: str = "203.0.113.7"
+) -> Exchange:
+    """An exchange as the body stages get it: client address, path and route set by the
+    gateway's own first stages (no trusted proxies)."""
+    exchange = make_exchange(raw, routes_yaml, peer=peer)
+    for stage in (
+        ResolveClientAddress(ClientAddressResolver(IPSet())),
+        ParseTarget(),
+        MatchRoute(),
+    ):
+        assert stage(exchange) is None
+    return exchange
+
+
+async def outcome(result: StageResult) -> Response | None:
+    """What a stage answered, waited for if it had to wait."""
+    if result is None or isinstance(result, Response):
+        return result
+    return await result
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A stage's refusal, as the client would see it: status, `error` code and headers."""
+
+    status: int
+    code: str
+    headers: dict[str, str]
+
+
+def refusal(call: Callable[[], object]) -> Refusal:
+    """The refusal that `call` raises (it must raise one)."""
+    try:
+        call()
+    except GatewayError as exc:
+        return Refusal(exc.status, str(exc.code), dict(exc.headers))
+    raise AssertionError("no refusal")
+
+
+async def refusal_awaited(call: Callable[[], StageResult]) -> Refusal:
+    """The refusal of a stage that may refuse at once or after waiting (it must refuse)."""
+    try:
+        await outcome(call())
+    except GatewayError as exc:
+        return Refusal(exc.status, str(exc.code), dict(exc.headers))
+    raise AssertionError("no refusal")
 
 
 # -- the gateway as a process ------------------------------------------------------------------

@@ -1,14 +1,18 @@
-"""What the auth core's tests share besides fixtures: waiting for background work, reading the
-mail outbox."""
+"""What the auth core's tests share besides fixtures: waiting for background work, a second
+worker on the same database and its reading of the revocation table, how an access token is
+refused, reading the mail outbox."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
+from auth_core.errors import AuthError
 from auth_core.service import AuthCore
 
 PASSWORD = "correct horse battery staple"
@@ -18,6 +22,32 @@ async def settle(core: AuthCore) -> None:
     """Wait for the work the core runs off the answer's path (failed-login counting)."""
     while core._background:
         await asyncio.gather(*list(core._background), return_exceptions=True)
+
+
+@asynccontextmanager
+async def another_worker(core: AuthCore) -> AsyncIterator[AuthCore]:
+    """A second AuthCore on the same database, reading the revocation table only when told to
+    (`sync`)."""
+    other = AuthCore(core.settings)
+    await other.start(follow=False)
+    try:
+        yield other
+    finally:
+        await other.close()
+
+
+async def sync(worker: AuthCore) -> None:
+    """Read the revocation table now, as the worker's follower would."""
+    await worker.revoked.sync(worker.require_store().revocations)
+
+
+def refused(core: AuthCore, token: str) -> type[AuthError] | None:
+    """The error class authenticate_access_token answers with, or None if it accepts."""
+    try:
+        core.authenticate_access_token(token)
+    except AuthError as exc:
+        return type(exc)
+    return None
 
 
 def outbox(directory: Path) -> list[EmailMessage]:

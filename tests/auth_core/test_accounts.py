@@ -20,19 +20,11 @@ from auth_core.errors import (
 from auth_core.models import User
 from auth_core.service import AuthCore, CallInfo
 from tests.auth_core.foreign_hashes import bcrypt_hash, django_pbkdf2, passlib_pbkdf2
-from tests.auth_core.helpers import PASSWORD
+from tests.auth_core.helpers import PASSWORD, refused
 
 EMAIL = "ada@example.com"
 CALL = CallInfo(ip="203.0.113.20", request_id="req-admin")
 ADMIN = "usr_admin"
-
-
-def refused(core: AuthCore, token: str) -> type[AuthError] | None:
-    try:
-        core.authenticate_access_token(token)
-    except AuthError as exc:
-        return type(exc)
-    return None
 
 
 async def test_create(core: AuthCore) -> None:

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from auth_core.models import ApiKey, Principal, Tenant
 from auth_core.service import AuthCore, CallInfo
 from auth_core.stats import TENANT_MISS
 from auth_core.store import DatabaseUnavailable
-from tests.auth_core.helpers import settle
+from tests.auth_core.helpers import another_worker, settle, sync
 
 CALL = CallInfo(ip="203.0.113.10", user_agent="sdk/1.0", request_id="req-k")
 ALLOWED = "203.0.113.10"
@@ -52,21 +51,6 @@ async def refusal(core: AuthCore, secret: str, ip: str | None = ALLOWED) -> Auth
 def is_cached(core: AuthCore, secret: str, ip: str | None = ALLOWED) -> bool:
     """Whether the key is answered at once (from this worker's cache), without a look-up."""
     return isinstance(core.keys.authenticate(secret, ip, CALL), Principal)
-
-
-@asynccontextmanager
-async def another_worker(core: AuthCore) -> AsyncIterator[AuthCore]:
-    """A second AuthCore on the same database, syncing only when told to."""
-    other = AuthCore(core.settings)
-    await other.start(follow=False)
-    try:
-        yield other
-    finally:
-        await other.close()
-
-
-async def sync(worker: AuthCore) -> None:
-    await worker.revoked.sync(worker.require_store().revocations)
 
 
 async def stored_key(core: AuthCore, key_id: str) -> ApiKey:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -20,7 +18,7 @@ from auth_core.revocation import USER
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import DatabaseUnavailable
 from auth_core.store.sqlite import SQLiteDatabase
-from tests.auth_core.helpers import PASSWORD, settle
+from tests.auth_core.helpers import PASSWORD, another_worker, settle, sync
 
 CALL = CallInfo(ip="203.0.113.10", user_agent="cli/1.0", request_id="req-p")
 
@@ -44,20 +42,6 @@ async def refusal(core: AuthCore, secret: str) -> AuthError:
     with pytest.raises(AuthError) as caught:
         await authenticate(core, secret)
     return caught.value
-
-
-@asynccontextmanager
-async def another_worker(core: AuthCore) -> AsyncIterator[AuthCore]:
-    other = AuthCore(core.settings)
-    await other.start(follow=False)
-    try:
-        yield other
-    finally:
-        await other.close()
-
-
-async def sync(worker: AuthCore) -> None:
-    await worker.revoked.sync(worker.require_store().revocations)
 
 
 # -- creation ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from auth_core.sdk import SdkSessions
 from auth_core.service import AuthCore, CallInfo
 from auth_core.sessions import TokenPair
 from tests import support
-from tests.auth_core.helpers import PASSWORD
+from tests.auth_core.helpers import PASSWORD, refused
 
 CALL = CallInfo(ip="203.0.113.10", user_agent="sdk/1.0", request_id="req-s")
 
@@ -27,14 +27,6 @@ async def a_tenant(core: AuthCore, name: str = "Acme") -> Tenant:
 
 async def open_session(core: AuthCore, tenant: Tenant, **body: Any) -> TokenPair:
     return await SdkSessions(core).open(tenant.id, "key_test", body, CALL)
-
-
-def refused(core: AuthCore, token: str) -> type[AuthError] | None:
-    try:
-        core.authenticate_access_token(token)
-    except AuthError as exc:
-        return type(exc)
-    return None
 
 
 async def test_open_creates_the_end_user_then_finds_them(core: AuthCore) -> None:

@@ -14,8 +14,8 @@ from auth_core.models import Principal
 from auth_core.service import AuthCore, CallInfo
 from auth_core.stats import CREDENTIAL_SHARED_HIT
 from auth_core.store import DatabaseUnavailable
-from tests.auth_core.helpers import settle
-from tests.auth_core.test_review_caches import workers
+from tests.auth_core.helpers import settle, sync
+from tests.auth_core.test_cache_coherence import workers
 from tests.conftest import REDIS_URL
 
 CALL = CallInfo(ip="203.0.113.10", user_agent="billing/1.0", request_id="req-s")
@@ -28,10 +28,6 @@ async def authenticate(core: AuthCore, secret: str) -> Principal:
 
 def is_cached(core: AuthCore, secret: str) -> bool:
     return isinstance(core.service_tokens.authenticate(secret, CALL), Principal)
-
-
-async def sync(core: AuthCore) -> None:
-    await core.revoked.sync(core.require_store().revocations)
 
 
 async def test_a_token_proves_its_service_and_no_user(core: AuthCore) -> None:

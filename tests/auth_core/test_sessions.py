@@ -28,7 +28,7 @@ from auth_core.sessions import ADDRESS_LIMIT, REFRESH_PREFIX, TokenPair
 from auth_core.tokens import AccessTokens, Keyring, token_hash
 from tests import support
 from tests.auth_core.foreign_hashes import bcrypt_hash, django_pbkdf2, passlib_pbkdf2
-from tests.auth_core.helpers import PASSWORD, mailed_token, outbox, settle
+from tests.auth_core.helpers import PASSWORD, mailed_token, outbox, refused, settle
 
 EMAIL = "ada@example.com"
 CALL = CallInfo(ip="203.0.113.10", user_agent="pytest/1.0", request_id="req-1")
@@ -42,15 +42,6 @@ async def a_user(core: AuthCore, email: str = EMAIL, password: str = PASSWORD) -
 
 async def login(core: AuthCore, email: str = EMAIL, password: str = PASSWORD) -> TokenPair:
     return await core.sessions.login(email, password, CALL)
-
-
-def refused(core: AuthCore, token: str) -> type[AuthError] | None:
-    """The error class authenticate_access_token answers with, or None if it accepts."""
-    try:
-        core.authenticate_access_token(token)
-    except AuthError as exc:
-        return type(exc)
-    return None
 
 
 async def assert_refresh_refused(core: AuthCore, refresh_token: str) -> None:

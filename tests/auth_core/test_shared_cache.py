@@ -3,7 +3,6 @@ another takes from Redis; nothing revoked after the read is taken from it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +14,7 @@ from auth_core.models import Principal
 from auth_core.service import AuthCore, CallInfo
 from auth_core.stats import CREDENTIAL_SHARED_HIT, TENANT_SHARED_HIT
 from tests import support
+from tests.auth_core.helpers import settle, sync
 from tests.conftest import REDIS_URL
 
 CALL = CallInfo()
@@ -43,21 +43,15 @@ async def authenticate(core: AuthCore, key: str, ip: str = HERE) -> Principal:
     return found if isinstance(found, Principal) else await found
 
 
-async def settled(core: AuthCore) -> None:
-    """Let the background writes (the shared cache's puts) finish."""
-    while core._background:
-        await asyncio.gather(*list(core._background), return_exceptions=True)
-
-
 async def test_a_key_read_by_one_worker_is_found_in_redis_by_another(
     tmp_path: Path, database_url: str, redis_prefix: str
 ) -> None:
     async with two_cores(tmp_path, database_url, redis_prefix) as (first, second):
         tenant = await first.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
         _, key = await first.keys.create(tenant.id, actor_id=None, call=CALL)
-        await second.revoked.sync(second.require_store().revocations)
+        await sync(second)
         assert (await authenticate(first, key)).tenant_id == tenant.id
-        await settled(first)
+        await settle(first)
         principal = await authenticate(second, key)
         assert principal.tenant_id == tenant.id
         assert second.stats.lookups[CREDENTIAL_SHARED_HIT] == 1
@@ -73,12 +67,12 @@ async def test_nothing_revoked_after_the_read_comes_from_redis(
     async with two_cores(tmp_path, database_url, redis_prefix) as (first, second):
         tenant = await first.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
         key_record, key = await first.keys.create(tenant.id, actor_id=None, call=CALL)
-        await second.revoked.sync(second.require_store().revocations)
+        await sync(second)
         await authenticate(first, key)
-        await settled(first)
+        await settle(first)
         # Revoked through the second worker: the first one's entry in Redis predates it.
         await second.keys.revoke(key_record.id, tenant_id=None, actor_id=None, call=CALL)
-        await first.revoked.sync(first.require_store().revocations)
+        await sync(first)
         shared_hits = first.stats.lookups[CREDENTIAL_SHARED_HIT]
         with pytest.raises(InvalidApiKey):
             await authenticate(first, key)
@@ -109,16 +103,16 @@ async def test_a_pat_comes_from_redis_with_its_users_roles_until_they_change(
             return found if isinstance(found, Principal) else await found
 
         assert (await principal(first)).roles == ("user",)
-        await settled(first)
+        await settle(first)
         assert (await principal(second)).roles == ("user",)
         assert second.stats.lookups[CREDENTIAL_SHARED_HIT] == 1
         # New roles (a user revocation): the entry in Redis predates them, so neither takes it.
         await second.accounts.update(user.id, {"roles": ["user", "ops"]}, None, CALL)
-        await first.revoked.sync(first.require_store().revocations)
+        await sync(first)
         assert (await principal(first)).roles == ("user", "ops")
         assert first.stats.lookups[CREDENTIAL_SHARED_HIT] == 0
         # The first one's new read, made after the revocation, is one the second may take
         # (waited for: whether it is in Redis yet is otherwise a race with the second's read).
-        await settled(first)
+        await settle(first)
         assert (await principal(second)).roles == ("user", "ops")
         assert second.stats.lookups[CREDENTIAL_SHARED_HIT] == 2

@@ -3,8 +3,6 @@ and the per-worker policy cache that follows `RevocationSet.generation`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -14,6 +12,7 @@ from auth_core.models import Tenant
 from auth_core.revocation import CREDENTIAL, SESSION, TENANT, TOKEN, USER
 from auth_core.service import AuthCore, CallInfo
 from auth_core.tenancy import MAX_ORIGINS, TenantPolicy, valid_ip_list, valid_origins
+from tests.auth_core.helpers import another_worker, sync
 
 CALL = CallInfo(ip="192.0.2.1", request_id="req-t")
 
@@ -148,16 +147,6 @@ async def revocations_of(core: AuthCore, kind: str) -> list[str]:
     return [r.value for r in await core.require_store().revocations.since(0) if r.kind == kind]
 
 
-@asynccontextmanager
-async def another_worker(core: AuthCore) -> AsyncIterator[AuthCore]:
-    other = AuthCore(core.settings)
-    await other.start(follow=False)
-    try:
-        yield other
-    finally:
-        await other.close()
-
-
 async def policy_of(core: AuthCore, tenant_id: str) -> TenantPolicy:
     answer = core.tenants.policy(tenant_id)
     policy = answer if isinstance(answer, TenantPolicy) or answer is None else await answer
@@ -226,7 +215,7 @@ async def test_update_publishes_a_tenant_revocation(core: AuthCore) -> None:
     async with another_worker(core) as other:
         seen = other.revoked.generation
         await core.tenants.update(tenant.id, {"name": "Acme Ltd"}, None, CALL)
-        await other.revoked.sync(other.require_store().revocations)
+        await sync(other)
         assert other.revoked.generation == seen + 1
 
 
@@ -315,7 +304,7 @@ async def test_a_whitelist_change_replaces_the_cached_policy_here_and_elsewhere(
         here = await policy_of(core, tenant.id)
         assert not here.ips.allows("203.0.113.5")
         assert here.ips.allows("198.51.100.5")
-        await other.revoked.sync(other.require_store().revocations)
+        await sync(other)
         assert other.tenants.cached_policy(tenant.id) is None
         there = await policy_of(other, tenant.id)
         assert there.tenant.ip_whitelist == ("198.51.100.0/24",)

@@ -26,8 +26,7 @@ import pytest
 from aiohttp import ClientSession
 
 from auth_core.tokens import AccessTokens, Keyring, TokenError
-from gateway.config import Settings
-from tests.support import Upstream, auth_settings, running_gateway
+from tests.support import Upstream, auth_settings, quiet_settings, running_gateway
 
 SECRET = "leeway-test-secret-of-at-least-32-bytes"
 KID = "lw"
@@ -93,9 +92,7 @@ def test_the_verifier_allows_30_seconds_of_skew(
 async def test_the_gateway_allows_30_seconds_of_skew(
     tmp_path: Path, upstream: Upstream, client: ClientSession
 ) -> None:
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(tmp_path, jwt_keyring=Keyring.parse(f"{KID}:{SECRET}")),
     )
     text = (

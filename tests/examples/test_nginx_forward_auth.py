@@ -28,7 +28,6 @@ from aiohttp import ClientSession
 from yarl import URL
 
 from auth_core.models import User
-from gateway.config import Settings
 from gateway.context import SIGNED, ContextError, derive_keys, verify
 from tests.support import (
     LOOPBACK,
@@ -36,6 +35,7 @@ from tests.support import (
     RunningGateway,
     Upstream,
     free_port,
+    quiet_settings,
     raw_request,
     running_gateway,
 )
@@ -194,8 +194,7 @@ class Stack:
     @property
     def keys(self) -> dict[str, bytes]:
         """What `gateway context-key echo` gives the service behind nginx."""
-        core = self.gateway.worker.core
-        assert core is not None
+        core = self.gateway.core
         assert core.service_keyring is not None
         return derive_keys(core.service_keyring.keys, AUDIENCE)
 
@@ -230,8 +229,7 @@ async def stack(
     """Gateway (shipped routes.yaml) in-process, an echo upstream, nginx with the example in
     front of it; a user logged in through the gateway."""
     async with running_gateway(SHIPPED_ROUTES.read_text(), tmp_path) as gateway:
-        core = gateway.worker.core
-        assert core is not None
+        core = gateway.core
         user = await core.accounts.create(EMAIL, PASSWORD, roles=("user",), verified=True)
         async with client.post(
             gateway.url + "/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}
@@ -450,12 +448,9 @@ async def test_nginx_not_in_forward_auth_clients_gets_no_context(
     """The gateway answers forwardAuth only to listed proxies: with nginx's address (loopback)
     not in GATEWAY_FORWARD_AUTH_CLIENTS, a valid token gets the gateway's 403 through nginx and
     nothing reaches the service."""
-    settings = Settings(
-        access_log="off", watch_config=False, forward_auth_clients=netaddr.IPSet(["10.0.0.0/8"])
-    )
+    settings = quiet_settings(forward_auth_clients=netaddr.IPSet(["10.0.0.0/8"]))
     async with running_gateway(SHIPPED_ROUTES.read_text(), tmp_path, settings) as gateway:
-        core = gateway.worker.core
-        assert core is not None
+        core = gateway.core
         await core.accounts.create(EMAIL, PASSWORD, roles=("user",), verified=True)
         async with client.post(
             gateway.url + "/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import sqlite3
@@ -34,17 +33,19 @@ import bcrypt
 import jwt
 import pytest
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
-from multidict import CIMultiDictProxy
 
 from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
-from gateway.config import Settings
-from gateway.context import derive_keys, verify
+from gateway.context import Context, derive_keys, verify
+from tests.auth_core.helpers import mailed_token
 from tests.conftest import REDIS_URL
 from tests.mail_server import mail_server
 from tests.support import (
+    Answer,
     RunningGateway,
     Upstream,
+    assert_problem,
+    quiet_settings,
     raw_request,
     routes,
     running_gateway,
@@ -91,20 +92,6 @@ def route_table(upstream: Upstream, auth_core_routes: tuple[str, ...] = AUTH_COR
 # -- the site under test -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def request_id(self) -> str:
-        return self.headers["X-Request-Id"]
-
-
 @dataclass
 class Site:
     """A running gateway, its echo upstream, a client, and where its mail goes."""
@@ -117,9 +104,7 @@ class Site:
 
     @property
     def core(self) -> AuthCore:
-        core = self.gateway.worker.core
-        assert core is not None
-        return core
+        return self.gateway.core
 
     async def call(
         self,
@@ -182,14 +167,6 @@ class Site:
         return len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
 
 
-def mailed_token(message: EmailMessage) -> str:
-    """The one-time token in a verification or reset mail (a line of its own)."""
-    text = message.get_content()
-    tokens = re.findall(r"^([A-Za-z0-9_-]{40,})$", text, flags=re.MULTILINE)
-    assert len(tokens) == 1, text
-    return str(tokens[0])
-
-
 @asynccontextmanager
 async def open_site(
     tmp_path: Path,
@@ -199,9 +176,7 @@ async def open_site(
     auth_core_routes: tuple[str, ...] = AUTH_CORE_ROUTES,
     **auth: Any,
 ) -> AsyncIterator[Site]:
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(tmp_path, database_url=database_url, **auth),
     )
     async with running_gateway(
@@ -226,16 +201,18 @@ def received(seen: dict[str, Any]) -> dict[str, list[str]]:
     return headers
 
 
-def assert_problem(answer: Answer, status: int, code: str) -> None:
-    """A problem+json answer (SPEC section 8) with this status and code."""
-    assert answer.status == status, answer.body
-    assert answer.headers["Content-Type"].startswith("application/problem+json")
-    body = answer.json()
-    assert set(body) >= {"type", "title", "status", "detail", "error", "request_id"}
-    assert (body["status"], body["error"]) == (status, code)
-    assert body["request_id"] == answer.request_id
-    if status == 401:
-        assert answer.headers["WWW-Authenticate"].startswith("Bearer ")
+def echo_context(site: Site, seen: dict[str, Any], headers: dict[str, list[str]]) -> Context:
+    """The signed context the echo upstream received (`headers`: `received(seen)`), verified
+    with the key `gateway context-key echo` gives it."""
+    keyring = site.core.service_keyring
+    assert keyring is not None
+    return verify(
+        derive_keys(keyring.keys, "echo"),
+        "echo",
+        seen["method"],
+        seen["path"],
+        {name: values[0] for name, values in headers.items()},
+    )
 
 
 # -- the session life cycle --------------------------------------------------------------------
@@ -281,15 +258,7 @@ async def test_session_life_cycle(site: Site) -> None:
     assert len(headers["x-gateway-timestamp"]) == 1
     assert headers["x-gateway-signature"][0].startswith("v2,kid=")
     assert ",aud=echo,sig=" in headers["x-gateway-signature"][0]
-    keyring = site.core.service_keyring
-    assert keyring is not None
-    context = verify(
-        derive_keys(keyring.keys, "echo"),
-        "echo",
-        seen["method"],
-        seen["path"],
-        {name: values[0] for name, values in headers.items()},
-    )
+    context = echo_context(site, seen, headers)
     assert (context.auth_method, context.user_id, context.email) == ("jwt", user["id"], address)
     assert context.email_verified is False
     assert (context.roles, context.session_id) == (("user",), session_id)
@@ -739,15 +708,7 @@ async def test_forged_identity_headers_never_reach_the_upstream(
             assert name not in headers
     assert "x-tenant-id" not in headers
     assert "x-credential-id" not in headers
-    keyring = site.core.service_keyring
-    assert keyring is not None
-    context = verify(
-        derive_keys(keyring.keys, "echo"),
-        "echo",
-        seen["method"],
-        seen["path"],
-        {name: values[0] for name, values in headers.items()},
-    )
+    context = echo_context(site, seen, headers)
     assert context.auth_method == identity["x-auth-method"]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import ClientSession
 from prometheus_client.parser import text_string_to_metric_families
 
-from auth_core.service import AuthCore, CallInfo
+from auth_core.service import CallInfo
 from tests.support import Upstream, routes, running_gateway
 
 CALL = CallInfo()
@@ -31,8 +31,7 @@ async def test_cache_and_validation_metrics(
     tmp_path: Path, upstream: Upstream, client: ClientSession
 ) -> None:
     async with running_gateway(routes({"echo": [upstream.url]}, *ROUTES), tmp_path) as gw:
-        core = gw.worker.core
-        assert isinstance(core, AuthCore)
+        core = gw.core
         tenant = await core.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
         _, key = await core.keys.create(tenant.id, actor_id=None, call=CALL)
         await core.accounts.create("ada@example.com", PASSWORD, verified=True)

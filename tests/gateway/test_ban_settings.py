@@ -18,9 +18,15 @@ import redis.asyncio as aioredis
 from aiohttp import ClientSession, TCPConnector
 
 from auth_core.service import AuthCore
-from gateway.config import Settings
 from tests.conftest import REDIS_URL
-from tests.support import RunningGateway, Upstream, auth_settings, routes, running_gateway
+from tests.support import (
+    RunningGateway,
+    Upstream,
+    auth_settings,
+    quiet_settings,
+    routes,
+    running_gateway,
+)
 
 ATTACKER = "127.0.0.2"
 BYSTANDER = "127.0.0.3"
@@ -44,13 +50,12 @@ def shared(request: pytest.FixtureRequest) -> dict[str, Any]:
 async def gateway(
     tmp_path: Path, upstream: Upstream, **auth: Any
 ) -> AsyncIterator[tuple[RunningGateway, ClientSession, AuthCore]]:
-    settings = Settings(access_log="off", watch_config=False, auth=auth_settings(tmp_path, **auth))
+    settings = quiet_settings(auth=auth_settings(tmp_path, **auth))
     async with (
         running_gateway(routes({"echo": [upstream.url]}, *ROUTES), tmp_path, settings) as gw,
         ClientSession(connector=TCPConnector(local_addr=(ATTACKER, 0))) as bad,
     ):
-        core = gw.worker.core
-        assert isinstance(core, AuthCore)
+        core = gw.core
         yield gw, bad, core
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 from aiohttp import ClientSession, TCPConnector
 
 from auth_core.service import AuthCore, CallInfo
-from gateway.config import Settings
 from tests.conftest import REDIS_URL
-from tests.support import RunningGateway, Upstream, auth_settings, routes, running_gateway
+from tests.support import Upstream, auth_settings, quiet_settings, routes, running_gateway
 
 BAN_AFTER = 30  # failed credentials: the default GATEWAY_BAN_THRESHOLD
 CALL = CallInfo()
@@ -57,17 +56,11 @@ async def until_status(client: ClientSession, url: str, wanted: int) -> None:
         await asyncio.sleep(0.02)
 
 
-def core_of(gw: RunningGateway) -> AuthCore:
-    core = gw.worker.core
-    assert core is not None
-    return core
-
-
 async def test_repeated_bad_keys_ban_the_address_everywhere_until_lifted(
     tmp_path: Path, upstream: Upstream, client: ClientSession
 ) -> None:
     table = routes({"echo": [upstream.url]}, *ROUTES)
-    settings = Settings(access_log="off", watch_config=False, auth=auth_settings(tmp_path))
+    settings = quiet_settings(auth=auth_settings(tmp_path))
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     async with (
@@ -75,7 +68,7 @@ async def test_repeated_bad_keys_ban_the_address_everywhere_until_lifted(
         running_gateway(table, tmp_path / "b", settings) as second,
         attacker() as bad,
     ):
-        admin = await admin_headers(core_of(first))
+        admin = await admin_headers(first.core)
         for _ in range(BAN_AFTER):
             assert (
                 await status(bad, f"{first.url}/partner", headers={"X-API-Key": UNKNOWN_KEY}) == 401
@@ -121,9 +114,7 @@ async def test_failures_counted_in_redis_add_up_across_gateways(
     tmp_path: Path, upstream: Upstream, redis_prefix: str
 ) -> None:
     table = routes({"echo": [upstream.url]}, *ROUTES)
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(tmp_path, redis_url=REDIS_URL, redis_prefix=redis_prefix),
     )
     (tmp_path / "a").mkdir()

@@ -12,9 +12,8 @@ import pytest
 from aiohttp import ClientSession
 
 from auth_core.tokens import Keyring
-from gateway.config import Settings
 from gateway.context import ContextError, derive_keys, verify
-from tests.support import auth_settings, routes, running_gateway, upstream_server
+from tests.support import auth_settings, quiet_settings, routes, running_gateway, upstream_server
 
 SECRET = "k1:" + "s" * 40
 
@@ -26,7 +25,7 @@ def received(seen: dict[str, Any]) -> dict[str, str]:
 async def test_a_context_for_billing_is_refused_by_orders(
     client: ClientSession, tmp_path: Path
 ) -> None:
-    settings = Settings(access_log="off", watch_config=False)
+    settings = quiet_settings()
     settings = dataclasses.replace(
         settings, auth=auth_settings(tmp_path, service_keyring=Keyring.parse(SECRET))
     )

@@ -5,15 +5,13 @@ auth_unavailable, /ready names the database, and all of it recovers by itself.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
 
-from auth_core.service import AuthCore, CallInfo
-from gateway.config import Settings
-from tests.support import TcpRelay, Upstream, auth_settings, routes, running_gateway
+from auth_core.service import CallInfo
+from tests.support import TcpRelay, Upstream, auth_settings, quiet_settings, routes, running_gateway
 
 CALL = CallInfo()
 PASSWORD = "correct horse battery"
@@ -23,17 +21,6 @@ ROUTES = (
     "{name: private, path: /private, upstream: echo, auth: jwt}",
     "{name: auth, path: /api/v1/auth, upstream: auth_core, auth: none}",
 )
-
-
-@pytest.fixture
-async def relay(postgres_url: str) -> AsyncIterator[tuple[TcpRelay, str]]:
-    """A relay to the test's PostgreSQL, and the database URL through it."""
-    relay = TcpRelay("127.0.0.1", 5432)
-    await relay.start()
-    try:
-        yield relay, postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}", 1)
-    finally:
-        await relay.close()
 
 
 async def status(client: ClientSession, method: str, url: str, **kwargs: object) -> int:
@@ -47,20 +34,17 @@ async def test_cached_credentials_outlive_the_database_for_the_stale_window(
     tmp_path: Path,
     upstream: Upstream,
     client: ClientSession,
-    relay: tuple[TcpRelay, str],
+    postgres_relay: tuple[TcpRelay, str],
     stale_window: float,
 ) -> None:
-    cut, database_url = relay
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    cut, database_url = postgres_relay
+    settings = quiet_settings(
         auth=auth_settings(
             tmp_path, database_url=database_url, cache_ttl=TTL, stale_window=stale_window
         ),
     )
     async with running_gateway(routes({"echo": [upstream.url]}, *ROUTES), tmp_path, settings) as gw:
-        core = gw.worker.core
-        assert isinstance(core, AuthCore)
+        core = gw.core
         tenant = await core.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
         _, key = await core.keys.create(tenant.id, actor_id=None, call=CALL)
         await core.accounts.create("ada@example.com", PASSWORD, verified=True)

@@ -22,7 +22,7 @@ from auth_core.service import AuthCore
 from auth_core.tokens import AccessTokens, Keyring
 from gateway.config import Settings, SettingsError
 from gateway.context import ContextError, derive_keys, verify
-from tests.support import RunningGateway, running_gateway
+from tests.support import RunningGateway, quiet_settings, running_gateway
 
 SHIPPED_ROUTES = Path(__file__).resolve().parents[2] / "routes.yaml"
 VALIDATE = "/api/v1/auth/validate"
@@ -41,9 +41,7 @@ class Stack:
 
     @property
     def core(self) -> AuthCore:
-        core = self.gateway.worker.core
-        assert core is not None
-        return core
+        return self.gateway.core
 
     @property
     def keys(self) -> dict[str, bytes]:
@@ -80,8 +78,7 @@ async def started(
     client: ClientSession, directory: Path, settings: Settings | None = None
 ) -> AsyncIterator[Stack]:
     async with running_gateway(SHIPPED_ROUTES.read_text(), directory, settings) as gateway:
-        core = gateway.worker.core
-        assert core is not None
+        core = gateway.core
         user = await core.accounts.create(EMAIL, PASSWORD, roles=("user",), verified=True)
         yield Stack(gateway, client, user, await log_in(gateway, client))
 
@@ -342,9 +339,7 @@ async def test_a_peer_not_listed_in_forward_auth_clients_gets_403(
     """A logged-in user calling /validate from an address that is not a listed proxy must not
     have a context signed (it would be a signing oracle for any method and path): loopback is
     not in 10.0.0.0/8, and X-Forwarded-For naming a listed address changes nothing."""
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         forward_auth_clients=netaddr.IPSet(["10.0.0.0/8"]),
         # Loopback a trusted proxy: X-Forwarded-For then moves the client address to 10.0.0.1,
         # which must still not make the caller a listed proxy (the TCP peer is what counts).

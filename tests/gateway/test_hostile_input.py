@@ -27,9 +27,7 @@ import pytest
 from aiohttp import ClientSession, ClientTimeout
 
 from auth_core.calls import CallInfo
-from auth_core.service import AuthCore
-from gateway.config import Settings
-from tests.support import RunningGateway, Upstream, auth_settings, running_gateway
+from tests.support import RunningGateway, Upstream, auth_settings, quiet_settings, running_gateway
 
 PASSWORD = "correct horse battery"
 TIMEOUT = ClientTimeout(total=30)
@@ -121,15 +119,12 @@ async def site(
 ) -> AsyncIterator[Site]:
     shipped = SHIPPED_ROUTES.read_text()
     assert shipped.count(SHIPPED_ECHO) == 1, "the shipped echo upstream moved: update this test"
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(tmp_path, database_url=database_url),
     )
     table = shipped.replace(SHIPPED_ECHO, json.dumps(upstream.url))
     async with running_gateway(table, tmp_path, settings) as gateway:
-        core = gateway.worker.core
-        assert isinstance(core, AuthCore)
+        core = gateway.core
         await core.accounts.create("root@example.com", PASSWORD, roles=("admin",), verified=True)
         other = await core.accounts.create("someone@example.com", PASSWORD, verified=True)
         async with client.post(
@@ -309,8 +304,7 @@ async def test_control_characters_are_refused_in_addresses_names_ids_and_roles(
 async def test_a_token_whose_claims_hold_a_control_character_is_invalid(
     site: Site, claim: str, value: Any
 ) -> None:
-    core = site.gateway.worker.core
-    assert core is not None
+    core = site.gateway.core
     assert core.tokens is not None
     kid, secret = core.tokens.keyring.current
     now = time.time()

@@ -20,8 +20,7 @@ from auth_core.api import build_api
 from auth_core.api.openapi import OPENAPI_PATH, VALIDATE_PATH
 from auth_core.config import AuthSettings
 from auth_core.service import AuthCore
-from gateway.config import Settings
-from tests.support import FAST_HASHING, RunningGateway, running_gateway
+from tests.support import FAST_HASHING, RunningGateway, quiet_settings, running_gateway
 from tests.support import auth_settings as auth_settings
 
 SHIPPED_ROUTES = Path(__file__).resolve().parents[2] / "routes.yaml"
@@ -39,7 +38,7 @@ OPERATIONS = sorted(
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[RunningGateway]:
     """The gateway on the shipped routes.yaml (SQLite)."""
-    settings = Settings(access_log="off", watch_config=False, auth=auth_settings(tmp_path))
+    settings = quiet_settings(auth=auth_settings(tmp_path))
     async with running_gateway(SHIPPED_ROUTES.read_text(), tmp_path, settings) as running:
         yield running
 

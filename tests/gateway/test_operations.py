@@ -18,6 +18,7 @@ from tests.support import (
     Upstream,
     auth_settings,
     free_port,
+    quiet_settings,
     raw_exchange,
     raw_request,
     redis_server,
@@ -94,9 +95,7 @@ async def test_ready_reports_redis_degraded_while_requests_keep_being_served(
     tmp_path: Path, upstream: Upstream, client: ClientSession
 ) -> None:
     with redis_server(tmp_path) as server:
-        settings = Settings(
-            access_log="off",
-            watch_config=False,
+        settings = quiet_settings(
             auth=auth_settings(tmp_path, redis_url=server.url, redis_prefix="ops:"),
         )
         async with running_gateway(table(upstream), tmp_path, settings) as gw:
@@ -125,15 +124,12 @@ async def test_stopping_after_a_redis_restart_always_ends(
     six under load). Stopping now closes that connection first; twelve rounds, each of which
     must end within the test's timeout."""
     with redis_server(tmp_path) as server:
-        settings = Settings(
-            access_log="off",
-            watch_config=False,
+        settings = quiet_settings(
             auth=auth_settings(tmp_path, redis_url=server.url, redis_prefix="stop:"),
         )
         for _ in range(12):
             async with running_gateway(table(upstream), tmp_path, settings) as gw:
-                assert gw.worker.core is not None
-                feed = gw.worker.core.feed
+                feed = gw.core.feed
                 server.stop()
                 async with client.get(f"{gw.url}/ready") as response:
                     assert response.status == 503

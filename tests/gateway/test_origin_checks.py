@@ -14,9 +14,9 @@ from pathlib import Path
 
 from aiohttp import ClientResponse, ClientSession
 
-from auth_core.service import AuthCore, CallInfo
+from auth_core.service import CallInfo
 from gateway.config import Settings
-from tests.support import RunningGateway, Upstream, auth_settings, running_gateway
+from tests.support import Upstream, auth_settings, quiet_settings, running_gateway
 
 CALL = CallInfo()
 PLATFORM_ORIGIN = "https://platform.example.com"  # the table's top-level `origins`
@@ -36,17 +36,9 @@ def table(upstream: Upstream) -> str:
 
 
 def settings(directory: Path, database_url: str) -> Settings:
-    return Settings(
-        access_log="off",
-        watch_config=False,
+    return quiet_settings(
         auth=auth_settings(directory, database_url=database_url),
     )
-
-
-def core_of(gateway: RunningGateway) -> AuthCore:
-    core = gateway.worker.core
-    assert isinstance(core, AuthCore)
-    return core
 
 
 async def assert_origin_refused(response: ClientResponse) -> None:
@@ -63,7 +55,7 @@ async def test_an_empty_tenant_origin_whitelist_admits_no_browser_origin(
     empty whitelist as "no restriction" (`if allowed and not allowed.allows(origin)`, as the
     check of the top-level list reads), which let every origin through for such a tenant."""
     async with running_gateway(table(upstream), tmp_path, settings(tmp_path, database_url)) as gw:
-        core = core_of(gw)
+        core = gw.core
         await core.tenants.create("Listed", [TENANT_ORIGIN], [], None, CALL)
         quiet = await core.tenants.create("Quiet", [], [], None, CALL)
         assert quiet.origins == ()
@@ -97,7 +89,7 @@ async def test_a_preflight_from_an_unlisted_origin_is_refused_cached_or_not(
     `Access-Control-Allow-Origin` for any origin while the index of every tenant's origins is
     not cached yet (the check after `load_origin_index()` dropped), and likewise once cached."""
     async with running_gateway(table(upstream), tmp_path, settings(tmp_path, database_url)) as gw:
-        core = core_of(gw)
+        core = gw.core
         await core.tenants.create("Listed", [TENANT_ORIGIN], [], None, CALL)
         await core.tenants.create("Quiet", [], [], None, CALL)
 

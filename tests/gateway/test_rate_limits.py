@@ -10,10 +10,9 @@ from pathlib import Path
 
 from aiohttp import ClientResponse, ClientSession
 
-from auth_core.service import AuthCore, CallInfo
-from gateway.config import Settings
+from auth_core.service import CallInfo
 from tests.conftest import REDIS_URL
-from tests.support import Upstream, auth_settings, routes, running_gateway
+from tests.support import Upstream, auth_settings, quiet_settings, routes, running_gateway
 
 CALL = CallInfo()
 PASSWORD = "correct horse battery"
@@ -30,12 +29,6 @@ RATE_ROUTES = (
 
 def table(upstream: Upstream) -> str:
     return routes({"echo": [upstream.url]}, *RATE_ROUTES)
-
-
-def core_of(gw: object) -> AuthCore:
-    core = gw.worker.core  # type: ignore[attr-defined]
-    assert isinstance(core, AuthCore)
-    return core
 
 
 async def assert_limited(response: ClientResponse) -> None:
@@ -82,7 +75,7 @@ async def test_a_limit_per_user_counts_users_apart(
     tmp_path: Path, upstream: Upstream, client: ClientSession
 ) -> None:
     async with running_gateway(table(upstream), tmp_path) as gw:
-        core = core_of(gw)
+        core = gw.core
         tokens = []
         for email in ("ada@example.com", "bob@example.com"):
             await core.accounts.create(email, PASSWORD, verified=True)
@@ -96,7 +89,7 @@ async def test_layered_tenant_and_key_limits(
     tmp_path: Path, upstream: Upstream, client: ClientSession
 ) -> None:
     async with running_gateway(table(upstream), tmp_path) as gw:
-        core = core_of(gw)
+        core = gw.core
         tenant = await core.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
         keys = [
             {"X-API-Key": (await core.keys.create(tenant.id, actor_id=None, call=CALL))[1]}
@@ -128,9 +121,7 @@ async def test_the_auth_core_limits_mail_sending_endpoints_by_default(
 async def test_two_gateways_sharing_redis_count_one_limit(
     tmp_path: Path, upstream: Upstream, client: ClientSession, redis_prefix: str
 ) -> None:
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(tmp_path, redis_url=REDIS_URL, redis_prefix=redis_prefix),
     )
     (tmp_path / "a").mkdir()

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from aiohttp import ClientSession, TCPConnector
 
-from gateway.config import Settings
 from tests.conftest import REDIS_URL
 from tests.support import (
     RunningGateway,
     Upstream,
     auth_settings,
+    quiet_settings,
     routes,
     running_gateway,
     start_gateway_process,
@@ -94,9 +94,7 @@ async def test_a_logout_reaches_every_worker_of_the_host(
 async def test_a_logout_through_one_replica_is_refused_by_the_other(
     tmp_path: Path, upstream: Upstream, client: ClientSession, postgres_url: str, redis_prefix: str
 ) -> None:
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(
             tmp_path, database_url=postgres_url, redis_url=REDIS_URL, redis_prefix=redis_prefix
         ),
@@ -108,8 +106,7 @@ async def test_a_logout_through_one_replica_is_refused_by_the_other(
         running_gateway(table, tmp_path / "a", settings) as first,
         running_gateway(table, tmp_path / "b", settings) as second,
     ):
-        core = first.worker.core
-        assert core is not None
+        core = first.core
         await core.accounts.create("ada@example.com", PASSWORD, verified=True)
         token = await login(client, first.url)
         bearer = {"Authorization": f"Bearer {token}"}
@@ -124,8 +121,7 @@ async def test_a_logout_through_one_replica_is_refused_by_the_other(
 
 
 async def until_subscribed(gw: RunningGateway) -> None:
-    core = gw.worker.core
-    assert core is not None
+    core = gw.core
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10
     while not core.feed.subscribed:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import ClientResponse, ClientSession
 
-from auth_core.service import AuthCore, CallInfo
+from auth_core.service import CallInfo
 from tests.support import Upstream, running_gateway
 
 CALL = CallInfo()
@@ -47,8 +47,7 @@ async def test_roles_and_origins_hold_on_pat_and_any_routes(
     tmp_path: Path, upstream: Upstream, client: ClientSession
 ) -> None:
     async with running_gateway(table(upstream), tmp_path) as gw:
-        core = gw.worker.core
-        assert isinstance(core, AuthCore)
+        core = gw.core
         tenant = await core.tenants.create("Acme", [TENANT_ORIGIN], [], None, CALL)
         end_user = await core.accounts.create(
             "end@acme.example", PASSWORD, verified=True, tenant_id=tenant.id

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
-from auth_core.service import AuthCore, CallInfo
+from auth_core.service import CallInfo
 from tests.support import Upstream, running_gateway
 
 CALL = CallInfo()
@@ -88,8 +88,7 @@ async def test_on_a_jwt_route_the_tenant_whitelist_still_decides(
         "    cors: {origins: ['https://a.example.com', 'https://b.example.com']}\n"
     )
     async with running_gateway(text, tmp_path) as gw:
-        core = gw.worker.core
-        assert isinstance(core, AuthCore)
+        core = gw.core
         tenant = await core.tenants.create("Acme", ["https://a.example.com"], [], None, CALL)
         user = await core.accounts.create(
             "ada@example.com", "correct horse battery", verified=True, tenant_id=tenant.id

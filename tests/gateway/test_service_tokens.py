@@ -19,7 +19,6 @@ from auth_core import credentials
 from auth_core.errors import InvalidToken
 from auth_core.models import Principal
 from auth_core.service import AuthCore, CallInfo
-from gateway.config import Settings
 from tests.conftest import REDIS_URL
 from tests.gateway.test_admin_cli import auth_core, gateway_cli
 from tests.gateway.test_replicas import until_subscribed
@@ -39,7 +38,7 @@ from tests.gateway.test_tenant_flows import (
     signed_context,
     site,
 )
-from tests.support import Upstream, auth_settings, running_gateway
+from tests.support import Upstream, auth_settings, quiet_settings, running_gateway
 
 __all__ = ["elsewhere", "site"]  # fixtures
 
@@ -304,9 +303,7 @@ async def test_a_revoked_token_is_refused_at_once_by_another_replica(
     postgres_url: str,
     redis_prefix: str,
 ) -> None:
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(
             tmp_path, database_url=postgres_url, redis_url=REDIS_URL, redis_prefix=redis_prefix
         ),

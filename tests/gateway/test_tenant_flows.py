@@ -31,7 +31,7 @@ from typing import Any
 import netaddr
 import pytest
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from auth_core import credentials
@@ -43,9 +43,12 @@ from gateway.routing.loader import load_route_table
 from gateway.server.run import Worker, bind
 from tests.support import (
     LOOPBACK,
+    Answer,
     RunningGateway,
     Upstream,
+    assert_problem,
     auth_settings,
+    quiet_settings,
     running_gateway,
 )
 
@@ -91,20 +94,6 @@ def shipped_routes(upstream: Upstream) -> str:
 # -- the site under test -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def request_id(self) -> str:
-        return self.headers["X-Request-Id"]
-
-
 @dataclass
 class Site:
     """A running gateway on the shipped routes, its echo upstream, and two clients: one
@@ -123,9 +112,7 @@ class Site:
 
     @property
     def core(self) -> AuthCore:
-        core = self.gateway.worker.core
-        assert core is not None
-        return core
+        return self.gateway.core
 
     def context_keys(self, audience: str) -> dict[str, bytes]:
         """What `gateway context-key AUDIENCE` gives the service behind that upstream."""
@@ -273,9 +260,7 @@ async def open_site(
     *,
     trusted_proxies: Iterable[str] = (),
 ) -> AsyncIterator[Site]:
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         trusted_proxies=netaddr.IPSet(list(trusted_proxies)),
         auth=auth_settings(directory, database_url=database_url),
     )
@@ -304,18 +289,6 @@ async def site(
 
 
 # -- checks ------------------------------------------------------------------------------------
-
-
-def assert_problem(answer: Answer, status: int, code: str) -> None:
-    """A problem+json answer (SPEC section 8) with this status and code."""
-    assert answer.status == status, answer.body
-    assert answer.headers["Content-Type"].startswith("application/problem+json"), answer.headers
-    body = answer.json()
-    assert set(body) >= {"type", "title", "status", "detail", "error", "request_id"}, body
-    assert (body["status"], body["error"]) == (status, code), body
-    assert body["request_id"] == answer.request_id
-    if status == 401:
-        assert answer.headers["WWW-Authenticate"].startswith("Bearer "), answer.headers
 
 
 def received(seen: dict[str, Any]) -> dict[str, list[str]]:
@@ -1321,9 +1294,7 @@ async def test_whitelist_flags_turn_the_checks_off(
     client: ClientSession,
     elsewhere: ClientSession,
 ) -> None:
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(
             tmp_path,
             database_url=database_url,
@@ -1455,9 +1426,7 @@ async def test_a_change_made_on_one_replica_is_in_force_on_another(
 ) -> None:
     """Two gateways on one database: what one changes, the other enforces (SPEC sections 1,
     10 and 11), without a restart. Polled with a generous bound, never timed."""
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(tmp_path, database_url=database_url),
     )
     (tmp_path / "one").mkdir()
@@ -1619,9 +1588,7 @@ async def test_no_service_secret_entry_is_a_credential(
     entry."""
     current, previous = Keyring.generate("s2"), Keyring.generate("s1")
     keyring = Keyring.parse(f"{current},{previous}")
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(tmp_path, database_url=database_url, service_keyring=keyring),
     )
     async with running_gateway(shipped_routes(upstream), tmp_path, settings) as gateway:
@@ -1695,9 +1662,7 @@ async def test_ipv6_socket_peers_match_the_whitelists(
 ) -> None:
     """IPv4 clients of a dual-stack socket arrive as ::ffff:127.0.0.x and must match IPv4
     rules; an IPv6 client (::1) matches IPv6 rules."""
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(tmp_path, database_url=database_url),
     )
     (tmp_path / "mapped").mkdir()

@@ -22,8 +22,14 @@ from pathlib import Path
 import netaddr
 import pytest
 
-from gateway.config import Settings
-from tests.support import LOOPBACK, RawResponse, Upstream, parse_responses, running_gateway
+from tests.support import (
+    LOOPBACK,
+    RawResponse,
+    Upstream,
+    parse_responses,
+    quiet_settings,
+    running_gateway,
+)
 
 SOURCE = "127.0.0.2"
 HOST = "gateway.internal"  # the Host the client sends the gateway
@@ -95,9 +101,7 @@ def received(upstream: Upstream) -> dict[str, list[str]]:
 async def test_only_a_listed_peer_is_believed(
     tmp_path: Path, upstream: Upstream, trusted: str, expected: dict[str, list[str]]
 ) -> None:
-    settings = Settings(
-        access_log="off", watch_config=False, trusted_proxies=netaddr.IPSet([trusted])
-    )
+    settings = quiet_settings(trusted_proxies=netaddr.IPSet([trusted]))
     async with running_gateway(table(upstream), tmp_path, settings) as gw:
         response = await request_from(SOURCE, gw.port, FORGED)
         assert response.status == 200, response.body

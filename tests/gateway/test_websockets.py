@@ -20,15 +20,15 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, WSMsgType, WSServerHandshakeError, web
 
-from auth_core.service import AuthCore, CallInfo
+from auth_core.service import CallInfo
 from auth_core.tokens import Keyring
-from gateway.config import Settings
 from gateway.context import ContextError, derive_key, verify
 from tests.conftest import REDIS_URL
 from tests.support import (
     LOOPBACK,
     RunningGateway,
     auth_settings,
+    quiet_settings,
     routes,
     running_gateway,
     start_gateway_process,
@@ -105,9 +105,7 @@ ROUTES = (
 async def gateway(
     tmp_path: Path, upstream: SocketUpstream, **auth: Any
 ) -> AsyncIterator[RunningGateway]:
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(tmp_path, service_keyring=Keyring.parse(SERVICE_SECRET), **auth),
     )
     table = routes({"sockets": [upstream.url]}, *ROUTES, extra=f'origins: ["{ORIGIN}"]\n')
@@ -116,8 +114,7 @@ async def gateway(
 
 
 async def a_token(gw: RunningGateway) -> str:
-    core = gw.worker.core
-    assert isinstance(core, AuthCore)
+    core = gw.core
     if await core.require_store().users.by_email("ada@example.com") is None:
         await core.accounts.create("ada@example.com", PASSWORD, verified=True)
     return (await core.sessions.login("ada@example.com", PASSWORD, CALL)).access_token
@@ -125,8 +122,7 @@ async def a_token(gw: RunningGateway) -> str:
 
 async def a_service_token(gw: RunningGateway) -> str:
     """A new service token (`gws_...`), made through the gateway's auth core."""
-    core = gw.worker.core
-    assert isinstance(core, AuthCore)
+    core = gw.core
     _, secret = await core.service_tokens.create("sockets", actor_id=None, call=CALL)
     return secret
 
@@ -353,9 +349,7 @@ async def test_a_slow_reader_slows_the_writer_instead_of_filling_memory(tmp_path
 
 async def test_sockets_per_address_are_limited(tmp_path: Path) -> None:
     async with socket_upstream() as upstream:
-        settings = Settings(
-            access_log="off",
-            watch_config=False,
+        settings = quiet_settings(
             ws_max_per_address=2,
             auth=auth_settings(tmp_path),
         )
@@ -411,15 +405,12 @@ KEY_ROUTES = (
 
 async def test_key_and_pat_sockets_close_when_the_credential_is_revoked(tmp_path: Path) -> None:
     async with socket_upstream() as upstream:
-        settings = Settings(
-            access_log="off",
-            watch_config=False,
+        settings = quiet_settings(
             auth=auth_settings(tmp_path, service_keyring=Keyring.parse(SERVICE_SECRET)),
         )
         table = routes({"sockets": [upstream.url]}, *KEY_ROUTES)
         async with running_gateway(table, tmp_path, settings) as gw, ClientSession() as client:
-            core = gw.worker.core
-            assert isinstance(core, AuthCore)
+            core = gw.core
             tenant = await core.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
             key_record, key = await core.keys.create(tenant.id, actor_id=None, call=CALL)
             user = await core.accounts.create("ada@example.com", PASSWORD, verified=True)
@@ -448,15 +439,14 @@ async def test_key_and_pat_sockets_close_when_the_credential_is_revoked(tmp_path
 
 async def test_a_service_socket_closes_when_its_token_is_revoked(tmp_path: Path) -> None:
     async with socket_upstream() as upstream:
-        settings = Settings(access_log="off", watch_config=False, auth=auth_settings(tmp_path))
+        settings = quiet_settings(auth=auth_settings(tmp_path))
         route = (
             "{name: internal-socket, path: /internal, upstream: sockets, auth: service,"
             " websocket: true, strip_prefix: true}"
         )
         table = routes({"sockets": [upstream.url]}, route)
         async with running_gateway(table, tmp_path, settings) as gw, ClientSession() as client:
-            core = gw.worker.core
-            assert isinstance(core, AuthCore)
+            core = gw.core
             record, secret = await core.service_tokens.create("feed", actor_id=None, call=CALL)
             _, kept = await core.service_tokens.create("other", actor_id=None, call=CALL)
             revoked = await client.ws_connect(
@@ -482,9 +472,7 @@ async def test_a_service_socket_closes_when_its_token_is_revoked(tmp_path: Path)
 
 async def test_pings_pass_and_silence_closes_after_the_idle_timeout(tmp_path: Path) -> None:
     async with socket_upstream() as upstream:
-        settings = Settings(
-            access_log="off", watch_config=False, ws_idle_timeout=1.0, auth=auth_settings(tmp_path)
-        )
+        settings = quiet_settings(ws_idle_timeout=1.0, auth=auth_settings(tmp_path))
         table = routes({"sockets": [upstream.url]}, *ROUTES)
         async with (
             running_gateway(table, tmp_path, settings) as gw,
@@ -504,9 +492,7 @@ async def test_a_logout_through_another_gateway_closes_the_socket(
     tmp_path: Path, postgres_url: str, redis_prefix: str
 ) -> None:
     async with socket_upstream() as upstream:
-        settings = Settings(
-            access_log="off",
-            watch_config=False,
+        settings = quiet_settings(
             auth=auth_settings(
                 tmp_path,
                 database_url=postgres_url,

@@ -11,16 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Settings
-from tests.support import LOOPBACK, RunningGateway, Upstream, routes, running_gateway
+from tests.support import (
+    LOOPBACK,
+    RunningGateway,
+    Upstream,
+    quiet_settings,
+    routes,
+    running_gateway,
+)
 
 ECHO_ROUTE = "{name: echo, path: /echo, upstream: echo, auth: none}"
 
 # Short enough for a test to wait out (the server sweeps once a second), long enough that a
 # loaded machine does not trip them between the writes of a test that means to be quick.
-SHORT_TIMEOUTS = Settings(
-    access_log="off",
-    watch_config=False,
+SHORT_TIMEOUTS = quiet_settings(
     header_timeout=1.0,
     keepalive_timeout=1.0,
     body_timeout=1.0,

@@ -26,7 +26,14 @@ from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType, web
 
 from gateway.config import Settings
 from tests.gateway.http.test_protocol import read_response
-from tests.support import LOOPBACK, RunningGateway, Upstream, routes, running_gateway
+from tests.support import (
+    LOOPBACK,
+    RunningGateway,
+    Upstream,
+    quiet_settings,
+    routes,
+    running_gateway,
+)
 
 WAIT = 20.0  # generous for a loaded machine, and shorter than the 30 s keep-alive used here
 
@@ -38,9 +45,7 @@ ROUTES = (
 )
 
 # One second to begin a request; half a minute of keep-alive, which no test here waits out.
-TIMEOUTS = Settings(
-    access_log="off",
-    watch_config=False,
+TIMEOUTS = quiet_settings(
     header_timeout=1.0,
     keepalive_timeout=30.0,
 )

@@ -1,11 +1,17 @@
-"""The one resolver of the client address (SPEC section 11)."""
+"""The one resolver of the client address (README: Forwarding)."""
 
 from __future__ import annotations
 
 import netaddr
 import pytest
 
-from gateway.pipeline.client_address import ClientAddressResolver, normalise_ip
+from gateway.pipeline.client_address import (
+    ClientAddressResolver,
+    ResolveClientAddress,
+    normalise_ip,
+)
+from tests.gateway.pipeline.routes_for_stages import ROUTES, request
+from tests.support import make_exchange
 
 TRUSTED = netaddr.IPSet(["10.0.0.0/8", "2001:db8::/32"])
 
@@ -78,3 +84,32 @@ def test_no_trusted_proxies_means_the_peer_always() -> None:
 )
 def test_normalise_ip(raw: str, expected: str | None) -> None:
     assert normalise_ip(raw) == expected
+
+
+STAGE_CASES = [
+    # (description, peer, X-Forwarded-For lines, client, peer trusted)
+    ("an untrusted peer's header is ignored", "203.0.113.9", ["1.2.3.4"], "203.0.113.9", False),
+    ("a trusted peer's header is read", "10.0.0.2", ["198.51.100.7"], "198.51.100.7", True),
+    (
+        "every header line, in order",
+        "10.0.0.2",
+        ["6.6.6.6", "198.51.100.7, 10.3.3.3"],
+        "198.51.100.7",
+        True,
+    ),
+    ("a trusted peer without the header", "10.0.0.2", [], "10.0.0.2", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client", "trusted"),
+    [case[1:] for case in STAGE_CASES],
+    ids=[case[0] for case in STAGE_CASES],
+)
+def test_the_stage_reads_the_request(
+    peer: str, forwarded: list[str], client: str, trusted: bool
+) -> None:
+    raw = request("GET", "/v1/items", *(f"X-Forwarded-For: {line}" for line in forwarded))
+    exchange = make_exchange(raw, ROUTES, peer=peer)
+    assert ResolveClientAddress(ClientAddressResolver(TRUSTED))(exchange) is None
+    assert (exchange.peer, exchange.client_ip, exchange.peer_trusted) == (peer, client, trusted)

@@ -44,6 +44,7 @@ from tests.support import (
     LOOPBACK,
     RunningGateway,
     Upstream,
+    quiet_settings,
     running_gateway,
     upstream_server,
 )
@@ -498,7 +499,7 @@ FORWARDED = [
 
 def trusting(trusted: bool) -> Settings:
     proxies = ["127.0.0.0/8"] if trusted else []
-    return Settings(access_log="off", watch_config=False, trusted_proxies=IPSet(proxies))
+    return quiet_settings(trusted_proxies=IPSet(proxies))
 
 
 @pytest.mark.parametrize(

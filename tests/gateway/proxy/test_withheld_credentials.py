@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from auth_core.service import AuthCore, CallInfo
+from auth_core.service import CallInfo
 from auth_core.tokens import Keyring
-from gateway.config import Settings
 from gateway.context import Context, derive_keys, verify
 from tests.gateway.proxy.conftest import OK, RawUpstream, Received, Reply, raw_upstream, send_raw
-from tests.support import RunningGateway, auth_settings, routes, running_gateway
+from tests.support import RunningGateway, auth_settings, quiet_settings, routes, running_gateway
 
 CALL = CallInfo()
 PASSWORD = "correct horse battery"
@@ -69,16 +68,13 @@ def answer(request: Received) -> Reply:
 
 @asynccontextmanager
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = Settings(
-        access_log="off",
-        watch_config=False,
+    settings = quiet_settings(
         auth=auth_settings(tmp_path, service_keyring=Keyring.parse(SERVICE_SECRET)),
     )
     async with raw_upstream(answer) as upstream:
         table = routes({"up": [upstream.url]}, *ROUTES)
         async with running_gateway(table, tmp_path, settings) as gw:
-            core = gw.worker.core
-            assert isinstance(core, AuthCore)
+            core = gw.core
             tenant = await core.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
             _, key = await core.keys.create(tenant.id, actor_id=None, call=CALL)
             user = await core.accounts.create("ada@example.com", PASSWORD, verified=True)
@@ -98,8 +94,7 @@ def upstream_context(gw: RunningGateway, request: Received, upstream: str = "up"
     """The signed context as the upstream `upstream` verifies it, over the method and target it
     received. The one place that knows how a downstream service checks a signature (its v2
     form takes the upstream's name as audience)."""
-    core = gw.worker.core
-    assert core is not None
+    core = gw.core
     assert core.service_keyring is not None
     headers = {name.decode(): value.decode() for name, value in fields(request)}
     return verify(

@@ -28,6 +28,7 @@ from tests.support import (
     RunningGateway,
     auth_settings,
     free_port,
+    quiet_settings,
     routes,
     running_gateway,
     upstream_server,
@@ -291,6 +292,21 @@ async def keep_the_rest(
         state.received.append(data)
 
 
+def answer_when(release: asyncio.Event) -> Script:
+    """An upstream that holds each handshake until `release` is set, then answers 101 and
+    keeps what follows."""
+
+    async def held(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: bytes, state: RawUpstream
+    ) -> None:
+        async with asyncio.timeout(WAIT):
+            await release.wait()
+        writer.write(answer_101(key))
+        await keep_the_rest(reader, state)
+
+    return held
+
+
 # -- the gateway -------------------------------------------------------------------------------
 
 
@@ -312,7 +328,7 @@ def registry(gw: RunningGateway) -> Any:
 
 
 def contexts(gw: RunningGateway) -> dict[str, Any]:
-    return gw.worker.core.sockets.local  # type: ignore[union-attr]
+    return gw.core.sockets.local
 
 
 async def all_released(gw: RunningGateway) -> None:
@@ -369,15 +385,10 @@ async def test_more_than_64k_sent_before_the_upstream_answered_all_arrives(
     paused past 64 KiB) and relayed once the tunnel starts, in order, none lost."""
     release = asyncio.Event()
 
-    async def slow(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: bytes, state: RawUpstream
-    ) -> None:
-        async with asyncio.timeout(WAIT):
-            await release.wait()
-        writer.write(answer_101(key))
-        await keep_the_rest(reader, state)
-
-    async with raw_upstream(slow) as upstream, gateway_to(tmp_path, upstream.url) as gw:
+    async with (
+        raw_upstream(answer_when(release)) as upstream,
+        gateway_to(tmp_path, upstream.url) as gw,
+    ):
         frames = [encode(BINARY, bytes([n]) * 30000) for n in range(12)]  # ~360 KB
         frames.append(encode(CLOSE, close_payload(1000)))
         client = await raw_client(gw, handshake() + b"".join(frames), answer=False)
@@ -949,14 +960,12 @@ async def test_the_per_tenant_limit_holds_and_is_released(tmp_path: Path) -> Non
     route += " websocket: true, strip_prefix: true}"
     async with socket_upstream() as upstream:
         table = routes({"sockets": [upstream.url]}, route)
-        settings = Settings(
-            access_log="off",
-            watch_config=False,
+        settings = quiet_settings(
             ws_max_per_tenant=1,
             auth=auth_settings(tmp_path),
         )
         async with running_gateway(table, tmp_path, settings) as gw, ClientSession() as session:
-            core: Any = gw.worker.core
+            core = gw.core
             tenant = await core.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
             _record, key = await core.keys.create(tenant.id, actor_id=None, call=CALL)
             url = ws_url(gw, "/partner/ws")
@@ -983,16 +992,8 @@ async def test_concurrent_handshakes_cannot_pass_the_per_address_limit(tmp_path:
     upstream's 101, so every handshake in flight passes admit: the limit does not hold."""
     release = asyncio.Event()
 
-    async def held(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: bytes, state: RawUpstream
-    ) -> None:
-        async with asyncio.timeout(WAIT):
-            await release.wait()
-        writer.write(answer_101(key))
-        await keep_the_rest(reader, state)
-
     async with (
-        raw_upstream(held) as upstream,
+        raw_upstream(answer_when(release)) as upstream,
         gateway_to(tmp_path, upstream.url, ws_max_per_address=1) as gw,
     ):
         clients = [await raw_client(gw, answer=False) for _ in range(2)]

@@ -1,6 +1,6 @@
-"""Review tests: the revocation set as a worker that revokes itself sees it, the single flight
-of key look-ups across a revocation, the follower that reads the table, the shared (Redis)
-tier's epoch rule and the stale window.
+"""Caches that stay true to revocations across workers: the revocation set as a worker that
+revokes itself sees it, the single flight of key look-ups across a revocation, the follower
+that reads the table, the shared (Redis) tier's epoch rule and the stale window.
 
 Two AuthCores on one database stand for two workers (or replicas); nothing is mocked, the
 databases and Redis are real, and no test times anything (waits are bounded)."""
@@ -25,11 +25,11 @@ from auth_core.revocation import SESSION
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import DatabaseUnavailable
 from tests import support
-from tests.auth_core.helpers import PASSWORD, settle
+from tests.auth_core.helpers import PASSWORD, settle, sync
 from tests.conftest import REDIS_URL
 from tests.support import TcpRelay
 
-CALL = CallInfo(ip="203.0.113.10", request_id="req-review")
+CALL = CallInfo(ip="203.0.113.10", request_id="req-caches")
 HERE = "203.0.113.10"
 
 
@@ -67,10 +67,6 @@ async def close_quietly(core: AuthCore) -> None:
         if core.db is not None:
             await core.db.close()
             core.db = None
-
-
-async def sync(core: AuthCore) -> None:
-    await core.revoked.sync(core.require_store().revocations)
 
 
 async def authenticate(core: AuthCore, secret: str, ip: str | None = HERE) -> Principal:
@@ -345,22 +341,12 @@ async def test_a_revocation_row_outlives_every_cache_entry_it_voids(
 # -- the stale window -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def relay(postgres_url: str) -> AsyncIterator[tuple[TcpRelay, str]]:
-    relay = TcpRelay("127.0.0.1", 5432)
-    await relay.start()
-    try:
-        yield relay, postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}", 1)
-    finally:
-        await relay.close()
-
-
 async def test_no_stale_answer_once_the_generation_changed(
-    tmp_path: Path, postgres_url: str, relay: tuple[TcpRelay, str]
+    tmp_path: Path, postgres_url: str, postgres_relay: tuple[TcpRelay, str]
 ) -> None:
     """Past its lifetime, with the database gone, a cached key is served stale only while no
     cache-voiding revocation arrived since it was read (edge case)."""
-    cut, through = relay
+    cut, through = postgres_relay
     settings = support.auth_settings(
         tmp_path, database_url=through, cache_ttl=0.0, stale_window=600.0
     )
@@ -398,13 +384,13 @@ async def test_no_stale_answer_once_the_generation_changed(
 
 
 async def test_no_stale_answer_after_a_revocation_was_announced_but_could_not_be_read(
-    tmp_path: Path, postgres_url: str, relay: tuple[TcpRelay, str], redis_prefix: str
+    tmp_path: Path, postgres_url: str, postgres_relay: tuple[TcpRelay, str], redis_prefix: str
 ) -> None:
     """The worker's database is unreachable; another replica revokes the key and announces the
     new row's id through Redis; this worker hears it (so it knows a revocation it cannot read
     exists) and must stop serving the key from its stale cache: README, "never after a
     revocation event voided it"."""
-    cut, through = relay
+    cut, through = postgres_relay
     shared = {"redis_url": REDIS_URL, "redis_prefix": redis_prefix}
     worker = AuthCore(
         support.auth_settings(

@@ -1,7 +1,7 @@
-"""Review tests of bans: failures counted (locally and in Redis, also when Redis goes away in
-the middle), bans and lifts through the revocation table (out of order, expired, seen by a
-worker that starts later or revokes something itself), the admin's list against what is
-enforced, and the 429 of a banned address at the gateway until its ban ends."""
+"""Bans across workers and replicas: failures counted (locally and in Redis, also when Redis
+goes away in the middle), bans and lifts through the revocation table (out of order, expired,
+seen by a worker that starts later or revokes something itself), the admin's list against
+what is enforced, and the 429 of a banned address at the gateway until its ban ends."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from auth_core.service import AuthCore, CallInfo
 from auth_core.store import open_database
 from auth_core.store.migrate import migrate
 from auth_core.store.records import Revocations
-from gateway.config import Settings
 from tests import support
+from tests.auth_core.helpers import sync
 from tests.conftest import REDIS_URL
-from tests.support import Upstream, auth_settings, routes, running_gateway
+from tests.support import Upstream, auth_settings, quiet_settings, routes, running_gateway
 
 BAN_AFTER = 30  # failed credentials (the default GATEWAY_BAN_THRESHOLD) ...
 BAN_WINDOW = 600  # ... within this many seconds (the default GATEWAY_BAN_WINDOW)
@@ -47,10 +47,6 @@ async def workers(
     finally:
         for core in started:
             await core.close()
-
-
-async def sync(core: AuthCore) -> None:
-    await core.revoked.sync(core.require_store().revocations)
 
 
 async def settle(core: AuthCore) -> None:
@@ -260,14 +256,13 @@ async def test_the_gateway_refuses_a_banned_address_until_the_ban_ends(
     table = routes(
         {"echo": [upstream.url]}, "{name: open, path: /open, upstream: echo, auth: none}"
     )
-    settings = Settings(access_log="off", watch_config=False, auth=auth_settings(tmp_path))
+    settings = quiet_settings(auth=auth_settings(tmp_path))
     async with (
         running_gateway(table, tmp_path, settings) as gw,
         ClientSession(connector=TCPConnector(local_addr=("127.0.0.2", 0))) as banned,
         ClientSession() as others,
     ):
-        core = gw.worker.core
-        assert isinstance(core, AuthCore)
+        core = gw.core
         await core.bans.ban("127.0.0.2", "test", CALL, seconds=1.5)
         async with banned.get(f"{gw.url}/open") as response:
             assert response.status == 429
