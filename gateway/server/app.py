@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from auth_core.api import build_api
+from auth_core.errors import SettingsError
 from auth_core.service import AuthCore, CallInfo
 from gateway.accesslog import AccessLog
 from gateway.auth_upstream import AuthCoreUpstream
@@ -37,7 +38,7 @@ from gateway.pipeline.rate_limit import RateLimit
 from gateway.proxy.callback import CallbackExchange
 from gateway.proxy.forward import Forwarder, Pending, ResponseAborted
 from gateway.proxy.pool import UpstreamPools
-from gateway.routing.loader import ConfigError, load_route_table
+from gateway.routing.loader import load_route_table
 from gateway.routing.table import AUTH_CORE, AuthKind, RouteTable
 from gateway.tracing import request_id_from, traceparent_from
 from gateway.websocket.proxy import PrepareWebSocket, WebSocketProxy
@@ -333,7 +334,7 @@ class Gateway:
             return False
         try:
             table = load_route_table(self.config_path)
-        except ConfigError as exc:
+        except SettingsError as exc:
             self.catalog.config_reloads.inc(("refused",))
             log.error("routes.yaml refused, the previous table stays in force: %s", exc)
             return False

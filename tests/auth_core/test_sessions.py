@@ -13,7 +13,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from auth_core.errors import (
-    AuthError,
+    GatewayError,
     InvalidCredentials,
     InvalidRequest,
     InvalidToken,
@@ -44,11 +44,11 @@ async def login(core: AuthCore, email: str = EMAIL, password: str = PASSWORD) ->
     return await core.sessions.login(email, password, CALL)
 
 
-def refused(core: AuthCore, token: str) -> type[AuthError] | None:
+def refused(core: AuthCore, token: str) -> type[GatewayError] | None:
     """The error class authenticate_access_token answers with, or None if it accepts."""
     try:
         core.authenticate_access_token(token)
-    except AuthError as exc:
+    except GatewayError as exc:
         return type(exc)
     return None
 
@@ -117,7 +117,7 @@ async def test_login_returns_a_working_pair(core: AuthCore) -> None:
     ],
 )
 async def test_authenticate_access_token_refusals(
-    core: AuthCore, token: Callable[[AuthCore], str], error: type[AuthError]
+    core: AuthCore, token: Callable[[AuthCore], str], error: type[GatewayError]
 ) -> None:
     assert refused(core, token(core)) is error
 
@@ -322,7 +322,7 @@ async def test_login_refusals_are_identical(
     core: AuthCore, attempt: Callable[[AuthCore, User], Awaitable[None]]
 ) -> None:
     user = await a_user(core)
-    with pytest.raises(AuthError) as caught:
+    with pytest.raises(GatewayError) as caught:
         await attempt(core, user)
     error = caught.value
     assert (type(error), error.status, error.code, error.detail, dict(error.headers)) == (
@@ -330,7 +330,7 @@ async def test_login_refusals_are_identical(
         401,
         "invalid_credentials",
         "the e-mail or password is not right",
-        {},
+        {"WWW-Authenticate": 'Bearer realm="gateway", error="invalid_request"'},
     )
     await settle(core)
 
