@@ -273,8 +273,9 @@ class SettingsError(ValueError):
         return cls(f"{source}:{line}: {reason}", source=source, line=line, reason=reason)
 
 
-BY_TOKEN_CODE: Mapping[str, type[GatewayError]] = {
-    "invalid_token": InvalidToken,
-    "token_expired": TokenExpired,
-    "token_revoked": TokenRevoked,
+# The refusal of a token by the code auth_core/tokens.py found.
+BY_TOKEN_CODE: Mapping[ErrorCode, type[GatewayError]] = {
+    ErrorCode.INVALID_TOKEN: InvalidToken,
+    ErrorCode.TOKEN_EXPIRED: TokenExpired,
+    ErrorCode.TOKEN_REVOKED: TokenRevoked,
 }
