@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from auth_core.errors import ErrorCode
 from auth_core.revocation import BAN, UNBAN
 from auth_core.throttle import FailureWindow
 
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 
 # Refusals that say a credential was wrong (not expired, revoked or missing, which honest
 # clients run into).
-COUNTED = frozenset({"invalid_token", "invalid_api_key", "invalid_credentials"})
+COUNTED = frozenset(
+    {ErrorCode.INVALID_TOKEN, ErrorCode.INVALID_API_KEY, ErrorCode.INVALID_CREDENTIALS}
+)
 
 
 class Bans:

@@ -7,13 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from auth_core.errors import SettingsError
 from auth_core.passwords import HashCost
 from auth_core.tokens import Keyring, KeyringError
 from auth_core.units import parse_boolean, parse_duration
-
-
-class AuthSettingsError(ValueError):
-    """A variable has a bad value; str() starts with its name."""
 
 
 def _database_url(value: str) -> str:
@@ -168,7 +165,7 @@ class AuthSettings:
             try:
                 values[attribute] = parse(raw)
             except ValueError as exc:
-                raise AuthSettingsError(f"{name}: {exc}") from None
+                raise SettingsError(f"{name}: {exc}") from None
         settings = cls(**values)  # type: ignore[arg-type]
         if not settings.embedded:
             for name, keyring in (
@@ -176,7 +173,7 @@ class AuthSettings:
                 ("GATEWAY_SERVICE_SECRET", settings.service_keyring),
             ):
                 if keyring is None:
-                    raise AuthSettingsError(
+                    raise SettingsError(
                         f"{name}: required with PostgreSQL (every replica must share it); "
                         "set kid:secret with a secret of 32 bytes or more"
                     )

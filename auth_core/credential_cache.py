@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from auth_core import credentials
 from auth_core.calls import CallInfo
-from auth_core.errors import AuthError, AuthUnavailable
+from auth_core.errors import AuthUnavailable, GatewayError
 from auth_core.models import Principal
 from auth_core.shared_cache import Record
 from auth_core.stats import CREDENTIAL_MISS, CREDENTIAL_SHARED_HIT
@@ -89,7 +89,7 @@ class CredentialCache(ABC, Generic[G]):
         where the kind checks one (API keys), else None."""
 
     @abstractmethod
-    def _refusal(self, reason: str, call: Call, looked_up: bool) -> AuthError:
+    def _refusal(self, reason: str, call: Call, looked_up: bool) -> GatewayError:
         """The refusal of a credential that is "malformed" or "unknown"; `looked_up`: the
         database (or the shared tier) was asked just now, not a memory of an earlier answer."""
 

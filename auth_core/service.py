@@ -203,7 +203,7 @@ class AuthCore:
     # -- the hot path -------------------------------------------------------------------------
 
     def authenticate_access_token(self, token: str) -> Principal:
-        """The principal of a valid, unrevoked access token; an AuthError otherwise."""
+        """The principal of a valid, unrevoked access token; a GatewayError otherwise."""
         now = time.time()
         stats = self.stats
         cached = self._token_cache.get(token)

@@ -26,6 +26,7 @@ from typing import Any
 
 import jwt
 
+from auth_core.errors import ErrorCode
 from auth_core.text import unsafe_text
 
 MAX_TOKEN_BYTES = 4096
@@ -40,7 +41,7 @@ _TEXT_CLAIMS = ("sub", "sid", "jti", "tenant", "tid", "email", "name")
 class TokenError(Exception):
     """A token that proves nothing; `code` is the error code to answer with."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: ErrorCode, detail: str) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
@@ -152,7 +153,7 @@ class AccessTokens:
     def verify(self, token: str, now: float | None = None) -> AccessClaims:
         """The claims of a valid token; TokenError otherwise."""
         if len(token) > MAX_TOKEN_BYTES:
-            raise TokenError("invalid_token", "the token is too large")
+            raise TokenError(ErrorCode.INVALID_TOKEN, "the token is too large")
         header = _header(token)
         kid = header.get("kid")
         if (
@@ -161,10 +162,10 @@ class AccessTokens:
             or header.get("typ") != TOKEN_TYPE
             or not isinstance(kid, str)
         ):
-            raise TokenError("invalid_token", "the token's header is not one we issue")
+            raise TokenError(ErrorCode.INVALID_TOKEN, "the token's header is not one we issue")
         secret = self.keyring.secret(kid)
         if secret is None:
-            raise TokenError("invalid_token", "the token is signed with an unknown key")
+            raise TokenError(ErrorCode.INVALID_TOKEN, "the token is signed with an unknown key")
         try:
             claims = jwt.decode(
                 token,
@@ -176,16 +177,16 @@ class AccessTokens:
                 options={"require": list(_REQUIRED), "verify_iat": True},
             )
         except jwt.ExpiredSignatureError:
-            raise TokenError("token_expired", "the token has expired") from None
+            raise TokenError(ErrorCode.TOKEN_EXPIRED, "the token has expired") from None
         except (jwt.PyJWTError, ValueError, RecursionError):
-            raise TokenError("invalid_token", "the token is not valid") from None
+            raise TokenError(ErrorCode.INVALID_TOKEN, "the token is not valid") from None
         current = now if now is not None else time.time()
         if float(claims["iat"]) > current + LEEWAY:
-            raise TokenError("invalid_token", "the token is issued in the future")
+            raise TokenError(ErrorCode.INVALID_TOKEN, "the token is issued in the future")
         if not _claims_are_text(claims):
-            raise TokenError("invalid_token", "the token's claims are malformed")
+            raise TokenError(ErrorCode.INVALID_TOKEN, "the token's claims are malformed")
         if not isinstance(claims.get("email_verified", False), bool):
-            raise TokenError("invalid_token", "the token's email_verified is malformed")
+            raise TokenError(ErrorCode.INVALID_TOKEN, "the token's email_verified is malformed")
         return _claims(claims)
 
 
@@ -217,13 +218,13 @@ def _claims(claims: dict[str, Any]) -> AccessClaims:
 def _header(token: str) -> dict[str, Any]:
     encoded = token.split(".", 1)[0]
     if token.count(".") != 2 or not encoded:
-        raise TokenError("invalid_token", "the token is not a JWT")
+        raise TokenError(ErrorCode.INVALID_TOKEN, "the token is not a JWT")
     try:
         data = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise TokenError("invalid_token", "the token's header is unreadable") from None
+        raise TokenError(ErrorCode.INVALID_TOKEN, "the token's header is unreadable") from None
     if not isinstance(data, dict):
-        raise TokenError("invalid_token", "the token's header is unreadable")
+        raise TokenError(ErrorCode.INVALID_TOKEN, "the token's header is unreadable")
     return data
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from auth_core.config import AuthSettings
-from auth_core.errors import AuthError
+from auth_core.errors import GatewayError
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import DatabaseUnavailable
 from auth_core.store.migrate import migrate
@@ -78,7 +78,7 @@ async def _with_core(
     except DatabaseUnavailable as exc:
         print(f"gateway: the database is unavailable: {exc}", file=sys.stderr)
         return 1
-    except AuthError as exc:
+    except GatewayError as exc:
         print(f"gateway: {exc.detail}", file=sys.stderr)
         return 1
     finally:

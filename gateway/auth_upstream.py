@@ -8,10 +8,9 @@ from urllib.parse import parse_qsl
 
 from auth_core.api import ApiCall, AuthApi
 from auth_core.api.openapi import VALIDATE_PATH
-from auth_core.errors import AuthError
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import DatabaseUnavailable
-from gateway.errors import AuthUnavailable, GatewayError, PayloadTooLarge, from_auth_error
+from gateway.errors import AuthUnavailable, InvalidRequest, PayloadTooLarge
 from gateway.forward_auth import ForwardAuth
 from gateway.http.request import BodyError
 from gateway.http.response import Response
@@ -59,10 +58,6 @@ class AuthCoreUpstream:
         )
         try:
             result = await self.api.dispatch(call)
-        except AuthError as exc:
-            error = from_auth_error(exc)
-            error.audited = exc.audited
-            raise error from None
         except DatabaseUnavailable:
             raise AuthUnavailable("the auth core's database is unavailable") from None
         headers = [*(_JSON if result.body is not None else _BARE)]
@@ -87,5 +82,5 @@ async def _read_body(exchange: Exchange) -> bytes:
                 raise PayloadTooLarge(limit)
             parts.append(chunk)
     except BodyError as exc:
-        raise GatewayError(exc.detail, status=exc.status, code="invalid_request") from None
+        raise InvalidRequest(exc.detail, status=exc.status) from None
     return b"".join(parts)

@@ -7,10 +7,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from auth_core.errors import SettingsError
 from gateway import __version__, admin_cli, context_cli
-from gateway.config import Settings, SettingsError
+from gateway.config import Settings
 from gateway.logs import configure
-from gateway.routing.loader import ConfigError, load_route_table
+from gateway.routing.loader import load_route_table
 from gateway.routing.table import RouteTable
 
 
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.demo.run import run_demo
 
             return run_demo(settings, table, Path(args.config), args.host, args.port)
-    except (ConfigError, SettingsError) as exc:
+    except SettingsError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

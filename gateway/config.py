@@ -12,14 +12,11 @@ from typing import TypeVar
 
 import netaddr
 
-from auth_core.config import AuthSettings, AuthSettingsError
+from auth_core.config import AuthSettings
+from auth_core.errors import SettingsError
 from auth_core.units import parse_boolean, parse_duration, parse_size
 
 T = TypeVar("T")
-
-
-class SettingsError(ValueError):
-    """A variable of the environment has a bad value; str() names it."""
 
 
 def _cidrs(value: str) -> netaddr.IPSet:
@@ -119,8 +116,5 @@ class Settings:
         read("GATEWAY_WS_IDLE_TIMEOUT", "ws_idle_timeout", parse_duration)
         read("GATEWAY_WS_MAX_PER_ADDRESS", "ws_max_per_address", _count)
         read("GATEWAY_WS_MAX_PER_TENANT", "ws_max_per_tenant", _count)
-        try:
-            values["auth"] = AuthSettings.from_env(env)
-        except AuthSettingsError as exc:
-            raise SettingsError(str(exc)) from None
+        values["auth"] = AuthSettings.from_env(env)
         return cls(**values)  # type: ignore[arg-type]

@@ -20,15 +20,9 @@ from urllib.parse import parse_qsl
 
 import netaddr
 
-from auth_core.errors import AuthError
 from auth_core.service import AuthCore
 from auth_core.store import DatabaseUnavailable
-from gateway.errors import (
-    AuthUnavailable,
-    ForwardAuthNotAllowed,
-    InvalidRequest,
-    from_auth_error,
-)
+from gateway.errors import AuthUnavailable, ForwardAuthNotAllowed, InvalidRequest
 from gateway.http.response import Response
 from gateway.pipeline.authorize import Authorize
 from gateway.pipeline.context import ContextSigners, context_values
@@ -84,8 +78,6 @@ class ForwardAuth:
             pending = self.credential.authenticate(exchange)
             if pending is not None and not isinstance(pending, Response):
                 await pending
-        except AuthError as exc:
-            raise from_auth_error(exc) from None
         except DatabaseUnavailable:
             raise AuthUnavailable("the auth core's database is unavailable") from None
         assert exchange.principal is not None

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import netaddr
 
-from gateway.errors import Forbidden, MethodNotAllowed
+from gateway.errors import IpNotAllowed, MethodNotAllowed
 from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
@@ -90,6 +90,6 @@ class Operations(Stage):
         except (netaddr.AddrFormatError, ValueError):
             permitted = False
         if not permitted:
-            raise Forbidden("metrics are not served to this address")
+            raise IpNotAllowed("metrics are not served to this address")
         body = render(self.metrics.registry, self.metrics.merged())
         return Response(200, _headers(CONTENT_TYPE_LATEST, exchange.request_id), body)

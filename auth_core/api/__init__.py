@@ -13,12 +13,12 @@ from auth_core.api import (
     token_endpoints,
     users_endpoints,
 )
-from auth_core.api.router import ApiCall, ApiResponse, AuthApi, MethodNotAllowed
+from auth_core.api.router import ApiCall, ApiResponse, AuthApi
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore
 
-__all__ = ["ApiCall", "ApiResponse", "AuthApi", "MethodNotAllowed", "build_api"]
+__all__ = ["ApiCall", "ApiResponse", "AuthApi", "build_api"]
 
 
 def build_api(core: AuthCore) -> AuthApi:

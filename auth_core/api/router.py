@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from auth_core.api.json_body import parse_object
 from auth_core.errors import (
-    AuthError,
     InsufficientRole,
     InvalidRequest,
+    MethodNotAllowed,
     MissingCredentials,
     NotFound,
     RateLimited,
@@ -36,10 +36,6 @@ TENANT = "tenant"  # a platform admin, or an admin (role tenant_admin) of the pa
 API_KEY = "api_key"  # an SDK backend: an API key from an address its whitelists allow
 SERVICE = "service"  # an internal service: Authorization: Service gws_...
 MAX_JSON_BYTES = 64 * 1024
-
-
-class MethodNotAllowed(AuthError):
-    status, code = 405, "method_not_allowed"
 
 
 @dataclass
@@ -125,9 +121,7 @@ class AuthApi:
                 return endpoint, found.groupdict()
             allowed.append(endpoint.method)
         if allowed:
-            raise MethodNotAllowed(
-                f"{method} is not allowed here", headers={"Allow": ", ".join(sorted(allowed))}
-            )
+            raise MethodNotAllowed(method, sorted(allowed))
         raise NotFound(f"no auth core endpoint at {path}")
 
     async def dispatch(self, call: ApiCall) -> ApiResponse:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from auth_core.api.auth_endpoints import text_field
 from auth_core.api.router import API_KEY, SERVICE, ApiCall, ApiResponse, AuthApi, Endpoint
 from auth_core.api.schemas import BOOLEAN, OBJECT, STRINGS, TOKEN_PAIR, obj, string
-from auth_core.errors import AuthError, InvalidRequest, NotFound
+from auth_core.errors import GatewayError, InvalidRequest, NotFound
 from auth_core.limits import Rate
 from auth_core.models import Principal
 from auth_core.sdk import SdkSessions
@@ -93,7 +93,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
                 )
             else:
                 principal = await _validate_token(core, text_field(body, "token"), call.info)
-        except AuthError as exc:
+        except GatewayError as exc:
             if exc.status >= 500:
                 raise
             return ApiResponse(200, {"valid": False, "error": exc.code, "detail": exc.detail})

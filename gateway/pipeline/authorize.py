@@ -14,7 +14,7 @@ from auth_core.models import Principal
 from auth_core.origins import OriginWhitelist
 from auth_core.service import AuthCore
 from auth_core.store import DatabaseUnavailable
-from gateway.errors import AuthUnavailable, GatewayError
+from gateway.errors import AuthUnavailable, InsufficientRole, OriginNotAllowed
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.routing.table import AuthKind, Route
@@ -22,10 +22,8 @@ from gateway.routing.table import AuthKind, Route
 _VARY_ORIGIN = (b"Vary", b"Origin")
 
 
-def origin_refused() -> GatewayError:
-    return GatewayError(
-        "requests from this origin are not accepted", status=403, code="origin_not_allowed"
-    )
+def origin_refused() -> OriginNotAllowed:
+    return OriginNotAllowed("requests from this origin are not accepted")
 
 
 class Authorize(Stage):
@@ -45,10 +43,8 @@ class Authorize(Stage):
         route = exchange.route
         assert route is not None
         if route.roles and route.roles.isdisjoint(principal.roles):
-            raise GatewayError(
-                "this route needs one of the roles " + ", ".join(sorted(route.roles)),
-                status=403,
-                code="insufficient_role",
+            raise InsufficientRole(
+                "this route needs one of the roles " + ", ".join(sorted(route.roles))
             )
         return self.check_origin(exchange, principal)
 

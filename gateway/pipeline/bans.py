@@ -10,8 +10,7 @@ import math
 import time
 
 from auth_core.revocation import RevocationSet
-from gateway.errors import GatewayError
-from gateway.headers import RETRY_AFTER
+from gateway.errors import RateLimited
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 
@@ -28,11 +27,9 @@ class RefuseBanned(Stage):
         if left:
             seconds = max(1, math.ceil(left))
             ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + seconds))
-            raise GatewayError(
+            raise RateLimited(
                 f"this address is banned until {ends} (in {seconds} s) after repeated failed "
                 "credentials",
-                status=429,
-                code="rate_limited",
-                headers={RETRY_AFTER: str(seconds)},
+                seconds,
             )
         return None

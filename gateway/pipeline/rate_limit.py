@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 
 from auth_core.limits import Limiter, Rate, Verdict
-from gateway.errors import GatewayError
+from gateway.errors import RateLimited
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.routing.table import RateRule, Route
@@ -51,15 +51,11 @@ def headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def refusal(verdict: Verdict) -> GatewayError:
-    return GatewayError(
+def refusal(verdict: Verdict) -> RateLimited:
+    return RateLimited(
         "too many requests; retry after the time in Retry-After",
-        status=429,
-        code="rate_limited",
-        headers={
-            "Retry-After": str(max(1, math.ceil(verdict.retry_after))),
-            **{name.decode(): value.decode() for name, value in headers(verdict)},
-        },
+        verdict.retry_after,
+        headers={name.decode(): value.decode() for name, value in headers(verdict)},
     )
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import netaddr
 import yaml
 
+from auth_core.errors import SettingsError
 from auth_core.limits import Rate
 from auth_core.origins import OriginWhitelist, normalise_origin
 from auth_core.units import parse_duration, parse_size
@@ -78,25 +79,15 @@ RATE_LIMIT_KEYS = ("key", "limit", "per")
 MAX_RATE_LIMITS = 4
 
 
-class ConfigError(Exception):
-    """routes.yaml is invalid; str() is `file:line: reason`."""
-
-    def __init__(self, source: str, line: int, reason: str) -> None:
-        self.source = source
-        self.line = line
-        self.reason = reason
-        super().__init__(f"{source}:{line}: {reason}")
-
-
 class _Walker:
-    """Turns YAML nodes into values, raising ConfigError at the node's line."""
+    """Turns YAML nodes into values, raising SettingsError at the node's line."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self._constructor = yaml.constructor.SafeConstructor()
 
-    def fail(self, node: yaml.Node, reason: str) -> ConfigError:
-        return ConfigError(self.source, node.start_mark.line + 1, reason)
+    def fail(self, node: yaml.Node, reason: str) -> SettingsError:
+        return SettingsError.at(self.source, node.start_mark.line + 1, reason)
 
     def mapping(
         self, node: yaml.Node, where: str, allowed: Collection[str]
@@ -170,12 +161,12 @@ def load_route_table(
     auth_kinds: Collection[AuthKind] = SUPPORTED_AUTH_KINDS,
     builtin_upstreams: Collection[str] = BUILTIN_UPSTREAMS,
 ) -> RouteTable:
-    """Read and validate the file at `path`; ConfigError on any problem."""
+    """Read and validate the file at `path`; SettingsError on any problem."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(str(path), 0, f"cannot read the file: {exc.strerror}") from None
+        raise SettingsError.at(str(path), 0, f"cannot read the file: {exc.strerror}") from None
     return parse_route_table(
         data, str(path), auth_kinds=auth_kinds, builtin_upstreams=builtin_upstreams
     )
@@ -194,11 +185,11 @@ def parse_route_table(
         root = yaml.compose(raw, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
-        raise ConfigError(source, line, f"not valid YAML: {exc.problem}") from None
+        raise SettingsError.at(source, line, f"not valid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(source, 0, f"not valid YAML: {exc}") from None
+        raise SettingsError.at(source, 0, f"not valid YAML: {exc}") from None
     if root is None:
-        raise ConfigError(source, 1, "the file is empty")
+        raise SettingsError.at(source, 1, "the file is empty")
     walk = _Walker(source)
     top = walk.mapping(root, "the top level", TOP_LEVEL_KEYS)
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from auth_core.api import build_api
+from auth_core.errors import SettingsError
 from auth_core.service import AuthCore
 from gateway.accesslog import AccessLog
 from gateway.auth_upstream import AuthCoreUpstream
@@ -34,7 +35,7 @@ from gateway.pipeline.preflight import Preflight
 from gateway.pipeline.rate_limit import RateLimit
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.pool import UpstreamPools
-from gateway.routing.loader import ConfigError, load_route_table
+from gateway.routing.loader import load_route_table
 from gateway.routing.table import AUTH_CORE, AuthKind, RouteTable
 from gateway.server.dispatch import Dispatcher
 from gateway.server.recording import Recorder, hit_rate
@@ -147,7 +148,7 @@ class Gateway:
             return False
         try:
             table = load_route_table(self.config_path)
-        except ConfigError as exc:
+        except SettingsError as exc:
             self.catalog.config_reloads.inc(("refused",))
             log.error("routes.yaml refused, the previous table stays in force: %s", exc)
             return False

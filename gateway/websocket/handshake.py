@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from gateway.errors import GatewayError
+from gateway.errors import InvalidRequest, UpstreamUnavailable
 from gateway.http.request import Request
 from gateway.pipeline.withhold import ACCESS_TOKEN
 
@@ -34,8 +34,8 @@ def _tokens(values: list[bytes]) -> list[bytes]:
     return [item.strip() for value in values for item in value.split(b",") if item.strip()]
 
 
-def bad_handshake(detail: str) -> GatewayError:
-    return GatewayError(detail, status=400, code="invalid_request")
+def bad_handshake(detail: str) -> InvalidRequest:
+    return InvalidRequest(detail)
 
 
 @dataclass
@@ -57,10 +57,8 @@ def read_client_handshake(request: Request, query: str) -> ClientHandshake:
     if b"upgrade" not in [item.lower() for item in _tokens(request.header_values(b"connection"))]:
         raise bad_handshake("a websocket handshake needs Connection: Upgrade")
     if request.header(b"sec-websocket-version") != b"13":
-        raise GatewayError(
+        raise InvalidRequest(
             "only websocket version 13 is supported",
-            status=400,
-            code="invalid_request",
             headers={"Sec-WebSocket-Version": "13"},
         )
     key = request.header(b"sec-websocket-key") or b""
@@ -100,14 +98,10 @@ def upstream_lines(handshake: ClientHandshake) -> bytes:
 
 
 def chosen_protocol(handshake: ClientHandshake, answered: bytes | None) -> bytes | None:
-    """The subprotocol to answer the client with; GatewayError if the upstream chose one it
+    """The subprotocol to answer the client with; UpstreamUnavailable if the upstream chose one it
     was not offered."""
     if answered:
         if answered.strip() not in handshake.protocols:
-            raise GatewayError(
-                "the upstream chose a subprotocol it was not offered",
-                status=502,
-                code="upstream_unavailable",
-            )
+            raise UpstreamUnavailable("the upstream chose a subprotocol it was not offered")
         return answered.strip()
     return b"bearer" if handshake.bearer else None

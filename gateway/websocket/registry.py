@@ -18,12 +18,12 @@ from collections.abc import Coroutine
 from typing import Any
 
 from auth_core.calls import CallInfo
-from auth_core.errors import AuthError
+from auth_core.errors import GatewayError
 from auth_core.models import Principal
 from auth_core.service import AuthCore
 from auth_core.store import DatabaseUnavailable
 from gateway.config import Settings
-from gateway.errors import GatewayError
+from gateway.errors import RateLimited
 from gateway.websocket.frames import GOING_AWAY, POLICY_VIOLATION
 from gateway.websocket.tunnel import Tunnel
 from metrics.catalog import Catalog
@@ -165,7 +165,7 @@ class SocketRegistry:
                 found = self.core.keys.authenticate(tunnel.secret, tunnel.client_ip, call)
             if not isinstance(found, Principal):
                 await found
-        except AuthError:
+        except GatewayError:
             return "the credential was revoked"
         except DatabaseUnavailable:
             return None  # cannot tell now; the next check tries again
@@ -193,5 +193,5 @@ def _decrement(counter: Counter[str], key: str) -> None:
         del counter[key]
 
 
-def _too_many(detail: str) -> GatewayError:
-    return GatewayError(detail, status=429, code="rate_limited", headers={"Retry-After": "10"})
+def _too_many(detail: str) -> RateLimited:
+    return RateLimited(detail, 10)

@@ -12,7 +12,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from auth_core.errors import AuthError
+from auth_core.errors import GatewayError
 from auth_core.service import AuthCore
 
 PASSWORD = "correct horse battery staple"
@@ -41,11 +41,11 @@ async def sync(worker: AuthCore) -> None:
     await worker.revoked.sync(worker.require_store().revocations)
 
 
-def refused(core: AuthCore, token: str) -> type[AuthError] | None:
+def refused(core: AuthCore, token: str) -> type[GatewayError] | None:
     """The error class authenticate_access_token answers with, or None if it accepts."""
     try:
         core.authenticate_access_token(token)
-    except AuthError as exc:
+    except GatewayError as exc:
         return type(exc)
     return None
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from auth_core.errors import (
-    AuthError,
     Conflict,
+    GatewayError,
     InvalidCredentials,
     InvalidRequest,
     InvalidToken,
@@ -135,7 +135,7 @@ async def test_a_re_enabled_user_can_log_in_again(core: AuthCore) -> None:
     ],
 )
 async def test_update_refusals_change_nothing(
-    core: AuthCore, changes: dict[str, Any], error: type[AuthError]
+    core: AuthCore, changes: dict[str, Any], error: type[GatewayError]
 ) -> None:
     user = await core.accounts.create(EMAIL, PASSWORD)
     await core.accounts.create("bob@example.com", PASSWORD)
@@ -247,10 +247,10 @@ async def test_the_last_admin_cannot_be_demoted_or_disabled(
     spare = await core.accounts.create("spare@example.com", PASSWORD, roles=("admin",))
     await core.accounts.update(spare.id, {"disabled": True}, admin.id, CALL)
     await core.accounts.create("plain@example.com", PASSWORD)
-    with pytest.raises(AuthError) as caught:
+    with pytest.raises(GatewayError) as caught:
         await core.accounts.update(admin.id, changes, admin.id, CALL)
     assert (caught.value.status, caught.value.code) == (409, "last_admin")
-    with pytest.raises(AuthError) as caught:
+    with pytest.raises(GatewayError) as caught:
         await core.accounts.delete(admin.id, admin.id, CALL)
     assert (caught.value.status, caught.value.code) == (409, "last_admin")
     assert await core.accounts.get(admin.id) == admin
@@ -264,7 +264,7 @@ async def test_an_admin_may_go_while_another_enabled_admin_remains(core: AuthCor
     second = await core.accounts.create("bob@example.com", PASSWORD, roles=("admin",))
     demoted = await core.accounts.update(first.id, {"roles": ["user"]}, first.id, CALL)
     assert demoted.roles == ("user",)
-    with pytest.raises(AuthError) as caught:
+    with pytest.raises(GatewayError) as caught:
         await core.accounts.delete(second.id, second.id, CALL)
     assert caught.value.code == "last_admin"
     await core.accounts.update(first.id, {"roles": ["admin"]}, second.id, CALL)
@@ -291,7 +291,7 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
                 other.accounts.update(first.id, {"disabled": True}, second.id, CALL),
                 return_exceptions=True,
             )
-            refusals = [o for o in outcomes if isinstance(o, AuthError)]
+            refusals = [o for o in outcomes if isinstance(o, GatewayError)]
             assert [error.code for error in refusals] == ["last_admin"], outcomes
             admins = await core.require_store().users.lock_admins()
             assert len(admins) == 1

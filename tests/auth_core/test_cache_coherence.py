@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from auth_core import credentials
-from auth_core.errors import AuthError, AuthUnavailable, InvalidApiKey, TokenRevoked
+from auth_core.errors import AuthUnavailable, GatewayError, InvalidApiKey, TokenRevoked
 from auth_core.models import Principal
 from auth_core.revocation import SESSION
 from auth_core.service import AuthCore, CallInfo
@@ -412,7 +412,7 @@ async def test_no_stale_answer_after_a_revocation_was_announced_but_could_not_be
         heard = worker.feed.received
         await admin.keys.revoke(key.id, tenant_id=None, actor_id=None, call=CALL)
         await eventually(lambda: worker.feed.received > heard, "the announcement arrived")
-        with pytest.raises((AuthError, DatabaseUnavailable)):
+        with pytest.raises((GatewayError, DatabaseUnavailable)):
             await authenticate(worker, secret)
     finally:
         with suppress(Exception):

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from auth_core.config import AuthSettings, AuthSettingsError
+from auth_core.config import AuthSettings
+from auth_core.errors import SettingsError
 from auth_core.passwords import HashCost
 from auth_core.tokens import Keyring
 
@@ -247,7 +248,7 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
         env.setdefault("GATEWAY_DATABASE_URL", "sqlite:///gw.db")
     try:
         AuthSettings.from_env(env)
-    except AuthSettingsError as exc:
+    except SettingsError as exc:
         message = str(exc)
     else:
         pytest.fail(f"{name}={value!r} was accepted")
@@ -275,7 +276,7 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
     ],
 )
 def test_postgresql_requires_both_secrets(env: dict[str, str], missing: str) -> None:
-    with pytest.raises(AuthSettingsError) as caught:
+    with pytest.raises(SettingsError) as caught:
         AuthSettings.from_env({"GATEWAY_DATABASE_URL": POSTGRES, **env})
     message = str(caught.value)
     assert message.startswith(f"{missing}: ")
@@ -290,7 +291,7 @@ def test_a_blank_issuer_or_audience_is_never_used(name: str) -> None:
     message = ""
     try:
         settings = AuthSettings.from_env({name: "   "})
-    except AuthSettingsError as exc:
+    except SettingsError as exc:
         message = str(exc)
     if settings is None:
         assert message.startswith(f"{name}: ")

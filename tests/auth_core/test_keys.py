@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from auth_core import credentials
-from auth_core.errors import AuthError, InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
+from auth_core.errors import GatewayError, InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
 from auth_core.models import ApiKey, Principal, Tenant
 from auth_core.service import AuthCore, CallInfo
 from auth_core.stats import TENANT_MISS
@@ -42,8 +42,8 @@ async def authenticate(core: AuthCore, secret: str, ip: str | None = ALLOWED) ->
     return await answer
 
 
-async def refusal(core: AuthCore, secret: str, ip: str | None = ALLOWED) -> AuthError:
-    with pytest.raises(AuthError) as caught:
+async def refusal(core: AuthCore, secret: str, ip: str | None = ALLOWED) -> GatewayError:
+    with pytest.raises(GatewayError) as caught:
         await authenticate(core, secret, ip)
     return caught.value
 

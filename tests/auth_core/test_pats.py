@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from auth_core import credentials
-from auth_core.errors import AuthError, InvalidRequest, InvalidToken, NotFound, TokenExpired
+from auth_core.errors import GatewayError, InvalidRequest, InvalidToken, NotFound, TokenExpired
 from auth_core.models import Pat, Principal, User
 from auth_core.pats import MAX_PER_USER
 from auth_core.revocation import USER
@@ -38,8 +38,8 @@ async def authenticate(core: AuthCore, secret: str) -> Principal:
     return await answer
 
 
-async def refusal(core: AuthCore, secret: str) -> AuthError:
-    with pytest.raises(AuthError) as caught:
+async def refusal(core: AuthCore, secret: str) -> GatewayError:
+    with pytest.raises(GatewayError) as caught:
         await authenticate(core, secret)
     return caught.value
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from auth_core.errors import AuthError, InvalidRequest, InvalidToken, TokenRevoked
+from auth_core.errors import GatewayError, InvalidRequest, InvalidToken, TokenRevoked
 from auth_core.models import Tenant
 from auth_core.sdk import SdkSessions
 from auth_core.service import AuthCore, CallInfo
@@ -51,7 +51,7 @@ async def test_open_creates_the_end_user_then_finds_them(core: AuthCore) -> None
     assert [u.id for u in await store.users.list(tenant_id=tenant.id)] == [user.id, numeric.user.id]
     # An end user has no e-mail login: their address is only a contact.
     assert await store.users.by_email("ada@example.com") is None
-    with pytest.raises(AuthError):
+    with pytest.raises(GatewayError):
         await core.sessions.login("ada@example.com", "", CALL)
     [session_event, *_] = await store.audit.list(event="sdk_session")
     assert session_event["detail"]["tenant_id"] == tenant.id
@@ -284,7 +284,7 @@ async def test_end_users_are_exempt_from_required_verification(
         assert refused(core, refreshed.access_token) is None
         # A platform user with the same address, unconfirmed, is held.
         await core.accounts.create("eve@example.com", PASSWORD)
-        with pytest.raises(AuthError) as caught:
+        with pytest.raises(GatewayError) as caught:
             await core.sessions.login("eve@example.com", PASSWORD, CALL)
         assert (caught.value.status, caught.value.code) == (403, "email_not_verified")
     finally:

@@ -13,7 +13,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from auth_core.errors import (
-    AuthError,
+    GatewayError,
     InvalidCredentials,
     InvalidRequest,
     InvalidToken,
@@ -108,7 +108,7 @@ async def test_login_returns_a_working_pair(core: AuthCore) -> None:
     ],
 )
 async def test_authenticate_access_token_refusals(
-    core: AuthCore, token: Callable[[AuthCore], str], error: type[AuthError]
+    core: AuthCore, token: Callable[[AuthCore], str], error: type[GatewayError]
 ) -> None:
     assert refused(core, token(core)) is error
 
@@ -313,7 +313,7 @@ async def test_login_refusals_are_identical(
     core: AuthCore, attempt: Callable[[AuthCore, User], Awaitable[None]]
 ) -> None:
     user = await a_user(core)
-    with pytest.raises(AuthError) as caught:
+    with pytest.raises(GatewayError) as caught:
         await attempt(core, user)
     error = caught.value
     assert (type(error), error.status, error.code, error.detail, dict(error.headers)) == (
@@ -321,7 +321,7 @@ async def test_login_refusals_are_identical(
         401,
         "invalid_credentials",
         "the e-mail or password is not right",
-        {},
+        {"WWW-Authenticate": 'Bearer realm="gateway", error="invalid_request"'},
     )
     await settle(core)
 

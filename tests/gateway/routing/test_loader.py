@@ -8,8 +8,9 @@ from pathlib import Path
 import netaddr
 import pytest
 
+from auth_core.errors import SettingsError
 from auth_core.limits import Rate
-from gateway.routing.loader import ConfigError, load_route_table, parse_route_table
+from gateway.routing.loader import load_route_table, parse_route_table
 from gateway.routing.table import AuthKind, RateRule, Route, Target, Upstream
 
 VALID = """\
@@ -253,7 +254,7 @@ def test_load_route_table_reads_the_file(tmp_path: Path) -> None:
 
 def test_load_route_table_on_a_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(SettingsError) as caught:
         load_route_table(missing)
     assert caught.value.source == str(missing)
     assert "cannot read the file" in caught.value.reason
@@ -261,7 +262,7 @@ def test_load_route_table_on_a_missing_file(tmp_path: Path) -> None:
 
 
 def test_load_route_table_on_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read the file"):
+    with pytest.raises(SettingsError, match="cannot read the file"):
         load_route_table(tmp_path)
 
 
@@ -674,7 +675,7 @@ INVALID = [
     [pytest.param(*case[1:4], id=case[0], marks=case[4:]) for case in INVALID],
 )
 def test_invalid_file(text: str, line: int, fragment: str) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(SettingsError) as caught:
         parse_route_table(text.encode(), "conf/routes.yaml")
     error = caught.value
     assert (error.line, fragment in error.reason) == (line, True), error.reason
@@ -695,7 +696,7 @@ def test_same_path_on_other_hosts_or_methods_is_fine() -> None:
 
 def test_upstream_may_not_take_the_builtin_name() -> None:
     text = "version: 1\nupstreams:\n  auth_core: {targets: ['http://h:1']}\nroutes: []\n"
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(SettingsError) as caught:
         parse_route_table(text, builtin_upstreams=("auth_core",))
     assert caught.value.line == 3
     assert "built-in upstream" in caught.value.reason

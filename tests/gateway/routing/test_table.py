@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from auth_core.errors import SettingsError
 from gateway.errors import MethodNotAllowed, RouteNotFound
 from gateway.pipeline.match_route import request_host
-from gateway.routing.loader import ConfigError, parse_route_table
+from gateway.routing.loader import parse_route_table
 from gateway.routing.table import AuthKind, Route, RouteTable
 
 
@@ -158,7 +159,7 @@ def test_explicit_head_route_is_reachable_or_refused() -> None:
     )
     try:
         table = parse_route_table(text)
-    except ConfigError as exc:
+    except SettingsError as exc:
         outcome = f"refused at line {exc.line}"
     else:
         outcome = table.match("/a", "HEAD").name
