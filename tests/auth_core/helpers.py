@@ -3,7 +3,6 @@ mail outbox."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -16,8 +15,7 @@ PASSWORD = "correct horse battery staple"
 
 async def settle(core: AuthCore) -> None:
     """Wait for the work the core runs off the answer's path (failed-login counting)."""
-    while core._background:
-        await asyncio.gather(*list(core._background), return_exceptions=True)
+    await core.background_work.drain()
 
 
 def outbox(directory: Path) -> list[EmailMessage]:

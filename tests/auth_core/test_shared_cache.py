@@ -3,7 +3,6 @@ another takes from Redis; nothing revoked after the read is taken from it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -45,8 +44,7 @@ async def authenticate(core: AuthCore, key: str, ip: str = HERE) -> Principal:
 
 async def settled(core: AuthCore) -> None:
     """Let the background writes (the shared cache's puts) finish."""
-    while core._background:
-        await asyncio.gather(*list(core._background), return_exceptions=True)
+    await core.background_work.drain()
 
 
 async def test_a_key_read_by_one_worker_is_found_in_redis_by_another(
@@ -55,7 +53,7 @@ async def test_a_key_read_by_one_worker_is_found_in_redis_by_another(
     async with two_cores(tmp_path, database_url, redis_prefix) as (first, second):
         tenant = await first.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
         _, key = await first.keys.create(tenant.id, actor_id=None, call=CALL)
-        await second.revoked.sync(second.require_store().revocations)
+        await second.revoked.sync(second.store.revocations)
         assert (await authenticate(first, key)).tenant_id == tenant.id
         await settled(first)
         principal = await authenticate(second, key)
@@ -73,12 +71,12 @@ async def test_nothing_revoked_after_the_read_comes_from_redis(
     async with two_cores(tmp_path, database_url, redis_prefix) as (first, second):
         tenant = await first.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
         key_record, key = await first.keys.create(tenant.id, actor_id=None, call=CALL)
-        await second.revoked.sync(second.require_store().revocations)
+        await second.revoked.sync(second.store.revocations)
         await authenticate(first, key)
         await settled(first)
         # Revoked through the second worker: the first one's entry in Redis predates it.
         await second.keys.revoke(key_record.id, tenant_id=None, actor_id=None, call=CALL)
-        await first.revoked.sync(first.require_store().revocations)
+        await first.revoked.sync(first.store.revocations)
         shared_hits = first.stats.lookups[CREDENTIAL_SHARED_HIT]
         with pytest.raises(InvalidApiKey):
             await authenticate(first, key)
@@ -114,7 +112,7 @@ async def test_a_pat_comes_from_redis_with_its_users_roles_until_they_change(
         assert second.stats.lookups[CREDENTIAL_SHARED_HIT] == 1
         # New roles (a user revocation): the entry in Redis predates them, so neither takes it.
         await second.accounts.update(user.id, {"roles": ["user", "ops"]}, None, CALL)
-        await first.revoked.sync(first.require_store().revocations)
+        await first.revoked.sync(first.store.revocations)
         assert (await principal(first)).roles == ("user", "ops")
         assert first.stats.lookups[CREDENTIAL_SHARED_HIT] == 0
         # The first one's new read, made after the revocation, is one the second may take
