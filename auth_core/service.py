@@ -1,9 +1,13 @@
 """The auth core's facade: what the gateway's pipeline and the auth core's API call.
 
 `AuthCore.start()` opens the database, applies migrations, loads the secrets (in the embedded
-mode generating them once and storing them, with a warning), and starts following the
-revocation table. `authenticate_access_token()` is the hot path: verify the JWT, look up a
-small cache, check the revocation set; no database access.
+mode generating them once and storing them, with a warning), builds the services (accounts,
+sessions, tenants, keys, PATs, service tokens, bans) with what each uses, and starts following
+the revocation table. No service holds the core: each is given the store, the settings, the
+AuditTrail, the Revoker and whichever other service it calls.
+
+`authenticate_access_token()` is the hot path: verify the JWT, look up a small cache, check the
+revocation set; no database access.
 """
 
 from __future__ import annotations
