@@ -11,10 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from auth_core.audit import AuditTrail
+from auth_core.background import Background
 from auth_core.errors import Conflict, InvalidRequest, InvalidToken, LastAdmin, NotFound
+from auth_core.mail import Mailer
 from auth_core.models import User
-from auth_core.passwords import PasswordPolicyError, check_policy, importable
+from auth_core.passwords import PasswordPolicyError, Passwords, check_policy, importable
 from auth_core.revocation import USER
+from auth_core.revoker import Revoker
+from auth_core.sessions import Sessions
 from auth_core.store.base import Conflict as StoreConflict
 from auth_core.store.ids import new_id
 from auth_core.store.records import Store
@@ -23,7 +28,7 @@ from auth_core.throttle import account_subject
 from auth_core.tokens import opaque_token, token_hash
 
 if TYPE_CHECKING:
-    from auth_core.service import AuthCore, CallInfo
+    from auth_core.calls import CallInfo
 
 VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"  # noqa: S105 - a token kind, not a secret
@@ -75,8 +80,24 @@ class ImportReport:
 
 
 class Accounts:
-    def __init__(self, core: AuthCore) -> None:
-        self.core = core
+    def __init__(
+        self,
+        *,
+        store: Store,
+        audit: AuditTrail,
+        revoker: Revoker,
+        sessions: Sessions,
+        passwords: Passwords,
+        mailer: Mailer,
+        background: Background,
+    ) -> None:
+        self._store = store
+        self._audit = audit
+        self._revoker = revoker
+        self._sessions = sessions
+        self._passwords = passwords
+        self._mailer = mailer
+        self._background = background
 
     async def create(
         self,
@@ -89,13 +110,12 @@ class Accounts:
         tenant_id: str | None = None,
         external_id: str | None = None,
     ) -> User:
-        core = self.core
-        store = core.require_store()
+        store = self._store
         email = valid_email(email)
         name = valid_person_name(name)
         hashed = None
         if password is not None:
-            hashed = await asyncio.to_thread(core.passwords.hash, valid_password(password))
+            hashed = await asyncio.to_thread(self._passwords.hash, valid_password(password))
         try:
             return await store.users.create(
                 email,
@@ -132,15 +152,15 @@ class Accounts:
                 created_at=now,
                 updated_at=now,
             )
-            await self.core.audit("signup", "existing", call, email=stand_in.email)
-            self.core.background(self._send_already_registered(stand_in.email, base_url))
+            await self._audit.append("signup", "existing", call, email=stand_in.email)
+            self._background.run(self._send_already_registered(stand_in.email, base_url))
             return stand_in
-        await self.core.audit("signup", "success", call, user_id=user.id)
-        self.core.background(self.send_verification(user, base_url))
+        await self._audit.append("signup", "success", call, user_id=user.id)
+        self._background.run(self.send_verification(user, base_url))
         return user
 
     async def _send_already_registered(self, email: str, base_url: str) -> None:
-        await self.core.mailer.send(
+        await self._mailer.send(
             email,
             "You already have an account",
             "Someone, perhaps you, tried to sign up with this address, which already has an "
@@ -150,10 +170,11 @@ class Accounts:
         )
 
     async def send_verification(self, user: User, base_url: str) -> None:
-        store = self.core.require_store()
         token = opaque_token()
-        await store.one_time_tokens.add(VERIFY_EMAIL, user.id, token_hash(token), VERIFY_LIFETIME)
-        await self.core.mailer.send(
+        await self._store.one_time_tokens.add(
+            VERIFY_EMAIL, user.id, token_hash(token), VERIFY_LIFETIME
+        )
+        await self._mailer.send(
             user.email,
             "Confirm your e-mail address",
             "Confirm your address by sending this token to "
@@ -164,87 +185,87 @@ class Accounts:
     def resend_verification_later(self, email: str, call: CallInfo, base_url: str) -> None:
         """A new verification mail, if the address has an account still to confirm; after
         the answer, which is the same whatever the case (as forgot-password)."""
-        self.core.background(self._resend_verification(email, call, base_url))
+        self._background.run(self._resend_verification(email, call, base_url))
 
     async def _resend_verification(self, email: str, call: CallInfo, base_url: str) -> None:
-        user = await self.core.require_store().users.by_email(email)
+        user = await self._store.users.by_email(email)
         if user is None or user.disabled or user.email_verified:
-            await self.core.audit("verify_email_resend", "skipped", call)
+            await self._audit.append("verify_email_resend", "skipped", call)
             return
         await self.send_verification(user, base_url)
-        await self.core.audit("verify_email_resend", "sent", call, user_id=user.id)
+        await self._audit.append("verify_email_resend", "sent", call, user_id=user.id)
 
     async def verify_email(self, token: str, call: CallInfo) -> User:
-        store = self.core.require_store()
+        store = self._store
         user_id = await store.one_time_tokens.consume(VERIFY_EMAIL, token_hash(token))
         if user_id is None:
-            await self.core.audit("verify_email", "failure", call)
+            await self._audit.append("verify_email", "failure", call)
             raise InvalidToken("the verification token is not valid", audited=True)
         user = await store.users.update(user_id, email_verified=True)
         if user is None:
             raise InvalidToken("the verification token is not valid")
-        await self.core.audit("verify_email", "success", call, user_id=user_id)
+        await self._audit.append("verify_email", "success", call, user_id=user_id)
         return user
 
     def forgot_password_later(self, email: str, call: CallInfo, base_url: str) -> None:
         """`forgot_password` after the answer: a known address costs a token and a mail, an
         unknown one a lookup, and the time of the answer must not tell them apart. The work is
         awaited at shutdown (AuthCore.close), so no mail is lost to a restart."""
-        self.core.background(self.forgot_password(email, call, base_url))
+        self._background.run(self.forgot_password(email, call, base_url))
 
     async def forgot_password(self, email: str, call: CallInfo, base_url: str) -> None:
         """Send a reset token if the account exists; say nothing either way."""
-        store = self.core.require_store()
+        store = self._store
         user = await store.users.by_email(email) if isinstance(email, str) else None
         if user is None or user.disabled:
-            await self.core.audit("forgot_password", "unknown", call)
+            await self._audit.append("forgot_password", "unknown", call)
             return
         token = opaque_token()
         await store.one_time_tokens.add(RESET_PASSWORD, user.id, token_hash(token), RESET_LIFETIME)
-        await self.core.mailer.send(
+        await self._mailer.send(
             user.email,
             "Reset your password",
             f"To choose a new password, send this token with it to "
             f"POST {base_url}/api/v1/auth/reset-password (JSON: token, password):\n\n{token}\n\n"
             "It is valid for one hour and can be used once. If you did not ask, ignore this.\n",
         )
-        await self.core.audit("forgot_password", "sent", call, user_id=user.id)
+        await self._audit.append("forgot_password", "sent", call, user_id=user.id)
 
     async def reset_password(self, token: str, password: str, call: CallInfo) -> None:
         """Set a new password with a reset token; every session of the user ends."""
-        core = self.core
-        store = core.require_store()
+        store = self._store
         password = valid_password(password)
         # Spends every reset token of the user at once: an older mail, perhaps read by
         # someone else, must not undo (or outlive) this reset.
         user_id = await store.one_time_tokens.consume_all(RESET_PASSWORD, token_hash(token))
         if user_id is None:
-            await core.audit("reset_password", "failure", call)
+            await self._audit.append("reset_password", "failure", call)
             raise InvalidToken("the reset token is not valid", audited=True)
         ended = await self.set_password(user_id, password, "password reset")
         user = await store.users.get(user_id)
         if user is not None:
             # Whoever proved they read the mail may try at once, from where they are.
-            await core.sessions.throttle.forget_account(account_subject(user.email), call.ip or "-")
-        await core.audit(
+            await self._sessions.throttle.forget_account(
+                account_subject(user.email), call.ip or "-"
+            )
+        await self._audit.append(
             "password_change", "success", call, user_id=user_id, sessions_ended=len(ended)
         )
 
     async def set_password(self, user_id: str, password: str, reason: str) -> list[str]:
         """A new password for the user: every session ends and every reset token still out
         is void (whatever changes a password goes through here). The sessions ended."""
-        core = self.core
-        store = core.require_store()
-        hashed = await asyncio.to_thread(core.passwords.hash, password)
+        store = self._store
+        hashed = await asyncio.to_thread(self._passwords.hash, password)
         await store.users.set_password_hash(user_id, hashed)
         await store.one_time_tokens.void(RESET_PASSWORD, user_id)
         await store.users.login_succeeded(user_id)  # a reset also unlocks the account
-        return await core.sessions.revoke_user(user_id, reason)
+        return await self._sessions.revoke_user(user_id, reason)
 
     # -- administration -------------------------------------------------------------------
 
     async def get(self, user_id: str) -> User:
-        user = await self.core.require_store().users.get(user_id)
+        user = await self._store.users.get(user_id)
         if user is None:
             raise NotFound("no such user")
         return user
@@ -270,9 +291,8 @@ class Accounts:
             # A new address is not proven by the old one's verification (upstreams are told,
             # X-User-Email-Verified), unless the same change says it is.
             fields.setdefault("email_verified", False)
-        store = self.core.require_store()
         try:
-            async with store.db.transaction() as db:
+            async with self._store.db.transaction() as db:
                 records = Store(db)
                 before = await records.users.get(user_id)
                 if before is None:
@@ -301,11 +321,11 @@ class Accounts:
         ):
             # Roles, e-mail and whether it is verified are carried in access tokens (and on to
             # upstreams as context headers): the old tokens must not outlive the change.
-            await self.core.sessions.revoke_user(user_id, "account changed")
+            await self._sessions.revoke_user(user_id, "account changed")
         elif before.disabled and not user.disabled:
             # Nothing of theirs is alive to end, but workers cached their PATs as refused.
-            await self.core.revoke(USER, user_id)
-        await self.core.audit(
+            await self._revoker.revoke(USER, user_id)
+        await self._audit.append(
             "user_update",
             "success",
             call,
@@ -316,8 +336,7 @@ class Accounts:
         return user
 
     async def delete(self, user_id: str, actor_id: str | None, call: CallInfo) -> None:
-        core = self.core
-        async with core.require_store().db.transaction() as db:
+        async with self._store.db.transaction() as db:
             records = Store(db)
             user = await records.users.get(user_id)
             if user is None:
@@ -326,8 +345,8 @@ class Accounts:
                 await self._keep_an_admin(records, user_id, "user_delete", actor_id, call)
             await records.users.delete(user_id)
         # Its sessions went with the row; this voids the access tokens still out.
-        await core.sessions.revoke_user(user_id, "user deleted")
-        await core.audit("user_delete", "success", call, user_id=user_id, actor_id=actor_id)
+        await self._sessions.revoke_user(user_id, "user deleted")
+        await self._audit.append("user_delete", "success", call, user_id=user_id, actor_id=actor_id)
 
     async def _keep_an_admin(
         self, records: Store, user_id: str, event: str, actor_id: str | None, call: CallInfo
@@ -336,14 +355,14 @@ class Accounts:
         could manage users again, and the way back would be the database itself."""
         if any(admin != user_id for admin in await records.users.lock_admins()):
             return
-        self.core.audit_later(
+        self._audit.later(
             event, "failure", call, user_id=user_id, actor_id=actor_id, reason="last_admin"
         )
         raise LastAdmin("this is the last enabled admin: make another user an admin first")
 
     async def import_csv(self, lines: Iterable[str]) -> ImportReport:
         """Users from `email,password_hash,roles` rows (roles `;`-separated)."""
-        store = self.core.require_store()
+        store = self._store
         rows = list(lines)
         if rows and rows[0].startswith("\ufeff"):
             rows[0] = rows[0][1:]  # the byte-order mark spreadsheets write

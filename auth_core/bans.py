@@ -18,12 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from auth_core.audit import AuditTrail
+from auth_core.background import Background
+from auth_core.config import AuthSettings
 from auth_core.errors import ErrorCode
-from auth_core.revocation import BAN, UNBAN
+from auth_core.redis_link import RedisLink
+from auth_core.revocation import BAN, UNBAN, RevocationSet
+from auth_core.revoker import Revoker
+from auth_core.store.records import Store
 from auth_core.throttle import FailureWindow
 
 if TYPE_CHECKING:
-    from auth_core.service import AuthCore, CallInfo
+    from auth_core.calls import CallInfo
 
 # Refusals that say a credential was wrong (not expired, revoked or missing, which honest
 # clients run into).
@@ -33,9 +39,23 @@ COUNTED = frozenset(
 
 
 class Bans:
-    def __init__(self, core: AuthCore) -> None:
-        self.core = core
-        settings = core.settings
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: AuthSettings,
+        audit: AuditTrail,
+        revoker: Revoker,
+        revoked: RevocationSet,
+        redis: RedisLink | None,
+        background: Background,
+    ) -> None:
+        self._store = store
+        self._audit = audit
+        self._revoker = revoker
+        self._revoked = revoked
+        self._redis = redis
+        self._background = background
         self.enabled = settings.bans_enabled
         self.threshold = settings.ban_threshold
         self.window = settings.ban_window
@@ -45,21 +65,21 @@ class Bans:
 
     def banned_for(self, address: str) -> float:
         """Seconds the address stays banned (0: it is not)."""
-        return self.core.revoked.banned_for(address, time.time())
+        return self._revoked.banned_for(address, time.time())
 
     def failed(self, address: str, code: str, call: CallInfo) -> None:
         """Count a refused credential; ban the address when it has had enough."""
         if not self.enabled or code not in COUNTED or not address or self.banned_for(address):
             return
         self.failures.fail(address)
-        core = self.core
-        if core.redis is not None and core.redis.usable():
-            core.background(self._count_shared(address, call))
+        redis = self._redis
+        if redis is not None and redis.usable():
+            self._background.run(self._count_shared(address, call))
         elif self.failures.blocked(address):
             self._ban_later(address, call)
 
     async def _count_shared(self, address: str, call: CallInfo) -> None:
-        link = self.core.redis
+        link = self._redis
         assert link is not None
         key = link.key("fails", address)
         try:
@@ -81,16 +101,16 @@ class Bans:
         if address in self._banning:
             return
         self._banning.add(address)
-        self.core.background(self.ban(address, "repeated failed credentials", call))
+        self._background.run(self.ban(address, "repeated failed credentials", call))
 
     async def ban(
         self, address: str, reason: str, call: CallInfo, *, seconds: float | None = None
     ) -> None:
         seconds = self.duration if seconds is None else seconds
         try:
-            await self.core.revoke(BAN, address, time.time() + seconds)
+            await self._revoker.revoke(BAN, address, time.time() + seconds)
             self.failures.forget(address)
-            await self.core.audit(
+            await self._audit.append(
                 "ip_ban", "banned", call, address=address, reason=reason, seconds=seconds
             )
         finally:
@@ -105,16 +125,16 @@ class Bans:
         # The lift's row outlives the ban it lifts and any that another replica may still be
         # writing (at most a duration from now), and a day more (RevocationSet.prune).
         until = max(*ends, time.time() + self.duration)
-        await self.core.revoke(UNBAN, address, until + 86400.0)
+        await self._revoker.revoke(UNBAN, address, until + 86400.0)
         self.failures.forget(address)
-        await self.core.audit("ip_ban", "lifted", call, actor_id=actor_id, address=address)
+        await self._audit.append("ip_ban", "lifted", call, actor_id=actor_id, address=address)
         return True
 
     async def active(self) -> list[dict[str, Any]]:
         """The bans in force, from the table (so every replica's are listed), by the rule the
         workers enforce (RevocationSet.apply): the latest ban of an address, unless a lift at
         or after it, whatever order the rows were written in."""
-        rows = await self.core.require_store().revocations.of_kinds((BAN, UNBAN))
+        rows = await self._store.revocations.of_kinds((BAN, UNBAN))
         lifted: dict[str, float] = {}
         for row in rows:
             if row.kind == UNBAN:

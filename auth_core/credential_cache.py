@@ -25,18 +25,17 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from auth_core import credentials
 from auth_core.calls import CallInfo
 from auth_core.errors import AuthUnavailable, GatewayError
 from auth_core.models import Principal
-from auth_core.shared_cache import Record
-from auth_core.stats import CREDENTIAL_MISS, CREDENTIAL_SHARED_HIT
+from auth_core.revocation import RevocationSet
+from auth_core.revoker import Revoker
+from auth_core.shared_cache import Record, SharedCache
+from auth_core.stats import CREDENTIAL_MISS, CREDENTIAL_SHARED_HIT, AuthStats
 from auth_core.store import DatabaseUnavailable
-
-if TYPE_CHECKING:
-    from auth_core.service import AuthCore
 
 UNKNOWN_TTL = 10.0  # seconds an unknown credential is refused without a look-up
 MAX_UNKNOWN = 10_000
@@ -62,8 +61,22 @@ class CredentialCache(ABC, Generic[G]):
     """The cache of one kind of credential; the kind says how to read one by its hash, how
     to make a grant of it, how to admit a grant and how to refuse an unknown credential."""
 
-    def __init__(self, core: AuthCore, kind: str, prefix: str, max_grants: int) -> None:
-        self.core = core
+    def __init__(
+        self,
+        kind: str,
+        prefix: str,
+        max_grants: int,
+        *,
+        revoked: RevocationSet,
+        stats: AuthStats,
+        shared: SharedCache,
+        revoker: Revoker,
+    ) -> None:
+        # The kind's `authenticate` reads the first two on every request.
+        self._revoked = revoked
+        self._stats = stats
+        self._shared = shared
+        self._revoker = revoker
         self._kind = kind  # its name in the shared tier
         self._prefix = prefix
         self._max_grants = max_grants
@@ -101,7 +114,7 @@ class CredentialCache(ABC, Generic[G]):
 
     def _miss(self, secret: str, ip: str | None, call: Call) -> Awaitable[Principal]:
         """What `authenticate` does when the credential is not cached or its grant is stale."""
-        self.core.stats.lookups[CREDENTIAL_MISS] += 1
+        self._stats.lookups[CREDENTIAL_MISS] += 1
         if not credentials.well_formed(secret, self._prefix):
             raise self._refusal("malformed", call, False)
         refused_until = self._unknown.get(secret)
@@ -112,7 +125,7 @@ class CredentialCache(ABC, Generic[G]):
     async def _load(self, secret: str, ip: str | None, call: Call) -> Principal:
         # Only a read begun after every revocation this worker knows of (the same generation)
         # is joined.
-        flight = (secret, self.core.revoked.generation)
+        flight = (secret, self._revoked.generation)
         pending = self._loading.get(flight)
         if pending is None:
             pending = asyncio.ensure_future(self._fetch(secret))
@@ -125,20 +138,19 @@ class CredentialCache(ABC, Generic[G]):
 
     async def _fetch(self, secret: str) -> G | None:
         """The grant of a credential from the shared tier or the database; None: unknown."""
-        core = self.core
-        generation = core.revoked.generation  # before reading: a change meanwhile wins
+        generation = self._revoked.generation  # before reading: a change meanwhile wins
         digest = credentials.credential_hash(secret)
         try:
-            record, shared = await core.shared.read_through(
+            record, shared = await self._shared.read_through(
                 self._kind, digest, lambda: self._stored(digest), self._shared_usable
             )
         except (DatabaseUnavailable, AuthUnavailable):
             stale = self._grants.get(secret)
-            if stale is None or not core.serves_stale(stale.generation, stale.until):
+            if stale is None or not self._revoker.serves_stale(stale.generation, stale.until):
                 raise
             return stale
         if shared:
-            core.stats.lookups[CREDENTIAL_SHARED_HIT] += 1
+            self._stats.lookups[CREDENTIAL_SHARED_HIT] += 1
         if record is None:
             if len(self._unknown) >= MAX_UNKNOWN:
                 self._unknown.clear()

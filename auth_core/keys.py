@@ -16,24 +16,24 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from auth_core import credentials
+from auth_core.audit import AuditTrail
 from auth_core.calls import CallInfo
+from auth_core.config import AuthSettings
 from auth_core.credential_cache import Call, CredentialCache
 from auth_core.errors import InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
 from auth_core.iplists import IpWhitelist
 from auth_core.models import ApiKey, Principal
-from auth_core.revocation import CREDENTIAL
-from auth_core.shared_cache import Record
-from auth_core.stats import CREDENTIAL_HIT
+from auth_core.revocation import CREDENTIAL, RevocationSet
+from auth_core.revoker import Revoker
+from auth_core.shared_cache import Record, SharedCache
+from auth_core.stats import CREDENTIAL_HIT, AuthStats
 from auth_core.store.records import Store
-from auth_core.tenancy import TenantPolicy, valid_ip_list, valid_name
+from auth_core.tenancy import TenantPolicy, Tenants, valid_ip_list, valid_name
 from auth_core.units import parse_duration
 from auth_core.usage import UsageRecorder
-
-if TYPE_CHECKING:
-    from auth_core.service import AuthCore
 
 MAX_GRANTS = 50_000
 DEFAULT_GRACE = 24 * 3600.0
@@ -69,12 +69,35 @@ def parse_expiry(value: object, now: float) -> float | None:
 
 
 class ApiKeys(CredentialCache[KeyGrant]):
-    def __init__(self, core: AuthCore) -> None:
-        super().__init__(core, "key", credentials.API_KEY_PREFIX, MAX_GRANTS)
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: AuthSettings,
+        audit: AuditTrail,
+        revoker: Revoker,
+        revoked: RevocationSet,
+        stats: AuthStats,
+        shared: SharedCache,
+        tenants: Tenants,
+    ) -> None:
+        super().__init__(
+            "key",
+            credentials.API_KEY_PREFIX,
+            MAX_GRANTS,
+            revoked=revoked,
+            stats=stats,
+            shared=shared,
+            revoker=revoker,
+        )
+        self._store = store
+        self._settings = settings
+        self._audit = audit
+        self._tenants = tenants
         self.usage = UsageRecorder(self._write_usage)
 
     async def _write_usage(self, used: Any) -> None:
-        await self.core.require_store().api_keys.touch(used)
+        await self._store.api_keys.touch(used)
 
     # -- administration ---------------------------------------------------------------------
 
@@ -89,8 +112,8 @@ class ApiKeys(CredentialCache[KeyGrant]):
         call: CallInfo,
     ) -> tuple[ApiKey, str]:
         """A new key of the tenant and its secret (shown once)."""
-        store = self.core.require_store()
-        await self.core.tenants.get(tenant_id)
+        store = self._store
+        await self._tenants.get(tenant_id)
         secret = credentials.generate(credentials.API_KEY_PREFIX)
         key = await store.api_keys.create(
             tenant_id,
@@ -100,14 +123,14 @@ class ApiKeys(CredentialCache[KeyGrant]):
             allow_ips=None if allow_ips is None else valid_ip_list(allow_ips),
             expires_at=parse_expiry(expires, time.time()),
         )
-        await self.core.audit(
+        await self._audit.append(
             "api_key_create", "success", call, actor_id=actor_id, tenant_id=tenant_id, key_id=key.id
         )
         return key, secret
 
     async def get(self, key_id: str, tenant_id: str | None = None) -> ApiKey:
         """The key; NotFound also when it belongs to another tenant than `tenant_id`."""
-        key = await self.core.require_store().api_keys.get(key_id)
+        key = await self._store.api_keys.get(key_id)
         if key is None or (tenant_id is not None and key.tenant_id != tenant_id):
             raise NotFound("no such API key")
         return key
@@ -128,7 +151,7 @@ class ApiKeys(CredentialCache[KeyGrant]):
         if not old.usable(now) or old.rotated_to is not None:
             raise InvalidRequest("only a live key that was not rotated before can be rotated")
         seconds = DEFAULT_GRACE if grace is None else _grace(grace)
-        store = self.core.require_store()
+        store = self._store
         secret = credentials.generate(credentials.API_KEY_PREFIX)
         async with store.db.transaction() as db:
             records = Store(db).api_keys
@@ -143,8 +166,8 @@ class ApiKeys(CredentialCache[KeyGrant]):
             retired = await records.retire(old.id, new.id, now + seconds)
             if retired is None:
                 raise InvalidRequest("the key was rotated or revoked meanwhile")
-        await self.core.revoke(CREDENTIAL, old.id)
-        await self.core.audit(
+        await self._revoker.revoke(CREDENTIAL, old.id)
+        await self._audit.append(
             "api_key_rotate",
             "success",
             call,
@@ -160,11 +183,11 @@ class ApiKeys(CredentialCache[KeyGrant]):
         self, key_id: str, *, tenant_id: str | None, actor_id: str | None, call: CallInfo
     ) -> ApiKey:
         key = await self.get(key_id, tenant_id)
-        revoked = await self.core.require_store().api_keys.revoke(key.id)
+        revoked = await self._store.api_keys.revoke(key.id)
         if revoked is None:
             return key  # revoked before: nothing changes
-        await self.core.revoke(CREDENTIAL, key.id)
-        await self.core.audit(
+        await self._revoker.revoke(CREDENTIAL, key.id)
+        await self._audit.append(
             "api_key_revoke",
             "success",
             call,
@@ -185,23 +208,21 @@ class ApiKeys(CredentialCache[KeyGrant]):
         grant = self._grants.get(secret)
         if (
             grant is not None
-            and grant.generation == self.core.revoked.generation
+            and grant.generation == self._revoked.generation
             and grant.until > time.monotonic()
         ):
-            self.core.stats.lookups[CREDENTIAL_HIT] += 1
+            self._stats.lookups[CREDENTIAL_HIT] += 1
             return self._admit(grant, ip, call)
         return self._miss(secret, ip, call)
 
     async def _stored(self, digest: str) -> Record | None:
-        key = await self.core.require_store().api_keys.by_hash(digest)
+        key = await self._store.api_keys.by_hash(digest)
         return None if key is None else key.row()
 
     async def _grant(self, record: Record, generation: int) -> KeyGrant | None:
-        core = self.core
         key = ApiKey.from_row(record)
-        policy = core.tenants.cached_policy(key.tenant_id) or await core.tenants.load_policy(
-            key.tenant_id
-        )
+        tenants = self._tenants
+        policy = tenants.cached_policy(key.tenant_id) or await tenants.load_policy(key.tenant_id)
         if policy is None:
             return None
         return KeyGrant(
@@ -215,7 +236,7 @@ class ApiKeys(CredentialCache[KeyGrant]):
                 expires_at=key.expires_at or 0.0,
             ),
             generation,
-            time.monotonic() + core.settings.cache_ttl,
+            time.monotonic() + self._settings.cache_ttl,
         )
 
     def _refusal(self, reason: str, call: Call, looked_up: bool) -> InvalidApiKey:
@@ -230,7 +251,7 @@ class ApiKeys(CredentialCache[KeyGrant]):
             raise self._refused("expired", call, key)
         # `ip` is None only for an internal caller that asks about a key without naming
         # the client's address (validate-api-key); the gateway always passes one.
-        if ip is not None and self.core.settings.ip_whitelist_enabled:
+        if ip is not None and self._settings.ip_whitelist_enabled:
             if not grant.policy.ips.allows(ip):
                 raise self._refused_ip(call, key, "tenant")
             if grant.key_ips is not None and not grant.key_ips.allows(ip):
@@ -239,7 +260,7 @@ class ApiKeys(CredentialCache[KeyGrant]):
         return grant.principal
 
     def _refused(self, reason: str, call: Call, key: ApiKey | None = None) -> InvalidApiKey:
-        self.core.audit_later(
+        self._audit.later(
             "api_key",
             "refused",
             call if isinstance(call, CallInfo) else call(),
@@ -255,7 +276,7 @@ class ApiKeys(CredentialCache[KeyGrant]):
         return InvalidApiKey(detail, audited=True)
 
     def _refused_ip(self, call: Call, key: ApiKey, whitelist: str) -> IpNotAllowed:
-        self.core.audit_later(
+        self._audit.later(
             "api_key",
             "refused",
             call if isinstance(call, CallInfo) else call(),

@@ -12,23 +12,23 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from auth_core import credentials
+from auth_core.audit import AuditTrail
 from auth_core.calls import CallInfo
+from auth_core.config import AuthSettings
 from auth_core.credential_cache import Call, CredentialCache
 from auth_core.errors import InvalidRequest, InvalidToken, NotFound, TokenExpired
 from auth_core.keys import parse_expiry
 from auth_core.models import Pat, Principal
-from auth_core.revocation import CREDENTIAL
-from auth_core.shared_cache import Record
-from auth_core.stats import CREDENTIAL_HIT
+from auth_core.revocation import CREDENTIAL, RevocationSet
+from auth_core.revoker import Revoker
+from auth_core.shared_cache import Record, SharedCache
+from auth_core.stats import CREDENTIAL_HIT, AuthStats
 from auth_core.store.records import Store
 from auth_core.tenancy import valid_name
 from auth_core.usage import UsageRecorder
-
-if TYPE_CHECKING:
-    from auth_core.service import AuthCore
 
 MAX_GRANTS = 50_000
 MAX_PER_USER = 50
@@ -56,15 +56,36 @@ def valid_scopes(value: object) -> tuple[str, ...]:
 
 
 class Pats(CredentialCache[PatGrant]):
-    def __init__(self, core: AuthCore) -> None:
-        super().__init__(core, "pat", credentials.PAT_PREFIX, MAX_GRANTS)
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: AuthSettings,
+        audit: AuditTrail,
+        revoker: Revoker,
+        revoked: RevocationSet,
+        stats: AuthStats,
+        shared: SharedCache,
+    ) -> None:
+        super().__init__(
+            "pat",
+            credentials.PAT_PREFIX,
+            MAX_GRANTS,
+            revoked=revoked,
+            stats=stats,
+            shared=shared,
+            revoker=revoker,
+        )
+        self._store = store
+        self._settings = settings
+        self._audit = audit
         self.usage = UsageRecorder(self._write_usage)
 
     async def _write_usage(self, used: Any) -> None:
-        await self.core.require_store().pats.touch(used)
+        await self._store.pats.touch(used)
 
     async def create(self, user_id: str, body: dict[str, Any], call: CallInfo) -> tuple[Pat, str]:
-        store = self.core.require_store()
+        store = self._store
         name = valid_name(body.get("name"))
         scopes = valid_scopes(body.get("scopes"))
         expires_at = parse_expiry(body.get("expires_at"), time.time())
@@ -85,17 +106,17 @@ class Pats(CredentialCache[PatGrant]):
                 scopes=scopes,
                 expires_at=expires_at,
             )
-        await self.core.audit("pat_create", "success", call, user_id=user_id, pat_id=pat.id)
+        await self._audit.append("pat_create", "success", call, user_id=user_id, pat_id=pat.id)
         return pat, secret
 
     async def list(self, user_id: str) -> list[Pat]:
-        return await self.core.require_store().pats.of_user(user_id)
+        return await self._store.pats.of_user(user_id)
 
     async def delete(self, user_id: str, pat_id: str, call: CallInfo) -> None:
-        if not await self.core.require_store().pats.delete(user_id, pat_id):
+        if not await self._store.pats.delete(user_id, pat_id):
             raise NotFound("no such token")
-        await self.core.revoke(CREDENTIAL, pat_id)
-        await self.core.audit("pat_delete", "success", call, user_id=user_id, pat_id=pat_id)
+        await self._revoker.revoke(CREDENTIAL, pat_id)
+        await self._audit.append("pat_delete", "success", call, user_id=user_id, pat_id=pat_id)
 
     # -- the hot path -----------------------------------------------------------------------
 
@@ -104,16 +125,16 @@ class Pats(CredentialCache[PatGrant]):
         grant = self._grants.get(secret)
         if (
             grant is not None
-            and grant.generation == self.core.revoked.generation
+            and grant.generation == self._revoked.generation
             and grant.until > time.monotonic()
         ):
-            self.core.stats.lookups[CREDENTIAL_HIT] += 1
+            self._stats.lookups[CREDENTIAL_HIT] += 1
             return self._admit(grant, None, call)
         return self._miss(secret, None, call)
 
     async def _stored(self, digest: str) -> Record | None:
         """The token with this hash and what its principal needs of its user."""
-        store = self.core.require_store()
+        store = self._store
         pat = await store.pats.by_hash(digest)
         user = None if pat is None else await store.users.get(pat.user_id)
         if pat is None or user is None:
@@ -148,7 +169,7 @@ class Pats(CredentialCache[PatGrant]):
                 expires_at=pat.expires_at or 0.0,
                 scopes=pat.scopes,
             )
-        return PatGrant(pat, principal, generation, time.monotonic() + self.core.settings.cache_ttl)
+        return PatGrant(pat, principal, generation, time.monotonic() + self._settings.cache_ttl)
 
     def _refusal(self, reason: str, call: Call, looked_up: bool) -> InvalidToken:
         # Only an unknown token the database was just asked about is audited here.
@@ -156,19 +177,17 @@ class Pats(CredentialCache[PatGrant]):
             return InvalidToken("the personal access token is malformed")
         if not looked_up:
             return InvalidToken("the personal access token is not valid")
-        self.core.audit_later("pat", "refused", _info(call), reason="unknown")
+        self._audit.later("pat", "refused", _info(call), reason="unknown")
         return InvalidToken("the personal access token is not valid", audited=True)
 
     def _admit(self, grant: PatGrant, ip: str | None, call: Call) -> Principal:
         now = time.time()
         pat = grant.pat
         if grant.principal is None:
-            self.core.audit_later(
-                "pat", "refused", _info(call), reason="user_disabled", pat_id=pat.id
-            )
+            self._audit.later("pat", "refused", _info(call), reason="user_disabled", pat_id=pat.id)
             raise InvalidToken("the personal access token is not valid", audited=True)
         if pat.expires_at is not None and pat.expires_at <= now:
-            self.core.audit_later("pat", "refused", _info(call), reason="expired", pat_id=pat.id)
+            self._audit.later("pat", "refused", _info(call), reason="expired", pat_id=pat.id)
             raise TokenExpired("the personal access token has expired", audited=True)
         self.usage.used(pat.id, now)
         return grant.principal

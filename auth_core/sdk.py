@@ -9,14 +9,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from auth_core.accounts import valid_email, valid_roles
+from auth_core.audit import AuditTrail
 from auth_core.errors import InvalidRequest
 from auth_core.models import User
-from auth_core.sessions import TokenPair
+from auth_core.sessions import Sessions, TokenPair
 from auth_core.store import Conflict
+from auth_core.store.records import Store
 from auth_core.text import plain_text, valid_person_name
 
 if TYPE_CHECKING:
-    from auth_core.service import AuthCore, CallInfo
+    from auth_core.calls import CallInfo
 
 MAX_EXTERNAL_ID = 256
 # Roles an SDK backend may not hand its end users: they would reach the platform's or the
@@ -36,8 +38,10 @@ def external_id_of(body: dict[str, Any]) -> str:
 
 
 class SdkSessions:
-    def __init__(self, core: AuthCore) -> None:
-        self.core = core
+    def __init__(self, *, store: Store, audit: AuditTrail, sessions: Sessions) -> None:
+        self._store = store
+        self._audit = audit
+        self._sessions = sessions
 
     async def open(
         self, tenant_id: str, key_id: str | None, body: dict[str, Any], call: CallInfo
@@ -52,8 +56,8 @@ class SdkSessions:
         user = await self._user(tenant_id, external_id, contact, name, roles)
         if user.disabled:
             raise InvalidRequest("this user is disabled")
-        pair = await self.core.sessions.open(user, call)
-        await self.core.audit(
+        pair = await self._sessions.open(user, call)
+        await self._audit.append(
             "sdk_session",
             "success",
             call,
@@ -74,7 +78,7 @@ class SdkSessions:
     ) -> User:
         """The end user, created on first sight; given roles, name or e-mail that differ
         from the stored ones replace them (roles not given: unchanged, "user" for a new one)."""
-        users = self.core.require_store().users
+        users = self._store.users
         found = await users.by_external_id(tenant_id, external_id)
         if found is None:
             try:
@@ -105,5 +109,5 @@ class SdkSessions:
         if "roles" in changes or "contact_email" in changes:
             # Tokens carry roles and e-mail (on to upstreams as context headers): those issued
             # with the old ones die with them.
-            await self.core.sessions.revoke_user(found.id, "account changed by the tenant")
+            await self._sessions.revoke_user(found.id, "account changed by the tenant")
         return updated

@@ -1,9 +1,13 @@
 """The auth core's facade: what the gateway's pipeline and the auth core's API call.
 
 `AuthCore.start()` opens the database, applies migrations, loads the secrets (in the embedded
-mode generating them once and storing them, with a warning), and starts following the
-revocation table. `authenticate_access_token()` is the hot path: verify the JWT, look up a
-small cache, check the revocation set; no database access.
+mode generating them once and storing them, with a warning), builds the services (accounts,
+sessions, tenants, keys, PATs, service tokens, bans) with what each uses, and starts following
+the revocation table. No service holds the core: each is given the store, the settings, the
+AuditTrail, the Revoker and whichever other service it calls.
+
+`authenticate_access_token()` is the hot path: verify the JWT, look up a small cache, check the
+revocation set; no database access.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from collections.abc import Coroutine
 from typing import Any
 
 from auth_core.accounts import Accounts
+from auth_core.audit import AuditTrail
+from auth_core.background import Background
 from auth_core.bans import Bans
 from auth_core.calls import CallInfo as CallInfo
 from auth_core.config import AuthSettings
-from auth_core.errors import BY_TOKEN_CODE, AuthUnavailable, InvalidToken, TokenRevoked
+from auth_core.errors import BY_TOKEN_CODE, InvalidToken, TokenRevoked
 from auth_core.feed import RevocationFeed
 from auth_core.keys import ApiKeys
 from auth_core.limits import Limiter
@@ -29,6 +35,8 @@ from auth_core.passwords import Passwords
 from auth_core.pats import Pats
 from auth_core.redis_link import RedisLink
 from auth_core.revocation import RevocationSet
+from auth_core.revoker import Revoker
+from auth_core.sdk import SdkSessions
 from auth_core.service_tokens import ServiceTokens
 from auth_core.sessions import Sessions
 from auth_core.shared_cache import SharedCache
@@ -46,29 +54,39 @@ log = logging.getLogger("auth_core")
 
 PRUNE_INTERVAL = 60.0
 TOKEN_CACHE_SIZE = 50_000
-MAX_PENDING_AUDIT = 1000
 CLOSE_WRITES_TIMEOUT = 10.0  # seconds closing waits for background writes to finish
 SETTLE_TIMEOUT = 2.0  # seconds the audit log's reader waits for entries still being written
 
 
 class AuthCore:
-    """Identity for one process: users, sessions, tokens, revocation."""
+    """Identity for one process: users, sessions, tokens, revocation.
+
+    What exists before the database does is made here; `start()` opens the store and builds
+    the services on it, each given what it uses. Nothing calls a service before `start()`:
+    the gateway and the CLI start the core before they build anything that reaches it.
+    """
+
+    # Built by start(), once the store is open.
+    store: Store
+    tokens: AccessTokens
+    service_keyring: Keyring
+    audit_trail: AuditTrail
+    revoker: Revoker
+    sessions: Sessions
+    accounts: Accounts
+    sdk: SdkSessions
+    tenants: Tenants
+    keys: ApiKeys
+    pats: Pats
+    service_tokens: ServiceTokens
+    bans: Bans
 
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
-        self.db: Database | None = None
-        self.store: Store | None = None
-        self.tokens: AccessTokens | None = None
-        self.service_keyring: Keyring | None = None
+        self.db: Database | None = None  # None: not opened yet, or closed
         self.passwords = Passwords(settings.hash_cost)
         self.mailer = Mailer(settings.mail_url)
         self.revoked = RevocationSet()
-        self.sessions = Sessions(self)
-        self.accounts = Accounts(self)
-        self.tenants = Tenants(self)
-        self.keys = ApiKeys(self)
-        self.pats = Pats(self)
-        self.service_tokens = ServiceTokens(self)
         self._token_cache: dict[str, tuple[Principal, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.redis = (
@@ -77,16 +95,18 @@ class AuthCore:
         self.feed = RevocationFeed(self.redis)
         self.limiter = Limiter(self.redis)
         self.stats = AuthStats()
-        self.bans = Bans(self)
-        self.shared = SharedCache(self.redis, self.revoked, settings.cache_ttl, self.background)
+        self.background_work = Background()
+        self.shared = SharedCache(
+            self.redis, self.revoked, settings.cache_ttl, self.background_work.run
+        )
         self.sockets = SocketContexts(self.redis)
-        self._background: set[asyncio.Task[Any]] = set()
+        self._built = False  # the services exist (start() got that far)
 
     # -- life cycle -----------------------------------------------------------------------
 
     async def start(self, *, follow: bool = True) -> None:
         self.db = await open_database(self.settings.database_url)
-        self.store = Store(self.db)
+        store = self.store = Store(self.db)
         applied = await migrate(self.db)
         if applied:
             log.info("database migrated: %s", ", ".join(applied))
@@ -100,16 +120,94 @@ class AuthCore:
             audience=self.settings.audience,
             ttl=self.settings.access_ttl,
         )
-        await self.revoked.sync(self.store.revocations)
+        self._build(store)
+        await self.revoked.sync(store.revocations)
         if follow:
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self._follow())]
             self.feed.start()
 
+    def _build(self, store: Store) -> None:
+        """The services over the open store, each given what it uses."""
+        settings = self.settings
+        revoked = self.revoked
+        stats = self.stats
+        audit = self.audit_trail = AuditTrail(store, self.background_work)
+        revoker = self.revoker = Revoker(
+            store, revoked, self.feed, settings, stats, self._token_cache
+        )
+        sessions = self.sessions = Sessions(
+            store=store,
+            settings=settings,
+            audit=audit,
+            revoker=revoker,
+            tokens=self.tokens,
+            passwords=self.passwords,
+            stats=stats,
+            redis=self.redis,
+        )
+        self.accounts = Accounts(
+            store=store,
+            audit=audit,
+            revoker=revoker,
+            sessions=sessions,
+            passwords=self.passwords,
+            mailer=self.mailer,
+            background=self.background_work,
+        )
+        self.sdk = SdkSessions(store=store, audit=audit, sessions=sessions)
+        shared = self.shared
+        tenants = self.tenants = Tenants(
+            store=store,
+            settings=settings,
+            audit=audit,
+            revoker=revoker,
+            revoked=revoked,
+            stats=stats,
+            shared=shared,
+        )
+        self.keys = ApiKeys(
+            store=store,
+            settings=settings,
+            audit=audit,
+            revoker=revoker,
+            revoked=revoked,
+            stats=stats,
+            shared=shared,
+            tenants=tenants,
+        )
+        self.pats = Pats(
+            store=store,
+            settings=settings,
+            audit=audit,
+            revoker=revoker,
+            revoked=revoked,
+            stats=stats,
+            shared=shared,
+        )
+        self.service_tokens = ServiceTokens(
+            store=store,
+            settings=settings,
+            audit=audit,
+            revoker=revoker,
+            revoked=revoked,
+            stats=stats,
+            shared=shared,
+        )
+        self.bans = Bans(
+            store=store,
+            settings=settings,
+            audit=audit,
+            revoker=revoker,
+            revoked=revoked,
+            redis=self.redis,
+            background=self.background_work,
+        )
+        self._built = True
+
     async def _stored_keyring(self, key: str) -> Keyring:
         # Embedded mode only (AuthSettings refuses PostgreSQL without secrets): the first
         # process to start generates the secret; every other one reads the same value.
-        assert self.store is not None
         value = await self.store.settings.put_if_absent(key, Keyring.generate())
         log.warning(
             "%s not set: using a secret generated and stored in the database; "
@@ -120,7 +218,7 @@ class AuthCore:
         return Keyring.parse(value)
 
     async def _follow(self) -> None:
-        assert self.store is not None
+        revocations = self.store.revocations
         last_prune = last_flush = time.monotonic()
         feed = self.feed
         unreadable = False
@@ -133,7 +231,7 @@ class AuthCore:
                     await feed.wake.wait()
             feed.wake.clear()
             try:
-                if await self.revoked.sync(self.store.revocations):
+                if await self.revoked.sync(revocations):
                     self._token_cache.clear()
             except DatabaseUnavailable as exc:
                 if not unreadable:  # once an outage, not twenty times a second
@@ -159,20 +257,12 @@ class AuthCore:
 
     def background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run `work` without waiting for it (kept referenced; failures are logged)."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Task[Any]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("background work failed: %s", task.exception())
+        self.background_work.run(work)
 
     async def settle(self, seconds: float = SETTLE_TIMEOUT) -> None:
         """Wait (at most `seconds`) for the background work already begun, such as the
         audit entries of refusals, so that a reader that follows sees what was answered."""
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=seconds)
+        await self.background_work.settle(seconds)
 
     async def close(self) -> None:
         await self.settle(CLOSE_WRITES_TIMEOUT)  # audit entries and other writes under way
@@ -182,14 +272,10 @@ class AuthCore:
         if self.redis is not None:
             await self.redis.close()
         if self.db is not None:
-            await self.flush_usage()
+            if self._built:
+                await self.flush_usage()
             await self.db.close()
             self.db = None
-
-    def require_store(self) -> Store:
-        if self.store is None:
-            raise AuthUnavailable("the auth core is not started")
-        return self.store
 
     async def ready(self) -> bool:
         if self.db is None:
@@ -212,7 +298,6 @@ class AuthCore:
             stats.lookups[TOKEN_HIT] += 1
         else:
             stats.lookups[TOKEN_MISS] += 1
-            assert self.tokens is not None
             started = time.perf_counter()
             try:
                 claims = self.tokens.verify(token, now)
@@ -248,37 +333,14 @@ class AuthCore:
         return principal
 
     def serves_stale(self, generation: int, until: float) -> bool:
-        """Whether a cache entry past its lifetime may still answer while the database is
-        unreachable: nothing was revoked since it was read, and it is inside the stale window.
-        Counted as a stale hit when it may."""
-        if generation != self.revoked.generation:
-            return False
-        if self.feed.announced > self.revoked.last_id:
-            return False  # a revocation was announced that could not be read: trust nothing
-        if time.monotonic() - until > self.settings.stale_window:
-            return False
-        self.stats.stale_served += 1
-        return True
+        """Revoker.serves_stale (for the gateway's own caches)."""
+        return self.revoker.serves_stale(generation, until)
 
-    # -- revocation -------------------------------------------------------------------------
+    # -- revocation and the audit log (for the gateway and the auth core's API) -------------
 
     async def revoke(self, kind: str, value: str, until: float | None = None) -> None:
         """Record a revocation and apply it here at once (other workers follow the table)."""
-        store = self.require_store()
-        if until is None:
-            # Nothing it names may outlive it: the longest access token issued from now on,
-            # nor a cache entry (here, in Redis, or served stale) read before it.
-            settings = self.settings
-            until = (
-                time.time()
-                + 60.0
-                + max(settings.access_ttl, settings.cache_ttl + settings.stale_window)
-            )
-        revocation = await store.revocations.add(kind, value, until)
-        self.revoked.apply(revocation, read=False)
-        self._token_cache.clear()
-        self.feed.wake.set()  # read the table up to it (and whatever came just before) now
-        await self.feed.announce(revocation.id)
+        await self.revoker.revoke(kind, value, until)
 
     def audit_later(
         self,
@@ -289,12 +351,8 @@ class AuthCore:
         user_id: str | None = None,
         **detail: Any,
     ) -> bool:
-        """Write an audit entry off the request's path (for refusals, which a flood could send
-        by the thousand); False when too many are already waiting and this one is dropped."""
-        if len(self._background) >= MAX_PENDING_AUDIT:
-            return False
-        self.background(self.audit(event, outcome, call, user_id=user_id, **detail))
-        return True
+        """AuditTrail.later: an entry off the request's path; False when it is dropped."""
+        return self.audit_trail.later(event, outcome, call, user_id=user_id, **detail)
 
     async def audit(
         self,
@@ -306,13 +364,6 @@ class AuthCore:
         actor_id: str | None = None,
         **detail: Any,
     ) -> None:
-        store = self.require_store()
-        await store.audit.append(
-            event,
-            outcome,
-            user_id=user_id,
-            actor_id=actor_id,
-            request_id=call.request_id,
-            ip=call.ip,
-            detail=detail or None,
+        await self.audit_trail.append(
+            event, outcome, call, user_id=user_id, actor_id=actor_id, **detail
         )

@@ -15,21 +15,22 @@ import re
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from auth_core import credentials
+from auth_core.audit import AuditTrail
 from auth_core.calls import CallInfo
+from auth_core.config import AuthSettings
 from auth_core.credential_cache import Call, CredentialCache
 from auth_core.errors import Conflict, InvalidRequest, InvalidToken, NotFound
 from auth_core.models import Principal, ServiceToken
-from auth_core.revocation import CREDENTIAL
-from auth_core.shared_cache import Record
-from auth_core.stats import CREDENTIAL_HIT
+from auth_core.revocation import CREDENTIAL, RevocationSet
+from auth_core.revoker import Revoker
+from auth_core.shared_cache import Record, SharedCache
+from auth_core.stats import CREDENTIAL_HIT, AuthStats
 from auth_core.store import Conflict as StoreConflict
+from auth_core.store.records import Store
 from auth_core.usage import UsageRecorder
-
-if TYPE_CHECKING:
-    from auth_core.service import AuthCore
 
 MAX_GRANTS = 10_000
 # A name is what logs and audit entries show of a service: no spaces or control characters.
@@ -59,12 +60,33 @@ def valid_service_name(value: object) -> str:
 
 
 class ServiceTokens(CredentialCache[ServiceGrant]):
-    def __init__(self, core: AuthCore) -> None:
-        super().__init__(core, "service_token", credentials.SERVICE_TOKEN_PREFIX, MAX_GRANTS)
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: AuthSettings,
+        audit: AuditTrail,
+        revoker: Revoker,
+        revoked: RevocationSet,
+        stats: AuthStats,
+        shared: SharedCache,
+    ) -> None:
+        super().__init__(
+            "service_token",
+            credentials.SERVICE_TOKEN_PREFIX,
+            MAX_GRANTS,
+            revoked=revoked,
+            stats=stats,
+            shared=shared,
+            revoker=revoker,
+        )
+        self._store = store
+        self._settings = settings
+        self._audit = audit
         self.usage = UsageRecorder(self._write_usage)
 
     async def _write_usage(self, used: Any) -> None:
-        await self.core.require_store().service_tokens.touch(used)
+        await self._store.service_tokens.touch(used)
 
     # -- administration ---------------------------------------------------------------------
 
@@ -75,12 +97,12 @@ class ServiceTokens(CredentialCache[ServiceGrant]):
         valid = valid_service_name(name)
         secret = credentials.generate(credentials.SERVICE_TOKEN_PREFIX)
         try:
-            token = await self.core.require_store().service_tokens.create(
+            token = await self._store.service_tokens.create(
                 valid, credentials.credential_hash(secret), credentials.display_prefix(secret)
             )
         except StoreConflict:
             raise Conflict(f"a live service token is named {valid}") from None
-        await self.core.audit(
+        await self._audit.append(
             "service_token_create",
             "success",
             call,
@@ -91,19 +113,19 @@ class ServiceTokens(CredentialCache[ServiceGrant]):
         return token, secret
 
     async def list(self) -> list[ServiceToken]:
-        return await self.core.require_store().service_tokens.list()
+        return await self._store.service_tokens.list()
 
     async def revoke(self, token_id: str, *, actor_id: str | None, call: CallInfo) -> ServiceToken:
         """Revoke a token everywhere at once; revoking a revoked token changes nothing."""
-        store = self.core.require_store()
+        store = self._store
         revoked = await store.service_tokens.revoke(token_id)
         if revoked is None:
             known = await store.service_tokens.get(token_id)
             if known is None:
                 raise NotFound("no such service token")
             return known
-        await self.core.revoke(CREDENTIAL, revoked.id)
-        await self.core.audit(
+        await self._revoker.revoke(CREDENTIAL, revoked.id)
+        await self._audit.append(
             "service_token_revoke",
             "success",
             call,
@@ -122,15 +144,15 @@ class ServiceTokens(CredentialCache[ServiceGrant]):
         grant = self._grants.get(secret)
         if (
             grant is not None
-            and grant.generation == self.core.revoked.generation
+            and grant.generation == self._revoked.generation
             and grant.until > time.monotonic()
         ):
-            self.core.stats.lookups[CREDENTIAL_HIT] += 1
+            self._stats.lookups[CREDENTIAL_HIT] += 1
             return self._admit(grant, None, call)
         return self._miss(secret, None, call)
 
     async def _stored(self, digest: str) -> Record | None:
-        token = await self.core.require_store().service_tokens.by_hash(digest)
+        token = await self._store.service_tokens.by_hash(digest)
         return None if token is None else token.row()
 
     async def _grant(self, record: Record, generation: int) -> ServiceGrant:
@@ -139,7 +161,7 @@ class ServiceTokens(CredentialCache[ServiceGrant]):
             token,
             Principal(method="service", credential_id=token.id),
             generation,
-            time.monotonic() + self.core.settings.cache_ttl,
+            time.monotonic() + self._settings.cache_ttl,
         )
 
     def _refusal(self, reason: str, call: Call, looked_up: bool) -> InvalidToken:
@@ -158,7 +180,7 @@ class ServiceTokens(CredentialCache[ServiceGrant]):
         call: Call,
         token: ServiceToken | None = None,
     ) -> InvalidToken:
-        self.core.audit_later(
+        self._audit.later(
             "service_token",
             "refused",
             call if isinstance(call, CallInfo) else call(),

@@ -18,17 +18,22 @@ from urllib.parse import urlsplit
 
 import netaddr
 
+from auth_core.audit import AuditTrail
+from auth_core.config import AuthSettings
 from auth_core.errors import AuthUnavailable, InvalidRequest, NotFound
 from auth_core.iplists import IpListError, IpWhitelist, parse_cidrs
 from auth_core.models import Tenant
 from auth_core.origins import OriginWhitelist, normalise_origin
-from auth_core.revocation import TENANT
-from auth_core.stats import TENANT_HIT, TENANT_MISS, TENANT_SHARED_HIT
+from auth_core.revocation import TENANT, RevocationSet
+from auth_core.revoker import Revoker
+from auth_core.shared_cache import SharedCache
+from auth_core.stats import TENANT_HIT, TENANT_MISS, TENANT_SHARED_HIT, AuthStats
 from auth_core.store import DatabaseUnavailable
+from auth_core.store.records import Store
 from auth_core.text import plain_text
 
 if TYPE_CHECKING:
-    from auth_core.service import AuthCore, CallInfo
+    from auth_core.calls import CallInfo
 
 MAX_POLICIES = 10_000
 MAX_ORIGINS = 100
@@ -127,8 +132,24 @@ class OriginIndex:
 
 
 class Tenants:
-    def __init__(self, core: AuthCore) -> None:
-        self.core = core
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: AuthSettings,
+        audit: AuditTrail,
+        revoker: Revoker,
+        revoked: RevocationSet,
+        stats: AuthStats,
+        shared: SharedCache,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._audit = audit
+        self._revoker = revoker
+        self._revoked = revoked
+        self._stats = stats
+        self._shared = shared
         self._policies: dict[str, TenantPolicy] = {}
         self._index: OriginIndex | None = None
 
@@ -140,19 +161,18 @@ class Tenants:
         actor_id: str | None,
         call: CallInfo,
     ) -> Tenant:
-        store = self.core.require_store()
-        tenant = await store.tenants.create(
+        tenant = await self._store.tenants.create(
             valid_name(name), valid_origins(origins), valid_ip_list(ip_whitelist)
         )
         # Workers rebuild their index of every tenant's origins (CORS preflights).
-        await self.core.revoke(TENANT, tenant.id)
-        await self.core.audit(
+        await self._revoker.revoke(TENANT, tenant.id)
+        await self._audit.append(
             "tenant_create", "success", call, actor_id=actor_id, tenant_id=tenant.id
         )
         return tenant
 
     async def get(self, tenant_id: str) -> Tenant:
-        tenant = await self.core.require_store().tenants.get(tenant_id)
+        tenant = await self._store.tenants.get(tenant_id)
         if tenant is None:
             raise NotFound("no such tenant")
         return tenant
@@ -163,7 +183,7 @@ class Tenants:
         unknown = set(changes) - {"name", "origins", "ip_whitelist"}
         if unknown:
             raise InvalidRequest("only name, origins and ip_whitelist can change")
-        tenant = await self.core.require_store().tenants.update(
+        tenant = await self._store.tenants.update(
             tenant_id,
             name=valid_name(changes["name"]) if "name" in changes else None,
             origins=valid_origins(changes["origins"]) if "origins" in changes else None,
@@ -174,8 +194,8 @@ class Tenants:
         if tenant is None:
             raise NotFound("no such tenant")
         # Every worker drops what it cached of this tenant (whitelists, its keys' grants).
-        await self.core.revoke(TENANT, tenant_id)
-        await self.core.audit(
+        await self._revoker.revoke(TENANT, tenant_id)
+        await self._audit.append(
             "tenant_update",
             "success",
             call,
@@ -191,12 +211,12 @@ class Tenants:
         policy = self._policies.get(tenant_id)
         if (
             policy is not None
-            and policy.generation == self.core.revoked.generation
+            and policy.generation == self._revoked.generation
             and policy.until > time.monotonic()
         ):
-            self.core.stats.lookups[TENANT_HIT] += 1
+            self._stats.lookups[TENANT_HIT] += 1
             return policy
-        self.core.stats.lookups[TENANT_MISS] += 1
+        self._stats.lookups[TENANT_MISS] += 1
         return None
 
     def policy(self, tenant_id: str) -> TenantPolicy | Awaitable[TenantPolicy | None] | None:
@@ -204,51 +224,49 @@ class Tenants:
         return self.cached_policy(tenant_id) or self.load_policy(tenant_id)
 
     async def load_policy(self, tenant_id: str) -> TenantPolicy | None:
-        generation = self.core.revoked.generation  # before reading: a change meanwhile wins
+        generation = self._revoked.generation  # before reading: a change meanwhile wins
         try:
             tenant = await self._read(tenant_id)
         except (DatabaseUnavailable, AuthUnavailable):
             stale = self._policies.get(tenant_id)
-            if stale is None or not self.core.serves_stale(stale.generation, stale.until):
+            if stale is None or not self._revoker.serves_stale(stale.generation, stale.until):
                 raise
             return stale
         if tenant is None:
             return None
-        policy = self.policy_of(tenant, generation, self.core.settings.cache_ttl)
+        policy = self.policy_of(tenant, generation, self._settings.cache_ttl)
         if len(self._policies) >= MAX_POLICIES:
             self._policies.clear()
         self._policies[tenant_id] = policy
         return policy
 
     async def _read(self, tenant_id: str) -> Tenant | None:
-        core = self.core
+        tenants = self._store.tenants
 
         async def load() -> dict[str, Any] | None:
-            tenant = await core.require_store().tenants.get(tenant_id)
+            tenant = await tenants.get(tenant_id)
             return None if tenant is None else tenant.row()
 
-        record, shared = await core.shared.read_through("tenant", tenant_id, load)
+        record, shared = await self._shared.read_through("tenant", tenant_id, load)
         if shared:
-            core.stats.lookups[TENANT_SHARED_HIT] += 1
+            self._stats.lookups[TENANT_SHARED_HIT] += 1
         return None if record is None else Tenant.from_row(record)
 
     def cached_origin_index(self) -> OriginIndex | None:
         index = self._index
         if (
             index is not None
-            and index.generation == self.core.revoked.generation
+            and index.generation == self._revoked.generation
             and index.until > time.monotonic()
         ):
             return index
         return None
 
     async def load_origin_index(self) -> OriginIndex:
-        generation = self.core.revoked.generation
-        entries = await self.core.require_store().tenants.all_origins()
+        generation = self._revoked.generation
+        entries = await self._store.tenants.all_origins()
         origins = OriginWhitelist(origin for _, listed in entries for origin in listed)
-        self._index = OriginIndex(
-            origins, generation, time.monotonic() + self.core.settings.cache_ttl
-        )
+        self._index = OriginIndex(origins, generation, time.monotonic() + self._settings.cache_ttl)
         return self._index
 
     @staticmethod

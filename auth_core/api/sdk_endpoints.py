@@ -12,7 +12,6 @@ from auth_core.api.schemas import BOOLEAN, OBJECT, STRINGS, TOKEN_PAIR, obj, str
 from auth_core.errors import GatewayError, InvalidRequest, NotFound
 from auth_core.limits import Rate
 from auth_core.models import Principal
-from auth_core.sdk import SdkSessions
 from auth_core.service import CallInfo
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ async def _settle(found: Principal | Awaitable[Principal]) -> Principal:
 
 
 def register(api: AuthApi, core: AuthCore) -> None:
-    sdk = SdkSessions(core)
+    sdk = core.sdk
     sessions = core.sessions
 
     def tenant(call: ApiCall) -> str:
@@ -73,7 +72,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             external = body["external_user_id"]
             if not isinstance(external, str | int) or isinstance(external, bool):
                 raise InvalidRequest("external_user_id must be a string")
-            user = await core.require_store().users.by_external_id(tenant_id, str(external))
+            user = await core.store.users.by_external_id(tenant_id, str(external))
             if user is not None:
                 await sessions.revoke_user(user.id, "logout by the tenant's backend")
                 await core.audit("logout", "success", call.info, user_id=user.id, everywhere=True)

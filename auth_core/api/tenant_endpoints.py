@@ -71,7 +71,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
         return ApiResponse(201, tenant.public())
 
     async def list_tenants(call: ApiCall) -> ApiResponse:
-        found = await core.require_store().tenants.list(limit=500)
+        found = await core.store.tenants.list(limit=500)
         return ApiResponse(200, {"tenants": [tenant.public() for tenant in found]})
 
     async def get_tenant(call: ApiCall) -> ApiResponse:
@@ -97,7 +97,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
 
     async def tenant_users(call: ApiCall) -> ApiResponse:
         tenant = await tenants.get(call.params["tenant_id"])
-        found = await core.require_store().users.list(limit=500, tenant_id=tenant.id)
+        found = await core.store.users.list(limit=500, tenant_id=tenant.id)
         return ApiResponse(200, {"users": [user.public() for user in found]})
 
     async def create_key(call: ApiCall) -> ApiResponse:
@@ -117,7 +117,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
 
     async def list_keys(call: ApiCall) -> ApiResponse:
         tenant = await tenants.get(call.params["tenant_id"])
-        found = await core.require_store().api_keys.of_tenant(tenant.id)
+        found = await core.store.api_keys.of_tenant(tenant.id)
         return ApiResponse(200, {"api_keys": [key.public() for key in found]})
 
     async def revoke_key(call: ApiCall) -> ApiResponse:

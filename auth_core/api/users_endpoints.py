@@ -38,7 +38,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
     async def list_users(call: ApiCall) -> ApiResponse:
         limit = _int(call, "limit", 50, MAX_PAGE)
         offset = _int(call, "offset", 0, 10**9)
-        users = await core.require_store().users.list(limit=limit, offset=offset)
+        users = await core.store.users.list(limit=limit, offset=offset)
         return ApiResponse(200, {"users": [user.public() for user in users]})
 
     async def create_user(call: ApiCall) -> ApiResponse:
@@ -90,7 +90,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
         # Refusals are audited off the request's path: an admin who was just refused (or who
         # reads right after a failed login) sees that entry too.
         await core.settle()
-        entries = await core.require_store().audit.list(
+        entries = await core.store.audit.list(
             limit=limit,
             before=int(before) if before is not None else None,
             user_id=call.query.get("user_id"),

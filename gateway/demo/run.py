@@ -86,7 +86,7 @@ DEMO_EMAIL = "demo@example.com"
 
 async def _demo_user(core: AuthCore) -> str | None:
     """Create the demo user on the first run; its password, or None if it existed."""
-    store = core.require_store()
+    store = core.store
     if await store.users.by_email(DEMO_EMAIL) is not None:
         return None
     password = secrets.token_urlsafe(9)
@@ -100,7 +100,7 @@ DEMO_TENANT = "demo"
 async def _demo_key(core: AuthCore, base: str) -> str:
     """The demo tenant (loopback whitelisted, the demo's origins) and a fresh API key for it;
     the previous run's key is revoked, since its secret was shown once and is gone."""
-    store = core.require_store()
+    store = core.store
     call = CallInfo()
     tenant = next((t for t in await store.tenants.list() if t.name == DEMO_TENANT), None)
     if tenant is None:

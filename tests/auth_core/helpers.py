@@ -4,7 +4,6 @@ refused, reading the mail outbox."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,8 +19,7 @@ PASSWORD = "correct horse battery staple"
 
 async def settle(core: AuthCore) -> None:
     """Wait for the work the core runs off the answer's path (failed-login counting)."""
-    while core._background:
-        await asyncio.gather(*list(core._background), return_exceptions=True)
+    await core.background_work.drain()
 
 
 @asynccontextmanager
@@ -38,7 +36,7 @@ async def another_worker(core: AuthCore) -> AsyncIterator[AuthCore]:
 
 async def sync(worker: AuthCore) -> None:
     """Read the revocation table now, as the worker's follower would."""
-    await worker.revoked.sync(worker.require_store().revocations)
+    await worker.revoked.sync(worker.store.revocations)
 
 
 def refused(core: AuthCore, token: str) -> type[GatewayError] | None:

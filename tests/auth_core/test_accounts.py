@@ -61,7 +61,7 @@ async def test_create(core: AuthCore) -> None:
 async def test_create_refuses_bad_input(core: AuthCore, email: str, password: str) -> None:
     with pytest.raises(InvalidRequest):
         await core.accounts.create(email, password)
-    assert await core.require_store().users.count() == 0
+    assert await core.store.users.count() == 0
 
 
 async def test_get_unknown_user(core: AuthCore) -> None:
@@ -95,7 +95,7 @@ async def test_update_ends_sessions_when_roles_change_or_the_user_is_disabled(
     else:
         assert refused(core, pair.access_token) is None
         await core.sessions.refresh(pair.refresh_token, CALL)
-    [entry] = await core.require_store().audit.list(event="user_update")
+    [entry] = await core.store.audit.list(event="user_update")
     assert (entry["user_id"], entry["actor_id"], entry["request_id"]) == (
         user.id,
         ADMIN,
@@ -200,7 +200,7 @@ async def test_import_csv(core: AuthCore) -> None:
     assert "unsupported password hash format" in report.skipped[0]
     assert "already exists" in report.skipped[2]
     assert "already exists" in report.skipped[4]
-    store = core.require_store()
+    store = core.store
     expected: dict[str, tuple[str, ...]] = {
         "bcrypt@example.com": ("user", "admin"),
         "passlib@example.com": ("user",),
@@ -293,7 +293,7 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
             )
             refusals = [o for o in outcomes if isinstance(o, GatewayError)]
             assert [error.code for error in refusals] == ["last_admin"], outcomes
-            admins = await core.require_store().users.lock_admins()
+            admins = await core.store.users.lock_admins()
             assert len(admins) == 1
             # Both admins again for the next round.
             await core.accounts.update(second.id, {"roles": ["admin"]}, None, CALL)

@@ -123,7 +123,7 @@ async def test_settled_id_never_claims_a_revocation_that_was_not_read(
     async with workers(tmp_path, database_url) as (first, second):
         await sync(second)
         await first.revoke(SESSION, "ses_elsewhere")
-        (elsewhere,) = await first.require_store().revocations.since(second.revoked.last_id)
+        (elsewhere,) = await first.store.revocations.since(second.revoked.last_id)
         await second.revoke(SESSION, "ses_here")
         assert "ses_elsewhere" not in second.revoked.sessions
         assert second.revoked.settled_id < elsewhere.id
@@ -296,7 +296,7 @@ async def test_an_entry_put_after_a_revocation_with_an_older_epoch_is_not_taken(
             await sync(core)
         digest = credentials.credential_hash(secret)
         epoch = writer.shared.epoch()
-        row = await writer.require_store().api_keys.by_hash(digest)
+        row = await writer.store.api_keys.by_hash(digest)
         assert row is not None
         await revoker.keys.revoke(key.id, tenant_id=None, actor_id=None, call=CALL)
         await writer.shared.put("key", digest, row.row(), epoch)  # late, stale
@@ -329,7 +329,7 @@ async def test_a_revocation_row_outlives_every_cache_entry_it_voids(
         await settle(second)  # the key and its tenant are in Redis now, for ten minutes
         revoked_at = time.time()
         await first.keys.revoke(key.id, tenant_id=None, actor_id=None, call=CALL)
-        rows = await first.require_store().revocations.since(0)
+        rows = await first.store.revocations.since(0)
         credential_rows = [row for row in rows if row.value == key.id]
         assert credential_rows
         assert all(row.expires_at >= revoked_at + 600.0 + 300.0 for row in credential_rows)

@@ -54,7 +54,7 @@ def is_cached(core: AuthCore, secret: str, ip: str | None = ALLOWED) -> bool:
 
 
 async def stored_key(core: AuthCore, key_id: str) -> ApiKey:
-    key = await core.require_store().api_keys.get(key_id)
+    key = await core.store.api_keys.get(key_id)
     assert key is not None
     return key
 
@@ -68,13 +68,13 @@ async def test_a_created_key_is_shown_once_and_only_its_hash_is_stored(core: Aut
     assert credentials.well_formed(secret, credentials.API_KEY_PREFIX)
     assert (key.tenant_id, key.name, key.prefix) == (tenant.id, "backend", secret[:12])
     assert (key.allow_ips, key.expires_at, key.revoked_at) == (None, None, None)
-    rows = await core.require_store().db.fetch("SELECT * FROM api_keys")
+    rows = await core.store.db.fetch("SELECT * FROM api_keys")
     assert len(rows) == 1
     [row] = rows
     assert row["key_hash"] == credentials.credential_hash(secret)
     for value in row.values():
         assert secret[4:] not in str(value)
-    assert [k.id for k in await core.require_store().api_keys.of_tenant(tenant.id)] == [key.id]
+    assert [k.id for k in await core.store.api_keys.of_tenant(tenant.id)] == [key.id]
 
 
 async def test_a_key_authenticates_from_an_allowed_address_only(core: AuthCore) -> None:
@@ -93,7 +93,7 @@ async def test_a_key_authenticates_from_an_allowed_address_only(core: AuthCore) 
         assert type(error) is IpNotAllowed, ip
         assert (error.status, error.code) == (403, "ip_not_allowed")
     await settle(core)
-    refusals = await core.require_store().audit.list(event="api_key")
+    refusals = await core.store.audit.list(event="api_key")
     assert len(refusals) == 5
     entry = refusals[-1]
     assert (entry["outcome"], entry["ip"], entry["request_id"]) == ("refused", ALLOWED, "req-k")
@@ -124,7 +124,7 @@ async def test_a_keys_own_list_narrows_the_tenants(core: AuthCore) -> None:
     await settle(core)
     reasons = [
         (e["detail"]["reason"], e["detail"]["whitelist"])
-        for e in await core.require_store().audit.list(event="api_key")
+        for e in await core.store.audit.list(event="api_key")
     ]
     assert sorted(reasons) == [("ip_not_allowed", "key"), ("ip_not_allowed", "tenant")]
 
@@ -141,7 +141,7 @@ async def test_a_bad_key_list_is_refused(core: AuthCore, allow_ips: object) -> N
     tenant = await a_tenant(core)
     with pytest.raises(InvalidRequest):
         await a_key(core, tenant.id, allow_ips=allow_ips)
-    assert await core.require_store().api_keys.of_tenant(tenant.id) == []
+    assert await core.store.api_keys.of_tenant(tenant.id) == []
 
 
 async def test_a_tenant_without_a_whitelist_accepts_its_keys_from_nowhere(core: AuthCore) -> None:
@@ -280,11 +280,11 @@ async def test_revoking_twice_changes_nothing_the_second_time(core: AuthCore) ->
     second = await core.keys.revoke(key.id, tenant_id=None, actor_id=None, call=CALL)
     assert second.revoked_at == first.revoked_at
     assert core.revoked.generation == generation
-    revocations = await core.require_store().revocations.since(0)
+    revocations = await core.store.revocations.since(0)
     assert [(r.kind, r.value) for r in revocations if r.kind == "credential"] == [
         ("credential", key.id)
     ]
-    events = await core.require_store().audit.list(event="api_key_revoke")
+    events = await core.store.audit.list(event="api_key_revoke")
     assert len(events) == 1
     assert type(await refusal(core, secret)) is InvalidApiKey
 
@@ -317,7 +317,7 @@ async def test_rotation_keeps_both_keys_during_the_grace(core: AuthCore) -> None
     with pytest.raises(InvalidRequest):
         await core.keys.rotate(old.id, 0, tenant_id=tenant.id, actor_id=None, call=CALL)
     assert (await stored_key(core, old.id)).rotated_to == new.id
-    listed = await core.require_store().api_keys.of_tenant(tenant.id)
+    listed = await core.store.api_keys.of_tenant(tenant.id)
     assert [k.id for k in listed] == [old.id, new.id]
 
 
@@ -374,7 +374,7 @@ async def test_a_bad_grace_is_refused_and_nothing_rotates(core: AuthCore, grace:
     old, secret = await a_key(core, tenant.id)
     with pytest.raises(InvalidRequest):
         await core.keys.rotate(old.id, grace, tenant_id=tenant.id, actor_id=None, call=CALL)
-    assert await core.require_store().api_keys.of_tenant(tenant.id) == [old]
+    assert await core.store.api_keys.of_tenant(tenant.id) == [old]
     await authenticate(core, secret)
 
 
@@ -384,7 +384,7 @@ async def test_revoked_and_expired_keys_cannot_be_rotated(core: AuthCore) -> Non
     await core.keys.revoke(revoked.id, tenant_id=tenant.id, actor_id=None, call=CALL)
     with pytest.raises(InvalidRequest):
         await core.keys.rotate(revoked.id, 0, tenant_id=tenant.id, actor_id=None, call=CALL)
-    store = core.require_store()
+    store = core.store
     expired = await store.api_keys.create(
         tenant.id, "h", "gwk_12345678", name=None, allow_ips=None, expires_at=time.time() - 1
     )
@@ -435,7 +435,7 @@ async def test_the_whitelist_can_be_switched_off(core: AuthCore) -> None:
 async def test_an_expired_key_is_refused(core: AuthCore) -> None:
     tenant = await a_tenant(core)
     secret = credentials.generate(credentials.API_KEY_PREFIX)
-    await core.require_store().api_keys.create(
+    await core.store.api_keys.create(
         tenant.id,
         credentials.credential_hash(secret),
         credentials.display_prefix(secret),
@@ -447,7 +447,7 @@ async def test_an_expired_key_is_refused(core: AuthCore) -> None:
     assert type(error) is InvalidApiKey
     assert "expired" in error.detail
     await settle(core)
-    [entry] = await core.require_store().audit.list(event="api_key")
+    [entry] = await core.store.audit.list(event="api_key")
     assert entry["detail"]["reason"] == "expired"
 
 
@@ -464,7 +464,7 @@ async def test_a_key_cannot_be_created_expired(core: AuthCore, expires: Any) -> 
     tenant = await a_tenant(core)
     with pytest.raises(InvalidRequest):
         await a_key(core, tenant.id, expires=expires(time.time()))
-    assert await core.require_store().api_keys.of_tenant(tenant.id) == []
+    assert await core.store.api_keys.of_tenant(tenant.id) == []
 
 
 async def test_a_key_with_an_expiry_works_until_then(core: AuthCore) -> None:
@@ -562,7 +562,7 @@ async def test_concurrent_rotations_of_one_key_let_exactly_one_win(core: AuthCor
     assert len(won) == 1, results
     assert all(isinstance(r, InvalidRequest) for r in lost), lost
     new, new_secret, retired = won[0]
-    keys = await core.require_store().api_keys.of_tenant(tenant.id)
+    keys = await core.store.api_keys.of_tenant(tenant.id)
     # The losers' successors were rolled back with their transactions.
     assert sorted(k.id for k in keys) == sorted([old.id, new.id])
     assert (await stored_key(core, old.id)).rotated_to == new.id == retired.rotated_to

@@ -57,7 +57,7 @@ async def test_a_pat_is_shown_once_and_only_its_hash_is_stored(core: AuthCore) -
     assert pat.scopes == ("deploy", "read")
     assert pat.expires_at is None
     assert before <= pat.created_at <= time.time()
-    store = core.require_store()
+    store = core.store
     [row] = await store.db.fetch("SELECT * FROM pats")
     assert row["token_hash"] == credentials.credential_hash(secret)
     for value in row.values():
@@ -178,7 +178,7 @@ async def test_concurrent_misses_on_one_pat_read_the_database_once(core: AuthCor
     _, secret = await a_pat(core, user)
     # A fresh worker: nothing cached. Twenty requests with the token arrive together.
     async with another_worker(core) as worker:
-        database = worker.require_store().db
+        database = worker.store.db
         assert isinstance(database, SQLiteDatabase)
         statements: list[str] = []
         await database._conn().set_trace_callback(statements.append)
@@ -193,7 +193,7 @@ async def test_concurrent_misses_on_one_pat_read_the_database_once(core: AuthCor
 async def test_an_expired_pat_is_refused(core: AuthCore) -> None:
     user = await a_user(core)
     secret = credentials.generate(credentials.PAT_PREFIX)
-    await core.require_store().pats.create(
+    await core.store.pats.create(
         user.id,
         credentials.credential_hash(secret),
         credentials.display_prefix(secret),
@@ -252,7 +252,7 @@ async def test_a_role_change_is_seen_at_once_and_by_another_worker_after_sync(
         await sync(other)
         assert (await authenticate(other, secret)).roles == ("user", "ops")
         # A change written straight to the store and published as a user revocation.
-        await core.require_store().users.update(user.id, roles=("viewer",))
+        await core.store.users.update(user.id, roles=("viewer",))
         await core.revoke(USER, user.id)
         assert (await authenticate(core, secret)).roles == ("viewer",)
         await sync(other)
@@ -272,7 +272,7 @@ async def test_a_disabled_users_pats_are_refused(core: AuthCore) -> None:
         assert type(await refusal(other, secret)) is InvalidToken
     await settle(core)
     # One refusal by each worker (the other one's audit written before it closed).
-    refusals = await core.require_store().audit.list(event="pat")
+    refusals = await core.store.audit.list(event="pat")
     assert [e["detail"]["reason"] for e in refusals] == ["user_disabled"] * 2
 
 
@@ -302,7 +302,7 @@ async def test_a_deleted_users_pats_are_refused(core: AuthCore) -> None:
         assert type(await refusal(core, secret)) is InvalidToken
         await sync(other)
         assert type(await refusal(other, secret)) is InvalidToken
-    assert await core.require_store().pats.of_user(user.id) == []
+    assert await core.store.pats.of_user(user.id) == []
 
 
 # -- last use ----------------------------------------------------------------------------------

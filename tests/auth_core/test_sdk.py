@@ -12,7 +12,6 @@ import pytest
 
 from auth_core.errors import GatewayError, InvalidRequest, InvalidToken, TokenRevoked
 from auth_core.models import Tenant
-from auth_core.sdk import SdkSessions
 from auth_core.service import AuthCore, CallInfo
 from auth_core.sessions import TokenPair
 from tests import support
@@ -26,7 +25,7 @@ async def a_tenant(core: AuthCore, name: str = "Acme") -> Tenant:
 
 
 async def open_session(core: AuthCore, tenant: Tenant, **body: Any) -> TokenPair:
-    return await SdkSessions(core).open(tenant.id, "key_test", body, CALL)
+    return await core.sdk.open(tenant.id, "key_test", body, CALL)
 
 
 async def test_open_creates_the_end_user_then_finds_them(core: AuthCore) -> None:
@@ -47,7 +46,7 @@ async def test_open_creates_the_end_user_then_finds_them(core: AuthCore) -> None
     assert third.user.id == user.id
     numeric = await open_session(core, tenant, external_user_id=7)
     assert (await open_session(core, tenant, external_user_id="7")).user.id == numeric.user.id
-    store = core.require_store()
+    store = core.store
     assert [u.id for u in await store.users.list(tenant_id=tenant.id)] == [user.id, numeric.user.id]
     # An end user has no e-mail login: their address is only a contact.
     assert await store.users.by_email("ada@example.com") is None
@@ -105,7 +104,7 @@ async def test_reserved_roles_are_refused(core: AuthCore, roles: list[str]) -> N
     tenant = await a_tenant(core)
     with pytest.raises(InvalidRequest):
         await open_session(core, tenant, external_user_id="u-1", roles=roles)
-    store = core.require_store()
+    store = core.store
     assert await store.users.count() == 0
     # Nor can an existing end user be raised to them.
     pair = await open_session(core, tenant, external_user_id="u-1")
@@ -136,7 +135,7 @@ async def test_bad_requests_create_nothing(core: AuthCore, body: dict[str, Any])
     tenant = await a_tenant(core)
     with pytest.raises(InvalidRequest):
         await open_session(core, tenant, **body)
-    assert await core.require_store().users.count() == 0
+    assert await core.store.users.count() == 0
 
 
 async def test_a_role_change_revokes_the_users_earlier_tokens(core: AuthCore) -> None:
@@ -226,7 +225,7 @@ async def test_logout_by_refresh_token_is_held_to_the_tenant(core: AuthCore) -> 
     assert refused(core, pair.access_token) is TokenRevoked
     with pytest.raises(InvalidToken):
         await core.sessions.refresh(pair.refresh_token, CALL, tenant_id=acme.id)
-    session = await core.require_store().sessions.get(pair.session.id)
+    session = await core.store.sessions.get(pair.session.id)
     assert session is not None
     assert session.revoked_at is not None
 
@@ -239,7 +238,7 @@ async def test_a_later_session_updates_the_name_and_contact_address(core: AuthCo
     )
     assert second.user.id == first.user.id
     assert (second.user.email, second.user.name) == ("b@example.com", "Bea")
-    stored = await core.require_store().users.get(first.user.id)
+    stored = await core.store.users.get(first.user.id)
     assert stored is not None
     assert (stored.email, stored.name) == ("b@example.com", "Bea")
     # Saying nothing about them changes nothing.
@@ -254,7 +253,7 @@ async def test_concurrent_first_sessions_of_one_end_user_make_one_user(core: Aut
     try:
         pairs = await asyncio.gather(
             *(
-                SdkSessions(worker).open(tenant.id, None, {"external_user_id": "u-1"}, CALL)
+                worker.sdk.open(tenant.id, None, {"external_user_id": "u-1"}, CALL)
                 for worker in (core, other) * 4
             )
         )
@@ -262,7 +261,7 @@ async def test_concurrent_first_sessions_of_one_end_user_make_one_user(core: Aut
         await other.close()
     assert len({pair.user.id for pair in pairs}) == 1
     assert len({pair.session.id for pair in pairs}) == 8
-    assert await core.require_store().users.count() == 1
+    assert await core.store.users.count() == 1
     for pair in pairs:
         assert refused(core, pair.access_token) is None
 

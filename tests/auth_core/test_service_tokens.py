@@ -38,7 +38,7 @@ async def test_a_token_proves_its_service_and_no_user(core: AuthCore) -> None:
     assert (principal.method, principal.credential_id) == ("service", token.id)
     assert (principal.user_id, principal.roles, principal.tenant_id) == (None, (), None)
     assert is_cached(core, secret)
-    stored = await core.require_store().db.fetchrow(
+    stored = await core.store.db.fetchrow(
         "SELECT token_hash, prefix FROM service_tokens WHERE id = $1", token.id
     )
     assert stored is not None
@@ -46,7 +46,7 @@ async def test_a_token_proves_its_service_and_no_user(core: AuthCore) -> None:
         "token_hash": credentials.credential_hash(secret),
         "prefix": secret[:12],
     }
-    [entry] = await core.require_store().audit.list(event="service_token_create")
+    [entry] = await core.store.audit.list(event="service_token_create")
     assert (entry["actor_id"], entry["detail"]["name"]) == ("usr_1", "billing")
 
 
@@ -121,8 +121,8 @@ async def test_a_revoked_token_is_refused_at_once_and_by_another_worker_after_sy
             await first.service_tokens.revoke("svc_0", actor_id="cli", call=CALL)
         await settle(first)
         await settle(second)
-        assert len(await first.require_store().audit.list(event="service_token_revoke")) == 1
-        refusals = await first.require_store().audit.list(event="service_token")
+        assert len(await first.store.audit.list(event="service_token_revoke")) == 1
+        refusals = await first.store.audit.list(event="service_token")
         assert len(refusals) == 2  # one a worker
         for refusal in refusals:
             assert (refusal["outcome"], refusal["ip"], refusal["request_id"]) == (

@@ -68,7 +68,7 @@ async def test_login_returns_a_working_pair(core: AuthCore) -> None:
     assert body["token_type"] == "Bearer"
     assert body["user"]["id"] == user.id
     assert "password_hash" not in body["user"]
-    store = core.require_store()
+    store = core.store
     session = await store.sessions.get(pair.session.id)
     assert session is not None
     assert (session.user_id, session.ip, session.user_agent) == (user.id, CALL.ip, "pytest/1.0")
@@ -119,7 +119,7 @@ async def test_authenticate_access_token_refusals(
 async def test_refresh_rotates(core: AuthCore) -> None:
     user = await a_user(core)
     first = await login(core)
-    store = core.require_store()
+    store = core.store
     second = await core.sessions.refresh(first.refresh_token, CALL)
     assert second.refresh_token != first.refresh_token
     assert second.access_token != first.access_token
@@ -164,13 +164,13 @@ async def test_reusing_a_spent_refresh_token_revokes_the_whole_session(core: Aut
     assert refused(core, first.access_token) is TokenRevoked
     assert refused(core, second.access_token) is TokenRevoked
     await assert_refresh_refused(core, second.refresh_token)
-    session = await core.require_store().sessions.get(first.session.id)
+    session = await core.store.sessions.get(first.session.id)
     assert session is not None
     assert session.revoked_at is not None
     # The user's other session is not touched.
     assert refused(core, other.access_token) is None
     await core.sessions.refresh(other.refresh_token, CALL)
-    outcomes = [e["outcome"] for e in await core.require_store().audit.list(event="refresh")]
+    outcomes = [e["outcome"] for e in await core.store.audit.list(event="refresh")]
     assert "reuse_detected" in outcomes
 
 
@@ -197,7 +197,7 @@ async def test_concurrent_refreshes_with_one_token_let_at_most_one_succeed(
 async def test_refresh_of_a_disabled_user_is_refused(core: AuthCore) -> None:
     user = await a_user(core)
     pair = await login(core)
-    await core.require_store().users.update(user.id, disabled=True)
+    await core.store.users.update(user.id, disabled=True)
     await assert_refresh_refused(core, pair.refresh_token)
 
 
@@ -341,7 +341,7 @@ async def test_five_failures_in_a_row_make_this_address_wait_for_this_account(
     # ... but not from another one: the owner is not locked out by someone else's guesses.
     pair = await core.sessions.login(EMAIL, PASSWORD, CallInfo(ip="203.0.113.99"))
     assert refused(core, pair.access_token) is None
-    outcomes = [e["outcome"] for e in await core.require_store().audit.list(event="login")]
+    outcomes = [e["outcome"] for e in await core.store.audit.list(event="login")]
     assert outcomes.count("throttled") == 1
 
 
@@ -383,7 +383,7 @@ async def test_failures_from_one_address_are_throttled(core: AuthCore) -> None:
     # Another address is not affected.
     pair = await core.sessions.login(EMAIL, PASSWORD, CallInfo(ip="198.51.100.67"))
     assert refused(core, pair.access_token) is None
-    outcomes = [e["outcome"] for e in await core.require_store().audit.list(event="login")]
+    outcomes = [e["outcome"] for e in await core.store.audit.list(event="login")]
     assert outcomes.count("throttled") == 2
 
 
@@ -406,7 +406,7 @@ async def test_imported_hashes_log_in_and_are_rehashed_to_argon2id(
         ["email,password_hash,roles", f"{EMAIL},{imported},user;admin"]
     )
     assert (report.created, report.skipped) == (1, [])
-    store = core.require_store()
+    store = core.store
     with pytest.raises(InvalidCredentials):
         await login(core, password="not the password")
     before = await store.users.by_email(EMAIL)
@@ -426,7 +426,7 @@ async def test_imported_hashes_log_in_and_are_rehashed_to_argon2id(
 async def test_current_argon2id_hashes_are_left_alone(core: AuthCore) -> None:
     user = await a_user(core)
     await login(core)
-    stored = await core.require_store().users.get(user.id)
+    stored = await core.store.users.get(user.id)
     assert stored is not None
     assert stored.password_hash == user.password_hash
 
@@ -478,7 +478,7 @@ async def test_signup_mails_a_verification_token_that_works_once(
     token = mailed_token(message)
     verified = await core.accounts.verify_email(token, CALL)
     assert (verified.id, verified.email_verified) == (user.id, True)
-    stored = await core.require_store().users.get(user.id)
+    stored = await core.store.users.get(user.id)
     assert stored is not None
     assert stored.email_verified is True
     with pytest.raises(InvalidToken):
@@ -498,8 +498,8 @@ async def test_signup_with_an_address_that_has_an_account_says_so_only_by_mail(
         ("user",),
         False,
     )
-    assert await core.require_store().users.get(again.id) is None
-    assert await core.require_store().users.get(grace.id) == grace
+    assert await core.store.users.get(again.id) is None
+    assert await core.store.users.get(grace.id) == grace
     await settle(core)
     mails = {message["Subject"]: message for message in outbox(tmp_path)}
     assert sorted(mails) == ["Confirm your e-mail address", "You already have an account"]
@@ -543,7 +543,7 @@ async def test_signup_refuses_bad_input_and_sends_nothing(
     with pytest.raises(InvalidRequest):
         await core.accounts.signup(email, password, None, CALL, BASE_URL)
     assert outbox(tmp_path) == []
-    assert await core.require_store().users.count() == 0
+    assert await core.store.users.count() == 0
 
 
 async def test_password_reset_by_mail_ends_old_sessions(core: AuthCore, tmp_path: Path) -> None:
@@ -657,7 +657,7 @@ async def test_given_secrets_are_used_and_not_stored(database_url: str, tmp_path
         assert core.tokens is not None
         assert core.tokens.keyring == jwt_keyring
         assert core.service_keyring == service_keyring
-        store = core.require_store()
+        store = core.store
         assert await store.settings.get("jwt_secret") is None
         assert await store.settings.get("service_secret") is None
     finally:

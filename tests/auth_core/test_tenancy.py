@@ -144,7 +144,7 @@ async def a_tenant(core: AuthCore, name: str = "Acme", **lists: Any) -> Tenant:
 
 
 async def revocations_of(core: AuthCore, kind: str) -> list[str]:
-    return [r.value for r in await core.require_store().revocations.since(0) if r.kind == kind]
+    return [r.value for r in await core.store.revocations.since(0) if r.kind == kind]
 
 
 async def policy_of(core: AuthCore, tenant_id: str) -> TenantPolicy:
@@ -162,7 +162,7 @@ async def test_create_validates_and_normalises(core: AuthCore) -> None:
     assert tenant.origins == ("https://app.acme.example",)
     assert tenant.ip_whitelist == ("203.0.113.7/32",)
     assert await core.tenants.get(tenant.id) == tenant
-    [event] = await core.require_store().audit.list(event="tenant_create")
+    [event] = await core.store.audit.list(event="tenant_create")
     assert (event["actor_id"], event["detail"]["tenant_id"]) == ("usr_admin", tenant.id)
 
 
@@ -183,7 +183,7 @@ async def test_create_refuses_bad_input_and_creates_nothing(
     generation = core.revoked.generation
     with pytest.raises(InvalidRequest):
         await core.tenants.create(name, origins, ip_whitelist, None, CALL)
-    assert await core.require_store().tenants.list() == []
+    assert await core.store.tenants.list() == []
     assert core.revoked.generation == generation
 
 
@@ -207,9 +207,9 @@ async def test_update_publishes_a_tenant_revocation(core: AuthCore) -> None:
     assert updated.name == tenant.name
     assert core.revoked.generation == generation + 1
     assert (await revocations_of(core, TENANT))[-1] == tenant.id
-    stored = await core.require_store().tenants.get(tenant.id)
+    stored = await core.store.tenants.get(tenant.id)
     assert stored == updated
-    [event] = await core.require_store().audit.list(event="tenant_update")
+    [event] = await core.store.audit.list(event="tenant_update")
     assert event["detail"]["changed"] == ["ip_whitelist", "origins"]
     # Another worker learns of it at its next sync.
     async with another_worker(core) as other:

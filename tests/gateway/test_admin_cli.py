@@ -170,7 +170,7 @@ async def test_user_create_prints_one_json_object(
         assert pair.user.email_verified is True
         assert pair.user.password_hash is not None
         assert pair.user.password_hash.startswith("$argon2id$")
-        (entry,) = await core.require_store().audit.list(event="user_create")
+        (entry,) = await core.store.audit.list(event="user_create")
         assert (entry["user_id"], entry["actor_id"]) == (created["id"], "cli")
 
 
@@ -208,7 +208,7 @@ async def test_user_create_refusals(
     assert reason in refused.stderr
     assert "Traceback" not in refused.stderr
     async with auth_core(tmp_path, database_url) as core:
-        users = await core.require_store().users.list(limit=10, offset=0)
+        users = await core.store.users.list(limit=10, offset=0)
     assert len(users) == (1 if first else 0)
 
 
@@ -300,7 +300,7 @@ async def test_users_import(tmp_path: Path) -> None:
     ]
 
     async with auth_core(tmp_path, database_url) as core:
-        store = core.require_store()
+        store = core.store
         assert await store.users.by_email("md5@example.com") is None
         for case, address, password, stored, _, roles in IMPORTED:
             user = await store.users.by_email(address)

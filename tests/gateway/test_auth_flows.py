@@ -147,9 +147,7 @@ class Site:
     async def settle(self) -> None:
         """Wait for the work the auth core does after answering (mail of forgot-password,
         failed-login counting, audit entries of refusals)."""
-        pending = self.core._background
-        while pending:
-            await asyncio.gather(*list(pending), return_exceptions=True)
+        await self.core.background_work.drain()
 
     def mails(self, to: str) -> list[EmailMessage]:
         """The messages in the outbox addressed to `to`, oldest first."""

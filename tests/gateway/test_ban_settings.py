@@ -4,7 +4,6 @@ ends, and the operational endpoints answering a banned address."""
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import re
 import time
@@ -67,8 +66,7 @@ async def status(client: ClientSession, url: str, **kwargs: Any) -> int:
 
 async def settle(core: AuthCore) -> None:
     """Every background task of the auth core (shared counting, writing a ban) done."""
-    while core._background:
-        await asyncio.gather(*list(core._background), return_exceptions=True)
+    await core.background_work.drain()
 
 
 async def test_the_configured_threshold_bans_for_the_configured_time_and_says_until_when(

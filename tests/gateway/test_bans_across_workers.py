@@ -50,8 +50,7 @@ async def workers(
 
 
 async def settle(core: AuthCore) -> None:
-    while core._background:
-        await asyncio.gather(*list(core._background), return_exceptions=True)
+    await core.background_work.drain()
 
 
 async def fail(core: AuthCore, address: str, times: int) -> None:
@@ -70,7 +69,7 @@ async def eventually(check: Callable[[], bool], what: str, *, limit: float = 10.
 
 async def insert(core: AuthCore, kind: str, value: str, at: float, expires_at: float) -> None:
     """A row as another replica writes it (its own clock for `at`)."""
-    await core.require_store().db.execute(
+    await core.store.db.execute(
         "INSERT INTO revocations (kind, value, at, expires_at) VALUES ($1, $2, $3, $4)",
         kind,
         value,

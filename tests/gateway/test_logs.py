@@ -209,7 +209,7 @@ async def test_no_secret_reaches_the_logs_at_debug_level(
     await core.start(follow=False)
     try:
         for address in ("ada@example.com", "root@example.com"):
-            stored = await core.require_store().users.by_email(address)
+            stored = await core.store.users.by_email(address)
             assert stored is not None
             assert stored.password_hash is not None
             secrets[f"password hash of {address}"] = stored.password_hash

@@ -7,8 +7,10 @@ endpoint is a new case here without anyone editing this file.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,20 +18,35 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, ClientTimeout
 
-from auth_core.api import build_api
+from auth_core.api import AuthApi, build_api
 from auth_core.api.openapi import OPENAPI_PATH, VALIDATE_PATH
-from auth_core.config import AuthSettings
 from auth_core.service import AuthCore
-from tests.support import FAST_HASHING, RunningGateway, quiet_settings, running_gateway
+from tests.support import RunningGateway, quiet_settings, running_gateway
 from tests.support import auth_settings as auth_settings
 
 SHIPPED_ROUTES = Path(__file__).resolve().parents[2] / "routes.yaml"
 TIMEOUT = ClientTimeout(total=60)
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
-# The API's endpoints, from an auth core that is built but never started (endpoints do not
-# depend on the database), plus the forwardAuth endpoint the gateway serves itself.
-_API = build_api(AuthCore(AuthSettings(hash_cost=FAST_HASHING)))
+
+def _built_api() -> AuthApi:
+    """The API of an auth core started on a throwaway SQLite file (the endpoints are bound to
+    the services it builds at start), closed again before any test runs."""
+
+    async def build() -> AuthApi:
+        with tempfile.TemporaryDirectory() as directory:
+            core = AuthCore(auth_settings(Path(directory)))
+            await core.start(follow=False)
+            try:
+                return build_api(core)
+            finally:
+                await core.close()
+
+    return asyncio.run(build())
+
+
+# The API's endpoints, plus the forwardAuth endpoint the gateway serves itself.
+_API = _built_api()
 OPERATIONS = sorted(
     {(endpoint.method, endpoint.path) for endpoint in _API.endpoints} | {("GET", VALIDATE_PATH)}
 )

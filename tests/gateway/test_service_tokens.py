@@ -286,7 +286,7 @@ async def test_service_token_life_cycle_from_the_command_line(
     async with auth_core(tmp_path, database_url) as core:
         with pytest.raises(InvalidToken, match="has been revoked"):
             await principal(core, token["token"])
-        events = [entry["event"] for entry in await core.require_store().audit.list()]
+        events = [entry["event"] for entry in await core.store.audit.list()]
         assert events.count("service_token_create") == 2
         assert events.count("service_token_revoke") == 1
 

@@ -71,7 +71,7 @@ async def test_tenant_key_life_cycle_from_the_command_line(
         with pytest.raises(InvalidApiKey):
             await key_principal(core, key["key"])
         await key_principal(core, successor["key"])
-        events = [entry["event"] for entry in await core.require_store().audit.list()]
+        events = [entry["event"] for entry in await core.store.audit.list()]
         assert {"tenant_create", "api_key_create", "api_key_rotate", "api_key_revoke"} <= set(
             events
         )

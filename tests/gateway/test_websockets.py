@@ -115,7 +115,7 @@ async def gateway(
 
 async def a_token(gw: RunningGateway) -> str:
     core = gw.core
-    if await core.require_store().users.by_email("ada@example.com") is None:
+    if await core.store.users.by_email("ada@example.com") is None:
         await core.accounts.create("ada@example.com", PASSWORD, verified=True)
     return (await core.sessions.login("ada@example.com", PASSWORD, CALL)).access_token
 
