@@ -66,7 +66,7 @@ async def test_a_plain_python_stage_runs_in_the_chain(
         app = gw.worker.gateway
         assert app is not None
         old = app.chain
-        app.chain = Chain(
+        app.chain = app.dispatcher.chain = Chain(
             [ResolveClientAddress(app.resolver), ParseTarget(), MatchRoute()],
             [Stamp(), RefuseAfterWaiting(), *old.body],
             old.terminal,
