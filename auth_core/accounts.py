@@ -20,7 +20,7 @@ from auth_core.passwords import PasswordPolicyError, Passwords, check_policy, im
 from auth_core.revocation import USER
 from auth_core.revoker import Revoker
 from auth_core.sessions import Sessions
-from auth_core.store.base import Conflict as StoreConflict
+from auth_core.store.base import UniqueViolation as StoreConflict
 from auth_core.store.ids import new_id
 from auth_core.store.records import Store
 from auth_core.text import shown, unsafe_text, valid_person_name

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from auth_core.store.records import Revocation, Revocations
+from auth_core.store.revocations import Revocation, RevocationTable
 
 MAX_GAPS = 1000  # holes remembered from one read, at most
 FIRST_READ_WINDOW = 100
@@ -108,7 +108,7 @@ class RevocationSet:
         revoked = self.users.get(user_id)
         return revoked is not None and issued_at <= revoked[0]
 
-    async def sync(self, revocations: Revocations, now: float | None = None) -> int:
+    async def sync(self, revocations: RevocationTable, now: float | None = None) -> int:
         """Read what was revoked since the last sync; how many new entries came."""
         now = time.monotonic() if now is None else now
         self.gaps = {gap: since for gap, since in self.gaps.items() if now - since < GAP_PATIENCE}

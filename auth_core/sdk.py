@@ -13,7 +13,7 @@ from auth_core.audit import AuditTrail
 from auth_core.errors import InvalidRequest
 from auth_core.models import User
 from auth_core.sessions import Sessions, TokenPair
-from auth_core.store import Conflict
+from auth_core.store import UniqueViolation
 from auth_core.store.records import Store
 from auth_core.text import plain_text, valid_person_name
 
@@ -90,7 +90,7 @@ class SdkSessions:
                     tenant_id=tenant_id,
                     external_id=external_id,
                 )
-            except Conflict:  # created by a concurrent call: use theirs
+            except UniqueViolation:  # created by a concurrent call: use theirs
                 found = await users.by_external_id(tenant_id, external_id)
                 if found is None:
                     raise

@@ -28,7 +28,7 @@ from auth_core.revocation import CREDENTIAL, RevocationSet
 from auth_core.revoker import Revoker
 from auth_core.shared_cache import Record, SharedCache
 from auth_core.stats import CREDENTIAL_HIT, AuthStats
-from auth_core.store import Conflict as StoreConflict
+from auth_core.store import UniqueViolation as StoreConflict
 from auth_core.store.records import Store
 from auth_core.usage import UsageRecorder
 

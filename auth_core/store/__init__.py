@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from auth_core.store.base import Conflict, Database, DatabaseUnavailable, Row
+from auth_core.store.base import Database, DatabaseUnavailable, Row, UniqueViolation
 
-__all__ = ["Conflict", "Database", "DatabaseUnavailable", "Row", "open_database"]
+__all__ = ["Database", "DatabaseUnavailable", "Row", "UniqueViolation", "open_database"]
 
 
 async def open_database(url: str) -> Database:

@@ -8,8 +8,9 @@ bool()). Nothing above `auth_core.store` knows which database it has.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -20,7 +21,7 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or answered with an error of its own (not ours)."""
 
 
-class Conflict(Exception):
+class UniqueViolation(Exception):
     """A write broke a uniqueness rule (an e-mail taken, a key already there)."""
 
 
@@ -66,3 +67,8 @@ class Database(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release connections."""
+
+
+def json_list(values: Sequence[str] | None) -> str | None:
+    """A list column's stored form (JSON text), None kept as NULL."""
+    return None if values is None else json.dumps(list(values))

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from auth_core.store.base import Conflict, Database, DatabaseUnavailable, Row
+from auth_core.store.base import Database, DatabaseUnavailable, Row, UniqueViolation
 
 MIGRATION_LOCK_KEY = 0x6761_7465_7761_79  # "gateway": one advisory lock for migrators
 
@@ -78,7 +78,7 @@ class PostgresDatabase(Database):
                         await connection.execute(
                             "SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY
                         )
-                    yield _Bound(connection)
+                    yield _PostgresBound(connection)
             except _UNAVAILABLE as exc:
                 raise DatabaseUnavailable(f"PostgreSQL is unavailable: {exc}") from None
 
@@ -95,7 +95,7 @@ async def _execute(connection: asyncpg.Connection, sql: str, args: tuple[Any, ..
     try:
         status = await connection.execute(sql, *args)
     except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
-        raise Conflict(str(exc)) from None
+        raise UniqueViolation(str(exc)) from None
     except _SERVER_UNAVAILABLE as exc:
         raise DatabaseUnavailable(str(exc)) from None
     # "UPDATE 3", "INSERT 0 1", "DELETE 0"
@@ -107,13 +107,13 @@ async def _fetch(connection: asyncpg.Connection, sql: str, args: tuple[Any, ...]
     try:
         records = await connection.fetch(sql, *args)
     except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
-        raise Conflict(str(exc)) from None
+        raise UniqueViolation(str(exc)) from None
     except _SERVER_UNAVAILABLE as exc:
         raise DatabaseUnavailable(str(exc)) from None
     return [dict(record) for record in records]
 
 
-class _Bound(Database):
+class _PostgresBound(Database):
     dialect = "postgresql"
 
     def __init__(self, connection: asyncpg.Connection) -> None:

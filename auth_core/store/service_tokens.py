@@ -12,12 +12,12 @@ from auth_core.store.ids import new_id
 _COLUMNS = "id, name, prefix, created_at, last_used_at, revoked_at"
 
 
-class ServiceTokens:
+class ServiceTokenTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def create(self, name: str, token_hash: str, prefix: str) -> ServiceToken:
-        """A new token; store.Conflict when a live token has the name."""
+        """A new token; store.UniqueViolation when a live token has the name."""
         row = await self.db.fetchrow(
             f"INSERT INTO service_tokens ({_COLUMNS}, token_hash) VALUES "
             "($1, $2, $3, $4, NULL, NULL, $5) "

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from auth_core.store.base import Conflict, Database, DatabaseUnavailable, Row
+from auth_core.store.base import Database, DatabaseUnavailable, Row, UniqueViolation
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -77,7 +77,7 @@ class SQLiteDatabase(Database):
             count = cursor.rowcount
             await cursor.close()
         except sqlite3.IntegrityError as exc:
-            raise Conflict(str(exc)) from None
+            raise UniqueViolation(str(exc)) from None
         except sqlite3.OperationalError as exc:  # locked, busy, disk full, I/O
             raise DatabaseUnavailable(str(exc)) from None
         return count
@@ -86,7 +86,7 @@ class SQLiteDatabase(Database):
         try:
             rows = await self._conn().execute_fetchall(sql, _params(args))
         except sqlite3.IntegrityError as exc:
-            raise Conflict(str(exc)) from None
+            raise UniqueViolation(str(exc)) from None
         except sqlite3.OperationalError as exc:
             raise DatabaseUnavailable(str(exc)) from None
         return [dict(row) for row in rows]
@@ -114,7 +114,7 @@ class SQLiteDatabase(Database):
     async def _transaction(self, begin: str) -> AsyncIterator[Database]:
         async with self._lock:
             await self._run(begin, ())
-            bound = _Bound(self)
+            bound = _SQLiteBound(self)
             try:
                 yield bound
             except BaseException:
@@ -132,7 +132,7 @@ class SQLiteDatabase(Database):
             self._connection = None
 
 
-class _Bound(Database):
+class _SQLiteBound(Database):
     """The statements of one transaction (the lock is already held)."""
 
     dialect = "sqlite"

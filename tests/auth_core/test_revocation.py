@@ -10,7 +10,7 @@ import pytest
 from auth_core.revocation import SESSION, TOKEN, USER, RevocationSet
 from auth_core.store import Database, open_database
 from auth_core.store.migrate import migrate
-from auth_core.store.records import Revocation, Revocations
+from auth_core.store.revocations import Revocation, RevocationTable
 
 FAR = 10_000_000_000.0  # an expiry that has not come
 
@@ -72,7 +72,7 @@ def test_prune_drops_entries_whose_names_cannot_be_valid_any_more() -> None:
 
 
 async def test_sync_follows_the_table_by_id(database: Database) -> None:
-    revocations = Revocations(database)
+    revocations = RevocationTable(database)
     revoked = RevocationSet()
     assert await revoked.sync(revocations) == 0
     future = time.time() + 600
@@ -100,11 +100,11 @@ async def test_a_revocation_committed_after_a_later_numbered_one_is_not_missed(
         revoked = RevocationSet()
         future = time.time() + 600
         async with slow_writer.transaction() as transaction:
-            slow = await Revocations(transaction).add(SESSION, "ses_slow", future)
-            fast = await Revocations(fast_writer).add(SESSION, "ses_fast", future)
+            slow = await RevocationTable(transaction).add(SESSION, "ses_slow", future)
+            fast = await RevocationTable(fast_writer).add(SESSION, "ses_fast", future)
             assert slow.id < fast.id
-            await revoked.sync(Revocations(fast_writer))
-        await revoked.sync(Revocations(fast_writer))
+            await revoked.sync(RevocationTable(fast_writer))
+        await revoked.sync(RevocationTable(fast_writer))
         assert set(revoked.sessions) == {"ses_slow", "ses_fast"}
     finally:
         await slow_writer.close()

@@ -18,7 +18,7 @@ from auth_core.revocation import BAN, UNBAN, RevocationSet
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import open_database
 from auth_core.store.migrate import migrate
-from auth_core.store.records import Revocations
+from auth_core.store.revocations import RevocationTable
 from tests import support
 from tests.auth_core.helpers import sync
 from tests.conftest import REDIS_URL
@@ -107,18 +107,18 @@ async def test_an_unban_read_before_its_ban_keeps_the_address_free(postgres_url:
         revoked = RevocationSet()
         until = time.time() + 900
         async with slow.transaction() as transaction:
-            ban = await Revocations(transaction).add(BAN, ATTACKER, until)
-            lift = await Revocations(fast).add(UNBAN, ATTACKER, until + 86400)
+            ban = await RevocationTable(transaction).add(BAN, ATTACKER, until)
+            lift = await RevocationTable(fast).add(UNBAN, ATTACKER, until + 86400)
             assert ban.id < lift.id
             assert ban.at < lift.at
-            await revoked.sync(Revocations(fast))
+            await revoked.sync(RevocationTable(fast))
             assert revoked.banned_for(ATTACKER, time.time()) == 0
-        await revoked.sync(Revocations(fast))
+        await revoked.sync(RevocationTable(fast))
         assert revoked.last_id == lift.id
         assert revoked.banned_for(ATTACKER, time.time()) == 0
         # A ban made after the lift bans again.
-        await Revocations(fast).add(BAN, ATTACKER, time.time() + 900)
-        await revoked.sync(Revocations(fast))
+        await RevocationTable(fast).add(BAN, ATTACKER, time.time() + 900)
+        await revoked.sync(RevocationTable(fast))
         assert revoked.banned_for(ATTACKER, time.time()) > 0
     finally:
         await slow.close()

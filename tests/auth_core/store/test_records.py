@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from auth_core.models import User
-from auth_core.store import Conflict, Database, open_database
-from auth_core.store.records import Spent, Store
+from auth_core.store import Database, UniqueViolation, open_database
+from auth_core.store.records import Store
+from auth_core.store.sessions import Spent
 
 CONCURRENCY = 10
 
@@ -73,7 +74,7 @@ async def test_end_users_of_two_tenants_may_share_an_email_but_not_an_external_i
     second = await store.users.create("ada@example.com", None, tenant_id="ten_2", external_id="u1")
     assert first.email == second.email == platform.email == "ada@example.com"
     assert await store.users.by_email("ada@example.com") == platform
-    with pytest.raises(Conflict):
+    with pytest.raises(UniqueViolation):
         await store.users.create("bob@example.com", None, tenant_id="ten_1", external_id="u1")
     assert await store.users.count() == 3
 
@@ -87,7 +88,7 @@ async def test_end_users_of_two_tenants_may_share_an_email_but_not_an_external_i
 )
 async def test_user_create_conflicts_on_a_taken_email(store: Store, second: str) -> None:
     await a_user(store, "ada@example.com")
-    with pytest.raises(Conflict):
+    with pytest.raises(UniqueViolation):
         await store.users.create(second, None)
     assert await store.users.count() == 1
 
@@ -144,7 +145,7 @@ async def test_user_update_refuses_other_fields_and_taken_emails(store: Store) -
     await a_user(store, "bob@example.com")
     with pytest.raises(ValueError, match="password_hash"):
         await store.users.update(user.id, password_hash="x")
-    with pytest.raises(Conflict):
+    with pytest.raises(UniqueViolation):
         await store.users.update(user.id, email="BOB@example.com")
     assert (await store.users.get(user.id)) == user
 
@@ -297,7 +298,7 @@ async def test_refresh_tokens_of_a_forgotten_session_are_unknown(
 
 async def test_refresh_token_hash_is_unique(store: Store, session_id: str) -> None:
     await store.refresh_tokens.add("h", session_id, time.time() + 3600)
-    with pytest.raises(Conflict):
+    with pytest.raises(UniqueViolation):
         await store.refresh_tokens.add("h", session_id, time.time() + 3600)
 
 

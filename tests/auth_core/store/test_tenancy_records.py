@@ -9,7 +9,7 @@ import time
 import pytest
 
 from auth_core.models import ApiKey, User
-from auth_core.store import Conflict
+from auth_core.store import UniqueViolation
 from auth_core.store.records import Store
 
 
@@ -166,7 +166,7 @@ async def test_key_hash_is_unique(store: Store) -> None:
     tenant_id = await a_tenant(store)
     await a_key(store, tenant_id, "same")
     other = await a_tenant(store, "Other")
-    with pytest.raises(Conflict):
+    with pytest.raises(UniqueViolation):
         await a_key(store, other, "same")
     assert await store.api_keys.of_tenant(other) == []
 
@@ -301,7 +301,7 @@ async def test_pat_create_and_look_up(store: Store) -> None:
 async def test_pat_hash_is_unique(store: Store) -> None:
     user = await a_user(store)
     await store.pats.create(user.id, "h", "gwp_x", name="a", scopes=[], expires_at=None)
-    with pytest.raises(Conflict):
+    with pytest.raises(UniqueViolation):
         await store.pats.create(user.id, "h", "gwp_x", name="b", scopes=[], expires_at=None)
     assert await store.pats.count(user.id) == 1
 

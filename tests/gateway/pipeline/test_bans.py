@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from auth_core.revocation import BAN, UNBAN, RevocationSet
-from auth_core.store.records import Revocation
+from auth_core.store.revocations import Revocation
 from gateway.pipeline.bans import RefuseBanned
 from tests.gateway.pipeline.routes_for_stages import ROUTES, request
 from tests.support import refusal, routed_exchange
