@@ -25,10 +25,13 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from auth_core import credentials
+from auth_core.audit import AuditTrail
 from auth_core.calls import CallInfo
+from auth_core.config import AuthSettings
 from auth_core.errors import AuthUnavailable, GatewayError
 from auth_core.models import Principal
 from auth_core.revocation import RevocationSet
@@ -36,6 +39,7 @@ from auth_core.revoker import Revoker
 from auth_core.shared_cache import Record, SharedCache
 from auth_core.stats import CREDENTIAL_MISS, CREDENTIAL_SHARED_HIT, AuthStats
 from auth_core.store import DatabaseUnavailable
+from auth_core.store.records import Store
 
 UNKNOWN_TTL = 10.0  # seconds an unknown credential is refused without a look-up
 MAX_UNKNOWN = 10_000
@@ -57,6 +61,20 @@ class Grant(Protocol):
 G = TypeVar("G", bound=Grant)
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialDeps:
+    """What every credential kind (API keys, PATs, service tokens) is built with; AuthCore.start
+    makes one for all three."""
+
+    store: Store
+    settings: AuthSettings
+    audit: AuditTrail
+    revoker: Revoker
+    revoked: RevocationSet
+    stats: AuthStats
+    shared: SharedCache
+
+
 class CredentialCache(ABC, Generic[G]):
     """The cache of one kind of credential; the kind says how to read one by its hash, how
     to make a grant of it, how to admit a grant and how to refuse an unknown credential."""
@@ -66,17 +84,16 @@ class CredentialCache(ABC, Generic[G]):
         kind: str,
         prefix: str,
         max_grants: int,
-        *,
-        revoked: RevocationSet,
-        stats: AuthStats,
-        shared: SharedCache,
-        revoker: Revoker,
+        deps: CredentialDeps,
     ) -> None:
         # The kind's `authenticate` reads the first two on every request.
-        self._revoked = revoked
-        self._stats = stats
-        self._shared = shared
-        self._revoker = revoker
+        self._revoked = deps.revoked
+        self._stats = deps.stats
+        self._shared = deps.shared
+        self._revoker = deps.revoker
+        self._store = deps.store
+        self._settings = deps.settings
+        self._audit = deps.audit
         self._kind = kind  # its name in the shared tier
         self._prefix = prefix
         self._max_grants = max_grants

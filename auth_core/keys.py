@@ -19,17 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from auth_core import credentials
-from auth_core.audit import AuditTrail
 from auth_core.calls import CallInfo
-from auth_core.config import AuthSettings
-from auth_core.credential_cache import Call, CredentialCache
+from auth_core.credential_cache import Call, CredentialCache, CredentialDeps
 from auth_core.errors import InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
 from auth_core.iplists import IpWhitelist
 from auth_core.models import ApiKey, Principal
-from auth_core.revocation import CREDENTIAL, RevocationSet
-from auth_core.revoker import Revoker
-from auth_core.shared_cache import Record, SharedCache
-from auth_core.stats import CREDENTIAL_HIT, AuthStats
+from auth_core.revocation import CREDENTIAL
+from auth_core.shared_cache import Record
+from auth_core.stats import CREDENTIAL_HIT
 from auth_core.store.records import Store
 from auth_core.tenancy import TenantPolicy, Tenants, valid_ip_list, valid_name
 from auth_core.units import parse_duration
@@ -72,27 +69,10 @@ class ApiKeys(CredentialCache[KeyGrant]):
     def __init__(
         self,
         *,
-        store: Store,
-        settings: AuthSettings,
-        audit: AuditTrail,
-        revoker: Revoker,
-        revoked: RevocationSet,
-        stats: AuthStats,
-        shared: SharedCache,
+        deps: CredentialDeps,
         tenants: Tenants,
     ) -> None:
-        super().__init__(
-            "key",
-            credentials.API_KEY_PREFIX,
-            MAX_GRANTS,
-            revoked=revoked,
-            stats=stats,
-            shared=shared,
-            revoker=revoker,
-        )
-        self._store = store
-        self._settings = settings
-        self._audit = audit
+        super().__init__("key", credentials.API_KEY_PREFIX, MAX_GRANTS, deps)
         self._tenants = tenants
         self.usage = UsageRecorder(self._write_usage)
 

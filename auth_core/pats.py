@@ -15,17 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from auth_core import credentials
-from auth_core.audit import AuditTrail
 from auth_core.calls import CallInfo
-from auth_core.config import AuthSettings
-from auth_core.credential_cache import Call, CredentialCache
+from auth_core.credential_cache import Call, CredentialCache, CredentialDeps
 from auth_core.errors import InvalidRequest, InvalidToken, NotFound, TokenExpired
 from auth_core.keys import parse_expiry
 from auth_core.models import Pat, Principal
-from auth_core.revocation import CREDENTIAL, RevocationSet
-from auth_core.revoker import Revoker
-from auth_core.shared_cache import Record, SharedCache
-from auth_core.stats import CREDENTIAL_HIT, AuthStats
+from auth_core.revocation import CREDENTIAL
+from auth_core.shared_cache import Record
+from auth_core.stats import CREDENTIAL_HIT
 from auth_core.store.records import Store
 from auth_core.tenancy import valid_name
 from auth_core.usage import UsageRecorder
@@ -59,26 +56,9 @@ class Pats(CredentialCache[PatGrant]):
     def __init__(
         self,
         *,
-        store: Store,
-        settings: AuthSettings,
-        audit: AuditTrail,
-        revoker: Revoker,
-        revoked: RevocationSet,
-        stats: AuthStats,
-        shared: SharedCache,
+        deps: CredentialDeps,
     ) -> None:
-        super().__init__(
-            "pat",
-            credentials.PAT_PREFIX,
-            MAX_GRANTS,
-            revoked=revoked,
-            stats=stats,
-            shared=shared,
-            revoker=revoker,
-        )
-        self._store = store
-        self._settings = settings
-        self._audit = audit
+        super().__init__("pat", credentials.PAT_PREFIX, MAX_GRANTS, deps)
         self.usage = UsageRecorder(self._write_usage)
 
     async def _write_usage(self, used: Any) -> None:

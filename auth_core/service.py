@@ -25,6 +25,7 @@ from auth_core.background import Background
 from auth_core.bans import Bans
 from auth_core.calls import CallInfo as CallInfo
 from auth_core.config import AuthSettings
+from auth_core.credential_cache import CredentialDeps
 from auth_core.errors import BY_TOKEN_CODE, InvalidToken, TokenRevoked
 from auth_core.feed import RevocationFeed
 from auth_core.keys import ApiKeys
@@ -166,17 +167,7 @@ class AuthCore:
             stats=stats,
             shared=shared,
         )
-        self.keys = ApiKeys(
-            store=store,
-            settings=settings,
-            audit=audit,
-            revoker=revoker,
-            revoked=revoked,
-            stats=stats,
-            shared=shared,
-            tenants=tenants,
-        )
-        self.pats = Pats(
+        deps = CredentialDeps(
             store=store,
             settings=settings,
             audit=audit,
@@ -185,15 +176,9 @@ class AuthCore:
             stats=stats,
             shared=shared,
         )
-        self.service_tokens = ServiceTokens(
-            store=store,
-            settings=settings,
-            audit=audit,
-            revoker=revoker,
-            revoked=revoked,
-            stats=stats,
-            shared=shared,
-        )
+        self.keys = ApiKeys(deps=deps, tenants=tenants)
+        self.pats = Pats(deps=deps)
+        self.service_tokens = ServiceTokens(deps=deps)
         self.bans = Bans(
             store=store,
             settings=settings,
