@@ -21,6 +21,7 @@ never imports the gateway; gateway/errors.py re-exports it.
      ├── InsufficientRole         403 insufficient_role
      ├── EmailNotVerified         403 email_not_verified
      ├── ForwardAuthNotAllowed    403 forward_auth_not_allowed
+     ├── CsrfRefused              403 csrf_refused (a cookie-authenticated cross-site write)
      ├── NotFound                 404 not_found
      ├── RouteNotFound            404 route_not_found
      ├── MethodNotAllowed         405 method_not_allowed (with Allow)
@@ -61,6 +62,7 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_ROLE = "insufficient_role"
     EMAIL_NOT_VERIFIED = "email_not_verified"
     FORWARD_AUTH_NOT_ALLOWED = "forward_auth_not_allowed"
+    CSRF_REFUSED = "csrf_refused"
     RATE_LIMITED = "rate_limited"
     NOT_FOUND = "not_found"
     ROUTE_NOT_FOUND = "route_not_found"
@@ -175,6 +177,13 @@ class ForwardAuthNotAllowed(GatewayError):
     """A caller of forwardAuth that is not one of GATEWAY_FORWARD_AUTH_CLIENTS."""
 
     STATUS, CODE = 403, ErrorCode.FORWARD_AUTH_NOT_ALLOWED
+
+
+class CsrfRefused(GatewayError):
+    """A state-changing request authenticated by a cookie, without the proof that a page on
+    a whitelisted origin sent it (auth_core/csrf.py)."""
+
+    STATUS, CODE = 403, ErrorCode.CSRF_REFUSED
 
 
 class NotFound(GatewayError):

@@ -60,7 +60,7 @@ def real_tree() -> dict[str, tuple[str | None, int, str]]:
 
 def test_the_drawing_is_the_tree_of_classes() -> None:
     drawn = drawn_tree()
-    assert len(drawn) == 24
+    assert len(drawn) == 25
     assert drawn["GatewayError"] == (None, 500, "internal_error")
     assert drawn["TokenExpired"] == ("Unauthorized", 401, "token_expired")
     assert drawn["LastAdmin"] == ("Conflict", 409, "last_admin")
