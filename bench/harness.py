@@ -211,8 +211,15 @@ def start_floor(work: Workdir, cpus: str, upstream_port: int) -> Service:
 
 
 def start_gateway(
-    work: Workdir, name: str, cpus: str, routes_yaml: str, workers: int, env: dict[str, str]
+    work: Workdir,
+    name: str,
+    cpus: str,
+    routes_yaml: str,
+    workers: int,
+    env: dict[str, str],
+    python: str | None = None,
 ) -> Service:
+    """A gateway of this checkout, or of another one's interpreter (`python`, --baseline)."""
     port = free_port()
     config = work.file(f"{name}/routes.yaml", routes_yaml)
     log_dir = work.path / name
@@ -229,7 +236,7 @@ def start_gateway(
         pinned(
             cpus,
             [
-                GATEWAY_PYTHON,
+                python or GATEWAY_PYTHON,
                 "-m",
                 "gateway",
                 "serve",
@@ -511,10 +518,9 @@ def contenders(args: argparse.Namespace, work: Workdir, upstream: Service) -> li
     env, token = identity(work)
     bearer = {"Authorization": f"Bearer {token}"}
 
-    def gateway(name: str, auth: str) -> Callable[[], list[Service]]:
-        return lambda: [
-            start_gateway(work, name, cpus, gateway_routes(upstream.port, auth), args.workers, env)
-        ]
+    def gateway(name: str, auth: str, python: str | None = None) -> Callable[[], list[Service]]:
+        routes = gateway_routes(upstream.port, auth)
+        return lambda: [start_gateway(work, name, cpus, routes, args.workers, env, python)]
 
     items = [
         Contender("upstream", "1. upstream directly (ceiling)", start=lambda: []),
@@ -565,7 +571,38 @@ def contenders(args: argparse.Namespace, work: Workdir, upstream: Service) -> li
         )
     else:
         items.append(Contender("gateway-api_key", title, skipped="auth: api_key is not enforced"))
+    if args.baseline:
+        # The same three gateways from another checkout, in the same rounds: a before/after of
+        # a change as ratios of one run (absolute figures differ between runs and machines).
+        python = baseline_python(args)
+        for auth, headers in (
+            ("none", {}),
+            ("jwt", bearer),
+            ("api_key", {"X-API-Key": tenant_key(env)}),
+        ):
+            name = f"base-{auth}"
+            items.append(
+                Contender(
+                    name,
+                    f"6. baseline ({args.baseline}), auth: {auth}",
+                    headers=headers,
+                    start=gateway(name, auth, python),
+                )
+            )
+    if args.only:
+        keep = set(args.only.split(","))
+        items = [item for item in items if item.key in keep or item.key == "upstream"]
     return items
+
+
+def baseline_python(args: argparse.Namespace) -> str:
+    """The interpreter of the --baseline checkout: its .venv, or its .venv-compiled."""
+    venv = ".venv-compiled" if args.compiled else ".venv"
+    python = Path(args.baseline).resolve() / venv / "bin" / "python"
+    if not python.exists():
+        build = "scripts/build-compiled .venv-compiled" if args.compiled else "bench/run --quick"
+        raise SystemExit(f"bench: {python} is missing; in {args.baseline} run {build} first")
+    return str(python)
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -603,7 +640,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
                         seconds=args.duration,
                         headers=item.headers,
                     )
-                    if item.key.startswith("gateway-") and started:
+                    if item.key.startswith(("gateway-", "base-")) and started:
                         rows[item.key].hit_rates.append(cache_hit_rate(started[0].port))
                 finally:
                     for service in started:
@@ -762,6 +799,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--compiled",
         action="store_true",
         help="run the gateways from the mypyc build (scripts/build-compiled, .venv-compiled)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run the gateways of another checkout (before/after a change, in one run)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="KEYS",
+        help="only these contenders, comma-separated (e.g. gateway-jwt,base-jwt)",
     )
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s: a smoke run")
     args = parser.parse_args(argv)
