@@ -80,44 +80,32 @@ class TlsReader:
         where = f"{where}.tls"
         spec = walk.mapping(node, where, TLS_KEYS)
         verify = walk.boolean(spec["verify"][1], f"{where}.verify") if "verify" in spec else True
-        server_name = None
-        if "server_name" in spec:
-            name_node = spec["server_name"][1]
-            server_name = walk.string(name_node, f"{where}.server_name").lower()
-            if not SERVER_NAME_RE.fullmatch(server_name):
-                raise walk.fail(
-                    name_node, f"{where}.server_name: '{server_name}' is not a DNS name"
-                )
+        server_name = self._server_name(spec, where)
+        # Read now for the fingerprint, and so that an unreadable file is told as such.
         digest = hashlib.sha256(f"{verify}\0{server_name}".encode())
-
-        ca: bytes | None = None
-        if "ca_file" in spec:
-            ca_node = spec["ca_file"][1]
-            if not verify:
-                raise walk.fail(
-                    ca_node, f"{where}: ca_file with verify: false (nothing would be checked)"
-                )
-            ca = self._file(ca_node, f"{where}.ca_file")
-            digest.update(b"\0ca\0" + ca)
+        if "ca_file" in spec and not verify:
+            raise walk.fail(
+                spec["ca_file"][1],
+                f"{where}: ca_file with verify: false (nothing would be checked)",
+            )
         if ("cert_file" in spec) != ("key_file" in spec):
             present = "cert_file" if "cert_file" in spec else "key_file"
             raise walk.fail(
                 spec[present][0], f"{where}: cert_file and key_file go together (mutual TLS)"
             )
-        if "cert_file" in spec:
-            cert = self._file(spec["cert_file"][1], f"{where}.cert_file")
-            key = self._file(spec["key_file"][1], f"{where}.key_file")
-            digest.update(b"\0cert\0" + cert + b"\0key\0" + key)
+        for key in ("ca_file", "cert_file", "key_file"):
+            if key in spec:
+                digest.update(f"\0{key}\0".encode() + self._file(spec[key][1], f"{where}.{key}"))
 
-        try:
-            context = client_context(ca.decode("ascii", "replace") if ca is not None else None)
-        except ssl.SSLError as exc:
-            raise walk.fail(
-                spec["ca_file"][1], f"{where}.ca_file: no PEM certificate in it ({exc.reason})"
-            ) from None
+        context = client_context(system_cas=verify and "ca_file" not in spec)
+        if "ca_file" in spec:
+            self._load_cas(context, where, spec["ca_file"][1])
         if not verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+        if "cert_file" in spec:
+            self._load_chain(context, where, spec["cert_file"][1], spec["key_file"][1])
+        if not verify:
             log.warning(
                 "%s:%d: %s.verify is false: the upstream's certificate is not checked "
                 "(anyone on the path can read and change its traffic; never in production)",
@@ -125,9 +113,29 @@ class TlsReader:
                 spec["verify"][1].start_mark.line + 1,
                 where,
             )
-        if "cert_file" in spec:
-            self._load_chain(context, where, spec["cert_file"][1], spec["key_file"][1])
         return UpstreamTls(context, server_name, verify, digest.hexdigest())
+
+    def _server_name(self, spec: dict[str, tuple[yaml.Node, yaml.Node]], where: str) -> str | None:
+        if "server_name" not in spec:
+            return None
+        node = spec["server_name"][1]
+        name = self.walk.string(node, f"{where}.server_name").lower()
+        if not SERVER_NAME_RE.fullmatch(name):
+            raise self.walk.fail(node, f"{where}.server_name: '{name}' is not a DNS name")
+        return name
+
+    def _load_cas(self, context: ssl.SSLContext, where: str, node: yaml.Node) -> None:
+        path = self._path(node, f"{where}.ca_file")
+        try:
+            # A path, not the bytes read: OpenSSL skips what lies between certificates (bundles
+            # carry comments, not always in ASCII), which cadata= would refuse.
+            context.load_verify_locations(cafile=path)
+        except ssl.SSLError:
+            raise self.walk.fail(node, f"{where}.ca_file: no PEM certificate in {path}") from None
+        except OSError as exc:
+            raise self.walk.fail(
+                node, f"{where}.ca_file: cannot read {path}: {exc.strerror}"
+            ) from None
 
     def _path(self, node: yaml.Node, where: str) -> Path:
         path = Path(self.walk.string(node, where))
@@ -152,9 +160,7 @@ class TlsReader:
         key = self._path(key_node, f"{where}.key_file")
         try:
             # The certificate on its own first, so that its faults are told apart from the key's.
-            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
-                cadata=cert.read_text("ascii", "replace")
-            )
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=cert)
         except (ssl.SSLError, OSError):
             raise walk.fail(
                 cert_node, f"{where}.cert_file: {cert} is not a PEM certificate"
@@ -179,15 +185,13 @@ class TlsReader:
             ) from None
 
 
-def client_context(ca: str | None = None) -> ssl.SSLContext:
-    """A verifying client context: TLS 1.2 at least, the hostname checked; trusting the PEM
-    certificates in `ca`, or the system's CAs when it is None."""
+def client_context(*, system_cas: bool = True) -> ssl.SSLContext:
+    """A verifying client context: TLS 1.2 at least, the hostname checked; trusting the
+    system's CAs, or (`system_cas` false) none until some are loaded."""
     # Not ssl.create_default_context(): it would honour SSLKEYLOGFILE, writing session keys
     # wherever the environment says.
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca is None:
+    if system_cas:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    else:
-        context.load_verify_locations(cadata=ca)
     return context

@@ -78,7 +78,7 @@ CASES = [
         "a ca_file with no certificate in it",
         ["ca_file: {junk}"],
         6,
-        "upstreams.up.tls.ca_file: no PEM certificate in it",
+        "upstreams.up.tls.ca_file: no PEM certificate in {junk}",
     ),
     Case(
         "a cert_file that is not a certificate",
@@ -181,6 +181,22 @@ def test_relative_paths_are_read_from_the_directory_of_routes_yaml(
     upstream_tls = table.upstreams["up"].tls
     assert upstream_tls is not None
     assert upstream_tls.context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_a_ca_bundle_with_comments_in_any_language_loads(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    # Bundles put each certificate's issuer above it, in its own language.
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(
+        "# Issuer: CN=NetLock Arany (Class Gold) Főtanúsítvány\n".encode()
+        + files["ca"].read_bytes()
+    )
+    upstream_tls = (
+        load_route_table(write_routes(tmp_path, [f"ca_file: {bundle}"])).upstreams["up"].tls
+    )
+    assert upstream_tls is not None
+    assert len(upstream_tls.context.get_ca_certs()) == 1
 
 
 def test_the_context_verifies_and_needs_tls_1_2(files: dict[str, Path], tmp_path: Path) -> None:
