@@ -101,7 +101,10 @@ class TargetPool:
                 f"connecting to {target.url} took longer than {self.upstream.connect_timeout:g}s"
             ) from None
         except (OSError, ssl.SSLError) as exc:
-            raise ConnectFailed(f"cannot connect to {target.url}: {exc.strerror or exc}") from None
+            # A TLS handshake the upstream cut (an old TLS version, say) is a bare
+            # ConnectionResetError(): its class is then the only reason there is to log.
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise ConnectFailed(f"cannot connect to {target.url}: {reason}") from None
         return protocol
 
     def release(self, conn: UpstreamConnection, reusable: bool) -> None:

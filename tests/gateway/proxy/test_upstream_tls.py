@@ -191,6 +191,9 @@ async def test_tls_1_1_upstreams_are_refused(
         async with running_gateway(routes, tmp_path) as gw:
             assert_unavailable(await answer(client, gw))
     assert upstream.seen == []
+    failures = [r.getMessage() for r in caplog.records if "upstream failure" in r.getMessage()]
+    assert failures
+    assert not failures[0].rstrip().endswith(":"), "the log line must give a reason"
     assert_no_traceback(caplog)
 
 
