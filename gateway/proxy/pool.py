@@ -4,6 +4,10 @@ A target that fails `max_fails` times in a row (refused, timed out, reset) is ta
 `fail_timeout` seconds, then tried again; one more failure takes it out again. When every
 target of an upstream is out, the one due back soonest is tried anyway: a health guess must
 not turn a partial outage into a total one.
+
+An https target connects with its upstream's TLS context, made once when routes.yaml was loaded
+(gateway/routing/upstream_tls.py); a reload that changes it keeps no connection made with the
+old one.
 """
 
 from __future__ import annotations
@@ -47,14 +51,28 @@ class TargetPool:
         self.failures = 0
         self.down_until = 0.0
         self.retired = False
-        self._ssl: ssl.SSLContext | None = (
-            ssl.create_default_context() if target.scheme == "https" else None
-        )
+        self.tls: ssl.SSLContext | None = None  # None: plain TCP
+        self.server_hostname: str | None = None  # SNI and the name the certificate must bear
+        self._use_tls(upstream)
 
-    @property
-    def tls(self) -> ssl.SSLContext | None:
-        """The TLS context for an https target (None: plain TCP)."""
-        return self._ssl
+    def _use_tls(self, upstream: Upstream) -> None:
+        tls = upstream.tls
+        if self.target.scheme == "https" and tls is not None:
+            self.tls = tls.context
+            self.server_hostname = tls.server_hostname(self.target.host)
+        else:
+            self.tls = None
+            self.server_hostname = None
+
+    def adopt(self, upstream: Upstream) -> None:
+        """Take a reloaded table's settings for this target's upstream."""
+        old, new = self.upstream.tls, upstream.tls
+        if (old.fingerprint if old else "") != (new.fingerprint if new else ""):
+            # Made with a CA, certificate or name no longer in force: not to be reused.
+            while self.idle:
+                self.idle.pop().close()
+        self.upstream = upstream
+        self._use_tls(upstream)
 
     def take_idle(self) -> UpstreamConnection | None:
         """The most recently used live idle connection, if any."""
@@ -75,15 +93,18 @@ class TargetPool:
                     lambda: UpstreamConnection(loop, self.watchdog),
                     target.host,
                     target.port,
-                    ssl=self._ssl,
-                    server_hostname=target.host if self._ssl else None,
+                    ssl=self.tls,
+                    server_hostname=self.server_hostname,
                 )
         except TimeoutError:
             raise ConnectTimedOut(
                 f"connecting to {target.url} took longer than {self.upstream.connect_timeout:g}s"
             ) from None
         except (OSError, ssl.SSLError) as exc:
-            raise ConnectFailed(f"cannot connect to {target.url}: {exc.strerror or exc}") from None
+            # A TLS handshake the upstream cut (an old TLS version, say) is a bare
+            # ConnectionResetError(): its class is then the only reason there is to log.
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise ConnectFailed(f"cannot connect to {target.url}: {reason}") from None
         return protocol
 
     def release(self, conn: UpstreamConnection, reusable: bool) -> None:
@@ -180,7 +201,7 @@ class UpstreamPools:
                 if pool is None:
                     pool = TargetPool(target, upstream, self.loop, self.watchdog)
                 else:
-                    pool.upstream = upstream
+                    pool.adopt(upstream)
                     kept.add(id(pool))
                 pools.append(pool)
             groups[name] = UpstreamGroup(upstream, pools)

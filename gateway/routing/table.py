@@ -7,6 +7,7 @@ which beats no host; then the method decides (405 when the path matched but not 
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -57,8 +58,25 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamTls:
+    """How the gateway speaks TLS to an upstream's https targets (README "The route table":
+    `tls`): one client context, made at load and shared by every connection."""
+
+    context: ssl.SSLContext = field(compare=False)
+    server_name: str | None = None  # the SNI and the name checked; None: each target's host
+    verify: bool = True
+    # The settings and the files' contents: a reload that finds them changed drops the
+    # connections made with the old ones (a renewed client certificate, a new CA).
+    fingerprint: str = ""
+
+    def server_hostname(self, host: str) -> str:
+        """The name sent in SNI and matched against the certificate for a target's host."""
+        return self.server_name or host
+
+
+@dataclass(frozen=True, slots=True)
 class Upstream:
-    """A named group of targets with its timeouts and passive health settings."""
+    """A named group of targets with its timeouts, passive health and TLS settings."""
 
     name: str
     targets: tuple[Target, ...]
@@ -68,6 +86,7 @@ class Upstream:
     fail_timeout: float = 10.0
     keepalive: int = 128
     idle_timeout: float = 60.0
+    tls: UpstreamTls | None = None  # None: every target is http://
 
 
 RATE_KEYS = ("user", "tenant", "credential", "ip")
@@ -171,6 +190,16 @@ class RouteTable:
         object.__setattr__(self, "_by_path", by_path)
         object.__setattr__(self, "_lengths", tuple(sorted({len(p) for p in by_path}, reverse=True)))
         object.__setattr__(self, "uses_hosts", any(r.host for r in self.routes))
+
+    @property
+    def tls_fingerprints(self) -> dict[str, str]:
+        """Each https upstream's TLS settings and files, digested: a reload compares them, since
+        a renewed certificate changes a file routes.yaml names, not routes.yaml itself."""
+        return {
+            name: upstream.tls.fingerprint
+            for name, upstream in self.upstreams.items()
+            if upstream.tls is not None
+        }
 
     def match(self, path: str, method: str, host: str = "") -> Route:
         """The route for a canonical `path`; RouteNotFound or MethodNotAllowed otherwise."""

@@ -1,4 +1,4 @@
-"""routes.yaml's `upstreams`: each name, its targets and its connection options."""
+"""routes.yaml's `upstreams`: each name, its targets, its connection options and its TLS."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import yaml
 
 from auth_core.units import parse_duration
 from gateway.routing.table import FORWARD_AUTH_AUDIENCE, Target, Upstream
+from gateway.routing.upstream_tls import TlsReader
 from gateway.routing.yaml_walk import NodeWalker
 
 UPSTREAM_KEYS = (
@@ -21,6 +22,7 @@ UPSTREAM_KEYS = (
     "fail_timeout",
     "keepalive",
     "idle_timeout",
+    "tls",
 )
 # Names are the audience of signed contexts (X-Gateway-Signature): no comma, bounded.
 UPSTREAM_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -35,6 +37,7 @@ def read_upstreams(
     if not isinstance(node, yaml.MappingNode):
         raise walk.fail(node, "upstreams must be a mapping of name to settings")
     result: dict[str, Upstream] = {}
+    tls = TlsReader(walk)
     for name_node, spec_node in node.value:
         name = walk.string(name_node, "an upstream name")
         where = f"upstreams.{name}"
@@ -53,7 +56,7 @@ def read_upstreams(
         if "targets" not in spec:
             raise walk.fail(spec_node, f"{where}: missing 'targets'")
         targets = [
-            read_target(walk, item, f"{where}.targets[{i}]", value)
+            (item, read_target(walk, item, f"{where}.targets[{i}]", value))
             for i, (item, value) in enumerate(walk.strings(spec["targets"][1], f"{where}.targets"))
         ]
         if not targets:
@@ -65,7 +68,10 @@ def read_upstreams(
         for key in ("max_fails", "keepalive"):
             if key in spec:
                 options[key] = walk.integer(spec[key][1], f"{where}.{key}", minimum=0)
-        result[name] = Upstream(name=name, targets=tuple(targets), **options)
+        options["tls"] = tls.read(spec.get("tls"), where, targets)
+        result[name] = Upstream(
+            name=name, targets=tuple(target for _, target in targets), **options
+        )
     del key_node
     return result
 

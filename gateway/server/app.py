@@ -152,8 +152,11 @@ class Gateway:
             self.catalog.config_reloads.inc(("refused",))
             log.error("routes.yaml refused, the previous table stays in force: %s", exc)
             return False
-        if table.sha256 == self.table.sha256:
-            return True
+        if (
+            table.sha256 == self.table.sha256
+            and table.tls_fingerprints == self.table.tls_fingerprints
+        ):
+            return True  # nothing changed: not even a file routes.yaml names for TLS
         self.table = self.dispatcher.table = table
         self.pools.update(table.upstreams)
         self.catalog.config_reloads.inc(("applied",))

@@ -115,7 +115,7 @@ class WebSocketProxy:
                     target.host,
                     target.port,
                     ssl=pool.tls,
-                    server_hostname=target.host if pool.tls else None,
+                    server_hostname=pool.server_hostname,
                 )
         except (OSError, TimeoutError, ssl.SSLError):
             pool.failed(loop.time())

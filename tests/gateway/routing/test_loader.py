@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ssl
 from pathlib import Path
 
 import netaddr
@@ -53,6 +54,13 @@ def test_valid_file_loads_into_the_expected_objects() -> None:
     assert table.source == "conf/routes.yaml"
     assert table.sha256 == hashlib.sha256(VALID.encode()).hexdigest()
     assert table.origins.exact == frozenset({"https://app.example.com", "http://localhost:3000"})
+    # An https target without a `tls` block: the system's CAs, certificate and name checked.
+    tls = table.upstreams["conversations"].tls
+    assert tls is not None
+    assert (tls.server_name, tls.verify) == (None, True)
+    assert tls.context.verify_mode == ssl.CERT_REQUIRED
+    assert tls.context.check_hostname
+    assert table.upstreams["sockets"].tls is None
     assert table.upstreams == {
         "conversations": Upstream(
             name="conversations",
@@ -66,6 +74,7 @@ def test_valid_file_loads_into_the_expected_objects() -> None:
             fail_timeout=30.0,
             keepalive=0,
             idle_timeout=7200.0,
+            tls=tls,
         ),
         "sockets": Upstream(
             name="sockets", targets=(Target("http://[::1]:8100/", "http", "::1", 8100),)
