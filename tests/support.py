@@ -15,12 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from multidict import CIMultiDictProxy
 from netaddr import IPSet
@@ -46,6 +47,15 @@ from gateway.server.run import Worker, bind
 
 LOOPBACK = "127.0.0.1"
 SEEN = web.AppKey("seen", list[dict[str, Any]])
+
+
+# -- tables of cases --------------------------------------------------------------------------
+
+
+def cases(table: Iterable[Sequence[Any]]) -> list[Any]:
+    """A table of cases, each `(description, *values)`, as parameters of a parametrized test
+    named by their descriptions."""
+    return [pytest.param(*case[1:], id=case[0]) for case in table]
 
 
 # -- upstreams ---------------------------------------------------------------------------------

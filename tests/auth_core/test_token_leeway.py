@@ -26,7 +26,7 @@ import pytest
 from aiohttp import ClientSession
 
 from auth_core.tokens import AccessTokens, Keyring, TokenError
-from tests.support import Upstream, auth_settings, quiet_settings, running_gateway
+from tests.support import Upstream, auth_settings, cases, quiet_settings, running_gateway
 
 SECRET = "leeway-test-secret-of-at-least-32-bytes"
 KID = "lw"
@@ -72,9 +72,7 @@ def token(offsets: dict[str, float], subject: str = "usr_leeway") -> str:
     return f"{signing_input}.{b64url(mac)}"
 
 
-@pytest.mark.parametrize(
-    ("offsets", "refusal"), [case[1:] for case in CASES], ids=[case[0] for case in CASES]
-)
+@pytest.mark.parametrize(("offsets", "refusal"), cases(CASES))
 def test_the_verifier_allows_30_seconds_of_skew(
     offsets: dict[str, float], refusal: str | None
 ) -> None:

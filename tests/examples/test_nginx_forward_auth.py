@@ -34,6 +34,7 @@ from tests.support import (
     RawResponse,
     RunningGateway,
     Upstream,
+    cases,
     free_port,
     quiet_settings,
     raw_request,
@@ -327,9 +328,7 @@ TARGETS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "target"), [case[1:] for case in TARGETS], ids=[case[0] for case in TARGETS]
-)
+@pytest.mark.parametrize(("method", "target"), cases(TARGETS))
 async def test_a_valid_token_reaches_the_upstream_with_a_verifiable_context(
     stack: Stack, method: str, target: str
 ) -> None:

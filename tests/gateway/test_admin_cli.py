@@ -23,6 +23,7 @@ from auth_core.errors import InvalidCredentials
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store.migrate import migrations
 from tests.support import auth_settings as auth_settings
+from tests.support import cases
 
 PASSWORD = "correct horse battery"
 JWT_SECRET = "t1:" + "j" * 48
@@ -121,8 +122,7 @@ ENVIRONMENTS = [
 
 @pytest.mark.parametrize(
     ("url", "unset", "reason"),
-    [case[1:] for case in ENVIRONMENTS],
-    ids=[case[0] for case in ENVIRONMENTS],
+    cases(ENVIRONMENTS),
 )
 @pytest.mark.parametrize(
     "command",
@@ -149,9 +149,7 @@ CREATED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("roles", "expected"), [case[1:] for case in CREATED], ids=[case[0] for case in CREATED]
-)
+@pytest.mark.parametrize(("roles", "expected"), cases(CREATED))
 async def test_user_create_prints_one_json_object(
     tmp_path: Path, database_url: str, roles: tuple[str, ...], expected: list[str]
 ) -> None:
@@ -187,8 +185,7 @@ REFUSED = [
 
 @pytest.mark.parametrize(
     ("address", "password", "roles", "first", "reason"),
-    [case[1:] for case in REFUSED],
-    ids=[case[0] for case in REFUSED],
+    cases(REFUSED),
 )
 async def test_user_create_refusals(
     tmp_path: Path,
@@ -342,8 +339,7 @@ IMPORT_REFUSALS = [
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [case[1:] for case in IMPORT_REFUSALS],
-    ids=[case[0] for case in IMPORT_REFUSALS],
+    cases(IMPORT_REFUSALS),
 )
 def test_users_import_refusals(tmp_path: Path, content: str | None, reason: str) -> None:
     csv_file = tmp_path / "users.csv"

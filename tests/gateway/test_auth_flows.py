@@ -45,6 +45,7 @@ from tests.support import (
     RunningGateway,
     Upstream,
     assert_problem,
+    cases,
     quiet_settings,
     raw_request,
     routes,
@@ -347,9 +348,7 @@ TOKEN_KINDS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("kind", "where"), [case[1:] for case in TOKEN_KINDS], ids=[case[0] for case in TOKEN_KINDS]
-)
+@pytest.mark.parametrize(("kind", "where"), cases(TOKEN_KINDS))
 async def test_each_token_is_good_for_one_thing(site: Site, kind: str, where: str) -> None:
     address = "olga@example.com"
     signup = await site.call(
@@ -433,8 +432,7 @@ CREDENTIALS = [
 
 @pytest.mark.parametrize(
     ("path", "credential", "status", "code"),
-    [case[1:] for case in CREDENTIALS],
-    ids=[case[0] for case in CREDENTIALS],
+    cases(CREDENTIALS),
 )
 async def test_credentials_and_roles(
     site: Site, path: str, credential: str | None, status: int, code: str | None
@@ -487,8 +485,7 @@ LOGIN_BODIES = [
 
 @pytest.mark.parametrize(
     ("data", "status", "code"),
-    [case[1:] for case in LOGIN_BODIES],
-    ids=[case[0] for case in LOGIN_BODIES],
+    cases(LOGIN_BODIES),
 )
 async def test_login_request_bodies(site: Site, data: bytes, status: int, code: str | None) -> None:
     user_id = await site.add_user("nina@example.com")
@@ -666,8 +663,7 @@ FORGED_ROUTES = [
 
 @pytest.mark.parametrize(
     ("path", "logged_in", "status", "identity"),
-    [case[1:] for case in FORGED_ROUTES],
-    ids=[case[0] for case in FORGED_ROUTES],
+    cases(FORGED_ROUTES),
 )
 async def test_forged_identity_headers_never_reach_the_upstream(
     site: Site, path: str, logged_in: bool, status: int, identity: dict[str, str] | None
@@ -1105,8 +1101,7 @@ MAIL_FLOWS = [
 
 @pytest.mark.parametrize(
     ("path", "body", "subject"),
-    [case[1:] for case in MAIL_FLOWS],
-    ids=[case[0] for case in MAIL_FLOWS],
+    cases(MAIL_FLOWS),
 )
 async def test_mails_do_not_name_the_clients_host(
     site: Site, path: str, body: dict[str, str], subject: str
@@ -1375,8 +1370,7 @@ DENIALS = [
 
 @pytest.mark.parametrize(
     ("path", "origin", "revoke", "status", "code"),
-    [case[1:] for case in DENIALS],
-    ids=[case[0] for case in DENIALS],
+    cases(DENIALS),
 )
 async def test_gateway_denials_are_audited_with_the_request_id(
     site: Site, path: str, origin: str | None, revoke: bool, status: int, code: str

@@ -22,7 +22,7 @@ from auth_core.service import AuthCore
 from auth_core.tokens import AccessTokens, Keyring
 from gateway.config import Settings, SettingsError
 from gateway.context import ContextError, derive_keys, verify
-from tests.support import RunningGateway, quiet_settings, running_gateway
+from tests.support import RunningGateway, cases, quiet_settings, running_gateway
 
 SHIPPED_ROUTES = Path(__file__).resolve().parents[2] / "routes.yaml"
 VALIDATE = "/api/v1/auth/validate"
@@ -221,8 +221,7 @@ REFUSALS: list[tuple[str, Any, str, str]] = [
 
 @pytest.mark.parametrize(
     ("authorization", "error", "challenge"),
-    [case[1:] for case in REFUSALS],
-    ids=[case[0] for case in REFUSALS],
+    cases(REFUSALS),
 )
 async def test_a_missing_or_invalid_token_gets_401(
     stack: Stack, authorization: Any, error: str, challenge: str

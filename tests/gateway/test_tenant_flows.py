@@ -48,6 +48,7 @@ from tests.support import (
     Upstream,
     assert_problem,
     auth_settings,
+    cases,
     quiet_settings,
     running_gateway,
 )
@@ -1234,7 +1235,7 @@ BAD_TENANTS = [
 ]
 
 
-@pytest.mark.parametrize("body", [case[1] for case in BAD_TENANTS], ids=[c[0] for c in BAD_TENANTS])
+@pytest.mark.parametrize("body", cases(BAD_TENANTS))
 async def test_bad_tenants_are_refused(site: Site, body: dict[str, Any]) -> None:
     admin = await site.admin()
     answer = await site.call("POST", TENANTS, token=admin, body=body)

@@ -28,7 +28,7 @@ from tests.gateway.proxy.conftest import (
     request_bytes,
     single_route,
 )
-from tests.support import RawResponse, running_gateway, upstream_server
+from tests.support import RawResponse, cases, running_gateway, upstream_server
 
 MiB = 1024 * 1024
 
@@ -121,9 +121,7 @@ STREAMED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("framing", "size"), [c[1:] for c in STREAMED], ids=[c[0] for c in STREAMED]
-)
+@pytest.mark.parametrize(("framing", "size"), cases(STREAMED))
 async def test_large_and_unsized_answers_come_through_whole(
     tmp_path: Path, framing: bytes, size: int
 ) -> None:

@@ -44,6 +44,7 @@ from tests.support import (
     LOOPBACK,
     RunningGateway,
     Upstream,
+    cases,
     quiet_settings,
     running_gateway,
     upstream_server,
@@ -134,9 +135,7 @@ STRIPPED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "forwarded"), [c[1:] for c in STRIPPED], ids=[c[0] for c in STRIPPED]
-)
+@pytest.mark.parametrize(("target", "forwarded"), cases(STRIPPED))
 async def test_strip_prefix_forwards_the_rest_of_the_path(
     upstream: Upstream, gateway: RunningGateway, target: bytes, forwarded: str
 ) -> None:
@@ -185,9 +184,7 @@ CHUNKED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("parts", "extension", "trailers"), [c[1:] for c in CHUNKED], ids=[c[0] for c in CHUNKED]
-)
+@pytest.mark.parametrize(("parts", "extension", "trailers"), cases(CHUNKED))
 async def test_chunked_body_arrives_intact(
     hashing_gateway: RunningGateway, parts: list[bytes], extension: bytes, trailers: bytes
 ) -> None:
@@ -209,7 +206,7 @@ UPLOADS = [
 ]
 
 
-@pytest.mark.parametrize(("total", "pace"), [c[1:] for c in UPLOADS], ids=[c[0] for c in UPLOADS])
+@pytest.mark.parametrize(("total", "pace"), cases(UPLOADS))
 async def test_a_large_upload_streams_through_in_flat_memory(
     hashing_gateway: RunningGateway, client: ClientSession, total: int, pace: float
 ) -> None:
@@ -254,9 +251,7 @@ DOWNLOADS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("framing", "pace"), [c[1:] for c in DOWNLOADS], ids=[c[0] for c in DOWNLOADS]
-)
+@pytest.mark.parametrize(("framing", "pace"), cases(DOWNLOADS))
 async def test_a_large_download_streams_through_in_flat_memory(
     client: ClientSession, tmp_path: Path, framing: str, pace: float
 ) -> None:
@@ -297,9 +292,7 @@ LIMITS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("framing", "parts", "status"), [c[1:] for c in LIMITS], ids=[c[0] for c in LIMITS]
-)
+@pytest.mark.parametrize(("framing", "parts", "status"), cases(LIMITS))
 async def test_max_body_is_enforced(
     tmp_path: Path, framing: str, parts: list[bytes], status: int
 ) -> None:
@@ -395,9 +388,7 @@ HOP_BY_HOP = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("lines", "dropped"), [c[1:] for c in HOP_BY_HOP], ids=[c[0] for c in HOP_BY_HOP]
-)
+@pytest.mark.parametrize(("lines", "dropped"), cases(HOP_BY_HOP))
 async def test_hop_by_hop_request_headers_do_not_reach_the_upstream(
     upstream: Upstream, gateway: RunningGateway, lines: list[bytes], dropped: set[str]
 ) -> None:
@@ -424,7 +415,7 @@ IDENTITY = [
 ]
 
 
-@pytest.mark.parametrize("lines", [c[1] for c in IDENTITY], ids=[c[0] for c in IDENTITY])
+@pytest.mark.parametrize("lines", cases(IDENTITY))
 async def test_client_identity_headers_never_reach_the_upstream(
     upstream: Upstream, gateway: RunningGateway, lines: list[bytes]
 ) -> None:
@@ -504,8 +495,7 @@ def trusting(trusted: bool) -> Settings:
 
 @pytest.mark.parametrize(
     ("trusted", "lines", "forwarded_for", "proto", "host"),
-    [c[1:] for c in FORWARDED],
-    ids=[c[0] for c in FORWARDED],
+    cases(FORWARDED),
 )
 async def test_forwarding_headers(
     upstream: Upstream,
@@ -539,9 +529,7 @@ CLIENTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("trusted", "forwarded_for", "status"), [c[1:] for c in CLIENTS], ids=[c[0] for c in CLIENTS]
-)
+@pytest.mark.parametrize(("trusted", "forwarded_for", "status"), cases(CLIENTS))
 async def test_client_address_is_resolved_from_trusted_proxies(
     upstream: Upstream, tmp_path: Path, trusted: bool, forwarded_for: bytes, status: int
 ) -> None:
@@ -562,9 +550,7 @@ REQUEST_IDS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("sent", "kept"), [c[1:] for c in REQUEST_IDS], ids=[c[0] for c in REQUEST_IDS]
-)
+@pytest.mark.parametrize(("sent", "kept"), cases(REQUEST_IDS))
 async def test_request_id_reaches_the_upstream_and_comes_back(
     upstream: Upstream,
     gateway: RunningGateway,
@@ -622,7 +608,7 @@ TRACES = [
 ]
 
 
-@pytest.mark.parametrize(("sent", "kept"), [c[1:] for c in TRACES], ids=[c[0] for c in TRACES])
+@pytest.mark.parametrize(("sent", "kept"), cases(TRACES))
 async def test_traceparent_is_kept_when_valid_and_started_otherwise(
     upstream: Upstream,
     gateway: RunningGateway,
@@ -696,9 +682,7 @@ FRAMINGS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("answer", "then", "body"), [c[1:] for c in FRAMINGS], ids=[c[0] for c in FRAMINGS]
-)
+@pytest.mark.parametrize(("answer", "then", "body"), cases(FRAMINGS))
 async def test_response_framing(tmp_path: Path, answer: bytes, then: Then, body: bytes) -> None:
     async with (
         raw_upstream(lambda _: Reply(answer, then=then)) as upstream,
@@ -776,8 +760,7 @@ HOP_BY_HOP_RESPONSE = [
 
 @pytest.mark.parametrize(
     ("lines", "dropped"),
-    [c[1:] for c in HOP_BY_HOP_RESPONSE],
-    ids=[c[0] for c in HOP_BY_HOP_RESPONSE],
+    cases(HOP_BY_HOP_RESPONSE),
 )
 async def test_hop_by_hop_response_headers_do_not_reach_the_client(
     tmp_path: Path, lines: list[bytes], dropped: set[str]
@@ -825,7 +808,7 @@ SERVER = [
 ]
 
 
-@pytest.mark.parametrize(("line", "servers"), [c[1:] for c in SERVER], ids=[c[0] for c in SERVER])
+@pytest.mark.parametrize(("line", "servers"), cases(SERVER))
 async def test_server_header(tmp_path: Path, line: bytes, servers: list[str]) -> None:
     answer = b"HTTP/1.1 200 OK\r\n" + line + b"Content-Length: 2\r\n\r\nok"
     async with (

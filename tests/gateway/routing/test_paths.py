@@ -8,6 +8,7 @@ import re
 import pytest
 
 from gateway.routing.paths import PathError, canonical_path, split_target
+from tests.support import cases
 
 REJECTED = None  # the path has no safe canonical form: PathError
 
@@ -92,8 +93,7 @@ CANONICAL = [
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [case[1:] for case in CANONICAL],
-    ids=[case[0] for case in CANONICAL],
+    cases(CANONICAL),
 )
 def test_canonical_path(path: str, expected: str | None) -> None:
     if expected is REJECTED:
@@ -182,8 +182,7 @@ SPLITS = [
 
 @pytest.mark.parametrize(
     ("target", "expected"),
-    [case[1:] for case in SPLITS],
-    ids=[case[0] for case in SPLITS],
+    cases(SPLITS),
 )
 def test_split_target(target: str, expected: tuple[str, str] | None) -> None:
     if expected is REJECTED:
