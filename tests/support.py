@@ -58,6 +58,19 @@ def cases(table: Iterable[Sequence[Any]]) -> list[Any]:
     return [pytest.param(*case[1:], id=case[0]) for case in table]
 
 
+# -- waiting ----------------------------------------------------------------------------------
+
+
+async def eventually(check: Callable[[], object], what: str, *, limit: float = 30.0) -> None:
+    """Poll `check` until it holds; fail naming `what` after `limit` seconds (a bound for a busy
+    machine, not a measurement: nothing asserts on how long it took)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not check():
+        assert loop.time() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.01)
+
+
 # -- upstreams ---------------------------------------------------------------------------------
 
 
@@ -65,7 +78,6 @@ def cases(table: Iterable[Sequence[Any]]) -> list[Any]:
 class Upstream:
     """A real HTTP server the gateway forwards to; it records what it received."""
 
-    runner: web.AppRunner
     port: int
     seen: list[dict[str, Any]] = field(default_factory=list)
 
@@ -103,6 +115,15 @@ async def echo_handler(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def received_headers(seen: dict[str, Any]) -> dict[str, list[str]]:
+    """The headers in what the echo upstream recorded of a request: lower-case name -> every
+    value, in order."""
+    headers: dict[str, list[str]] = {}
+    for name, value in seen["headers"]:
+        headers.setdefault(name.lower(), []).append(value)
+    return headers
+
+
 @asynccontextmanager
 async def upstream_server(
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]] = echo_handler,
@@ -115,13 +136,19 @@ async def upstream_server(
     seen: list[dict[str, Any]] = []
     app[SEEN] = seen
     app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    async with serving(app, port=port, handler_cancellation=True) as bound:
+        yield Upstream(bound, seen)
+
+
+@asynccontextmanager
+async def serving(app: web.Application, *, port: int = 0, **options: Any) -> AsyncIterator[int]:
+    """`app` served on loopback (`options` for its AppRunner; no access log); its port."""
+    runner = web.AppRunner(app, access_log=None, **options)
     await runner.setup()
     site = web.TCPSite(runner, LOOPBACK, port)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield Upstream(runner, bound, seen)
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     finally:
         await runner.cleanup()
 
@@ -159,9 +186,10 @@ class RunningGateway:
 
 @asynccontextmanager
 async def running_gateway(
-    routes_yaml: str, directory: Path, settings: Settings | None = None
+    routes_yaml: str, directory: Path, settings: Settings | None = None, *, host: str = LOOPBACK
 ) -> AsyncIterator[RunningGateway]:
-    """The gateway serving `routes_yaml` in this event loop, on a port of its own."""
+    """The gateway serving `routes_yaml` in this event loop, on a port of its own (on `host`, a
+    loopback address: 127.0.0.1 unless the test needs another, such as ::1)."""
     config = directory / "routes.yaml"
     config.write_text(routes_yaml)
     table = load_route_table(config)
@@ -172,7 +200,7 @@ async def running_gateway(
     worker = Worker(
         settings,
         table,
-        bind(LOOPBACK, 0),
+        bind(host, 0),
         config_path=config,
     )
     await worker.start()
@@ -181,6 +209,21 @@ async def running_gateway(
     finally:
         await worker.stop()
         worker.sock.close()
+
+
+@asynccontextmanager
+async def two_gateways(
+    routes_yaml: str, directory: Path, settings: Settings
+) -> AsyncIterator[tuple[RunningGateway, RunningGateway]]:
+    """Two gateways (two replicas) with the same routes and settings, so the same database and
+    Redis: each on a port and in a directory (`a`, `b`) of its own."""
+    (directory / "a").mkdir()
+    (directory / "b").mkdir()
+    async with (
+        running_gateway(routes_yaml, directory / "a", settings) as first,
+        running_gateway(routes_yaml, directory / "b", settings) as second,
+    ):
+        yield first, second
 
 
 def quiet_settings(**overrides: Any) -> Settings:
@@ -269,6 +312,18 @@ class RawResponse:
         return json.loads(self.body)
 
 
+def parse_head(head: bytes) -> RawResponse:
+    """A response's status line and header fields (the blank line after them or not), with an
+    empty body."""
+    lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = [
+        (name.strip(), value.strip())
+        for name, _, value in (line.partition(":") for line in lines[1:])
+    ]
+    return RawResponse(status, headers, b"")
+
+
 def parse_responses(data: bytes) -> list[RawResponse]:
     """Split what a server sent into responses (Content-Length or chunked bodies)."""
     responses = []
@@ -277,13 +332,8 @@ def parse_responses(data: bytes) -> list[RawResponse]:
         head, sep, rest = rest.partition(b"\r\n\r\n")
         if not sep:
             break
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = [
-            (name.strip(), value.strip())
-            for name, _, value in (line.partition(":") for line in lines[1:])
-        ]
-        response = RawResponse(status, headers, b"")
+        response = parse_head(head)
+        status = response.status
         length = response.header("Content-Length")
         if status < 200:
             continue
@@ -428,6 +478,42 @@ async def refusal_awaited(call: Callable[[], StageResult]) -> Refusal:
 # -- the gateway as a process ------------------------------------------------------------------
 
 
+GATEWAY_COMMAND = [sys.executable, "-m", "gateway"]
+
+
+def command_environment(directory: Path, **variables: str) -> dict[str, str]:
+    """The environment for a `gateway` child process: this one's, with a SQLite database, a
+    mail outbox in `directory` and cheap password hashing; `variables` added or overriding."""
+    return {
+        **os.environ,
+        "GATEWAY_DATABASE_URL": f"sqlite:///{directory}/gateway.db",
+        "GATEWAY_PASSWORD_HASH_COST": "1,8192,1",
+        "GATEWAY_MAIL_URL": f"outbox:{directory}/outbox",
+        **variables,
+    }
+
+
+def gateway_command(
+    directory: Path,
+    environment: dict[str, str],
+    *args: str | bytes,
+    stdin: str | bytes | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[Any]:
+    """`python -m gateway ARGS` run to its end in `directory` with exactly `environment`, its
+    output captured: as text, unless `stdin` is bytes."""
+    return subprocess.run(
+        [*GATEWAY_COMMAND, *args],
+        input=stdin,
+        capture_output=True,
+        text=not isinstance(stdin, bytes),
+        timeout=timeout,
+        env=environment,
+        cwd=directory,
+        check=False,
+    )
+
+
 @dataclass
 class GatewayProcess:
     process: subprocess.Popen[bytes]
@@ -463,21 +549,12 @@ def start_gateway_process(
     config.write_text(routes_yaml)
     port = free_port()
     log = directory / f"gateway-{port}.log"
-    environment = {
-        **os.environ,
-        "GATEWAY_ACCESS_LOG": "off",
-        "GATEWAY_RELOAD_INTERVAL": "200ms",
-        "GATEWAY_DATABASE_URL": f"sqlite:///{directory}/gateway.db",
-        "GATEWAY_PASSWORD_HASH_COST": "1,8192,1",
-        "GATEWAY_MAIL_URL": f"outbox:{directory}/outbox",
-        **(env or {}),
-    }
+    quiet = {"GATEWAY_ACCESS_LOG": "off", "GATEWAY_RELOAD_INTERVAL": "200ms"}
+    environment = command_environment(directory, **{**quiet, **(env or {})})
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "gateway",
+                *GATEWAY_COMMAND,
                 "serve",
                 "--config",
                 str(config),

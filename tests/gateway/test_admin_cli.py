@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ from auth_core.errors import InvalidCredentials
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store.migrate import migrations
 from tests.support import auth_settings as auth_settings
-from tests.support import cases
+from tests.support import cases, command_environment, gateway_command
 
 PASSWORD = "correct horse battery"
 JWT_SECRET = "t1:" + "j" * 48
@@ -38,26 +37,15 @@ def gateway_cli(
     unset: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     """`python -m gateway ARGS` on `database_url`, in `tmp_path`, without the `unset` variables."""
-    environment = {
-        **os.environ,
-        "GATEWAY_DATABASE_URL": database_url,
-        "GATEWAY_PASSWORD_HASH_COST": "1,8192,1",
-        "GATEWAY_MAIL_URL": f"outbox:{tmp_path}/outbox",
-        "GATEWAY_JWT_SECRET": JWT_SECRET,
-        "GATEWAY_SERVICE_SECRET": SERVICE_SECRET,
-    }
+    environment = command_environment(
+        tmp_path,
+        GATEWAY_DATABASE_URL=database_url,
+        GATEWAY_JWT_SECRET=JWT_SECRET,
+        GATEWAY_SERVICE_SECRET=SERVICE_SECRET,
+    )
     for name in unset:
         environment.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environment,
-        cwd=tmp_path,
-        check=False,
-    )
+    return gateway_command(tmp_path, environment, *args, stdin=stdin)
 
 
 @asynccontextmanager

@@ -48,6 +48,7 @@ from tests.support import (
     cases,
     quiet_settings,
     raw_request,
+    received_headers,
     routes,
     running_gateway,
 )
@@ -192,17 +193,9 @@ async def site(
         yield running
 
 
-def received(seen: dict[str, Any]) -> dict[str, list[str]]:
-    """The headers an upstream received: lower-case name -> every value, in order."""
-    headers: dict[str, list[str]] = {}
-    for name, value in seen["headers"]:
-        headers.setdefault(name.lower(), []).append(value)
-    return headers
-
-
 def echo_context(site: Site, seen: dict[str, Any], headers: dict[str, list[str]]) -> Context:
-    """The signed context the echo upstream received (`headers`: `received(seen)`), verified
-    with the key `gateway context-key echo` gives it."""
+    """The signed context the echo upstream received (`headers`: `received_headers(seen)`),
+    verified with the key `gateway context-key echo` gives it."""
     keyring = site.core.service_keyring
     assert keyring is not None
     return verify(
@@ -241,7 +234,7 @@ async def test_session_life_cycle(site: Site) -> None:
     forwarded = await site.call("GET", f"{NOTES}/7?draft=1", token=pair["access_token"])
     assert forwarded.status == 200, forwarded.body
     seen = site.upstream.seen[-1]
-    headers = received(seen)
+    headers = received_headers(seen)
     assert seen["path"] == f"{NOTES}/7?draft=1"
     expected = {
         "x-auth-method": "jwt",
@@ -282,7 +275,7 @@ async def test_session_life_cycle(site: Site) -> None:
     extended = extend.json()["access_token"]
     assert extend.json()["session_id"] == session_id
     assert (await site.call("GET", NOTES, token=extended)).status == 200
-    assert received(site.upstream.seen[-1])["x-session-id"] == [session_id]
+    assert received_headers(site.upstream.seen[-1])["x-session-id"] == [session_id]
 
     refresh = await site.refresh(pair["refresh_token"])
     assert refresh.status == 200, refresh.body
@@ -686,7 +679,7 @@ async def test_forged_identity_headers_never_reach_the_upstream(
         assert len(site.upstream.seen) == before  # refused before the upstream
         return
     seen = site.upstream.seen[-1]
-    headers = received(seen)
+    headers = received_headers(seen)
     for name in IDENTITY:
         assert len(headers.get(name, [])) <= 1, name
         assert not FORGED_VALUES & set(headers.get(name, [])), name
@@ -1165,7 +1158,7 @@ async def test_admin_manages_users(site: Site) -> None:
     assert_problem(await site.refresh(ivan["refresh_token"]), 401, "invalid_token")
     again = await site.login("ivan@example.com")
     assert (await site.call("GET", NOTES, token=again["access_token"])).status == 200
-    assert received(site.upstream.seen[-1])["x-user-roles"] == ["user,editor"]
+    assert received_headers(site.upstream.seen[-1])["x-user-roles"] == ["user,editor"]
 
     # Disabling ends the sessions too and refuses logins; enabling lets the user back in.
     disabled = await site.call("PATCH", path, token=admin, body={"disabled": True})

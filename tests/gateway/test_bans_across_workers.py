@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,7 +22,14 @@ from auth_core.store.revocations import RevocationTable
 from tests import support
 from tests.auth_core.helpers import sync
 from tests.conftest import REDIS_URL
-from tests.support import Upstream, auth_settings, quiet_settings, routes, running_gateway
+from tests.support import (
+    Upstream,
+    auth_settings,
+    eventually,
+    quiet_settings,
+    routes,
+    running_gateway,
+)
 
 BAN_AFTER = 30  # failed credentials (the default GATEWAY_BAN_THRESHOLD) ...
 BAN_WINDOW = 600  # ... within this many seconds (the default GATEWAY_BAN_WINDOW)
@@ -57,14 +64,6 @@ async def fail(core: AuthCore, address: str, times: int) -> None:
     for _ in range(times):
         core.bans.failed(address, "invalid_api_key", CALL)
         await settle(core)
-
-
-async def eventually(check: Callable[[], bool], what: str, *, limit: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not check():
-        assert loop.time() < deadline, f"never: {what}"
-        await asyncio.sleep(0.02)
 
 
 async def insert(core: AuthCore, kind: str, value: str, at: float, expires_at: float) -> None:

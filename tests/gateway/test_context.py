@@ -29,7 +29,7 @@ from gateway.context import (
     sign,
     verify,
 )
-from tests.support import LOOPBACK, cases, raw_request
+from tests.support import LOOPBACK, cases, raw_request, serving
 
 NOW = 1_800_000_000.0
 # GATEWAY_SERVICE_SECRET=k1:...,k0:... (the master secrets), and what `gateway context-key
@@ -337,15 +337,8 @@ async def protected_service() -> AsyncIterator[str]:
     """A downstream aiohttp service guarded by context_middleware; yields its base URL."""
     app = web.Application(middlewares=[context_middleware(KEYS, AUDIENCE)])
     app.router.add_route("*", "/{tail:.*}", whoami)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, LOOPBACK, 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(app) as port:
         yield f"http://{LOOPBACK}:{port}"
-    finally:
-        await runner.cleanup()
 
 
 def live(values: Mapping[str, str] = VALUES, **kwargs: str) -> dict[str, str]:

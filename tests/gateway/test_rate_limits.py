@@ -4,7 +4,6 @@ default limits, and one limit counted across two gateways sharing Redis."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +11,14 @@ from aiohttp import ClientResponse, ClientSession
 
 from auth_core.service import CallInfo
 from tests.conftest import REDIS_URL
-from tests.support import Upstream, auth_settings, quiet_settings, routes, running_gateway
+from tests.support import (
+    Upstream,
+    auth_settings,
+    quiet_settings,
+    routes,
+    running_gateway,
+    two_gateways,
+)
 
 CALL = CallInfo()
 PASSWORD = "correct horse battery"
@@ -124,12 +130,7 @@ async def test_two_gateways_sharing_redis_count_one_limit(
     settings = quiet_settings(
         auth=auth_settings(tmp_path, redis_url=REDIS_URL, redis_prefix=redis_prefix),
     )
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    async with (
-        running_gateway(table(upstream), tmp_path / "a", settings) as first,
-        running_gateway(table(upstream), tmp_path / "b", dataclasses.replace(settings)) as second,
-    ):
+    async with two_gateways(table(upstream), tmp_path, settings) as (first, second):
         found = []
         for index in range(4):
             gw = first if index % 2 == 0 else second

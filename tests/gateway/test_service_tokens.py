@@ -32,13 +32,12 @@ from tests.gateway.test_tenant_flows import (
     eventually,
     forwarded,
     other_checksum,
-    received,
     refused,
     shipped_routes,
     signed_context,
     site,
 )
-from tests.support import Upstream, auth_settings, quiet_settings, running_gateway
+from tests.support import Upstream, auth_settings, quiet_settings, received_headers, two_gateways
 
 __all__ = ["elsewhere", "site"]  # fixtures
 
@@ -89,7 +88,7 @@ async def test_admin_creates_lists_and_revokes_service_tokens(site: Site) -> Non
 
     # It opens an `auth: service` route; the upstream learns which token, and no user.
     _, seen = await forwarded(site, f"{INTERNAL}/jobs", headers=service(secret))
-    headers = received(seen)
+    headers = received_headers(seen)
     assert headers["x-auth-method"] == ["service"]
     assert headers["x-credential-id"] == [made["id"]]
     for name in ("x-user-id", "x-user-roles", "x-user-email", "x-tenant-id", "x-session-id"):
@@ -309,11 +308,8 @@ async def test_a_revoked_token_is_refused_at_once_by_another_replica(
         ),
     )
     table = shipped_routes(upstream)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     async with (
-        running_gateway(table, tmp_path / "a", settings) as first,
-        running_gateway(table, tmp_path / "b", settings) as second,
+        two_gateways(table, tmp_path, settings) as (first, second),
         ClientSession(connector=TCPConnector(local_addr=("127.0.0.2", 0))) as elsewhere_client,
     ):
         one = Site(first, upstream, client, elsewhere_client)

@@ -37,10 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from auth_core import credentials
 from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
-from gateway.config import Settings
 from gateway.context import Context, derive_keys, verify
-from gateway.routing.loader import load_route_table
-from gateway.server.run import Worker, bind
 from tests.support import (
     LOOPBACK,
     Answer,
@@ -50,7 +47,9 @@ from tests.support import (
     auth_settings,
     cases,
     quiet_settings,
+    received_headers,
     running_gateway,
+    two_gateways,
 )
 
 PASSWORD = "correct horse battery"
@@ -292,14 +291,6 @@ async def site(
 # -- checks ------------------------------------------------------------------------------------
 
 
-def received(seen: dict[str, Any]) -> dict[str, list[str]]:
-    """The headers an upstream received: lower-case name -> every value, in order."""
-    headers: dict[str, list[str]] = {}
-    for name, value in seen["headers"]:
-        headers.setdefault(name.lower(), []).append(value)
-    return headers
-
-
 def signed_context(site: Site, seen: dict[str, Any]) -> Context:
     """The context the upstream received, its signature checked (every header, so that a
     signed header arriving twice is refused too)."""
@@ -427,7 +418,7 @@ async def test_sdk_backend_opens_sessions_from_a_whitelisted_address(site: Site)
     spoofed = {"X-Tenant-Id": "ten_forged", "X-Auth-Method": "jwt", "X-User-Id": "usr_forged"}
     answer, seen = await forwarded(site, f"{PARTNER}/orders?page=2", key=secret, headers=spoofed)
     assert seen["path"] == "/orders?page=2"
-    headers = received(seen)
+    headers = received_headers(seen)
     assert headers["x-auth-method"] == ["api_key"]
     assert headers["x-tenant-id"] == [tenant["id"]]
     assert headers["x-credential-id"] == [key["id"]]
@@ -445,10 +436,10 @@ async def test_sdk_backend_opens_sessions_from_a_whitelisted_address(site: Site)
     _, seen = await forwarded(
         site, f"{PARTNER}/orders", headers={"Authorization": f"Bearer {secret}"}
     )
-    assert received(seen)["x-credential-id"] == [key["id"]]
+    assert received_headers(seen)["x-credential-id"] == [key["id"]]
     # `auth: any` takes the key too.
     _, seen = await forwarded(site, f"{ANYONE}/x", key=secret)
-    assert received(seen)["x-auth-method"] == ["api_key"]
+    assert received_headers(seen)["x-auth-method"] == ["api_key"]
 
     await refused(
         site, f"{PARTNER}/orders", 403, "ip_not_allowed", key=secret, source=OTHER_ADDRESS
@@ -513,7 +504,7 @@ async def test_browser_is_held_to_the_tenant_origins(site: Site) -> None:
     )
     assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "origin" in answer.headers.get("Vary", "").lower()
-    assert received(seen)["x-tenant-id"] == [tenant["id"]]
+    assert received_headers(seen)["x-tenant-id"] == [tenant["id"]]
     # No Origin: not a browser, nothing to check.
     await forwarded(site, f"{PRIVATE}/feed", token=access)
 
@@ -602,9 +593,9 @@ async def test_rotated_key_keeps_working_for_the_grace_period_only(site: Site) -
 
     # Primary and secondary: both work during the grace period.
     _, seen = await forwarded(site, f"{PARTNER}/x", key=new)
-    assert received(seen)["x-credential-id"] == [successor["id"]]
+    assert received_headers(seen)["x-credential-id"] == [successor["id"]]
     _, seen = await forwarded(site, f"{PARTNER}/x", key=old)
-    assert received(seen)["x-credential-id"] == [key["id"]]
+    assert received_headers(seen)["x-credential-id"] == [key["id"]]
 
     async def old_refused() -> bool:
         answer = await site.call("GET", f"{PARTNER}/x", key=old)
@@ -614,7 +605,7 @@ async def test_rotated_key_keeps_working_for_the_grace_period_only(site: Site) -
     await eventually(old_refused, "the old key refused after its grace period")
     await refused(site, f"{PARTNER}/x", 401, "invalid_api_key", key=old)
     _, seen = await forwarded(site, f"{PARTNER}/x", key=new)
-    assert received(seen)["x-credential-id"] == [successor["id"]]
+    assert received_headers(seen)["x-credential-id"] == [successor["id"]]
     # A retired key cannot be rotated again.
     again = await site.call(
         "POST", f"{TENANTS}/{tenant['id']}/api-keys/{key['id']}/rotate", token=admin, body={}
@@ -846,7 +837,7 @@ async def test_personal_access_token_life_cycle(site: Site) -> None:
     assert credentials.credential_hash(secret) not in listed.body.decode()
 
     _, seen = await forwarded(site, f"{DEVELOPER}/repos", token=secret)
-    headers = received(seen)
+    headers = received_headers(seen)
     assert headers["x-auth-method"] == ["pat"]
     assert headers["x-credential-id"] == [pat["id"]]
     context = signed_context(site, seen)
@@ -858,10 +849,10 @@ async def test_personal_access_token_life_cycle(site: Site) -> None:
     )
     assert context.roles == ("user",)
     _, seen = await forwarded(site, f"{ANYONE}/repos", token=secret)
-    assert received(seen)["x-auth-method"] == ["pat"]
-    assert received(seen)["x-credential-id"] == [pat["id"]]
+    assert received_headers(seen)["x-auth-method"] == ["pat"]
+    assert received_headers(seen)["x-credential-id"] == [pat["id"]]
     _, seen = await forwarded(site, f"{ANYONE}/repos", token=access)
-    assert received(seen)["x-auth-method"] == ["jwt"]
+    assert received_headers(seen)["x-auth-method"] == ["jwt"]
     # A JWT is no PAT, a PAT no JWT, a malformed PAT nothing.
     await refused(site, f"{DEVELOPER}/repos", 401, "invalid_token", token=access)
     await refused(site, f"{PRIVATE}/repos", 401, "invalid_token", token=secret)
@@ -977,7 +968,7 @@ async def test_tenant_admin_manages_their_tenant_only(site: Site) -> None:
 async def test_service_token_and_internal_validation(site: Site) -> None:
     service = {"Authorization": f"Service {await site.service_token()}"}
     _, seen = await forwarded(site, f"{INTERNAL}/jobs", headers=service)
-    assert received(seen)["x-auth-method"] == ["service"]
+    assert received_headers(seen)["x-auth-method"] == ["service"]
     assert signed_context(site, seen).auth_method == "service"
     wrong = {"Authorization": "Service " + "x" * 64}
     await refused(site, f"{INTERNAL}/jobs", 401, "invalid_token", headers=wrong)
@@ -1376,7 +1367,7 @@ async def test_pat_follows_its_user(site: Site) -> None:
     secret = created.json()["token"]
     assert created.json()["scopes"] == ["read"]
     _, seen = await forwarded(site, f"{DEVELOPER}/x", token=secret)
-    assert received(seen)["x-user-roles"] == ["user"]
+    assert received_headers(seen)["x-user-roles"] == ["user"]
 
     verdict = await site.service(INTERNAL_VALIDATE, {"token": secret})
     assert verdict.json()["valid"] is True, verdict.json()
@@ -1387,7 +1378,7 @@ async def test_pat_follows_its_user(site: Site) -> None:
     promoted = await site.call("PATCH", path, token=admin, body={"roles": ["user", "editor"]})
     assert promoted.status == 200, promoted.body
     _, seen = await forwarded(site, f"{DEVELOPER}/x", token=secret)
-    assert received(seen)["x-user-roles"] == ["user,editor"]
+    assert received_headers(seen)["x-user-roles"] == ["user,editor"]
 
     disabled = await site.call("PATCH", path, token=admin, body={"disabled": True})
     assert disabled.status == 200, disabled.body
@@ -1430,13 +1421,8 @@ async def test_a_change_made_on_one_replica_is_in_force_on_another(
     settings = quiet_settings(
         auth=auth_settings(tmp_path, database_url=database_url),
     )
-    (tmp_path / "one").mkdir()
-    (tmp_path / "two").mkdir()
     table = shipped_routes(upstream)
-    async with (
-        running_gateway(table, tmp_path / "one", settings) as gateway_one,
-        running_gateway(table, tmp_path / "two", settings) as gateway_two,
-    ):
+    async with two_gateways(table, tmp_path, settings) as (gateway_one, gateway_two):
         one = Site(gateway_one, upstream, client, elsewhere)
         two = Site(gateway_two, upstream, client, elsewhere)
         admin = await one.admin()
@@ -1565,7 +1551,7 @@ async def test_the_auth_api_holds_a_tenant_token_to_the_tenant_origins(site: Sit
     assert renewed.status == 200, renewed.body
     fresh = renewed.json()["access_token"]
     _, seen = await forwarded(site, f"{PRIVATE}/x", token=fresh, headers={"Origin": ORIGIN})
-    assert received(seen)["x-tenant-id"] == [key["tenant_id"]]
+    assert received_headers(seen)["x-tenant-id"] == [key["tenant_id"]]
     await refused(
         site,
         f"{PRIVATE}/x",
@@ -1612,8 +1598,8 @@ async def test_no_service_secret_entry_is_a_credential(
         _, seen = await forwarded(
             site, f"{INTERNAL}/x", headers={"Authorization": f"Service {token}"}
         )
-        assert received(seen)["x-auth-method"] == ["service"]
-        assert received(seen)["x-gateway-signature"][0].startswith("v2,kid=s2,aud=echo,")
+        assert received_headers(seen)["x-auth-method"] == ["service"]
+        assert received_headers(seen)["x-gateway-signature"][0].startswith("v2,kid=s2,aud=echo,")
 
 
 async def test_expired_pat_is_refused(site: Site) -> None:
@@ -1637,23 +1623,6 @@ async def test_expired_pat_is_refused(site: Site) -> None:
         )
 
 
-@asynccontextmanager
-async def gateway_on(
-    host: str, routes_yaml: str, directory: Path, settings: Settings
-) -> AsyncIterator[RunningGateway]:
-    """The gateway listening on `host` (a loopback address of an IPv6 socket) instead of
-    127.0.0.1: running_gateway, but for another address."""
-    config = directory / "routes.yaml"
-    config.write_text(routes_yaml)
-    worker = Worker(settings, load_route_table(config), bind(host, 0), config_path=config)
-    await worker.start()
-    try:
-        yield RunningGateway(worker, config)
-    finally:
-        await worker.stop()
-        worker.sock.close()
-
-
 async def test_ipv6_socket_peers_match_the_whitelists(
     tmp_path: Path,
     database_url: str,
@@ -1670,8 +1639,10 @@ async def test_ipv6_socket_peers_match_the_whitelists(
     (tmp_path / "ipv6").mkdir()
     table = shipped_routes(upstream)
     async with (
-        gateway_on("::ffff:127.0.0.1", table, tmp_path / "mapped", settings) as mapped_gateway,
-        gateway_on("::1", table, tmp_path / "ipv6", settings) as ipv6_gateway,
+        running_gateway(
+            table, tmp_path / "mapped", settings, host="::ffff:127.0.0.1"
+        ) as mapped_gateway,
+        running_gateway(table, tmp_path / "ipv6", settings, host="::1") as ipv6_gateway,
     ):
         port = mapped_gateway.port
         mapped = Site(mapped_gateway, upstream, client, elsewhere, f"http://127.0.0.1:{port}")
@@ -1720,7 +1691,7 @@ async def test_ipv6_socket_peers_match_the_whitelists(
 async def verified_flag(site: Site, path: str, token: str) -> tuple[str, bool]:
     """The header the upstream got, and what the verifier makes of it."""
     _, seen = await forwarded(site, path, token=token)
-    [flag] = received(seen)["x-user-email-verified"]
+    [flag] = received_headers(seen)["x-user-email-verified"]
     return flag, signed_context(site, seen).email_verified
 
 
@@ -1785,6 +1756,6 @@ async def test_an_sdk_users_address_is_the_tenants_word_never_verified(site: Sit
     assert opened.status == 200, opened.body
     access = opened.json()["access_token"]
     _, seen = await forwarded(site, f"{PRIVATE}/me", token=access)
-    assert received(seen)["x-user-email"] == ["end@customer.example"]
-    assert received(seen)["x-user-email-verified"] == ["false"]
+    assert received_headers(seen)["x-user-email"] == ["end@customer.example"]
+    assert received_headers(seen)["x-user-email-verified"] == ["false"]
     assert signed_context(site, seen).email_verified is False

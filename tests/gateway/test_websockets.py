@@ -31,7 +31,9 @@ from tests.support import (
     quiet_settings,
     routes,
     running_gateway,
+    serving,
     start_gateway_process,
+    two_gateways,
 )
 
 CALL = CallInfo()
@@ -80,16 +82,9 @@ async def socket_upstream() -> AsyncIterator[SocketUpstream]:
     app = web.Application()
     app.router.add_get("/ws", echo)
     app.router.add_get("/refuse", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, LOOPBACK, 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.url = f"http://{LOOPBACK}:{port}"
-    try:
+    async with serving(app) as port:
+        state.url = f"http://{LOOPBACK}:{port}"
         yield state
-    finally:
-        await runner.cleanup()
 
 
 ROUTES = (
@@ -502,11 +497,8 @@ async def test_a_logout_through_another_gateway_closes_the_socket(
             ),
         )
         table = routes({"sockets": [upstream.url]}, *ROUTES)
-        (tmp_path / "a").mkdir()
-        (tmp_path / "b").mkdir()
         async with (
-            running_gateway(table, tmp_path / "a", settings) as first,
-            running_gateway(table, tmp_path / "b", settings) as second,
+            two_gateways(table, tmp_path, settings) as (first, second),
             ClientSession() as client,
         ):
             token = await a_token(first)
