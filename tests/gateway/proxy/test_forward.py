@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession, ClientTimeout, web
+from multidict import CIMultiDictProxy
 from netaddr import IPSet
 
 from gateway.config import Settings
@@ -539,6 +540,17 @@ async def test_client_address_is_resolved_from_trusted_proxies(
     assert response.status == status
 
 
+async def echoed(
+    gateway: RunningGateway, client: ClientSession, name: str, value: str | None
+) -> tuple[CIMultiDictProxy[str], dict[str, Any]]:
+    """A GET of /echo with the header `name: value` (without it when `value` is None): the
+    answer's headers, and what the echo upstream received."""
+    headers = {} if value is None else {name: value}
+    async with client.get(f"{gateway.url}/echo/x", headers=headers) as response:
+        assert response.status == 200
+        return response.headers, await response.json()
+
+
 REQUEST_IDS = [
     ("a valid id is kept", "abc-123_X.y", True),
     ("64 characters are kept", "a" * 64, True),
@@ -552,17 +564,10 @@ REQUEST_IDS = [
 
 @pytest.mark.parametrize(("sent", "kept"), cases(REQUEST_IDS))
 async def test_request_id_reaches_the_upstream_and_comes_back(
-    upstream: Upstream,
-    gateway: RunningGateway,
-    client: ClientSession,
-    sent: str | None,
-    kept: bool,
+    gateway: RunningGateway, client: ClientSession, sent: str | None, kept: bool
 ) -> None:
-    headers = {} if sent is None else {"X-Request-Id": sent}
-    async with client.get(f"{gateway.url}/echo/r", headers=headers) as response:
-        assert response.status == 200
-        document = await response.json()
-    returned = response.headers.getall("X-Request-Id")
+    answered, document = await echoed(gateway, client, "X-Request-Id", sent)
+    returned = answered.getall("X-Request-Id")
     assert received(document, "X-Request-Id") == returned
     assert len(returned) == 1
     if kept:
@@ -610,16 +615,9 @@ TRACES = [
 
 @pytest.mark.parametrize(("sent", "kept"), cases(TRACES))
 async def test_traceparent_is_kept_when_valid_and_started_otherwise(
-    upstream: Upstream,
-    gateway: RunningGateway,
-    client: ClientSession,
-    sent: str | None,
-    kept: bool,
+    gateway: RunningGateway, client: ClientSession, sent: str | None, kept: bool
 ) -> None:
-    headers = {} if sent is None else {"traceparent": sent}
-    async with client.get(f"{gateway.url}/echo/t", headers=headers) as response:
-        assert response.status == 200
-        document = await response.json()
+    _, document = await echoed(gateway, client, "traceparent", sent)
     [value] = received(document, "traceparent")
     if kept:
         assert value == sent
