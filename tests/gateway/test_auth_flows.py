@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import os
 import re
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -185,11 +187,21 @@ async def open_site(
         yield Site(gateway, upstream, client, tmp_path, database_url)
 
 
+OpenSite = Callable[..., AbstractAsyncContextManager[Site]]
+
+
 @pytest.fixture
-async def site(
+def site_with(
     tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
-) -> AsyncIterator[Site]:
-    async with open_site(tmp_path, database_url, upstream, client) as running:
+) -> OpenSite:
+    """The site with a test's own routes or auth settings, as `open_site` takes them:
+    `async with site_with(require_verified_email=True) as site`."""
+    return functools.partial(open_site, tmp_path, database_url, upstream, client)
+
+
+@pytest.fixture
+async def site(site_with: OpenSite) -> AsyncIterator[Site]:
+    async with site_with() as running:
         yield running
 
 
@@ -536,14 +548,9 @@ async def elsewhere() -> AsyncIterator[ClientSession]:
 
 
 async def test_failed_logins_hold_back_one_address_not_the_owner_elsewhere(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    elsewhere: ClientSession,
-    login_counts: dict[str, str],
+    site_with: OpenSite, elsewhere: ClientSession, login_counts: dict[str, str]
 ) -> None:
-    async with open_site(tmp_path, database_url, upstream, client, **login_counts) as site:
+    async with site_with(**login_counts) as site:
         await site.add_user("victim@example.com")
         seen = {}
         for address in ("victim@example.com", "nobody@example.com"):
@@ -558,7 +565,7 @@ async def test_failed_logins_hold_back_one_address_not_the_owner_elsewhere(
         assert seen["victim@example.com"] == seen["nobody@example.com"]
 
         # The owner, from another address, logs in: the guessing did not lock them out.
-        away = Site(site.gateway, upstream, elsewhere, tmp_path, database_url)
+        away = dataclasses.replace(site, client=elsewhere)
         pair = await away.login("victim@example.com")
         assert (await away.call("GET", NOTES, token=pair["access_token"])).status == 200
 
@@ -580,16 +587,12 @@ async def test_failed_logins_hold_back_one_address_not_the_owner_elsewhere(
 
 
 async def test_concurrent_wrong_passwords_are_held_back_like_consecutive_ones(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    login_counts: dict[str, str],
+    site_with: OpenSite, login_counts: dict[str, str]
 ) -> None:
     # Twenty guesses sent at once, so that none has failed yet when the others are checked:
     # they must not all be tried. Five are free; a sixth could be tried only after a whole
     # second's wait, a seventh after two more.
-    async with open_site(tmp_path, database_url, upstream, client, **login_counts) as site:
+    async with site_with(**login_counts) as site:
         await site.add_user("victim@example.com")
         answers = await asyncio.gather(
             *(
@@ -833,11 +836,9 @@ RESEND = "/api/v1/auth/verify-email/resend"
 
 
 async def test_required_verification_keeps_an_unverified_user_out_until_confirmed(
-    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
+    site_with: OpenSite,
 ) -> None:
-    async with open_site(
-        tmp_path, database_url, upstream, client, require_verified_email=True
-    ) as site:
+    async with site_with(require_verified_email=True) as site:
         address = "ursula@example.com"
         signup = await site.call(
             "POST", "/api/v1/auth/signup", body={"email": address, "password": PASSWORD}
@@ -869,11 +870,9 @@ async def test_required_verification_keeps_an_unverified_user_out_until_confirme
 
 
 async def test_required_verification_ends_a_session_at_its_next_refresh(
-    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
+    site_with: OpenSite,
 ) -> None:
-    async with open_site(
-        tmp_path, database_url, upstream, client, require_verified_email=True
-    ) as site:
+    async with site_with(require_verified_email=True) as site:
         # A session of an unconfirmed user that began before the setting was turned on.
         user = await site.core.accounts.create("victor@example.com", PASSWORD)
         pair = await site.core.sessions.open(user, CallInfo())
@@ -933,13 +932,11 @@ async def test_forgot_password_answers_alike_for_unknown_addresses(site: Site) -
     assert site.mails("nobody@example.com") == []
 
 
-async def test_forgot_password_answers_before_doing_the_work(
-    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
-) -> None:
+async def test_forgot_password_answers_before_doing_the_work(site_with: OpenSite) -> None:
     """The mail server holds its greeting: the 202 still comes, for a known address as for an
     unknown one, and the mail goes once the server answers; a shutdown waits for it."""
     async with mail_server(hold=True) as smtp:
-        async with open_site(tmp_path, database_url, upstream, client, mail_url=smtp.url) as site:
+        async with site_with(mail_url=smtp.url) as site:
             await site.add_user("grace@example.com")
             known = await site.call(
                 "POST", "/api/v1/auth/forgot-password", body={"email": "grace@example.com"}
@@ -1256,15 +1253,9 @@ TABLES = [
 @pytest.mark.parametrize("auth_core_routes", [t[1] for t in TABLES], ids=[t[0] for t in TABLES])
 @pytest.mark.parametrize(("method", "path"), ADMIN_CALLS, ids=[f"{m} {p}" for m, p in ADMIN_CALLS])
 async def test_admin_api_refuses_plain_users(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    auth_core_routes: tuple[str, ...],
-    method: str,
-    path: str,
+    site_with: OpenSite, auth_core_routes: tuple[str, ...], method: str, path: str
 ) -> None:
-    async with open_site(tmp_path, database_url, upstream, client, auth_core_routes) as site:
+    async with site_with(auth_core_routes) as site:
         user_id = await site.add_user("kim@example.com")
         token = (await site.login("kim@example.com"))["access_token"]
         target = path.replace("{id}", user_id)

@@ -36,10 +36,11 @@ from tests.gateway.test_tenant_flows import (
     shipped_routes,
     signed_context,
     site,
+    site_with,
 )
 from tests.support import Upstream, auth_settings, quiet_settings, received_headers, two_gateways
 
-__all__ = ["elsewhere", "site"]  # fixtures
+__all__ = ["elsewhere", "site", "site_with"]  # fixtures
 
 SERVICE_TOKENS = "/api/v1/service-tokens"
 TOKEN_FORMAT = re.compile(r"gws_[0-9A-Za-z]{38}")

@@ -19,11 +19,12 @@ outside loopback appear only as X-Forwarded-For header values.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,15 +277,25 @@ async def elsewhere() -> AsyncIterator[ClientSession]:
         yield session
 
 
+OpenSite = Callable[..., AbstractAsyncContextManager[Site]]
+
+
 @pytest.fixture
-async def site(
+def site_with(
     tmp_path: Path,
     database_url: str,
     upstream: Upstream,
     client: ClientSession,
     elsewhere: ClientSession,
-) -> AsyncIterator[Site]:
-    async with open_site(tmp_path, database_url, upstream, client, elsewhere) as running:
+) -> OpenSite:
+    """The site with a test's own settings, as `open_site` takes them:
+    `async with site_with(trusted_proxies=["127.0.0.1/32"]) as site`."""
+    return functools.partial(open_site, tmp_path, database_url, upstream, client, elsewhere)
+
+
+@pytest.fixture
+async def site(site_with: OpenSite) -> AsyncIterator[Site]:
+    async with site_with() as running:
         yield running
 
 
@@ -322,6 +333,18 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: flo
     while not await check():
         assert time.monotonic() < deadline, f"never happened: {what}"
         await asyncio.sleep(0.1)
+
+
+async def until_refused(site: Site, path: str, what: str, **credential: str) -> None:
+    """Poll `path` with the credential until the gateway refuses it (401), as it must once the
+    credential runs out; it may be served (200) until then, and nothing else."""
+
+    async def refused_now() -> bool:
+        answer = await site.call("GET", path, **credential)
+        assert answer.status in (200, 401), answer.body
+        return answer.status == 401
+
+    await eventually(refused_now, what)
 
 
 def other_checksum(key: str) -> str:
@@ -597,12 +620,7 @@ async def test_rotated_key_keeps_working_for_the_grace_period_only(site: Site) -
     _, seen = await forwarded(site, f"{PARTNER}/x", key=old)
     assert received_headers(seen)["x-credential-id"] == [key["id"]]
 
-    async def old_refused() -> bool:
-        answer = await site.call("GET", f"{PARTNER}/x", key=old)
-        assert answer.status in (200, 401), answer.body
-        return answer.status == 401
-
-    await eventually(old_refused, "the old key refused after its grace period")
+    await until_refused(site, f"{PARTNER}/x", "the old key refused after its grace period", key=old)
     await refused(site, f"{PARTNER}/x", 401, "invalid_api_key", key=old)
     _, seen = await forwarded(site, f"{PARTNER}/x", key=new)
     assert received_headers(seen)["x-credential-id"] == [successor["id"]]
@@ -676,17 +694,9 @@ async def test_malformed_keys_are_refused_without_the_database(site: Site) -> No
     ],
 )
 async def test_ipv4_mapped_client_address_matches_the_ipv4_rule(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    elsewhere: ClientSession,
-    forwarded_for: str,
-    allowed: bool,
+    site_with: OpenSite, forwarded_for: str, allowed: bool
 ) -> None:
-    async with open_site(
-        tmp_path, database_url, upstream, client, elsewhere, trusted_proxies=["127.0.0.1/32"]
-    ) as site:
+    async with site_with(trusted_proxies=["127.0.0.1/32"]) as site:
         admin = await site.admin()
         _, key = await site.tenant_with_key(
             admin, ip_whitelist=["198.51.100.0/24", "2001:db8::/32", "::ffff:203.0.113.0/120"]
@@ -760,20 +770,9 @@ async def test_forged_forwarded_for_from_an_untrusted_peer_is_ignored(site: Site
     ],
 )
 async def test_trusted_proxy_chain_names_the_client(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    elsewhere: ClientSession,
-    chain: str,
-    allowed: bool,
+    site_with: OpenSite, chain: str, allowed: bool
 ) -> None:
-    async with open_site(
-        tmp_path,
-        database_url,
-        upstream,
-        client,
-        elsewhere,
+    async with site_with(
         trusted_proxies=["127.0.0.1/32", "10.0.0.0/8"],
     ) as site:
         admin = await site.admin()
@@ -1241,12 +1240,7 @@ async def test_expired_key_is_refused(site: Site) -> None:
     key = await site.create_key(admin, tenant["id"], {"expires_at": "1s"})
     assert key["expires_at"] is not None
 
-    async def expired() -> bool:
-        answer = await site.call("GET", f"{PARTNER}/x", key=key["key"])
-        assert answer.status in (200, 401), answer.body
-        return answer.status == 401
-
-    await eventually(expired, "the key refused once it expired")
+    await until_refused(site, f"{PARTNER}/x", "the key refused once it expired", key=key["key"])
     await refused(site, f"{PARTNER}/x", 401, "invalid_api_key", key=key["key"])
     assert_problem(await site.sdk_session(key["key"]), 401, "invalid_api_key")
     past = await site.call(
@@ -1610,12 +1604,7 @@ async def test_expired_pat_is_refused(site: Site) -> None:
     assert created.json()["expires_at"] is not None
     secret = created.json()["token"]
 
-    async def expired() -> bool:
-        answer = await site.call("GET", f"{DEVELOPER}/x", token=secret)
-        assert answer.status in (200, 401), answer.body
-        return answer.status == 401
-
-    await eventually(expired, "the PAT refused once it expired")
+    await until_refused(site, f"{DEVELOPER}/x", "the PAT refused once it expired", token=secret)
     await refused(site, f"{DEVELOPER}/x", 401, "token_expired", token=secret)
     for body in ({}, {"name": ""}, {"name": "x", "expires_at": 1}, {"name": "x", "scopes": "all"}):
         assert_problem(
