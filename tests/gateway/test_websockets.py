@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, WSMsgType, WSServerHandshakeError, web
+from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType, WSServerHandshakeError, web
 
 from auth_core.service import CallInfo
 from auth_core.tokens import Keyring
@@ -28,6 +28,7 @@ from tests.support import (
     LOOPBACK,
     RunningGateway,
     auth_settings,
+    eventually,
     quiet_settings,
     routes,
     running_gateway,
@@ -85,6 +86,13 @@ async def socket_upstream() -> AsyncIterator[SocketUpstream]:
     async with serving(app) as port:
         state.url = f"http://{LOOPBACK}:{port}"
         yield state
+
+
+async def close_code(ws: ClientWebSocketResponse, *, within: float = 10) -> int | None:
+    """Wait for the close frame the gateway sends (nothing else may come first); its code."""
+    message = await asyncio.wait_for(ws.receive(), within)
+    assert message.type == WSMsgType.CLOSE, message
+    return ws.close_code
 
 
 ROUTES = (
@@ -145,9 +153,7 @@ async def test_echo_of_text_binary_and_large_messages(tmp_path: Path) -> None:
             await ws.send_bytes(large)
             assert (await ws.receive()).data == large
             await ws.send_str("close-4000")
-            message = await ws.receive()
-            assert message.type == WSMsgType.CLOSE
-            assert ws.close_code == 4000
+            assert await close_code(ws) == 4000
         handshake = upstream.handshakes[0]
         headers = {name.lower(): value for name, value in handshake["headers"].items()}
         assert handshake["path"] == "/ws"
@@ -271,14 +277,8 @@ async def test_a_socket_closes_when_its_session_is_revoked(tmp_path: Path) -> No
             await ws.receive()
             async with client.post(f"{gw.url}/api/v1/auth/logout", headers=bearer) as response:
                 assert response.status == 204
-            message = await asyncio.wait_for(ws.receive(), 10)
-            assert message.type == WSMsgType.CLOSE
-            assert ws.close_code == 1008
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not upstream.closes:
-            assert loop.time() < deadline
-            await asyncio.sleep(0.02)
+            assert await close_code(ws) == 1008
+        await eventually(lambda: bool(upstream.closes), "the upstream to see the close")
         assert upstream.closes == [1001]
 
 
@@ -291,9 +291,7 @@ async def test_a_socket_closes_when_its_token_expires(tmp_path: Path) -> None:
                 ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
             ) as ws,
         ):
-            message = await asyncio.wait_for(ws.receive(), 15)
-            assert message.type == WSMsgType.CLOSE
-            assert ws.close_code == 1008
+            assert await close_code(ws, within=15) == 1008
 
 
 async def test_a_message_over_the_limit_closes_with_1009(tmp_path: Path) -> None:
@@ -306,9 +304,7 @@ async def test_a_message_over_the_limit_closes_with_1009(tmp_path: Path) -> None
             ) as ws,
         ):
             await ws.send_bytes(b"x" * (1024 * 1024 + 1))
-            message = await asyncio.wait_for(ws.receive(), 10)
-            assert message.type == WSMsgType.CLOSE
-            assert ws.close_code == 1009
+            assert await close_code(ws) == 1009
 
 
 async def test_a_slow_reader_slows_the_writer_instead_of_filling_memory(tmp_path: Path) -> None:
@@ -381,9 +377,7 @@ async def test_sigterm_closes_sockets_with_1001_after_the_drain_period(tmp_path:
                 await ws.send_str("x")
                 assert (await ws.receive()).data == "x"
                 process.signal(signal.SIGTERM)
-                message = await asyncio.wait_for(ws.receive(), 15)
-                assert message.type == WSMsgType.CLOSE
-                assert ws.close_code == 1001
+                assert await close_code(ws, within=15) == 1001
             assert await asyncio.to_thread(process.process.wait, 15) == 0
         finally:
             process.stop()
@@ -420,16 +414,12 @@ async def test_key_and_pat_sockets_close_when_the_credential_is_revoked(tmp_path
             assert pat not in upstream.handshakes[1]["path"]
 
             await core.keys.revoke(key_record.id, tenant_id=None, actor_id=None, call=CALL)
-            message = await asyncio.wait_for(by_key.receive(), 10)
-            assert message.type == WSMsgType.CLOSE
-            assert by_key.close_code == 1008
+            assert await close_code(by_key) == 1008
             await by_pat.send_str("still here")
             assert (await by_pat.receive()).data == "still here"
 
             await core.pats.delete(user.id, pat_record.id, CALL)
-            message = await asyncio.wait_for(by_pat.receive(), 10)
-            assert message.type == WSMsgType.CLOSE
-            assert by_pat.close_code == 1008
+            assert await close_code(by_pat) == 1008
 
 
 async def test_a_service_socket_closes_when_its_token_is_revoked(tmp_path: Path) -> None:
@@ -457,9 +447,7 @@ async def test_a_service_socket_closes_when_its_token_is_revoked(tmp_path: Path)
             assert upstream.handshakes[0]["headers"]["X-Credential-Id"] == record.id
 
             await core.service_tokens.revoke(record.id, actor_id=None, call=CALL)
-            message = await asyncio.wait_for(revoked.receive(), 10)
-            assert message.type == WSMsgType.CLOSE
-            assert revoked.close_code == 1008
+            assert await close_code(revoked) == 1008
             await staying.send_str("still here")
             assert (await staying.receive()).data == "still here"
             await staying.close()
@@ -478,9 +466,7 @@ async def test_pings_pass_and_silence_closes_after_the_idle_timeout(tmp_path: Pa
             message = await asyncio.wait_for(ws.receive(), 10)
             assert message.type == WSMsgType.PONG
             assert message.data == b"are you there"
-            message = await asyncio.wait_for(ws.receive(), 10)  # then nothing, for a second
-            assert message.type == WSMsgType.CLOSE
-            assert ws.close_code == 1001
+            assert await close_code(ws) == 1001  # then nothing, for a second
 
 
 async def test_a_logout_through_another_gateway_closes_the_socket(
@@ -520,9 +506,7 @@ async def test_a_logout_through_another_gateway_closes_the_socket(
                     assert (await response.json())["context"]["auth_method"] == "jwt"
                 async with client.post(f"{first.url}/api/v1/auth/logout", headers=bearer) as done:
                     assert done.status == 204
-                message = await asyncio.wait_for(ws.receive(), 10)
-                assert message.type == WSMsgType.CLOSE
-                assert ws.close_code == 1008
+                assert await close_code(ws) == 1008
             async with client.get(f"{first.url}/metrics") as response:
                 first_metrics = await response.text()
             async with client.get(f"{second.url}/metrics") as response:
