@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 from multidict import CIMultiDictProxy
 from netaddr import IPSet
 
 from auth_core.config import AuthSettings
 from auth_core.passwords import HashCost
 from auth_core.service import AuthCore
+from auth_core.store import Database, open_database
+from auth_core.store.migrate import migrate
 from auth_core.tokens import Keyring
 from gateway.config import Settings
 from gateway.errors import GatewayError
@@ -69,6 +71,58 @@ async def eventually(check: Callable[[], object], what: str, *, limit: float = 3
     while not check():
         assert loop.time() < deadline, f"never happened: {what}"
         await asyncio.sleep(0.01)
+
+
+# -- databases --------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def two_connections(database_url: str) -> AsyncIterator[tuple[Database, Database]]:
+    """Two connections to one migrated database, as two replicas writing at once hold: one can
+    keep a transaction open while the other commits."""
+    slow, fast = await open_database(database_url), await open_database(database_url)
+    try:
+        await migrate(slow)
+        yield slow, fast
+    finally:
+        await slow.close()
+        await fast.close()
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+
+# What a client may send to pass for someone else: identity headers of its own and a gateway
+# signature it made up. The gateway must drop them all and send (or answer) its own.
+FORGED_IDENTITY = {
+    "X-User-Id": "usr_admin",
+    "X-User-Roles": "admin",
+    "X-Tenant-Id": "ten_forged",
+    "X-Credential-Id": "key_forged",
+    "X-Auth-Method": "service",
+    "X-Gateway-Timestamp": "1",
+    "X-Gateway-Signature": "v2,kid=k1,aud=echo,sig=forged",
+    "X-User-Email-Verified": "forged",
+}
+
+
+def access_claims(now: float, **changes: Any) -> dict[str, Any]:
+    """The claims of an access token as the gateway issues it (issuer and audience `gateway`,
+    user usr_1 of session ses_1 with the role `user`, issued at `now`, for ten minutes), with
+    `changes` made: a value of None removes the claim."""
+    claims: dict[str, Any] = {
+        "iss": "gateway",
+        "aud": "gateway",
+        "sub": "usr_1",
+        "sid": "ses_1",
+        "jti": "jti_1",
+        "roles": ["user"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        **changes,
+    }
+    return {name: value for name, value in claims.items() if value is not None}
 
 
 # -- upstreams ---------------------------------------------------------------------------------
@@ -281,6 +335,12 @@ class Answer:
         return self.headers["X-Request-Id"]
 
 
+async def fetch(client: ClientSession, method: str, url: str, **options: Any) -> Answer:
+    """One request, its answer read to the end (redirects are answers, not followed)."""
+    async with client.request(method, url, allow_redirects=False, **options) as response:
+        return Answer(response.status, response.headers, await response.read())
+
+
 def assert_problem(answer: Answer, status: int, code: str) -> None:
     """A problem+json answer (README: Errors) with this status and `error` code."""
     assert answer.status == status, answer.body
@@ -351,6 +411,19 @@ def parse_responses(data: bytes) -> list[RawResponse]:
             response.body = body
         responses.append(response)
     return responses
+
+
+@asynccontextmanager
+async def tcp_server(
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """A plain TCP server on loopback that hands each connection to `serve`; its port."""
+    server = await asyncio.start_server(serve, LOOPBACK, 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def raw_exchange(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from auth_core.errors import InvalidApiKey, IpNotAllowed
-from auth_core.models import Principal
+from auth_core.models import ApiKey, Principal, Tenant
 from auth_core.service import AuthCore, CallInfo
 from auth_core.stats import CREDENTIAL_SHARED_HIT, TENANT_SHARED_HIT
 from tests.auth_core.helpers import settle, sync, two_cores
@@ -35,13 +35,20 @@ async def authenticate(core: AuthCore, key: str, ip: str = HERE) -> Principal:
     return found if isinstance(found, Principal) else await found
 
 
+async def a_key(first: AuthCore, second: AuthCore) -> tuple[Tenant, ApiKey, str]:
+    """A tenant (whitelisting loopback) and a key of it, made on the first worker; the second
+    has read the revocation table since, as its follower would."""
+    tenant = await first.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
+    record, key = await first.keys.create(tenant.id, actor_id=None, call=CALL)
+    await sync(second)
+    return tenant, record, key
+
+
 async def test_a_key_read_by_one_worker_is_found_in_redis_by_another(
     workers: tuple[AuthCore, AuthCore],
 ) -> None:
     first, second = workers
-    tenant = await first.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
-    _, key = await first.keys.create(tenant.id, actor_id=None, call=CALL)
-    await sync(second)
+    tenant, _, key = await a_key(first, second)
     assert (await authenticate(first, key)).tenant_id == tenant.id
     await settle(first)
     principal = await authenticate(second, key)
@@ -57,9 +64,7 @@ async def test_nothing_revoked_after_the_read_comes_from_redis(
     workers: tuple[AuthCore, AuthCore],
 ) -> None:
     first, second = workers
-    tenant = await first.tenants.create("Acme", [], ["127.0.0.0/8"], None, CALL)
-    key_record, key = await first.keys.create(tenant.id, actor_id=None, call=CALL)
-    await sync(second)
+    _, key_record, key = await a_key(first, second)
     await authenticate(first, key)
     await settle(first)
     # Revoked through the second worker: the first one's entry in Redis predates it.
