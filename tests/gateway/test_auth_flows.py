@@ -46,8 +46,10 @@ from tests.support import (
     Answer,
     RunningGateway,
     Upstream,
+    access_claims,
     assert_problem,
     cases,
+    fetch,
     quiet_settings,
     raw_request,
     received_headers,
@@ -124,16 +126,15 @@ class Site:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
-        async with self.client.request(
+        return await fetch(
+            self.client,
             method,
             self.gateway.url + path,
             json=body,
             data=data,
             headers=sent,
             timeout=TIMEOUT,
-            allow_redirects=False,
-        ) as response:
-            return Answer(response.status, response.headers, await response.read())
+        )
 
     async def add_user(self, address: str, *, roles: tuple[str, ...] = ("user",)) -> str:
         user = await self.core.accounts.create(address, PASSWORD, roles=roles, verified=True)
@@ -400,18 +401,9 @@ async def test_each_token_is_good_for_one_thing(site: Site, kind: str, where: st
 
 def foreign_token() -> str:
     """A JWT shaped like ours but signed with a key the gateway does not have."""
-    now = time.time()
-    claims = {
-        "iss": "gateway",
-        "aud": "gateway",
-        "sub": "usr_attacker",
-        "sid": "ses_attacker",
-        "jti": "j1",
-        "roles": ["admin"],
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-    }
+    claims = access_claims(
+        time.time(), sub="usr_attacker", sid="ses_attacker", jti="j1", roles=["admin"]
+    )
     headers = {"kid": "s1", "typ": "at+jwt"}
     return jwt.encode(claims, "x" * 48, algorithm="HS256", headers=headers)
 

@@ -28,6 +28,7 @@ from auth_core.calls import CallInfo
 from tests.support import (
     RunningGateway,
     Upstream,
+    access_claims,
     auth_settings,
     command_environment,
     gateway_command,
@@ -313,18 +314,7 @@ async def test_a_token_whose_claims_hold_a_control_character_is_invalid(
     core = site.gateway.core
     assert core.tokens is not None
     kid, secret = core.tokens.keyring.current
-    now = time.time()
-    claims = {
-        "iss": "gateway",
-        "aud": "gateway",
-        "sub": "usr_1",
-        "sid": "ses_1",
-        "jti": "jti_1",
-        "roles": ["user"],
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-    }
+    claims = access_claims(time.time())
 
     async def private(token: str) -> tuple[int, dict[str, Any]]:
         async with site.client.get(

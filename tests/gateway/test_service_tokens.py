@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, TCPConnector
+from aiohttp import ClientSession
 
 from auth_core import credentials
 from auth_core.errors import InvalidToken
@@ -300,6 +300,7 @@ async def test_a_revoked_token_is_refused_at_once_by_another_replica(
     tmp_path: Path,
     upstream: Upstream,
     client: ClientSession,
+    elsewhere: ClientSession,
     postgres_url: str,
     redis_prefix: str,
 ) -> None:
@@ -309,12 +310,9 @@ async def test_a_revoked_token_is_refused_at_once_by_another_replica(
         ),
     )
     table = shipped_routes(upstream)
-    async with (
-        two_gateways(table, tmp_path, settings) as (first, second),
-        ClientSession(connector=TCPConnector(local_addr=("127.0.0.2", 0))) as elsewhere_client,
-    ):
-        one = Site(first, upstream, client, elsewhere_client)
-        two = Site(second, upstream, client, elsewhere_client)
+    async with two_gateways(table, tmp_path, settings) as (first, second):
+        one = Site(first, upstream, client, elsewhere)
+        two = Site(second, upstream, client, elsewhere)
         admin = await one.admin()
         made = await create(one, admin, "billing")
         # Both replicas have it cached (the second perhaps from the shared tier).

@@ -47,6 +47,7 @@ from tests.support import (
     assert_problem,
     auth_settings,
     cases,
+    fetch,
     quiet_settings,
     received_headers,
     running_gateway,
@@ -148,15 +149,9 @@ class Site:
         if key is not None:
             sent["X-API-Key"] = key
         client = {LOOPBACK: self.client, OTHER_ADDRESS: self.elsewhere}[source]
-        async with client.request(
-            method,
-            self.url + path,
-            json=body,
-            headers=sent,
-            timeout=TIMEOUT,
-            allow_redirects=False,
-        ) as response:
-            return Answer(response.status, response.headers, await response.read())
+        return await fetch(
+            client, method, self.url + path, json=body, headers=sent, timeout=TIMEOUT
+        )
 
     async def add_user(
         self,
@@ -260,10 +255,11 @@ async def open_site(
     elsewhere: ClientSession,
     *,
     trusted_proxies: Iterable[str] = (),
+    **auth: Any,
 ) -> AsyncIterator[Site]:
     settings = quiet_settings(
         trusted_proxies=netaddr.IPSet(list(trusted_proxies)),
-        auth=auth_settings(directory, database_url=database_url),
+        auth=auth_settings(directory, database_url=database_url, **auth),
     )
     async with running_gateway(shipped_routes(upstream), directory, settings) as gateway:
         yield Site(gateway, upstream, client, elsewhere)
@@ -288,7 +284,7 @@ def site_with(
     client: ClientSession,
     elsewhere: ClientSession,
 ) -> OpenSite:
-    """The site with a test's own settings, as `open_site` takes them:
+    """The site with a test's own settings, as `open_site` takes them (auth settings too):
     `async with site_with(trusted_proxies=["127.0.0.1/32"]) as site`."""
     return functools.partial(open_site, tmp_path, database_url, upstream, client, elsewhere)
 
@@ -1273,23 +1269,8 @@ async def test_revoked_key_is_refused_everywhere_at_once(site: Site) -> None:
     assert_problem(again, 400, "invalid_request")
 
 
-async def test_whitelist_flags_turn_the_checks_off(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    elsewhere: ClientSession,
-) -> None:
-    settings = quiet_settings(
-        auth=auth_settings(
-            tmp_path,
-            database_url=database_url,
-            ip_whitelist_enabled=False,
-            origin_validation_enabled=False,
-        ),
-    )
-    async with running_gateway(shipped_routes(upstream), tmp_path, settings) as gateway:
-        site = Site(gateway, upstream, client, elsewhere)
+async def test_whitelist_flags_turn_the_checks_off(site_with: OpenSite) -> None:
+    async with site_with(ip_whitelist_enabled=False, origin_validation_enabled=False) as site:
         admin = await site.admin()
         _, key = await site.tenant_with_key(admin)
         await forwarded(site, f"{PARTNER}/x", key=key["key"], source=OTHER_ADDRESS)

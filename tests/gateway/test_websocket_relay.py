@@ -44,6 +44,7 @@ from tests.support import (
     quiet_settings,
     routes,
     running_gateway,
+    tcp_server,
     upstream_server,
 )
 
@@ -1034,16 +1035,13 @@ async def test_an_https_upstream_gets_its_websocket_over_tls(tmp_path: Path) -> 
             writer.close()
             done.set()
 
-    server = await asyncio.start_server(tls_port, LOOPBACK, 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with gateway_to(tmp_path, f"https://{LOOPBACK}:{port}") as gw:
-            client = await raw_client(gw)
-            client.close()
-            async with asyncio.timeout(WAIT):
-                await done.wait()
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with (
+        tcp_server(tls_port) as port,
+        gateway_to(tmp_path, f"https://{LOOPBACK}:{port}") as gw,
+    ):
+        client = await raw_client(gw)
+        client.close()
+        async with asyncio.timeout(WAIT):
+            await done.wait()
     assert first_bytes
     assert first_bytes[0][:1] == b"\x16", f"not a TLS ClientHello: {first_bytes[0]!r}"

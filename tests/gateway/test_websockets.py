@@ -34,6 +34,7 @@ from tests.support import (
     running_gateway,
     serving,
     start_gateway_process,
+    tcp_server,
     two_gateways,
 )
 
@@ -123,6 +124,22 @@ async def a_token(gw: RunningGateway) -> str:
     return (await core.sessions.login("ada@example.com", PASSWORD, CALL)).access_token
 
 
+@asynccontextmanager
+async def signed_in_socket(
+    gw: RunningGateway, **options: Any
+) -> AsyncIterator[ClientWebSocketResponse]:
+    """A websocket to `/socket/ws` (auth: jwt) with a new access token of Ada's, on a client
+    of its own (`options` for ws_connect)."""
+    token = await a_token(gw)
+    async with (
+        ClientSession() as client,
+        client.ws_connect(
+            ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}, **options
+        ) as ws,
+    ):
+        yield ws
+
+
 async def a_service_token(gw: RunningGateway) -> str:
     """A new service token (`gws_...`), made through the gateway's auth core."""
     core = gw.core
@@ -136,15 +153,7 @@ def ws_url(gw: RunningGateway, path: str) -> str:
 
 async def test_echo_of_text_binary_and_large_messages(tmp_path: Path) -> None:
     async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
-        token = await a_token(gw)
-        async with (
-            ClientSession() as client,
-            client.ws_connect(
-                ws_url(gw, "/socket/ws"),
-                headers={"Authorization": f"Bearer {token}"},
-                max_msg_size=0,
-            ) as ws,
-        ):
+        async with signed_in_socket(gw, max_msg_size=0) as ws:
             await ws.send_str("hello")
             assert (await ws.receive()).data == "hello"
             await ws.send_bytes(b"\x00\x01\xff")
@@ -283,40 +292,28 @@ async def test_a_socket_closes_when_its_session_is_revoked(tmp_path: Path) -> No
 
 
 async def test_a_socket_closes_when_its_token_expires(tmp_path: Path) -> None:
-    async with socket_upstream() as upstream, gateway(tmp_path, upstream, access_ttl=2.0) as gw:
-        token = await a_token(gw)
-        async with (
-            ClientSession() as client,
-            client.ws_connect(
-                ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
-            ) as ws,
-        ):
-            assert await close_code(ws, within=15) == 1008
+    async with (
+        socket_upstream() as upstream,
+        gateway(tmp_path, upstream, access_ttl=2.0) as gw,
+        signed_in_socket(gw) as ws,
+    ):
+        assert await close_code(ws, within=15) == 1008
 
 
 async def test_a_message_over_the_limit_closes_with_1009(tmp_path: Path) -> None:
-    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
-        token = await a_token(gw)
-        async with (
-            ClientSession() as client,
-            client.ws_connect(
-                ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
-            ) as ws,
-        ):
-            await ws.send_bytes(b"x" * (1024 * 1024 + 1))
-            assert await close_code(ws) == 1009
+    async with (
+        socket_upstream() as upstream,
+        gateway(tmp_path, upstream) as gw,
+        signed_in_socket(gw) as ws,
+    ):
+        await ws.send_bytes(b"x" * (1024 * 1024 + 1))
+        assert await close_code(ws) == 1009
 
 
 async def test_a_slow_reader_slows_the_writer_instead_of_filling_memory(tmp_path: Path) -> None:
     async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
-        token = await a_token(gw)
         upstream.hold.clear()  # the upstream stops reading
-        async with (
-            ClientSession() as client,
-            client.ws_connect(
-                ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
-            ) as ws,
-        ):
+        async with signed_in_socket(gw) as ws:
             tunnels = gw.worker.gateway.sockets.tunnels  # type: ignore[union-attr]
             chunk = b"z" * (512 * 1024)
 
@@ -541,9 +538,7 @@ async def test_a_client_gone_during_the_handshake_frees_the_upstream_connection(
         closed.set()
         writer.close()
 
-    server = await asyncio.start_server(silent, LOOPBACK, 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with tcp_server(silent) as port:
         table = routes({"sockets": [f"http://{LOOPBACK}:{port}"]}, *ROUTES)
         async with running_gateway(table, tmp_path) as gw:
             _reader, writer = await asyncio.open_connection(LOOPBACK, gw.port)
@@ -555,8 +550,6 @@ async def test_a_client_gone_during_the_handshake_frees_the_upstream_connection(
             await asyncio.wait_for(accepted.wait(), 10)
             writer.close()  # gone before the upstream answered
             await asyncio.wait_for(closed.wait(), 10)
-    finally:
-        server.close()
 
 
 async def test_connection_ids_are_unguessable(tmp_path: Path) -> None:
