@@ -1,6 +1,9 @@
-"""What the tests share: real upstream servers, a real gateway, a raw socket client.
+"""What the tests share: tables of cases, a bounded wait for what should soon hold, real
+upstream servers, a real gateway (in this process or as a child process), a raw socket client,
+exchanges without sockets, and the tokens and forged headers a client may send.
 
-Everything listens on 127.0.0.1 with a port the kernel picks; nothing leaves loopback.
+Everything listens on 127.0.0.1 (or another loopback address a test asks for) with a port the
+kernel picks; nothing leaves loopback.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ LOOPBACK = "127.0.0.1"
 SEEN = web.AppKey("seen", list[dict[str, Any]])
 
 
-# -- tables of cases --------------------------------------------------------------------------
+# -- tables of cases ---------------------------------------------------------------------------
 
 
 def cases(table: Iterable[Sequence[Any]]) -> list[Any]:
@@ -60,7 +63,7 @@ def cases(table: Iterable[Sequence[Any]]) -> list[Any]:
     return [pytest.param(*case[1:], id=case[0]) for case in table]
 
 
-# -- waiting ----------------------------------------------------------------------------------
+# -- waiting -----------------------------------------------------------------------------------
 
 
 async def eventually(check: Callable[[], object], what: str, *, limit: float = 30.0) -> None:
@@ -73,7 +76,7 @@ async def eventually(check: Callable[[], object], what: str, *, limit: float = 3
         await asyncio.sleep(0.01)
 
 
-# -- databases --------------------------------------------------------------------------------
+# -- databases ---------------------------------------------------------------------------------
 
 
 @asynccontextmanager
@@ -89,7 +92,7 @@ async def two_connections(database_url: str) -> AsyncIterator[tuple[Database, Da
         await fast.close()
 
 
-# -- tokens -----------------------------------------------------------------------------------
+# -- identities and tokens ---------------------------------------------------------------------
 
 
 # What a client may send to pass for someone else: identity headers of its own and a gateway

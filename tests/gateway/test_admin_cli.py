@@ -108,10 +108,7 @@ ENVIRONMENTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("url", "unset", "reason"),
-    cases(ENVIRONMENTS),
-)
+@pytest.mark.parametrize(("url", "unset", "reason"), cases(ENVIRONMENTS))
 @pytest.mark.parametrize(
     "command",
     [("migrate",), ("user", "create", "--email", "a@example.com")],
@@ -171,10 +168,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("address", "password", "roles", "first", "reason"),
-    cases(REFUSED),
-)
+@pytest.mark.parametrize(("address", "password", "roles", "first", "reason"), cases(REFUSED))
 async def test_user_create_refusals(
     tmp_path: Path,
     database_url: str,
@@ -325,10 +319,7 @@ IMPORT_REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("content", "reason"),
-    cases(IMPORT_REFUSALS),
-)
+@pytest.mark.parametrize(("content", "reason"), cases(IMPORT_REFUSALS))
 def test_users_import_refusals(tmp_path: Path, content: str | None, reason: str) -> None:
     csv_file = tmp_path / "users.csv"
     if content is not None:

@@ -427,10 +427,7 @@ CREDENTIALS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "credential", "status", "code"),
-    cases(CREDENTIALS),
-)
+@pytest.mark.parametrize(("path", "credential", "status", "code"), cases(CREDENTIALS))
 async def test_credentials_and_roles(
     site: Site, path: str, credential: str | None, status: int, code: str | None
 ) -> None:
@@ -480,10 +477,7 @@ LOGIN_BODIES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("data", "status", "code"),
-    cases(LOGIN_BODIES),
-)
+@pytest.mark.parametrize(("data", "status", "code"), cases(LOGIN_BODIES))
 async def test_login_request_bodies(site: Site, data: bytes, status: int, code: str | None) -> None:
     user_id = await site.add_user("nina@example.com")
     body = data.replace(b"%s", PASSWORD.encode())
@@ -649,10 +643,7 @@ FORGED_ROUTES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "logged_in", "status", "identity"),
-    cases(FORGED_ROUTES),
-)
+@pytest.mark.parametrize(("path", "logged_in", "status", "identity"), cases(FORGED_ROUTES))
 async def test_forged_identity_headers_never_reach_the_upstream(
     site: Site, path: str, logged_in: bool, status: int, identity: dict[str, str] | None
 ) -> None:
@@ -1081,10 +1072,7 @@ MAIL_FLOWS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "body", "subject"),
-    cases(MAIL_FLOWS),
-)
+@pytest.mark.parametrize(("path", "body", "subject"), cases(MAIL_FLOWS))
 async def test_mails_do_not_name_the_clients_host(
     site: Site, path: str, body: dict[str, str], subject: str
 ) -> None:
@@ -1344,10 +1332,7 @@ DENIALS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "origin", "revoke", "status", "code"),
-    cases(DENIALS),
-)
+@pytest.mark.parametrize(("path", "origin", "revoke", "status", "code"), cases(DENIALS))
 async def test_gateway_denials_are_audited_with_the_request_id(
     site: Site, path: str, origin: str | None, revoke: bool, status: int, code: str
 ) -> None:

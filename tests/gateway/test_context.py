@@ -384,10 +384,7 @@ MIDDLEWARE_REFUSALS: list[tuple[str, str, str, Callable[[], dict[str, str]]]] = 
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "make"),
-    cases(MIDDLEWARE_REFUSALS),
-)
+@pytest.mark.parametrize(("method", "path", "make"), cases(MIDDLEWARE_REFUSALS))
 async def test_middleware_refuses_with_401(
     client: ClientSession, method: str, path: str, make: Callable[[], dict[str, str]]
 ) -> None:

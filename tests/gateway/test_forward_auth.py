@@ -215,10 +215,7 @@ REFUSALS: list[tuple[str, Any, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("authorization", "error", "challenge"),
-    cases(REFUSALS),
-)
+@pytest.mark.parametrize(("authorization", "error", "challenge"), cases(REFUSALS))
 async def test_a_missing_or_invalid_token_gets_401(
     stack: Stack, authorization: Any, error: str, challenge: str
 ) -> None:

@@ -1158,37 +1158,28 @@ async def test_whitelist_changes_are_in_force_at_once(site: Site) -> None:
     admin = await site.admin()
     tenant, key = await site.tenant_with_key(admin)
     secret = key["key"]
+    tenant_path = f"{TENANTS}/{tenant['id']}"
+    whitelist_path = f"{tenant_path}/ip-whitelist"
     await forwarded(site, f"{PARTNER}/x", key=secret)  # cached with the old whitelist
     await refused(site, f"{PARTNER}/x", 403, "ip_not_allowed", key=secret, source=OTHER_ADDRESS)
 
-    moved = await site.call(
-        "PUT",
-        f"{TENANTS}/{tenant['id']}/ip-whitelist",
-        token=admin,
-        body={"ip_whitelist": [f"{OTHER_ADDRESS}/32"]},
-    )
+    moved_to = {"ip_whitelist": [f"{OTHER_ADDRESS}/32"]}
+    moved = await site.call("PUT", whitelist_path, token=admin, body=moved_to)
     assert moved.status == 200, moved.body
     assert moved.json()["ip_whitelist"] == [f"{OTHER_ADDRESS}/32"]
     await refused(site, f"{PARTNER}/x", 403, "ip_not_allowed", key=secret)
     await forwarded(site, f"{PARTNER}/x", key=secret, source=OTHER_ADDRESS)
 
-    patched = await site.call(
-        "PATCH",
-        f"{TENANTS}/{tenant['id']}",
-        token=admin,
-        body={"ip_whitelist": ["127.0.0.0/8"], "origins": [NEW_ORIGIN]},
-    )
+    both = {"ip_whitelist": ["127.0.0.0/8"], "origins": [NEW_ORIGIN]}
+    patched = await site.call("PATCH", tenant_path, token=admin, body=both)
     assert patched.status == 200, patched.body
     await forwarded(site, f"{PARTNER}/x", key=secret)
     await forwarded(site, f"{PARTNER}/x", key=secret, source=OTHER_ADDRESS)
     # Only the list is replaced by PUT: anything else in the body is refused.
-    mixed = await site.call(
-        "PUT",
-        f"{TENANTS}/{tenant['id']}/ip-whitelist",
-        token=admin,
-        body={"ip_whitelist": ["127.0.0.1/32"], "origins": [EVIL_ORIGIN]},
+    mixed = {"ip_whitelist": ["127.0.0.1/32"], "origins": [EVIL_ORIGIN]}
+    assert_problem(
+        await site.call("PUT", whitelist_path, token=admin, body=mixed), 400, "invalid_request"
     )
-    assert_problem(mixed, 400, "invalid_request")
 
 
 async def test_a_key_of_its_own_narrows_the_tenant_whitelist(site: Site) -> None:
@@ -1492,14 +1483,8 @@ async def test_wildcard_origins_hold_subdomains_only(site: Site) -> None:
         "https://app.example.com:8443",
         "https://app.example.com.evil.com",
     ):
-        await refused(
-            site,
-            f"{PRIVATE}/x",
-            403,
-            "origin_not_allowed",
-            token=access,
-            headers={"Origin": origin},
-        )
+        sent = {"Origin": origin}
+        await refused(site, f"{PRIVATE}/x", 403, "origin_not_allowed", token=access, headers=sent)
 
 
 async def test_the_auth_api_holds_a_tenant_token_to_the_tenant_origins(site: Site) -> None:
@@ -1527,34 +1512,18 @@ async def test_the_auth_api_holds_a_tenant_token_to_the_tenant_origins(site: Sit
     fresh = renewed.json()["access_token"]
     _, seen = await forwarded(site, f"{PRIVATE}/x", token=fresh, headers={"Origin": ORIGIN})
     assert received_headers(seen)["x-tenant-id"] == [key["tenant_id"]]
-    await refused(
-        site,
-        f"{PRIVATE}/x",
-        403,
-        "origin_not_allowed",
-        token=fresh,
-        headers={"Origin": EVIL_ORIGIN},
-    )
+    evil = {"Origin": EVIL_ORIGIN}
+    await refused(site, f"{PRIVATE}/x", 403, "origin_not_allowed", token=fresh, headers=evil)
 
 
-async def test_no_service_secret_entry_is_a_credential(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    elsewhere: ClientSession,
-) -> None:
+async def test_no_service_secret_entry_is_a_credential(site_with: OpenSite) -> None:
     """GATEWAY_SERVICE_SECRET signs context headers and authenticates nothing: neither of its
     entries, a prefix, its key id nor the whole entry opens an `auth: service` route or the
     internal endpoints; a service token does, and its context is signed with the current
     entry."""
     current, previous = Keyring.generate("s2"), Keyring.generate("s1")
     keyring = Keyring.parse(f"{current},{previous}")
-    settings = quiet_settings(
-        auth=auth_settings(tmp_path, database_url=database_url, service_keyring=keyring),
-    )
-    async with running_gateway(shipped_routes(upstream), tmp_path, settings) as gateway:
-        site = Site(gateway, upstream, client, elsewhere)
+    async with site_with(service_keyring=keyring) as site:
         presented = [
             current.partition(":")[2],
             previous.partition(":")[2],
@@ -1568,7 +1537,7 @@ async def test_no_service_secret_entry_is_a_credential(
             for path, body in ((INTERNAL_VALIDATE, {"token": "x"}), (INTERNAL_VALIDATE_KEY, {})):
                 answer = await site.call("POST", path, body=body, headers=service)
                 assert_problem(answer, 401, "invalid_token")
-        assert upstream.seen == [], "nothing reached the upstream"
+        assert site.upstream.seen == [], "nothing reached the upstream"
         token = await site.service_token()
         _, seen = await forwarded(
             site, f"{INTERNAL}/x", headers={"Authorization": f"Service {token}"}

@@ -54,10 +54,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("peer", "forwarded", "expected"),
-    cases(CASES),
-)
+@pytest.mark.parametrize(("peer", "forwarded", "expected"), cases(CASES))
 def test_client_address(peer: str, forwarded: list[str], expected: str) -> None:
     assert ClientAddressResolver(TRUSTED).resolve(peer, forwarded) == expected
 
@@ -100,10 +97,7 @@ STAGE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("peer", "forwarded", "client", "trusted"),
-    cases(STAGE_CASES),
-)
+@pytest.mark.parametrize(("peer", "forwarded", "client", "trusted"), cases(STAGE_CASES))
 def test_the_stage_reads_the_request(
     peer: str, forwarded: list[str], client: str, trusted: bool
 ) -> None:

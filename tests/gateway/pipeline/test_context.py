@@ -51,10 +51,7 @@ def verified(core: AuthCore, method: str, path: str, headers: dict[str, str]) ->
     return verify(derive_keys(keyring.keys, "api"), "api", method, path, headers)
 
 
-@pytest.mark.parametrize(
-    ("method", "principal", "identity"),
-    cases(PRINCIPALS),
-)
+@pytest.mark.parametrize(("method", "principal", "identity"), cases(PRINCIPALS))
 async def test_the_context_is_signed_for_the_upstream(
     core: AuthCore, method: str, principal: Principal | None, identity: dict[str, str]
 ) -> None:

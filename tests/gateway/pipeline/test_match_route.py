@@ -28,10 +28,7 @@ MATCHED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "target", "host", "route", "upstream_path"),
-    cases(MATCHED),
-)
+@pytest.mark.parametrize(("method", "target", "host", "route", "upstream_path"), cases(MATCHED))
 def test_the_route_and_upstream_path(
     method: str, target: str, host: str, route: str, upstream_path: str
 ) -> None:

@@ -184,10 +184,7 @@ DROPPED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "body", "reused", "drop", "status", "times"),
-    cases(DROPPED),
-)
+@pytest.mark.parametrize(("method", "body", "reused", "drop", "status", "times"), cases(DROPPED))
 async def test_request_dropped_without_an_answer(
     tmp_path: Path, method: str, body: bytes, reused: bool, drop: Then, status: int, times: int
 ) -> None:

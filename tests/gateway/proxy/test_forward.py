@@ -494,10 +494,7 @@ def trusting(trusted: bool) -> Settings:
     return quiet_settings(trusted_proxies=IPSet(proxies))
 
 
-@pytest.mark.parametrize(
-    ("trusted", "lines", "forwarded_for", "proto", "host"),
-    cases(FORWARDED),
-)
+@pytest.mark.parametrize(("trusted", "lines", "forwarded_for", "proto", "host"), cases(FORWARDED))
 async def test_forwarding_headers(
     upstream: Upstream,
     tmp_path: Path,
@@ -756,10 +753,7 @@ HOP_BY_HOP_RESPONSE = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("lines", "dropped"),
-    cases(HOP_BY_HOP_RESPONSE),
-)
+@pytest.mark.parametrize(("lines", "dropped"), cases(HOP_BY_HOP_RESPONSE))
 async def test_hop_by_hop_response_headers_do_not_reach_the_client(
     tmp_path: Path, lines: list[bytes], dropped: set[str]
 ) -> None:

@@ -236,10 +236,7 @@ CASES: list[tuple[str, bytes, Lines, set[bytes], list[bytes], bytes]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "lines", "withheld", "kept", "received"),
-    cases(CASES),
-)
+@pytest.mark.parametrize(("target", "lines", "withheld", "kept", "received"), cases(CASES))
 async def test_what_the_upstream_receives_of_the_credential(
     tmp_path: Path,
     target: bytes,
@@ -316,10 +313,7 @@ WEBSOCKETS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "lines", "received"),
-    cases(WEBSOCKETS),
-)
+@pytest.mark.parametrize(("target", "lines", "received"), cases(WEBSOCKETS))
 async def test_a_websocket_handshake_carries_no_credential_upstream(
     tmp_path: Path, target: str, lines: list[bytes], received: bytes
 ) -> None:

@@ -91,10 +91,7 @@ CANONICAL = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "expected"),
-    cases(CANONICAL),
-)
+@pytest.mark.parametrize(("path", "expected"), cases(CANONICAL))
 def test_canonical_path(path: str, expected: str | None) -> None:
     if expected is REJECTED:
         with pytest.raises(PathError):
@@ -180,10 +177,7 @@ SPLITS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "expected"),
-    cases(SPLITS),
-)
+@pytest.mark.parametrize(("target", "expected"), cases(SPLITS))
 def test_split_target(target: str, expected: tuple[str, str] | None) -> None:
     if expected is REJECTED:
         with pytest.raises(PathError):

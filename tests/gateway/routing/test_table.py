@@ -86,10 +86,7 @@ MATCHES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "method", "host", "expected"),
-    cases(MATCHES),
-)
+@pytest.mark.parametrize(("path", "method", "host", "expected"), cases(MATCHES))
 def test_match(path: str, method: str, host: str, expected: str) -> None:
     if expected.startswith("405 "):
         with pytest.raises(MethodNotAllowed) as caught:
@@ -212,10 +209,7 @@ STRIPS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("route_path", "strip", "path", "expected"),
-    cases(STRIPS),
-)
+@pytest.mark.parametrize(("route_path", "strip", "path", "expected"), cases(STRIPS))
 def test_upstream_path(route_path: str, strip: bool, path: str, expected: str) -> None:
     chosen = RouteTable(routes=(route("it", route_path, strip_prefix=strip),), upstreams={}).match(
         path, "GET"
