@@ -60,25 +60,30 @@ def _unavailable(what: str, error: BaseException) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A PostgreSQL database of this test run's own, dropped at the end."""
-    name = f"gateway_test_{os.getpid()}_{secrets.token_hex(4)}"
+def _execute(dsn: str, statement: str) -> None:
+    """One administrative statement (outside any test's event loop) on its own connection."""
 
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    async def execute() -> None:
+        connection = await asyncpg.connect(dsn, timeout=5)
         try:
             await connection.execute(statement)
         finally:
             await connection.close()
 
+    asyncio.run(execute())
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A PostgreSQL database of this test run's own, dropped at the end."""
+    name = f"gateway_test_{os.getpid()}_{secrets.token_hex(4)}"
     try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        _execute(POSTGRES_ADMIN_DSN, f'CREATE DATABASE "{name}"')
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         _unavailable("PostgreSQL", exc)
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0]
     yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _execute(POSTGRES_ADMIN_DSN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -86,17 +91,9 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A schema of this test's own in the run's database, as a database URL."""
     database = request.getfixturevalue("postgres_database")
     schema = f"t_{secrets.token_hex(6)}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(database, timeout=5)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f"CREATE SCHEMA {schema}"))
+    _execute(database, f"CREATE SCHEMA {schema}")
     yield f"{database}?search_path={schema}"
-    asyncio.run(admin(f"DROP SCHEMA {schema} CASCADE"))
+    _execute(database, f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
-"""What the tests share: real upstream servers, a real gateway, a raw socket client.
+"""What the tests share: tables of cases, a bounded wait for what should soon hold, real
+upstream servers, a real gateway (in this process or as a child process), a raw socket client,
+exchanges without sockets, and the tokens and forged headers a client may send.
 
-Everything listens on 127.0.0.1 with a port the kernel picks; nothing leaves loopback.
+Everything listens on 127.0.0.1 (or another loopback address a test asks for) with a port the
+kernel picks; nothing leaves loopback.
 """
 
 from __future__ import annotations
@@ -15,19 +18,22 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+import pytest
+from aiohttp import ClientSession, web
 from multidict import CIMultiDictProxy
 from netaddr import IPSet
 
 from auth_core.config import AuthSettings
 from auth_core.passwords import HashCost
 from auth_core.service import AuthCore
+from auth_core.store import Database, open_database
+from auth_core.store.migrate import migrate
 from auth_core.tokens import Keyring
 from gateway.config import Settings
 from gateway.errors import GatewayError
@@ -48,6 +54,80 @@ LOOPBACK = "127.0.0.1"
 SEEN = web.AppKey("seen", list[dict[str, Any]])
 
 
+# -- tables of cases ---------------------------------------------------------------------------
+
+
+def cases(table: Iterable[Sequence[Any]]) -> list[Any]:
+    """A table of cases, each `(description, *values)`, as parameters of a parametrized test
+    named by their descriptions."""
+    return [pytest.param(*case[1:], id=case[0]) for case in table]
+
+
+# -- waiting -----------------------------------------------------------------------------------
+
+
+async def eventually(check: Callable[[], object], what: str, *, limit: float = 30.0) -> None:
+    """Poll `check` until it holds; fail naming `what` after `limit` seconds (a bound for a busy
+    machine, not a measurement: nothing asserts on how long it took)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not check():
+        assert loop.time() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.01)
+
+
+# -- databases ---------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def two_connections(database_url: str) -> AsyncIterator[tuple[Database, Database]]:
+    """Two connections to one migrated database, as two replicas writing at once hold: one can
+    keep a transaction open while the other commits."""
+    slow, fast = await open_database(database_url), await open_database(database_url)
+    try:
+        await migrate(slow)
+        yield slow, fast
+    finally:
+        await slow.close()
+        await fast.close()
+
+
+# -- identities and tokens ---------------------------------------------------------------------
+
+
+# What a client may send to pass for someone else: identity headers of its own and a gateway
+# signature it made up. The gateway must drop them all and send (or answer) its own.
+FORGED_IDENTITY = {
+    "X-User-Id": "usr_admin",
+    "X-User-Roles": "admin",
+    "X-Tenant-Id": "ten_forged",
+    "X-Credential-Id": "key_forged",
+    "X-Auth-Method": "service",
+    "X-Gateway-Timestamp": "1",
+    "X-Gateway-Signature": "v2,kid=k1,aud=echo,sig=forged",
+    "X-User-Email-Verified": "forged",
+}
+
+
+def access_claims(now: float, **changes: Any) -> dict[str, Any]:
+    """The claims of an access token as the gateway issues it (issuer and audience `gateway`,
+    user usr_1 of session ses_1 with the role `user`, issued at `now`, for ten minutes), with
+    `changes` made: a value of None removes the claim."""
+    claims: dict[str, Any] = {
+        "iss": "gateway",
+        "aud": "gateway",
+        "sub": "usr_1",
+        "sid": "ses_1",
+        "jti": "jti_1",
+        "roles": ["user"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        **changes,
+    }
+    return {name: value for name, value in claims.items() if value is not None}
+
+
 # -- upstreams ---------------------------------------------------------------------------------
 
 
@@ -55,7 +135,6 @@ SEEN = web.AppKey("seen", list[dict[str, Any]])
 class Upstream:
     """A real HTTP server the gateway forwards to; it records what it received."""
 
-    runner: web.AppRunner
     port: int
     seen: list[dict[str, Any]] = field(default_factory=list)
 
@@ -93,6 +172,15 @@ async def echo_handler(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def received_headers(seen: dict[str, Any]) -> dict[str, list[str]]:
+    """The headers in what the echo upstream recorded of a request: lower-case name -> every
+    value, in order."""
+    headers: dict[str, list[str]] = {}
+    for name, value in seen["headers"]:
+        headers.setdefault(name.lower(), []).append(value)
+    return headers
+
+
 @asynccontextmanager
 async def upstream_server(
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]] = echo_handler,
@@ -105,13 +193,19 @@ async def upstream_server(
     seen: list[dict[str, Any]] = []
     app[SEEN] = seen
     app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    async with serving(app, port=port, handler_cancellation=True) as bound:
+        yield Upstream(bound, seen)
+
+
+@asynccontextmanager
+async def serving(app: web.Application, *, port: int = 0, **options: Any) -> AsyncIterator[int]:
+    """`app` served on loopback (`options` for its AppRunner; no access log); its port."""
+    runner = web.AppRunner(app, access_log=None, **options)
     await runner.setup()
     site = web.TCPSite(runner, LOOPBACK, port)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield Upstream(runner, bound, seen)
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     finally:
         await runner.cleanup()
 
@@ -149,9 +243,10 @@ class RunningGateway:
 
 @asynccontextmanager
 async def running_gateway(
-    routes_yaml: str, directory: Path, settings: Settings | None = None
+    routes_yaml: str, directory: Path, settings: Settings | None = None, *, host: str = LOOPBACK
 ) -> AsyncIterator[RunningGateway]:
-    """The gateway serving `routes_yaml` in this event loop, on a port of its own."""
+    """The gateway serving `routes_yaml` in this event loop, on a port of its own (on `host`, a
+    loopback address: 127.0.0.1 unless the test needs another, such as ::1)."""
     config = directory / "routes.yaml"
     config.write_text(routes_yaml)
     table = load_route_table(config)
@@ -162,7 +257,7 @@ async def running_gateway(
     worker = Worker(
         settings,
         table,
-        bind(LOOPBACK, 0),
+        bind(host, 0),
         config_path=config,
     )
     await worker.start()
@@ -171,6 +266,21 @@ async def running_gateway(
     finally:
         await worker.stop()
         worker.sock.close()
+
+
+@asynccontextmanager
+async def two_gateways(
+    routes_yaml: str, directory: Path, settings: Settings
+) -> AsyncIterator[tuple[RunningGateway, RunningGateway]]:
+    """Two gateways (two replicas) with the same routes and settings, so the same database and
+    Redis: each on a port and in a directory (`a`, `b`) of its own."""
+    (directory / "a").mkdir()
+    (directory / "b").mkdir()
+    async with (
+        running_gateway(routes_yaml, directory / "a", settings) as first,
+        running_gateway(routes_yaml, directory / "b", settings) as second,
+    ):
+        yield first, second
 
 
 def quiet_settings(**overrides: Any) -> Settings:
@@ -228,6 +338,12 @@ class Answer:
         return self.headers["X-Request-Id"]
 
 
+async def fetch(client: ClientSession, method: str, url: str, **options: Any) -> Answer:
+    """One request, its answer read to the end (redirects are answers, not followed)."""
+    async with client.request(method, url, allow_redirects=False, **options) as response:
+        return Answer(response.status, response.headers, await response.read())
+
+
 def assert_problem(answer: Answer, status: int, code: str) -> None:
     """A problem+json answer (README: Errors) with this status and `error` code."""
     assert answer.status == status, answer.body
@@ -259,6 +375,18 @@ class RawResponse:
         return json.loads(self.body)
 
 
+def parse_head(head: bytes) -> RawResponse:
+    """A response's status line and header fields (the blank line after them or not), with an
+    empty body."""
+    lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = [
+        (name.strip(), value.strip())
+        for name, _, value in (line.partition(":") for line in lines[1:])
+    ]
+    return RawResponse(status, headers, b"")
+
+
 def parse_responses(data: bytes) -> list[RawResponse]:
     """Split what a server sent into responses (Content-Length or chunked bodies)."""
     responses = []
@@ -267,13 +395,8 @@ def parse_responses(data: bytes) -> list[RawResponse]:
         head, sep, rest = rest.partition(b"\r\n\r\n")
         if not sep:
             break
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = [
-            (name.strip(), value.strip())
-            for name, _, value in (line.partition(":") for line in lines[1:])
-        ]
-        response = RawResponse(status, headers, b"")
+        response = parse_head(head)
+        status = response.status
         length = response.header("Content-Length")
         if status < 200:
             continue
@@ -291,6 +414,19 @@ def parse_responses(data: bytes) -> list[RawResponse]:
             response.body = body
         responses.append(response)
     return responses
+
+
+@asynccontextmanager
+async def tcp_server(
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """A plain TCP server on loopback that hands each connection to `serve`; its port."""
+    server = await asyncio.start_server(serve, LOOPBACK, 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def raw_exchange(
@@ -418,6 +554,42 @@ async def refusal_awaited(call: Callable[[], StageResult]) -> Refusal:
 # -- the gateway as a process ------------------------------------------------------------------
 
 
+GATEWAY_COMMAND = [sys.executable, "-m", "gateway"]
+
+
+def command_environment(directory: Path, **variables: str) -> dict[str, str]:
+    """The environment for a `gateway` child process: this one's, with a SQLite database, a
+    mail outbox in `directory` and cheap password hashing; `variables` added or overriding."""
+    return {
+        **os.environ,
+        "GATEWAY_DATABASE_URL": f"sqlite:///{directory}/gateway.db",
+        "GATEWAY_PASSWORD_HASH_COST": "1,8192,1",
+        "GATEWAY_MAIL_URL": f"outbox:{directory}/outbox",
+        **variables,
+    }
+
+
+def gateway_command(
+    directory: Path,
+    environment: dict[str, str],
+    *args: str | bytes,
+    stdin: str | bytes | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[Any]:
+    """`python -m gateway ARGS` run to its end in `directory` with exactly `environment`, its
+    output captured: as text, unless `stdin` is bytes."""
+    return subprocess.run(
+        [*GATEWAY_COMMAND, *args],
+        input=stdin,
+        capture_output=True,
+        text=not isinstance(stdin, bytes),
+        timeout=timeout,
+        env=environment,
+        cwd=directory,
+        check=False,
+    )
+
+
 @dataclass
 class GatewayProcess:
     process: subprocess.Popen[bytes]
@@ -453,21 +625,12 @@ def start_gateway_process(
     config.write_text(routes_yaml)
     port = free_port()
     log = directory / f"gateway-{port}.log"
-    environment = {
-        **os.environ,
-        "GATEWAY_ACCESS_LOG": "off",
-        "GATEWAY_RELOAD_INTERVAL": "200ms",
-        "GATEWAY_DATABASE_URL": f"sqlite:///{directory}/gateway.db",
-        "GATEWAY_PASSWORD_HASH_COST": "1,8192,1",
-        "GATEWAY_MAIL_URL": f"outbox:{directory}/outbox",
-        **(env or {}),
-    }
+    quiet = {"GATEWAY_ACCESS_LOG": "off", "GATEWAY_RELOAD_INTERVAL": "200ms"}
+    environment = command_environment(directory, **{**quiet, **(env or {})})
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "gateway",
+                *GATEWAY_COMMAND,
                 "serve",
                 "--config",
                 str(config),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from auth_core.store import DatabaseUnavailable
 from tests import support
 from tests.auth_core.helpers import PASSWORD, settle, sync
 from tests.conftest import REDIS_URL
-from tests.support import TcpRelay
+from tests.support import TcpRelay, eventually
 
 CALL = CallInfo(ip="203.0.113.10", request_id="req-caches")
 HERE = "203.0.113.10"
@@ -72,14 +72,6 @@ async def close_quietly(core: AuthCore) -> None:
 async def authenticate(core: AuthCore, secret: str, ip: str | None = HERE) -> Principal:
     found = core.keys.authenticate(secret, ip, CALL)
     return found if isinstance(found, Principal) else await found
-
-
-async def eventually(check: Callable[[], bool], what: str, *, limit: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not check():
-        assert loop.time() < deadline, f"never: {what}"
-        await asyncio.sleep(0.01)
 
 
 def refused(core: AuthCore, token: str) -> bool:

@@ -7,50 +7,24 @@ a push is shown by making the poll that would otherwise find the revocation an h
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from auth_core.errors import TokenRevoked
 from auth_core.service import AuthCore, CallInfo
 from auth_core.sessions import TokenPair
 from tests import support
-from tests.auth_core.helpers import PASSWORD
+from tests.auth_core.helpers import PASSWORD, two_cores
 from tests.conftest import REDIS_URL
+from tests.support import eventually
 
 CALL = CallInfo(ip="203.0.113.5", request_id="req-feed")
 HOUR = 3600.0
 
 
-@asynccontextmanager
-async def two_cores(
-    tmp_path: Path, database_url: str, **settings: Any
-) -> AsyncIterator[tuple[AuthCore, AuthCore]]:
-    base = support.auth_settings(tmp_path, database_url=database_url, **settings)
-    first, second = AuthCore(base), AuthCore(base)
-    await first.start()
-    await second.start()
-    try:
-        yield first, second
-    finally:
-        await first.close()
-        await second.close()
-
-
 async def logged_in(core: AuthCore) -> TokenPair:
     await core.accounts.create("ada@example.com", PASSWORD, verified=True)
     return await core.sessions.login("ada@example.com", PASSWORD, CALL)
-
-
-async def eventually(check: Callable[[], bool], *, limit: float = 10.0) -> None:
-    """Wait until `check()` holds (bounded; a failure names the limit, not a duration)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not check():
-        assert loop.time() < deadline, "the revocation never arrived"
-        await asyncio.sleep(0.01)
 
 
 def refuses(core: AuthCore, token: str) -> Callable[[], bool]:
@@ -65,7 +39,7 @@ def refuses(core: AuthCore, token: str) -> Callable[[], bool]:
 
 
 async def subscribed(core: AuthCore) -> None:
-    await eventually(lambda: core.feed.subscribed)
+    await eventually(lambda: core.feed.subscribed, "subscribed")
 
 
 async def test_without_redis_every_worker_polls_the_table(
@@ -77,7 +51,7 @@ async def test_without_redis_every_worker_polls_the_table(
         second.authenticate_access_token(pair.access_token)
         await first.sessions.logout(first.authenticate_access_token(pair.access_token), CALL)
         assert refuses(first, pair.access_token)()
-        await eventually(refuses(second, pair.access_token))
+        await eventually(refuses(second, pair.access_token), "the revocation arrived")
 
 
 async def test_with_redis_a_revocation_is_pushed(
@@ -94,7 +68,7 @@ async def test_with_redis_a_revocation_is_pushed(
         pair = await logged_in(first)
         second.authenticate_access_token(pair.access_token)
         await first.sessions.logout(first.authenticate_access_token(pair.access_token), CALL)
-        await eventually(refuses(second, pair.access_token))
+        await eventually(refuses(second, pair.access_token), "the revocation arrived")
 
 
 async def test_redis_of_another_prefix_does_not_wake_us(
@@ -117,7 +91,7 @@ async def test_redis_of_another_prefix_does_not_wake_us(
             await listener.feed.announce(2)  # its own
             # Redis delivers in the order it took the two: once ours is heard, the other
             # one would have been too.
-            await eventually(lambda: listener.feed.received > heard)
+            await eventually(lambda: listener.feed.received > heard, "the announcement arrived")
             assert listener.feed.received == heard + 1
         finally:
             await listener.close()
@@ -136,10 +110,10 @@ async def test_losing_redis_falls_back_to_polling_and_catches_up(
             pair = await logged_in(first)
             other = await first.sessions.login("ada@example.com", PASSWORD, CALL)
             server.stop()
-            await eventually(lambda: not second.feed.subscribed)
+            await eventually(lambda: not second.feed.subscribed, "unsubscribed")
             # Redis is gone: the revoking worker cannot announce, the others poll the table.
             await first.sessions.logout(first.authenticate_access_token(pair.access_token), CALL)
-            await eventually(refuses(second, pair.access_token))
+            await eventually(refuses(second, pair.access_token), "the revocation arrived")
             assert first.redis is not None
             assert not first.redis.healthy
             # Back: the subscription returns by itself, and pushes work again.
@@ -147,5 +121,7 @@ async def test_losing_redis_falls_back_to_polling_and_catches_up(
             await subscribed(second)
             await subscribed(first)
             await first.sessions.logout(first.authenticate_access_token(other.access_token), CALL)
-            await eventually(refuses(second, other.access_token))
-            await eventually(lambda: first.redis is not None and first.redis.healthy)
+            await eventually(refuses(second, other.access_token), "the revocation arrived")
+            await eventually(
+                lambda: first.redis is not None and first.redis.healthy, "Redis healthy"
+            )

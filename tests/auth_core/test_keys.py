@@ -18,7 +18,7 @@ from auth_core.models import ApiKey, Principal, Tenant
 from auth_core.service import AuthCore, CallInfo
 from auth_core.stats import TENANT_MISS
 from auth_core.store import DatabaseUnavailable
-from tests.auth_core.helpers import another_worker, settle, sync
+from tests.auth_core.helpers import another_worker, new_credential, settle, sync
 
 CALL = CallInfo(ip="203.0.113.10", user_agent="sdk/1.0", request_id="req-k")
 ALLOWED = "203.0.113.10"
@@ -434,14 +434,9 @@ async def test_the_whitelist_can_be_switched_off(core: AuthCore) -> None:
 
 async def test_an_expired_key_is_refused(core: AuthCore) -> None:
     tenant = await a_tenant(core)
-    secret = credentials.generate(credentials.API_KEY_PREFIX)
+    secret, digest, shown = new_credential(credentials.API_KEY_PREFIX)
     await core.store.api_keys.create(
-        tenant.id,
-        credentials.credential_hash(secret),
-        credentials.display_prefix(secret),
-        name=None,
-        allow_ips=None,
-        expires_at=time.time() - 1,
+        tenant.id, digest, shown, name=None, allow_ips=None, expires_at=time.time() - 1
     )
     error = await refusal(core, secret)
     assert type(error) is InvalidApiKey

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from auth_core.revocation import USER
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import DatabaseUnavailable
 from auth_core.store.sqlite import SQLiteDatabase
-from tests.auth_core.helpers import PASSWORD, another_worker, settle, sync
+from tests.auth_core.helpers import PASSWORD, another_worker, new_credential, settle, sync
 
 CALL = CallInfo(ip="203.0.113.10", user_agent="cli/1.0", request_id="req-p")
 
@@ -192,14 +193,9 @@ async def test_concurrent_misses_on_one_pat_read_the_database_once(core: AuthCor
 
 async def test_an_expired_pat_is_refused(core: AuthCore) -> None:
     user = await a_user(core)
-    secret = credentials.generate(credentials.PAT_PREFIX)
+    secret, digest, shown = new_credential(credentials.PAT_PREFIX)
     await core.store.pats.create(
-        user.id,
-        credentials.credential_hash(secret),
-        credentials.display_prefix(secret),
-        name="old",
-        scopes=[],
-        expires_at=time.time() - 1,
+        user.id, digest, shown, name="old", scopes=[], expires_at=time.time() - 1
     )
     error = await refusal(core, secret)
     assert type(error) is TokenExpired
@@ -259,17 +255,26 @@ async def test_a_role_change_is_seen_at_once_and_by_another_worker_after_sync(
         assert (await authenticate(other, secret)).roles == ("viewer",)
 
 
-async def test_a_disabled_users_pats_are_refused(core: AuthCore) -> None:
-    user = await a_user(core)
-    _, secret = await a_pat(core, user)
+async def refused_by_both_workers_after(
+    core: AuthCore, secret: str, change: Callable[[], Awaitable[object]]
+) -> None:
+    """`secret` read (so cached) by this worker and another, then `change` made: this worker
+    refuses it at once, the other once it has synced, both as an invalid token."""
     async with another_worker(core) as other:
         await authenticate(other, secret)
         await authenticate(core, secret)
-        await core.accounts.update(user.id, {"disabled": True}, None, CALL)
-        error = await refusal(core, secret)
-        assert type(error) is InvalidToken
+        await change()
+        assert type(await refusal(core, secret)) is InvalidToken
         await sync(other)
         assert type(await refusal(other, secret)) is InvalidToken
+
+
+async def test_a_disabled_users_pats_are_refused(core: AuthCore) -> None:
+    user = await a_user(core)
+    _, secret = await a_pat(core, user)
+    await refused_by_both_workers_after(
+        core, secret, lambda: core.accounts.update(user.id, {"disabled": True}, None, CALL)
+    )
     await settle(core)
     # One refusal by each worker (the other one's audit written before it closed).
     refusals = await core.store.audit.list(event="pat")
@@ -295,13 +300,9 @@ async def test_re_enabling_a_user_brings_their_pats_back(core: AuthCore) -> None
 async def test_a_deleted_users_pats_are_refused(core: AuthCore) -> None:
     user = await a_user(core)
     _, secret = await a_pat(core, user)
-    async with another_worker(core) as other:
-        await authenticate(other, secret)
-        await authenticate(core, secret)
-        await core.accounts.delete(user.id, None, CALL)
-        assert type(await refusal(core, secret)) is InvalidToken
-        await sync(other)
-        assert type(await refusal(other, secret)) is InvalidToken
+    await refused_by_both_workers_after(
+        core, secret, lambda: core.accounts.delete(user.id, None, CALL)
+    )
     assert await core.store.pats.of_user(user.id) == []
 
 

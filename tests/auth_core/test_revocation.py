@@ -8,9 +8,9 @@ import time
 import pytest
 
 from auth_core.revocation import SESSION, TOKEN, USER, RevocationSet
-from auth_core.store import Database, open_database
-from auth_core.store.migrate import migrate
+from auth_core.store import Database
 from auth_core.store.revocations import Revocation, RevocationTable
+from tests.support import two_connections
 
 FAR = 10_000_000_000.0  # an expiry that has not come
 
@@ -93,10 +93,7 @@ async def test_a_revocation_committed_after_a_later_numbered_one_is_not_missed(
     # PostgreSQL only: SQLite holds its write lock from id allocation to commit, so its ids
     # always commit in order. Two replicas revoking at once, a third syncing between the two
     # commits: the explicit transaction stands for the slower of the two INSERTs.
-    slow_writer = await open_database(postgres_url)
-    fast_writer = await open_database(postgres_url)
-    try:
-        await migrate(slow_writer)
+    async with two_connections(postgres_url) as (slow_writer, fast_writer):
         revoked = RevocationSet()
         future = time.time() + 600
         async with slow_writer.transaction() as transaction:
@@ -106,6 +103,3 @@ async def test_a_revocation_committed_after_a_later_numbered_one_is_not_missed(
             await revoked.sync(RevocationTable(fast_writer))
         await revoked.sync(RevocationTable(fast_writer))
         assert set(revoked.sessions) == {"ses_slow", "ses_fast"}
-    finally:
-        await slow_writer.close()
-        await fast_writer.close()

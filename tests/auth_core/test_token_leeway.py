@@ -20,13 +20,19 @@ import hmac
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import ClientSession
 
 from auth_core.tokens import AccessTokens, Keyring, TokenError
-from tests.support import Upstream, auth_settings, quiet_settings, running_gateway
+from tests.support import (
+    Upstream,
+    access_claims,
+    auth_settings,
+    cases,
+    quiet_settings,
+    running_gateway,
+)
 
 SECRET = "leeway-test-secret-of-at-least-32-bytes"
 KID = "lw"
@@ -54,27 +60,15 @@ def b64url(data: bytes) -> str:
 def token(offsets: dict[str, float], subject: str = "usr_leeway") -> str:
     """An access token as we issue them, its times `now + offset` where given."""
     now = time.time()
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": subject,
-        "sid": "ses_leeway",
-        "jti": f"jti_{subject}",
-        "roles": ["user"],
-        "iat": now,
-        "nbf": now,
-        "exp": now + 900,
-    }
-    claims.update({name: now + offset for name, offset in offsets.items()})
+    times = {"exp": now + 900, **{name: now + offset for name, offset in offsets.items()}}
+    claims = access_claims(now, sub=subject, sid="ses_leeway", jti=f"jti_{subject}", **times)
     header = {"alg": "HS256", "typ": "at+jwt", "kid": KID}
     signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
     mac = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(mac)}"
 
 
-@pytest.mark.parametrize(
-    ("offsets", "refusal"), [case[1:] for case in CASES], ids=[case[0] for case in CASES]
-)
+@pytest.mark.parametrize(("offsets", "refusal"), cases(CASES))
 def test_the_verifier_allows_30_seconds_of_skew(
     offsets: dict[str, float], refusal: str | None
 ) -> None:

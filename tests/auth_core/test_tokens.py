@@ -22,6 +22,7 @@ from auth_core.tokens import (
     KeyringError,
     TokenError,
 )
+from tests.support import access_claims
 
 SECRET = "s" * 40
 OLD_SECRET = "o" * 40
@@ -45,20 +46,7 @@ def encode(part: Any) -> str:
 def claims(**changes: Any) -> dict[str, Any]:
     """A valid payload as we issue it; a value of None removes the claim."""
     now = time.time()
-    payload: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "usr_1",
-        "sid": "ses_1",
-        "jti": "jti_1",
-        "roles": ["user"],
-        "iat": now,
-        "nbf": now,
-        "exp": now + TTL,
-        "email": "ada@example.com",
-    }
-    payload.update(changes)
-    return {key: value for key, value in payload.items() if value is not None}
+    return access_claims(now, **{"exp": now + TTL, "email": "ada@example.com", **changes})
 
 
 def sign(

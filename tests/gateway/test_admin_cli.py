@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from auth_core.errors import InvalidCredentials
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store.migrate import migrations
 from tests.support import auth_settings as auth_settings
+from tests.support import cases, command_environment, gateway_command
 
 PASSWORD = "correct horse battery"
 JWT_SECRET = "t1:" + "j" * 48
@@ -37,26 +37,15 @@ def gateway_cli(
     unset: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     """`python -m gateway ARGS` on `database_url`, in `tmp_path`, without the `unset` variables."""
-    environment = {
-        **os.environ,
-        "GATEWAY_DATABASE_URL": database_url,
-        "GATEWAY_PASSWORD_HASH_COST": "1,8192,1",
-        "GATEWAY_MAIL_URL": f"outbox:{tmp_path}/outbox",
-        "GATEWAY_JWT_SECRET": JWT_SECRET,
-        "GATEWAY_SERVICE_SECRET": SERVICE_SECRET,
-    }
+    environment = command_environment(
+        tmp_path,
+        GATEWAY_DATABASE_URL=database_url,
+        GATEWAY_JWT_SECRET=JWT_SECRET,
+        GATEWAY_SERVICE_SECRET=SERVICE_SECRET,
+    )
     for name in unset:
         environment.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environment,
-        cwd=tmp_path,
-        check=False,
-    )
+    return gateway_command(tmp_path, environment, *args, stdin=stdin)
 
 
 @asynccontextmanager
@@ -119,11 +108,7 @@ ENVIRONMENTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("url", "unset", "reason"),
-    [case[1:] for case in ENVIRONMENTS],
-    ids=[case[0] for case in ENVIRONMENTS],
-)
+@pytest.mark.parametrize(("url", "unset", "reason"), cases(ENVIRONMENTS))
 @pytest.mark.parametrize(
     "command",
     [("migrate",), ("user", "create", "--email", "a@example.com")],
@@ -149,9 +134,7 @@ CREATED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("roles", "expected"), [case[1:] for case in CREATED], ids=[case[0] for case in CREATED]
-)
+@pytest.mark.parametrize(("roles", "expected"), cases(CREATED))
 async def test_user_create_prints_one_json_object(
     tmp_path: Path, database_url: str, roles: tuple[str, ...], expected: list[str]
 ) -> None:
@@ -185,11 +168,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("address", "password", "roles", "first", "reason"),
-    [case[1:] for case in REFUSED],
-    ids=[case[0] for case in REFUSED],
-)
+@pytest.mark.parametrize(("address", "password", "roles", "first", "reason"), cases(REFUSED))
 async def test_user_create_refusals(
     tmp_path: Path,
     database_url: str,
@@ -340,11 +319,7 @@ IMPORT_REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("content", "reason"),
-    [case[1:] for case in IMPORT_REFUSALS],
-    ids=[case[0] for case in IMPORT_REFUSALS],
-)
+@pytest.mark.parametrize(("content", "reason"), cases(IMPORT_REFUSALS))
 def test_users_import_refusals(tmp_path: Path, content: str | None, reason: str) -> None:
     csv_file = tmp_path / "users.csv"
     if content is not None:

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import os
 import re
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -44,9 +46,13 @@ from tests.support import (
     Answer,
     RunningGateway,
     Upstream,
+    access_claims,
     assert_problem,
+    cases,
+    fetch,
     quiet_settings,
     raw_request,
+    received_headers,
     routes,
     running_gateway,
 )
@@ -120,16 +126,15 @@ class Site:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
-        async with self.client.request(
+        return await fetch(
+            self.client,
             method,
             self.gateway.url + path,
             json=body,
             data=data,
             headers=sent,
             timeout=TIMEOUT,
-            allow_redirects=False,
-        ) as response:
-            return Answer(response.status, response.headers, await response.read())
+        )
 
     async def add_user(self, address: str, *, roles: tuple[str, ...] = ("user",)) -> str:
         user = await self.core.accounts.create(address, PASSWORD, roles=roles, verified=True)
@@ -183,25 +188,27 @@ async def open_site(
         yield Site(gateway, upstream, client, tmp_path, database_url)
 
 
+OpenSite = Callable[..., AbstractAsyncContextManager[Site]]
+
+
 @pytest.fixture
-async def site(
+def site_with(
     tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
-) -> AsyncIterator[Site]:
-    async with open_site(tmp_path, database_url, upstream, client) as running:
+) -> OpenSite:
+    """The site with a test's own routes or auth settings, as `open_site` takes them:
+    `async with site_with(require_verified_email=True) as site`."""
+    return functools.partial(open_site, tmp_path, database_url, upstream, client)
+
+
+@pytest.fixture
+async def site(site_with: OpenSite) -> AsyncIterator[Site]:
+    async with site_with() as running:
         yield running
 
 
-def received(seen: dict[str, Any]) -> dict[str, list[str]]:
-    """The headers an upstream received: lower-case name -> every value, in order."""
-    headers: dict[str, list[str]] = {}
-    for name, value in seen["headers"]:
-        headers.setdefault(name.lower(), []).append(value)
-    return headers
-
-
 def echo_context(site: Site, seen: dict[str, Any], headers: dict[str, list[str]]) -> Context:
-    """The signed context the echo upstream received (`headers`: `received(seen)`), verified
-    with the key `gateway context-key echo` gives it."""
+    """The signed context the echo upstream received (`headers`: `received_headers(seen)`),
+    verified with the key `gateway context-key echo` gives it."""
     keyring = site.core.service_keyring
     assert keyring is not None
     return verify(
@@ -240,7 +247,7 @@ async def test_session_life_cycle(site: Site) -> None:
     forwarded = await site.call("GET", f"{NOTES}/7?draft=1", token=pair["access_token"])
     assert forwarded.status == 200, forwarded.body
     seen = site.upstream.seen[-1]
-    headers = received(seen)
+    headers = received_headers(seen)
     assert seen["path"] == f"{NOTES}/7?draft=1"
     expected = {
         "x-auth-method": "jwt",
@@ -281,7 +288,7 @@ async def test_session_life_cycle(site: Site) -> None:
     extended = extend.json()["access_token"]
     assert extend.json()["session_id"] == session_id
     assert (await site.call("GET", NOTES, token=extended)).status == 200
-    assert received(site.upstream.seen[-1])["x-session-id"] == [session_id]
+    assert received_headers(site.upstream.seen[-1])["x-session-id"] == [session_id]
 
     refresh = await site.refresh(pair["refresh_token"])
     assert refresh.status == 200, refresh.body
@@ -347,9 +354,7 @@ TOKEN_KINDS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("kind", "where"), [case[1:] for case in TOKEN_KINDS], ids=[case[0] for case in TOKEN_KINDS]
-)
+@pytest.mark.parametrize(("kind", "where"), cases(TOKEN_KINDS))
 async def test_each_token_is_good_for_one_thing(site: Site, kind: str, where: str) -> None:
     address = "olga@example.com"
     signup = await site.call(
@@ -396,18 +401,9 @@ async def test_each_token_is_good_for_one_thing(site: Site, kind: str, where: st
 
 def foreign_token() -> str:
     """A JWT shaped like ours but signed with a key the gateway does not have."""
-    now = time.time()
-    claims = {
-        "iss": "gateway",
-        "aud": "gateway",
-        "sub": "usr_attacker",
-        "sid": "ses_attacker",
-        "jti": "j1",
-        "roles": ["admin"],
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-    }
+    claims = access_claims(
+        time.time(), sub="usr_attacker", sid="ses_attacker", jti="j1", roles=["admin"]
+    )
     headers = {"kid": "s1", "typ": "at+jwt"}
     return jwt.encode(claims, "x" * 48, algorithm="HS256", headers=headers)
 
@@ -431,11 +427,7 @@ CREDENTIALS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "credential", "status", "code"),
-    [case[1:] for case in CREDENTIALS],
-    ids=[case[0] for case in CREDENTIALS],
-)
+@pytest.mark.parametrize(("path", "credential", "status", "code"), cases(CREDENTIALS))
 async def test_credentials_and_roles(
     site: Site, path: str, credential: str | None, status: int, code: str | None
 ) -> None:
@@ -485,11 +477,7 @@ LOGIN_BODIES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("data", "status", "code"),
-    [case[1:] for case in LOGIN_BODIES],
-    ids=[case[0] for case in LOGIN_BODIES],
-)
+@pytest.mark.parametrize(("data", "status", "code"), cases(LOGIN_BODIES))
 async def test_login_request_bodies(site: Site, data: bytes, status: int, code: str | None) -> None:
     user_id = await site.add_user("nina@example.com")
     body = data.replace(b"%s", PASSWORD.encode())
@@ -546,14 +534,9 @@ async def elsewhere() -> AsyncIterator[ClientSession]:
 
 
 async def test_failed_logins_hold_back_one_address_not_the_owner_elsewhere(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    elsewhere: ClientSession,
-    login_counts: dict[str, str],
+    site_with: OpenSite, elsewhere: ClientSession, login_counts: dict[str, str]
 ) -> None:
-    async with open_site(tmp_path, database_url, upstream, client, **login_counts) as site:
+    async with site_with(**login_counts) as site:
         await site.add_user("victim@example.com")
         seen = {}
         for address in ("victim@example.com", "nobody@example.com"):
@@ -568,7 +551,7 @@ async def test_failed_logins_hold_back_one_address_not_the_owner_elsewhere(
         assert seen["victim@example.com"] == seen["nobody@example.com"]
 
         # The owner, from another address, logs in: the guessing did not lock them out.
-        away = Site(site.gateway, upstream, elsewhere, tmp_path, database_url)
+        away = dataclasses.replace(site, client=elsewhere)
         pair = await away.login("victim@example.com")
         assert (await away.call("GET", NOTES, token=pair["access_token"])).status == 200
 
@@ -590,16 +573,12 @@ async def test_failed_logins_hold_back_one_address_not_the_owner_elsewhere(
 
 
 async def test_concurrent_wrong_passwords_are_held_back_like_consecutive_ones(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    login_counts: dict[str, str],
+    site_with: OpenSite, login_counts: dict[str, str]
 ) -> None:
     # Twenty guesses sent at once, so that none has failed yet when the others are checked:
     # they must not all be tried. Five are free; a sixth could be tried only after a whole
     # second's wait, a seventh after two more.
-    async with open_site(tmp_path, database_url, upstream, client, **login_counts) as site:
+    async with site_with(**login_counts) as site:
         await site.add_user("victim@example.com")
         answers = await asyncio.gather(
             *(
@@ -664,11 +643,7 @@ FORGED_ROUTES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "logged_in", "status", "identity"),
-    [case[1:] for case in FORGED_ROUTES],
-    ids=[case[0] for case in FORGED_ROUTES],
-)
+@pytest.mark.parametrize(("path", "logged_in", "status", "identity"), cases(FORGED_ROUTES))
 async def test_forged_identity_headers_never_reach_the_upstream(
     site: Site, path: str, logged_in: bool, status: int, identity: dict[str, str] | None
 ) -> None:
@@ -690,7 +665,7 @@ async def test_forged_identity_headers_never_reach_the_upstream(
         assert len(site.upstream.seen) == before  # refused before the upstream
         return
     seen = site.upstream.seen[-1]
-    headers = received(seen)
+    headers = received_headers(seen)
     for name in IDENTITY:
         assert len(headers.get(name, [])) <= 1, name
         assert not FORGED_VALUES & set(headers.get(name, [])), name
@@ -844,11 +819,9 @@ RESEND = "/api/v1/auth/verify-email/resend"
 
 
 async def test_required_verification_keeps_an_unverified_user_out_until_confirmed(
-    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
+    site_with: OpenSite,
 ) -> None:
-    async with open_site(
-        tmp_path, database_url, upstream, client, require_verified_email=True
-    ) as site:
+    async with site_with(require_verified_email=True) as site:
         address = "ursula@example.com"
         signup = await site.call(
             "POST", "/api/v1/auth/signup", body={"email": address, "password": PASSWORD}
@@ -880,11 +853,9 @@ async def test_required_verification_keeps_an_unverified_user_out_until_confirme
 
 
 async def test_required_verification_ends_a_session_at_its_next_refresh(
-    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
+    site_with: OpenSite,
 ) -> None:
-    async with open_site(
-        tmp_path, database_url, upstream, client, require_verified_email=True
-    ) as site:
+    async with site_with(require_verified_email=True) as site:
         # A session of an unconfirmed user that began before the setting was turned on.
         user = await site.core.accounts.create("victor@example.com", PASSWORD)
         pair = await site.core.sessions.open(user, CallInfo())
@@ -944,13 +915,11 @@ async def test_forgot_password_answers_alike_for_unknown_addresses(site: Site) -
     assert site.mails("nobody@example.com") == []
 
 
-async def test_forgot_password_answers_before_doing_the_work(
-    tmp_path: Path, database_url: str, upstream: Upstream, client: ClientSession
-) -> None:
+async def test_forgot_password_answers_before_doing_the_work(site_with: OpenSite) -> None:
     """The mail server holds its greeting: the 202 still comes, for a known address as for an
     unknown one, and the mail goes once the server answers; a shutdown waits for it."""
     async with mail_server(hold=True) as smtp:
-        async with open_site(tmp_path, database_url, upstream, client, mail_url=smtp.url) as site:
+        async with site_with(mail_url=smtp.url) as site:
             await site.add_user("grace@example.com")
             known = await site.call(
                 "POST", "/api/v1/auth/forgot-password", body={"email": "grace@example.com"}
@@ -1103,11 +1072,7 @@ MAIL_FLOWS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "body", "subject"),
-    [case[1:] for case in MAIL_FLOWS],
-    ids=[case[0] for case in MAIL_FLOWS],
-)
+@pytest.mark.parametrize(("path", "body", "subject"), cases(MAIL_FLOWS))
 async def test_mails_do_not_name_the_clients_host(
     site: Site, path: str, body: dict[str, str], subject: str
 ) -> None:
@@ -1170,7 +1135,7 @@ async def test_admin_manages_users(site: Site) -> None:
     assert_problem(await site.refresh(ivan["refresh_token"]), 401, "invalid_token")
     again = await site.login("ivan@example.com")
     assert (await site.call("GET", NOTES, token=again["access_token"])).status == 200
-    assert received(site.upstream.seen[-1])["x-user-roles"] == ["user,editor"]
+    assert received_headers(site.upstream.seen[-1])["x-user-roles"] == ["user,editor"]
 
     # Disabling ends the sessions too and refuses logins; enabling lets the user back in.
     disabled = await site.call("PATCH", path, token=admin, body={"disabled": True})
@@ -1268,15 +1233,9 @@ TABLES = [
 @pytest.mark.parametrize("auth_core_routes", [t[1] for t in TABLES], ids=[t[0] for t in TABLES])
 @pytest.mark.parametrize(("method", "path"), ADMIN_CALLS, ids=[f"{m} {p}" for m, p in ADMIN_CALLS])
 async def test_admin_api_refuses_plain_users(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    auth_core_routes: tuple[str, ...],
-    method: str,
-    path: str,
+    site_with: OpenSite, auth_core_routes: tuple[str, ...], method: str, path: str
 ) -> None:
-    async with open_site(tmp_path, database_url, upstream, client, auth_core_routes) as site:
+    async with site_with(auth_core_routes) as site:
         user_id = await site.add_user("kim@example.com")
         token = (await site.login("kim@example.com"))["access_token"]
         target = path.replace("{id}", user_id)
@@ -1373,11 +1332,7 @@ DENIALS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "origin", "revoke", "status", "code"),
-    [case[1:] for case in DENIALS],
-    ids=[case[0] for case in DENIALS],
-)
+@pytest.mark.parametrize(("path", "origin", "revoke", "status", "code"), cases(DENIALS))
 async def test_gateway_denials_are_audited_with_the_request_id(
     site: Site, path: str, origin: str | None, revoke: bool, status: int, code: str
 ) -> None:

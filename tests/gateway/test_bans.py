@@ -14,7 +14,14 @@ from aiohttp import ClientSession, TCPConnector
 
 from auth_core.service import AuthCore, CallInfo
 from tests.conftest import REDIS_URL
-from tests.support import Upstream, auth_settings, quiet_settings, routes, running_gateway
+from tests.support import (
+    Upstream,
+    auth_settings,
+    quiet_settings,
+    routes,
+    running_gateway,
+    two_gateways,
+)
 
 BAN_AFTER = 30  # failed credentials: the default GATEWAY_BAN_THRESHOLD
 CALL = CallInfo()
@@ -61,11 +68,8 @@ async def test_repeated_bad_keys_ban_the_address_everywhere_until_lifted(
 ) -> None:
     table = routes({"echo": [upstream.url]}, *ROUTES)
     settings = quiet_settings(auth=auth_settings(tmp_path))
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     async with (
-        running_gateway(table, tmp_path / "a", settings) as first,
-        running_gateway(table, tmp_path / "b", settings) as second,
+        two_gateways(table, tmp_path, settings) as (first, second),
         attacker() as bad,
     ):
         admin = await admin_headers(first.core)
@@ -117,11 +121,8 @@ async def test_failures_counted_in_redis_add_up_across_gateways(
     settings = quiet_settings(
         auth=auth_settings(tmp_path, redis_url=REDIS_URL, redis_prefix=redis_prefix),
     )
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     async with (
-        running_gateway(table, tmp_path / "a", settings) as first,
-        running_gateway(table, tmp_path / "b", settings) as second,
+        two_gateways(table, tmp_path, settings) as (first, second),
         attacker() as bad,
     ):
         bearer = {"Authorization": "Bearer not-a-token"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,13 +16,19 @@ from aiohttp import ClientSession, TCPConnector
 
 from auth_core.revocation import BAN, UNBAN, RevocationSet
 from auth_core.service import AuthCore, CallInfo
-from auth_core.store import open_database
-from auth_core.store.migrate import migrate
 from auth_core.store.revocations import RevocationTable
 from tests import support
 from tests.auth_core.helpers import sync
 from tests.conftest import REDIS_URL
-from tests.support import Upstream, auth_settings, quiet_settings, routes, running_gateway
+from tests.support import (
+    Upstream,
+    auth_settings,
+    eventually,
+    quiet_settings,
+    routes,
+    running_gateway,
+    two_connections,
+)
 
 BAN_AFTER = 30  # failed credentials (the default GATEWAY_BAN_THRESHOLD) ...
 BAN_WINDOW = 600  # ... within this many seconds (the default GATEWAY_BAN_WINDOW)
@@ -59,14 +65,6 @@ async def fail(core: AuthCore, address: str, times: int) -> None:
         await settle(core)
 
 
-async def eventually(check: Callable[[], bool], what: str, *, limit: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not check():
-        assert loop.time() < deadline, f"never: {what}"
-        await asyncio.sleep(0.02)
-
-
 async def insert(core: AuthCore, kind: str, value: str, at: float, expires_at: float) -> None:
     """A row as another replica writes it (its own clock for `at`)."""
     await core.store.db.execute(
@@ -100,10 +98,7 @@ async def test_an_unban_read_before_its_ban_keeps_the_address_free(postgres_url:
     """Edge case (PostgreSQL: ids commit out of order): a ban's row (id n) commits after the
     lift (id n+1) that followed it; a worker reading between the two commits sees the lift
     first. The ban, older than the lift, must stay lifted when it arrives."""
-    slow = await open_database(postgres_url)
-    fast = await open_database(postgres_url)
-    try:
-        await migrate(slow)
+    async with two_connections(postgres_url) as (slow, fast):
         revoked = RevocationSet()
         until = time.time() + 900
         async with slow.transaction() as transaction:
@@ -120,9 +115,6 @@ async def test_an_unban_read_before_its_ban_keeps_the_address_free(postgres_url:
         await RevocationTable(fast).add(BAN, ATTACKER, time.time() + 900)
         await revoked.sync(RevocationTable(fast))
         assert revoked.banned_for(ATTACKER, time.time()) > 0
-    finally:
-        await slow.close()
-        await fast.close()
 
 
 async def test_the_ban_list_agrees_with_what_is_enforced(tmp_path: Path, database_url: str) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import cases
+
 VALID = """\
 version: 1
 upstreams:
@@ -63,11 +65,7 @@ def test_default_file_is_routes_yaml_in_the_working_directory(tmp_path: Path) ->
     assert done.stdout.startswith("routes.yaml: ok (")
 
 
-@pytest.mark.parametrize(
-    ("text", "line", "fragment"),
-    [case[1:] for case in INVALID],
-    ids=[case[0] for case in INVALID],
-)
+@pytest.mark.parametrize(("text", "line", "fragment"), cases(INVALID))
 def test_invalid_file(tmp_path: Path, text: str, line: int, fragment: str) -> None:
     config = tmp_path / "routes.yaml"
     config.write_text(text)

@@ -29,7 +29,7 @@ from gateway.context import (
     sign,
     verify,
 )
-from tests.support import LOOPBACK, raw_request
+from tests.support import LOOPBACK, cases, raw_request, serving
 
 NOW = 1_800_000_000.0
 # GATEWAY_SERVICE_SECRET=k1:...,k0:... (the master secrets), and what `gateway context-key
@@ -298,9 +298,7 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("headers", "reason"), [case[1:] for case in MALFORMED], ids=[case[0] for case in MALFORMED]
-)
+@pytest.mark.parametrize(("headers", "reason"), cases(MALFORMED))
 def test_missing_or_malformed_is_refused(headers: dict[str, str], reason: str) -> None:
     assert refused(headers) == reason
 
@@ -312,7 +310,7 @@ NON_ASCII = [
 ]
 
 
-@pytest.mark.parametrize("headers", [case[1] for case in NON_ASCII], ids=[c[0] for c in NON_ASCII])
+@pytest.mark.parametrize("headers", cases(NON_ASCII))
 def test_non_ascii_junk_is_a_context_error(headers: dict[str, str]) -> None:
     with pytest.raises(ContextError):
         verify(KEYS, AUDIENCE, METHOD, PATH, headers, now=NOW)
@@ -339,15 +337,8 @@ async def protected_service() -> AsyncIterator[str]:
     """A downstream aiohttp service guarded by context_middleware; yields its base URL."""
     app = web.Application(middlewares=[context_middleware(KEYS, AUDIENCE)])
     app.router.add_route("*", "/{tail:.*}", whoami)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, LOOPBACK, 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(app) as port:
         yield f"http://{LOOPBACK}:{port}"
-    finally:
-        await runner.cleanup()
 
 
 def live(values: Mapping[str, str] = VALUES, **kwargs: str) -> dict[str, str]:
@@ -393,11 +384,7 @@ MIDDLEWARE_REFUSALS: list[tuple[str, str, str, Callable[[], dict[str, str]]]] = 
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "make"),
-    [case[1:] for case in MIDDLEWARE_REFUSALS],
-    ids=[case[0] for case in MIDDLEWARE_REFUSALS],
-)
+@pytest.mark.parametrize(("method", "path", "make"), cases(MIDDLEWARE_REFUSALS))
 async def test_middleware_refuses_with_401(
     client: ClientSession, method: str, path: str, make: Callable[[], dict[str, str]]
 ) -> None:

@@ -9,12 +9,11 @@ import hashlib
 import hmac
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from auth_core.service import AuthCore
 from gateway.context import parse_keys
-from tests.support import auth_settings
+from tests.support import auth_settings, gateway_command
 
 ROUTES = """\
 version: 1
@@ -39,15 +38,7 @@ def context_key(
     }
     if secret is not None:
         env["GATEWAY_SERVICE_SECRET"] = secret
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "context-key", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=tmp_path,
-        env=env,
-        check=False,
-    )
+    return gateway_command(tmp_path, env, "context-key", *args, "--config", str(config))
 
 
 def by_hand(secret: bytes, audience: str) -> str:

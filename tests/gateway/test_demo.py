@@ -5,7 +5,6 @@ the echo upstream moved to a free loopback port)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession, ClientTimeout
 
-from tests.support import LOOPBACK, free_port
+from tests.support import GATEWAY_COMMAND, LOOPBACK, command_environment, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = ClientTimeout(total=30)
@@ -32,16 +31,10 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, str]]:
         (ROOT / "routes.yaml").read_text().replace("127.0.0.1:9001", f"127.0.0.1:{echo_port}")
     )
     log = tmp_path / "demo.log"
-    environment = {
-        **os.environ,
-        "GATEWAY_ACCESS_LOG": "off",
-        "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db",
-        "GATEWAY_PASSWORD_HASH_COST": "1,8192,1",
-        "GATEWAY_MAIL_URL": f"outbox:{tmp_path}/outbox",
-    }
+    environment = command_environment(tmp_path, GATEWAY_ACCESS_LOG="off")
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "demo", "--config", str(config), "--port", str(port)],
+            [*GATEWAY_COMMAND, "demo", "--config", str(config), "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=environment,

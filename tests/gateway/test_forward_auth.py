@@ -22,7 +22,7 @@ from auth_core.service import AuthCore
 from auth_core.tokens import AccessTokens, Keyring
 from gateway.config import Settings, SettingsError
 from gateway.context import ContextError, derive_keys, verify
-from tests.support import RunningGateway, quiet_settings, running_gateway
+from tests.support import FORGED_IDENTITY, RunningGateway, cases, quiet_settings, running_gateway
 
 SHIPPED_ROUTES = Path(__file__).resolve().parents[2] / "routes.yaml"
 VALIDATE = "/api/v1/auth/validate"
@@ -159,17 +159,13 @@ async def test_the_signature_does_not_verify_with_another_key(stack: Stack) -> N
 
 async def test_client_sent_context_headers_are_not_echoed(stack: Stack) -> None:
     """Whatever identity the client claims, the answer is the token's."""
-    forged = {
-        "X-User-Id": "usr_admin",
-        "X-User-Roles": "admin",
-        "X-Tenant-Id": "ten_forged",
-        "X-Gateway-Signature": "v2,kid=k1,aud=forward_auth,sig=forged",
-    }
-    status, headers, _ = await stack.validate(stack.bearer(**forged))
+    status, headers, _ = await stack.validate(stack.bearer(**FORGED_IDENTITY))
     assert status == 200
     assert headers["X-User-Id"] == stack.user.id
     assert headers["X-User-Roles"] == "user"
+    assert headers["X-Auth-Method"] == "jwt"
     assert "X-Tenant-Id" not in headers
+    assert "X-Credential-Id" not in headers
     assert verify(stack.keys, FORWARD_AUTH, "GET", "/", headers).user_id == stack.user.id
 
 
@@ -219,11 +215,7 @@ REFUSALS: list[tuple[str, Any, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("authorization", "error", "challenge"),
-    [case[1:] for case in REFUSALS],
-    ids=[case[0] for case in REFUSALS],
-)
+@pytest.mark.parametrize(("authorization", "error", "challenge"), cases(REFUSALS))
 async def test_a_missing_or_invalid_token_gets_401(
     stack: Stack, authorization: Any, error: str, challenge: str
 ) -> None:

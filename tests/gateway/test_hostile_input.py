@@ -13,9 +13,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,7 +25,16 @@ import pytest
 from aiohttp import ClientSession, ClientTimeout
 
 from auth_core.calls import CallInfo
-from tests.support import RunningGateway, Upstream, auth_settings, quiet_settings, running_gateway
+from tests.support import (
+    RunningGateway,
+    Upstream,
+    access_claims,
+    auth_settings,
+    command_environment,
+    gateway_command,
+    quiet_settings,
+    running_gateway,
+)
 
 PASSWORD = "correct horse battery"
 TIMEOUT = ClientTimeout(total=30)
@@ -307,18 +314,7 @@ async def test_a_token_whose_claims_hold_a_control_character_is_invalid(
     core = site.gateway.core
     assert core.tokens is not None
     kid, secret = core.tokens.keyring.current
-    now = time.time()
-    claims = {
-        "iss": "gateway",
-        "aud": "gateway",
-        "sub": "usr_1",
-        "sid": "ses_1",
-        "jti": "jti_1",
-        "roles": ["user"],
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-    }
+    claims = access_claims(time.time())
 
     async def private(token: str) -> tuple[int, dict[str, Any]]:
         async with site.client.get(
@@ -343,21 +339,7 @@ async def test_a_token_whose_claims_hold_a_control_character_is_invalid(
 def gateway_cli(
     tmp_path: Path, *args: str | bytes, stdin: bytes = b""
 ) -> subprocess.CompletedProcess[bytes]:
-    environment = {
-        **os.environ,
-        "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db",
-        "GATEWAY_PASSWORD_HASH_COST": "1,8192,1",
-        "GATEWAY_MAIL_URL": f"outbox:{tmp_path}/outbox",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        env=environment,
-        cwd=tmp_path,
-        check=False,
-    )
+    return gateway_command(tmp_path, command_environment(tmp_path), *args, stdin=stdin)
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ from tests.support import (
     auth_settings,
     quiet_settings,
     routes,
-    running_gateway,
     start_gateway_process,
+    two_gateways,
 )
 
 PASSWORD = "correct horse battery"
@@ -100,12 +100,7 @@ async def test_a_logout_through_one_replica_is_refused_by_the_other(
         ),
     )
     table = routes({"echo": [upstream.url]}, *ROUTES)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    async with (
-        running_gateway(table, tmp_path / "a", settings) as first,
-        running_gateway(table, tmp_path / "b", settings) as second,
-    ):
+    async with two_gateways(table, tmp_path, settings) as (first, second):
         core = first.core
         await core.accounts.create("ada@example.com", PASSWORD, verified=True)
         token = await login(client, first.url)

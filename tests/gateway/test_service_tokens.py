@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, TCPConnector
+from aiohttp import ClientSession
 
 from auth_core import credentials
 from auth_core.errors import InvalidToken
@@ -32,15 +32,15 @@ from tests.gateway.test_tenant_flows import (
     eventually,
     forwarded,
     other_checksum,
-    received,
     refused,
     shipped_routes,
     signed_context,
     site,
+    site_with,
 )
-from tests.support import Upstream, auth_settings, quiet_settings, running_gateway
+from tests.support import Upstream, auth_settings, quiet_settings, received_headers, two_gateways
 
-__all__ = ["elsewhere", "site"]  # fixtures
+__all__ = ["elsewhere", "site", "site_with"]  # fixtures
 
 SERVICE_TOKENS = "/api/v1/service-tokens"
 TOKEN_FORMAT = re.compile(r"gws_[0-9A-Za-z]{38}")
@@ -89,7 +89,7 @@ async def test_admin_creates_lists_and_revokes_service_tokens(site: Site) -> Non
 
     # It opens an `auth: service` route; the upstream learns which token, and no user.
     _, seen = await forwarded(site, f"{INTERNAL}/jobs", headers=service(secret))
-    headers = received(seen)
+    headers = received_headers(seen)
     assert headers["x-auth-method"] == ["service"]
     assert headers["x-credential-id"] == [made["id"]]
     for name in ("x-user-id", "x-user-roles", "x-user-email", "x-tenant-id", "x-session-id"):
@@ -300,6 +300,7 @@ async def test_a_revoked_token_is_refused_at_once_by_another_replica(
     tmp_path: Path,
     upstream: Upstream,
     client: ClientSession,
+    elsewhere: ClientSession,
     postgres_url: str,
     redis_prefix: str,
 ) -> None:
@@ -309,15 +310,9 @@ async def test_a_revoked_token_is_refused_at_once_by_another_replica(
         ),
     )
     table = shipped_routes(upstream)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    async with (
-        running_gateway(table, tmp_path / "a", settings) as first,
-        running_gateway(table, tmp_path / "b", settings) as second,
-        ClientSession(connector=TCPConnector(local_addr=("127.0.0.2", 0))) as elsewhere_client,
-    ):
-        one = Site(first, upstream, client, elsewhere_client)
-        two = Site(second, upstream, client, elsewhere_client)
+    async with two_gateways(table, tmp_path, settings) as (first, second):
+        one = Site(first, upstream, client, elsewhere)
+        two = Site(second, upstream, client, elsewhere)
         admin = await one.admin()
         made = await create(one, admin, "billing")
         # Both replicas have it cached (the second perhaps from the shared tier).

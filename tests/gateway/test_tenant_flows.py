@@ -19,11 +19,12 @@ outside loopback appear only as X-Forwarded-For header values.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from auth_core import credentials
 from auth_core.service import AuthCore, CallInfo
 from auth_core.tokens import Keyring
-from gateway.config import Settings
 from gateway.context import Context, derive_keys, verify
-from gateway.routing.loader import load_route_table
-from gateway.server.run import Worker, bind
 from tests.support import (
     LOOPBACK,
     Answer,
@@ -48,8 +46,12 @@ from tests.support import (
     Upstream,
     assert_problem,
     auth_settings,
+    cases,
+    fetch,
     quiet_settings,
+    received_headers,
     running_gateway,
+    two_gateways,
 )
 
 PASSWORD = "correct horse battery"
@@ -147,15 +149,9 @@ class Site:
         if key is not None:
             sent["X-API-Key"] = key
         client = {LOOPBACK: self.client, OTHER_ADDRESS: self.elsewhere}[source]
-        async with client.request(
-            method,
-            self.url + path,
-            json=body,
-            headers=sent,
-            timeout=TIMEOUT,
-            allow_redirects=False,
-        ) as response:
-            return Answer(response.status, response.headers, await response.read())
+        return await fetch(
+            client, method, self.url + path, json=body, headers=sent, timeout=TIMEOUT
+        )
 
     async def add_user(
         self,
@@ -259,10 +255,11 @@ async def open_site(
     elsewhere: ClientSession,
     *,
     trusted_proxies: Iterable[str] = (),
+    **auth: Any,
 ) -> AsyncIterator[Site]:
     settings = quiet_settings(
         trusted_proxies=netaddr.IPSet(list(trusted_proxies)),
-        auth=auth_settings(directory, database_url=database_url),
+        auth=auth_settings(directory, database_url=database_url, **auth),
     )
     async with running_gateway(shipped_routes(upstream), directory, settings) as gateway:
         yield Site(gateway, upstream, client, elsewhere)
@@ -276,27 +273,29 @@ async def elsewhere() -> AsyncIterator[ClientSession]:
         yield session
 
 
+OpenSite = Callable[..., AbstractAsyncContextManager[Site]]
+
+
 @pytest.fixture
-async def site(
+def site_with(
     tmp_path: Path,
     database_url: str,
     upstream: Upstream,
     client: ClientSession,
     elsewhere: ClientSession,
-) -> AsyncIterator[Site]:
-    async with open_site(tmp_path, database_url, upstream, client, elsewhere) as running:
+) -> OpenSite:
+    """The site with a test's own settings, as `open_site` takes them (auth settings too):
+    `async with site_with(trusted_proxies=["127.0.0.1/32"]) as site`."""
+    return functools.partial(open_site, tmp_path, database_url, upstream, client, elsewhere)
+
+
+@pytest.fixture
+async def site(site_with: OpenSite) -> AsyncIterator[Site]:
+    async with site_with() as running:
         yield running
 
 
 # -- checks ------------------------------------------------------------------------------------
-
-
-def received(seen: dict[str, Any]) -> dict[str, list[str]]:
-    """The headers an upstream received: lower-case name -> every value, in order."""
-    headers: dict[str, list[str]] = {}
-    for name, value in seen["headers"]:
-        headers.setdefault(name.lower(), []).append(value)
-    return headers
 
 
 def signed_context(site: Site, seen: dict[str, Any]) -> Context:
@@ -330,6 +329,18 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: flo
     while not await check():
         assert time.monotonic() < deadline, f"never happened: {what}"
         await asyncio.sleep(0.1)
+
+
+async def until_refused(site: Site, path: str, what: str, **credential: str) -> None:
+    """Poll `path` with the credential until the gateway refuses it (401), as it must once the
+    credential runs out; it may be served (200) until then, and nothing else."""
+
+    async def refused_now() -> bool:
+        answer = await site.call("GET", path, **credential)
+        assert answer.status in (200, 401), answer.body
+        return answer.status == 401
+
+    await eventually(refused_now, what)
 
 
 def other_checksum(key: str) -> str:
@@ -426,7 +437,7 @@ async def test_sdk_backend_opens_sessions_from_a_whitelisted_address(site: Site)
     spoofed = {"X-Tenant-Id": "ten_forged", "X-Auth-Method": "jwt", "X-User-Id": "usr_forged"}
     answer, seen = await forwarded(site, f"{PARTNER}/orders?page=2", key=secret, headers=spoofed)
     assert seen["path"] == "/orders?page=2"
-    headers = received(seen)
+    headers = received_headers(seen)
     assert headers["x-auth-method"] == ["api_key"]
     assert headers["x-tenant-id"] == [tenant["id"]]
     assert headers["x-credential-id"] == [key["id"]]
@@ -444,10 +455,10 @@ async def test_sdk_backend_opens_sessions_from_a_whitelisted_address(site: Site)
     _, seen = await forwarded(
         site, f"{PARTNER}/orders", headers={"Authorization": f"Bearer {secret}"}
     )
-    assert received(seen)["x-credential-id"] == [key["id"]]
+    assert received_headers(seen)["x-credential-id"] == [key["id"]]
     # `auth: any` takes the key too.
     _, seen = await forwarded(site, f"{ANYONE}/x", key=secret)
-    assert received(seen)["x-auth-method"] == ["api_key"]
+    assert received_headers(seen)["x-auth-method"] == ["api_key"]
 
     await refused(
         site, f"{PARTNER}/orders", 403, "ip_not_allowed", key=secret, source=OTHER_ADDRESS
@@ -512,7 +523,7 @@ async def test_browser_is_held_to_the_tenant_origins(site: Site) -> None:
     )
     assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "origin" in answer.headers.get("Vary", "").lower()
-    assert received(seen)["x-tenant-id"] == [tenant["id"]]
+    assert received_headers(seen)["x-tenant-id"] == [tenant["id"]]
     # No Origin: not a browser, nothing to check.
     await forwarded(site, f"{PRIVATE}/feed", token=access)
 
@@ -601,19 +612,14 @@ async def test_rotated_key_keeps_working_for_the_grace_period_only(site: Site) -
 
     # Primary and secondary: both work during the grace period.
     _, seen = await forwarded(site, f"{PARTNER}/x", key=new)
-    assert received(seen)["x-credential-id"] == [successor["id"]]
+    assert received_headers(seen)["x-credential-id"] == [successor["id"]]
     _, seen = await forwarded(site, f"{PARTNER}/x", key=old)
-    assert received(seen)["x-credential-id"] == [key["id"]]
+    assert received_headers(seen)["x-credential-id"] == [key["id"]]
 
-    async def old_refused() -> bool:
-        answer = await site.call("GET", f"{PARTNER}/x", key=old)
-        assert answer.status in (200, 401), answer.body
-        return answer.status == 401
-
-    await eventually(old_refused, "the old key refused after its grace period")
+    await until_refused(site, f"{PARTNER}/x", "the old key refused after its grace period", key=old)
     await refused(site, f"{PARTNER}/x", 401, "invalid_api_key", key=old)
     _, seen = await forwarded(site, f"{PARTNER}/x", key=new)
-    assert received(seen)["x-credential-id"] == [successor["id"]]
+    assert received_headers(seen)["x-credential-id"] == [successor["id"]]
     # A retired key cannot be rotated again.
     again = await site.call(
         "POST", f"{TENANTS}/{tenant['id']}/api-keys/{key['id']}/rotate", token=admin, body={}
@@ -684,17 +690,9 @@ async def test_malformed_keys_are_refused_without_the_database(site: Site) -> No
     ],
 )
 async def test_ipv4_mapped_client_address_matches_the_ipv4_rule(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    elsewhere: ClientSession,
-    forwarded_for: str,
-    allowed: bool,
+    site_with: OpenSite, forwarded_for: str, allowed: bool
 ) -> None:
-    async with open_site(
-        tmp_path, database_url, upstream, client, elsewhere, trusted_proxies=["127.0.0.1/32"]
-    ) as site:
+    async with site_with(trusted_proxies=["127.0.0.1/32"]) as site:
         admin = await site.admin()
         _, key = await site.tenant_with_key(
             admin, ip_whitelist=["198.51.100.0/24", "2001:db8::/32", "::ffff:203.0.113.0/120"]
@@ -768,20 +766,9 @@ async def test_forged_forwarded_for_from_an_untrusted_peer_is_ignored(site: Site
     ],
 )
 async def test_trusted_proxy_chain_names_the_client(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    elsewhere: ClientSession,
-    chain: str,
-    allowed: bool,
+    site_with: OpenSite, chain: str, allowed: bool
 ) -> None:
-    async with open_site(
-        tmp_path,
-        database_url,
-        upstream,
-        client,
-        elsewhere,
+    async with site_with(
         trusted_proxies=["127.0.0.1/32", "10.0.0.0/8"],
     ) as site:
         admin = await site.admin()
@@ -845,7 +832,7 @@ async def test_personal_access_token_life_cycle(site: Site) -> None:
     assert credentials.credential_hash(secret) not in listed.body.decode()
 
     _, seen = await forwarded(site, f"{DEVELOPER}/repos", token=secret)
-    headers = received(seen)
+    headers = received_headers(seen)
     assert headers["x-auth-method"] == ["pat"]
     assert headers["x-credential-id"] == [pat["id"]]
     context = signed_context(site, seen)
@@ -857,10 +844,10 @@ async def test_personal_access_token_life_cycle(site: Site) -> None:
     )
     assert context.roles == ("user",)
     _, seen = await forwarded(site, f"{ANYONE}/repos", token=secret)
-    assert received(seen)["x-auth-method"] == ["pat"]
-    assert received(seen)["x-credential-id"] == [pat["id"]]
+    assert received_headers(seen)["x-auth-method"] == ["pat"]
+    assert received_headers(seen)["x-credential-id"] == [pat["id"]]
     _, seen = await forwarded(site, f"{ANYONE}/repos", token=access)
-    assert received(seen)["x-auth-method"] == ["jwt"]
+    assert received_headers(seen)["x-auth-method"] == ["jwt"]
     # A JWT is no PAT, a PAT no JWT, a malformed PAT nothing.
     await refused(site, f"{DEVELOPER}/repos", 401, "invalid_token", token=access)
     await refused(site, f"{PRIVATE}/repos", 401, "invalid_token", token=secret)
@@ -976,7 +963,7 @@ async def test_tenant_admin_manages_their_tenant_only(site: Site) -> None:
 async def test_service_token_and_internal_validation(site: Site) -> None:
     service = {"Authorization": f"Service {await site.service_token()}"}
     _, seen = await forwarded(site, f"{INTERNAL}/jobs", headers=service)
-    assert received(seen)["x-auth-method"] == ["service"]
+    assert received_headers(seen)["x-auth-method"] == ["service"]
     assert signed_context(site, seen).auth_method == "service"
     wrong = {"Authorization": "Service " + "x" * 64}
     await refused(site, f"{INTERNAL}/jobs", 401, "invalid_token", headers=wrong)
@@ -1171,37 +1158,28 @@ async def test_whitelist_changes_are_in_force_at_once(site: Site) -> None:
     admin = await site.admin()
     tenant, key = await site.tenant_with_key(admin)
     secret = key["key"]
+    tenant_path = f"{TENANTS}/{tenant['id']}"
+    whitelist_path = f"{tenant_path}/ip-whitelist"
     await forwarded(site, f"{PARTNER}/x", key=secret)  # cached with the old whitelist
     await refused(site, f"{PARTNER}/x", 403, "ip_not_allowed", key=secret, source=OTHER_ADDRESS)
 
-    moved = await site.call(
-        "PUT",
-        f"{TENANTS}/{tenant['id']}/ip-whitelist",
-        token=admin,
-        body={"ip_whitelist": [f"{OTHER_ADDRESS}/32"]},
-    )
+    moved_to = {"ip_whitelist": [f"{OTHER_ADDRESS}/32"]}
+    moved = await site.call("PUT", whitelist_path, token=admin, body=moved_to)
     assert moved.status == 200, moved.body
     assert moved.json()["ip_whitelist"] == [f"{OTHER_ADDRESS}/32"]
     await refused(site, f"{PARTNER}/x", 403, "ip_not_allowed", key=secret)
     await forwarded(site, f"{PARTNER}/x", key=secret, source=OTHER_ADDRESS)
 
-    patched = await site.call(
-        "PATCH",
-        f"{TENANTS}/{tenant['id']}",
-        token=admin,
-        body={"ip_whitelist": ["127.0.0.0/8"], "origins": [NEW_ORIGIN]},
-    )
+    both = {"ip_whitelist": ["127.0.0.0/8"], "origins": [NEW_ORIGIN]}
+    patched = await site.call("PATCH", tenant_path, token=admin, body=both)
     assert patched.status == 200, patched.body
     await forwarded(site, f"{PARTNER}/x", key=secret)
     await forwarded(site, f"{PARTNER}/x", key=secret, source=OTHER_ADDRESS)
     # Only the list is replaced by PUT: anything else in the body is refused.
-    mixed = await site.call(
-        "PUT",
-        f"{TENANTS}/{tenant['id']}/ip-whitelist",
-        token=admin,
-        body={"ip_whitelist": ["127.0.0.1/32"], "origins": [EVIL_ORIGIN]},
+    mixed = {"ip_whitelist": ["127.0.0.1/32"], "origins": [EVIL_ORIGIN]}
+    assert_problem(
+        await site.call("PUT", whitelist_path, token=admin, body=mixed), 400, "invalid_request"
     )
-    assert_problem(mixed, 400, "invalid_request")
 
 
 async def test_a_key_of_its_own_narrows_the_tenant_whitelist(site: Site) -> None:
@@ -1234,7 +1212,7 @@ BAD_TENANTS = [
 ]
 
 
-@pytest.mark.parametrize("body", [case[1] for case in BAD_TENANTS], ids=[c[0] for c in BAD_TENANTS])
+@pytest.mark.parametrize("body", cases(BAD_TENANTS))
 async def test_bad_tenants_are_refused(site: Site, body: dict[str, Any]) -> None:
     admin = await site.admin()
     answer = await site.call("POST", TENANTS, token=admin, body=body)
@@ -1249,12 +1227,7 @@ async def test_expired_key_is_refused(site: Site) -> None:
     key = await site.create_key(admin, tenant["id"], {"expires_at": "1s"})
     assert key["expires_at"] is not None
 
-    async def expired() -> bool:
-        answer = await site.call("GET", f"{PARTNER}/x", key=key["key"])
-        assert answer.status in (200, 401), answer.body
-        return answer.status == 401
-
-    await eventually(expired, "the key refused once it expired")
+    await until_refused(site, f"{PARTNER}/x", "the key refused once it expired", key=key["key"])
     await refused(site, f"{PARTNER}/x", 401, "invalid_api_key", key=key["key"])
     assert_problem(await site.sdk_session(key["key"]), 401, "invalid_api_key")
     past = await site.call(
@@ -1287,23 +1260,8 @@ async def test_revoked_key_is_refused_everywhere_at_once(site: Site) -> None:
     assert_problem(again, 400, "invalid_request")
 
 
-async def test_whitelist_flags_turn_the_checks_off(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    elsewhere: ClientSession,
-) -> None:
-    settings = quiet_settings(
-        auth=auth_settings(
-            tmp_path,
-            database_url=database_url,
-            ip_whitelist_enabled=False,
-            origin_validation_enabled=False,
-        ),
-    )
-    async with running_gateway(shipped_routes(upstream), tmp_path, settings) as gateway:
-        site = Site(gateway, upstream, client, elsewhere)
+async def test_whitelist_flags_turn_the_checks_off(site_with: OpenSite) -> None:
+    async with site_with(ip_whitelist_enabled=False, origin_validation_enabled=False) as site:
         admin = await site.admin()
         _, key = await site.tenant_with_key(admin)
         await forwarded(site, f"{PARTNER}/x", key=key["key"], source=OTHER_ADDRESS)
@@ -1375,7 +1333,7 @@ async def test_pat_follows_its_user(site: Site) -> None:
     secret = created.json()["token"]
     assert created.json()["scopes"] == ["read"]
     _, seen = await forwarded(site, f"{DEVELOPER}/x", token=secret)
-    assert received(seen)["x-user-roles"] == ["user"]
+    assert received_headers(seen)["x-user-roles"] == ["user"]
 
     verdict = await site.service(INTERNAL_VALIDATE, {"token": secret})
     assert verdict.json()["valid"] is True, verdict.json()
@@ -1386,7 +1344,7 @@ async def test_pat_follows_its_user(site: Site) -> None:
     promoted = await site.call("PATCH", path, token=admin, body={"roles": ["user", "editor"]})
     assert promoted.status == 200, promoted.body
     _, seen = await forwarded(site, f"{DEVELOPER}/x", token=secret)
-    assert received(seen)["x-user-roles"] == ["user,editor"]
+    assert received_headers(seen)["x-user-roles"] == ["user,editor"]
 
     disabled = await site.call("PATCH", path, token=admin, body={"disabled": True})
     assert disabled.status == 200, disabled.body
@@ -1429,13 +1387,8 @@ async def test_a_change_made_on_one_replica_is_in_force_on_another(
     settings = quiet_settings(
         auth=auth_settings(tmp_path, database_url=database_url),
     )
-    (tmp_path / "one").mkdir()
-    (tmp_path / "two").mkdir()
     table = shipped_routes(upstream)
-    async with (
-        running_gateway(table, tmp_path / "one", settings) as gateway_one,
-        running_gateway(table, tmp_path / "two", settings) as gateway_two,
-    ):
+    async with two_gateways(table, tmp_path, settings) as (gateway_one, gateway_two):
         one = Site(gateway_one, upstream, client, elsewhere)
         two = Site(gateway_two, upstream, client, elsewhere)
         admin = await one.admin()
@@ -1530,14 +1483,8 @@ async def test_wildcard_origins_hold_subdomains_only(site: Site) -> None:
         "https://app.example.com:8443",
         "https://app.example.com.evil.com",
     ):
-        await refused(
-            site,
-            f"{PRIVATE}/x",
-            403,
-            "origin_not_allowed",
-            token=access,
-            headers={"Origin": origin},
-        )
+        sent = {"Origin": origin}
+        await refused(site, f"{PRIVATE}/x", 403, "origin_not_allowed", token=access, headers=sent)
 
 
 async def test_the_auth_api_holds_a_tenant_token_to_the_tenant_origins(site: Site) -> None:
@@ -1564,35 +1511,19 @@ async def test_the_auth_api_holds_a_tenant_token_to_the_tenant_origins(site: Sit
     assert renewed.status == 200, renewed.body
     fresh = renewed.json()["access_token"]
     _, seen = await forwarded(site, f"{PRIVATE}/x", token=fresh, headers={"Origin": ORIGIN})
-    assert received(seen)["x-tenant-id"] == [key["tenant_id"]]
-    await refused(
-        site,
-        f"{PRIVATE}/x",
-        403,
-        "origin_not_allowed",
-        token=fresh,
-        headers={"Origin": EVIL_ORIGIN},
-    )
+    assert received_headers(seen)["x-tenant-id"] == [key["tenant_id"]]
+    evil = {"Origin": EVIL_ORIGIN}
+    await refused(site, f"{PRIVATE}/x", 403, "origin_not_allowed", token=fresh, headers=evil)
 
 
-async def test_no_service_secret_entry_is_a_credential(
-    tmp_path: Path,
-    database_url: str,
-    upstream: Upstream,
-    client: ClientSession,
-    elsewhere: ClientSession,
-) -> None:
+async def test_no_service_secret_entry_is_a_credential(site_with: OpenSite) -> None:
     """GATEWAY_SERVICE_SECRET signs context headers and authenticates nothing: neither of its
     entries, a prefix, its key id nor the whole entry opens an `auth: service` route or the
     internal endpoints; a service token does, and its context is signed with the current
     entry."""
     current, previous = Keyring.generate("s2"), Keyring.generate("s1")
     keyring = Keyring.parse(f"{current},{previous}")
-    settings = quiet_settings(
-        auth=auth_settings(tmp_path, database_url=database_url, service_keyring=keyring),
-    )
-    async with running_gateway(shipped_routes(upstream), tmp_path, settings) as gateway:
-        site = Site(gateway, upstream, client, elsewhere)
+    async with site_with(service_keyring=keyring) as site:
         presented = [
             current.partition(":")[2],
             previous.partition(":")[2],
@@ -1606,13 +1537,13 @@ async def test_no_service_secret_entry_is_a_credential(
             for path, body in ((INTERNAL_VALIDATE, {"token": "x"}), (INTERNAL_VALIDATE_KEY, {})):
                 answer = await site.call("POST", path, body=body, headers=service)
                 assert_problem(answer, 401, "invalid_token")
-        assert upstream.seen == [], "nothing reached the upstream"
+        assert site.upstream.seen == [], "nothing reached the upstream"
         token = await site.service_token()
         _, seen = await forwarded(
             site, f"{INTERNAL}/x", headers={"Authorization": f"Service {token}"}
         )
-        assert received(seen)["x-auth-method"] == ["service"]
-        assert received(seen)["x-gateway-signature"][0].startswith("v2,kid=s2,aud=echo,")
+        assert received_headers(seen)["x-auth-method"] == ["service"]
+        assert received_headers(seen)["x-gateway-signature"][0].startswith("v2,kid=s2,aud=echo,")
 
 
 async def test_expired_pat_is_refused(site: Site) -> None:
@@ -1623,34 +1554,12 @@ async def test_expired_pat_is_refused(site: Site) -> None:
     assert created.json()["expires_at"] is not None
     secret = created.json()["token"]
 
-    async def expired() -> bool:
-        answer = await site.call("GET", f"{DEVELOPER}/x", token=secret)
-        assert answer.status in (200, 401), answer.body
-        return answer.status == 401
-
-    await eventually(expired, "the PAT refused once it expired")
+    await until_refused(site, f"{DEVELOPER}/x", "the PAT refused once it expired", token=secret)
     await refused(site, f"{DEVELOPER}/x", 401, "token_expired", token=secret)
     for body in ({}, {"name": ""}, {"name": "x", "expires_at": 1}, {"name": "x", "scopes": "all"}):
         assert_problem(
             await site.call("POST", TOKENS, token=access, body=body), 400, "invalid_request"
         )
-
-
-@asynccontextmanager
-async def gateway_on(
-    host: str, routes_yaml: str, directory: Path, settings: Settings
-) -> AsyncIterator[RunningGateway]:
-    """The gateway listening on `host` (a loopback address of an IPv6 socket) instead of
-    127.0.0.1: running_gateway, but for another address."""
-    config = directory / "routes.yaml"
-    config.write_text(routes_yaml)
-    worker = Worker(settings, load_route_table(config), bind(host, 0), config_path=config)
-    await worker.start()
-    try:
-        yield RunningGateway(worker, config)
-    finally:
-        await worker.stop()
-        worker.sock.close()
 
 
 async def test_ipv6_socket_peers_match_the_whitelists(
@@ -1669,8 +1578,10 @@ async def test_ipv6_socket_peers_match_the_whitelists(
     (tmp_path / "ipv6").mkdir()
     table = shipped_routes(upstream)
     async with (
-        gateway_on("::ffff:127.0.0.1", table, tmp_path / "mapped", settings) as mapped_gateway,
-        gateway_on("::1", table, tmp_path / "ipv6", settings) as ipv6_gateway,
+        running_gateway(
+            table, tmp_path / "mapped", settings, host="::ffff:127.0.0.1"
+        ) as mapped_gateway,
+        running_gateway(table, tmp_path / "ipv6", settings, host="::1") as ipv6_gateway,
     ):
         port = mapped_gateway.port
         mapped = Site(mapped_gateway, upstream, client, elsewhere, f"http://127.0.0.1:{port}")
@@ -1719,7 +1630,7 @@ async def test_ipv6_socket_peers_match_the_whitelists(
 async def verified_flag(site: Site, path: str, token: str) -> tuple[str, bool]:
     """The header the upstream got, and what the verifier makes of it."""
     _, seen = await forwarded(site, path, token=token)
-    [flag] = received(seen)["x-user-email-verified"]
+    [flag] = received_headers(seen)["x-user-email-verified"]
     return flag, signed_context(site, seen).email_verified
 
 
@@ -1784,6 +1695,6 @@ async def test_an_sdk_users_address_is_the_tenants_word_never_verified(site: Sit
     assert opened.status == 200, opened.body
     access = opened.json()["access_token"]
     _, seen = await forwarded(site, f"{PRIVATE}/me", token=access)
-    assert received(seen)["x-user-email"] == ["end@customer.example"]
-    assert received(seen)["x-user-email-verified"] == ["false"]
+    assert received_headers(seen)["x-user-email"] == ["end@customer.example"]
+    assert received_headers(seen)["x-user-email-verified"] == ["false"]
     assert signed_context(site, seen).email_verified is False

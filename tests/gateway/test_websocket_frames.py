@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
@@ -26,36 +25,9 @@ from gateway.websocket.frames import (
     FrameTracker,
     close_frame,
 )
+from tests.gateway.websocket_wire import Frame, decode_all, frame
 
 MASK = b"\x37\xfa\x21\x3d"
-
-
-def frame(
-    opcode: int,
-    payload: bytes = b"",
-    *,
-    fin: bool = True,
-    mask: bytes | None = None,
-    rsv: int = 0,
-    length_bytes: int | None = None,
-) -> bytes:
-    """One frame as RFC 6455 section 5.2 lays it out. `length_bytes` forces the 0 (7-bit), 2
-    (16-bit) or 8 (64-bit) byte length encoding; by default the shortest."""
-    first = (0x80 if fin else 0) | (rsv << 4) | opcode
-    size = len(payload)
-    if length_bytes is None:
-        length_bytes = 0 if size < 126 else 2 if size < 65536 else 8
-    mask_bit = 0x80 if mask is not None else 0
-    if length_bytes == 0:
-        head = bytes((first, mask_bit | size))
-    elif length_bytes == 2:
-        head = bytes((first, mask_bit | 126)) + struct.pack("!H", size)
-    else:
-        head = bytes((first, mask_bit | 127)) + struct.pack("!Q", size)
-    if mask is None:
-        return head + payload
-    body = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
-    return head + mask + body
 
 
 def masked(opcode: int, payload: bytes = b"", **kwargs: object) -> bytes:
@@ -66,39 +38,10 @@ def close_payload(code: int, reason: str = "") -> bytes:
     return struct.pack("!H", code) + reason.encode()
 
 
-@dataclass
-class Parsed:
-    start: int  # offset of the first header byte
-    payload_start: int  # offset just past the header
-    end: int  # offset just past the frame
-    opcode: int
-    payload: bytes
-
-
-def reference_frames(stream: bytes) -> list[Parsed]:
-    """Where each frame of `stream` ends (a plain whole-buffer parser, for comparison)."""
-    frames = []
-    position = 0
-    while position < len(stream):
-        start = position
-        first, second = stream[position], stream[position + 1]
-        length = second & 0x7F
-        cursor = position + 2
-        if length == 126:
-            length = struct.unpack("!H", stream[cursor : cursor + 2])[0]
-            cursor += 2
-        elif length == 127:
-            length = struct.unpack("!Q", stream[cursor : cursor + 8])[0]
-            cursor += 8
-        mask = b""
-        if second & 0x80:
-            mask = stream[cursor : cursor + 4]
-            cursor += 4
-        payload = stream[cursor : cursor + length]
-        if mask:
-            payload = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
-        position = cursor + length
-        frames.append(Parsed(start, cursor, position, first & 0x0F, payload))
+def reference_frames(stream: bytes) -> list[Frame]:
+    """Where each frame of `stream` ends (the tests' own whole-buffer parser, for comparison)."""
+    frames, rest = decode_all(stream)
+    assert rest == b"", "the stream ends inside a frame"
     return frames
 
 

@@ -23,14 +23,28 @@ from aiohttp import ClientSession, WSMsgType, WSServerHandshakeError, web
 from auth_core.service import CallInfo
 from gateway.config import Settings
 from tests.gateway.test_websockets import socket_upstream
+from tests.gateway.websocket_wire import (
+    BINARY,
+    CLOSE,
+    CONTINUATION,
+    PING,
+    PONG,
+    TEXT,
+    Frame,
+    decode_all,
+    frame,
+    frame_at,
+)
 from tests.support import (
     LOOPBACK,
     RunningGateway,
     auth_settings,
+    eventually,
     free_port,
     quiet_settings,
     routes,
     running_gateway,
+    tcp_server,
     upstream_server,
 )
 
@@ -38,8 +52,6 @@ WAIT = 10.0  # the bound of every wait
 CALL = CallInfo()
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-TEXT, BINARY, CLOSE, PING, PONG, CONTINUATION = 0x1, 0x2, 0x8, 0x9, 0xA, 0x0
 
 ROUTE = "{name: open-socket, path: /open, upstream: sockets, auth: none, websocket: true,"
 ROUTE += " strip_prefix: true}"
@@ -49,88 +61,29 @@ def accept_for(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + GUID).digest())  # noqa: S324 - RFC 6455
 
 
-# -- frames (this file's own encoder and decoder, independent of the gateway's) ------------------
+# -- frames (the tests' own encoder and decoder in websocket_wire.py, not the gateway's) -------
 
 
 def encode(opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True) -> bytes:
-    first = (0x80 if fin else 0) | opcode
-    size = len(payload)
-    bit = 0x80 if mask else 0
-    if size < 126:
-        head = bytes((first, bit | size))
-    elif size < 65536:
-        head = bytes((first, bit | 126)) + struct.pack("!H", size)
-    else:
-        head = bytes((first, bit | 127)) + struct.pack("!Q", size)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(byte ^ key[index % 4] for index, byte in enumerate(payload))
+    """A frame as a client (masked, with a fresh key) or a server (unmasked) sends it."""
+    return frame(opcode, payload, fin=fin, mask=os.urandom(4) if mask else None)
 
 
 def close_payload(code: int, reason: bytes = b"") -> bytes:
     return struct.pack("!H", code) + reason
 
 
-@dataclass
-class Frame:
-    fin: bool
-    opcode: int
-    payload: bytes
-    masked: bool
-
-    @property
-    def code(self) -> int | None:
-        assert self.opcode == CLOSE
-        return struct.unpack("!H", self.payload[:2])[0] if len(self.payload) >= 2 else None
-
-
-def decode_all(data: bytes) -> tuple[list[Frame], bytes]:
-    """Every complete frame of `data`, and what is left (an incomplete frame)."""
-    frames = []
-    position = 0
-    while True:
-        if len(data) - position < 2:
-            break
-        first, second = data[position], data[position + 1]
-        length, cursor = second & 0x7F, position + 2
-        if length == 126:
-            if len(data) < cursor + 2:
-                break
-            length = struct.unpack("!H", data[cursor : cursor + 2])[0]
-            cursor += 2
-        elif length == 127:
-            if len(data) < cursor + 8:
-                break
-            length = struct.unpack("!Q", data[cursor : cursor + 8])[0]
-            cursor += 8
-        key = b""
-        if second & 0x80:
-            key = data[cursor : cursor + 4]
-            cursor += 4
-        if len(data) < cursor + length:
-            break
-        payload = data[cursor : cursor + length]
-        if key:
-            payload = bytes(byte ^ key[index % 4] for index, byte in enumerate(payload))
-        frames.append(Frame(bool(first & 0x80), first & 0x0F, payload, bool(key)))
-        position = cursor + length
-    return frames, data[position:]
-
-
 async def read_frame(reader: asyncio.StreamReader) -> Frame:
+    """The next frame the peer sends (read header field by header field)."""
     async with asyncio.timeout(WAIT):
-        first, second = await reader.readexactly(2)
-        length = second & 0x7F
-        if length == 126:
-            length = struct.unpack("!H", await reader.readexactly(2))[0]
-        elif length == 127:
-            length = struct.unpack("!Q", await reader.readexactly(8))[0]
-        key = await reader.readexactly(4) if second & 0x80 else b""
-        payload = await reader.readexactly(length)
-    if key:
-        payload = bytes(byte ^ key[index % 4] for index, byte in enumerate(payload))
-    return Frame(bool(first & 0x80), first & 0x0F, payload, bool(key))
+        data = await reader.readexactly(2)
+        size = {126: 2, 127: 8}.get(data[1] & 0x7F, 0)
+        data += await reader.readexactly(size + (4 if data[1] & 0x80 else 0))
+        length = int.from_bytes(data[2 : 2 + size], "big") if size else data[1] & 0x7F
+        data += await reader.readexactly(length)
+    found = frame_at(data, 0)
+    assert found is not None
+    return found
 
 
 async def read_to_eof(reader: asyncio.StreamReader) -> bytes:
@@ -147,14 +100,6 @@ async def trickle(writer: asyncio.StreamWriter, data: bytes) -> None:
         await writer.drain()
         await asyncio.sleep(0)
         await asyncio.sleep(0)
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not condition():
-        assert loop.time() < deadline, f"still waiting: {what}"
-        await asyncio.sleep(0.01)
 
 
 # -- a raw client ------------------------------------------------------------------------------
@@ -334,7 +279,7 @@ def contexts(gw: RunningGateway) -> dict[str, Any]:
 async def all_released(gw: RunningGateway) -> None:
     """No socket held anywhere: registry, counters, stored context."""
     sockets = registry(gw)
-    await until(
+    await eventually(
         lambda: not sockets.tunnels and not sockets.per_address and not contexts(gw),
         "the registry and the context store to be empty",
     )
@@ -394,7 +339,7 @@ async def test_more_than_64k_sent_before_the_upstream_answered_all_arrives(
         client = await raw_client(gw, handshake() + b"".join(frames), answer=False)
         server = gw.worker.server
         assert server is not None
-        await until(
+        await eventually(
             lambda: any(c._reading_paused for c in server.connections),
             "the gateway to stop reading the client while the upstream has not answered",
         )
@@ -402,7 +347,7 @@ async def test_more_than_64k_sent_before_the_upstream_answered_all_arrives(
         await read_head(client)
         assert client.status == 101
         client.writer.close()  # the upstream sees the client's close, then the end
-        await until(lambda: bool(upstream.received), "the upstream connection to end")
+        await eventually(lambda: bool(upstream.received), "the upstream connection to end")
         got, rest = decode_all(upstream.received[0])
         assert rest == b""
         assert [frame.payload for frame in got[:12]] == [bytes([n]) * 30000 for n in range(12)]
@@ -515,7 +460,7 @@ async def test_client_frames_one_byte_at_a_time(tmp_path: Path) -> None:
         )
         assert (PONG, b"between") in [(frame.opcode, frame.payload) for frame in got]
         assert got[-1].opcode == CLOSE
-        await until(lambda: upstream.closes == [1000], "the upstream to see the close")
+        await eventually(lambda: upstream.closes == [1000], "the upstream to see the close")
         client.close()
         await all_released(gw)
 
@@ -551,7 +496,7 @@ async def test_upstream_frames_one_byte_at_a_time(tmp_path: Path) -> None:
         message = await ws.receive(WAIT)
         assert message.type == WSMsgType.CLOSE
         assert ws.close_code == 4005
-    await until(lambda: bool(upstream.received), "the upstream connection to end")
+    await eventually(lambda: bool(upstream.received), "the upstream connection to end")
     frames, _ = decode_all(upstream.received[0])
     assert [frame.opcode for frame in frames] == [CLOSE]  # aiohttp's answer, masked
     assert frames[0].masked
@@ -571,7 +516,7 @@ async def test_a_close_handshake_passes_both_ways_and_frees_everything(tmp_path:
             assert (await ws.receive(WAIT)).data == "x"
             await ws.close(code=4001, message=b"done here")
             assert ws.close_code == 1000  # aiohttp's server answers a close with 1000
-        await until(lambda: upstream.closes == [4001], "the upstream to see 4001")
+        await eventually(lambda: upstream.closes == [4001], "the upstream to see 4001")
         await all_released(gw)
         text = await metrics_of(gw)
         assert socket_metric(text, "socket_connections_total") == 1.0
@@ -609,7 +554,7 @@ async def test_a_client_that_vanishes_is_a_1001_to_the_upstream(tmp_path: Path) 
         await client.send(encode(TEXT, b"hi"))
         assert (await read_frame(client.reader)).payload == b"hi"
         client.writer.transport.abort()
-        await until(lambda: upstream.closes == [1001], "the upstream to get 1001")
+        await eventually(lambda: upstream.closes == [1001], "the upstream to get 1001")
         await all_released(gw)
 
 
@@ -650,7 +595,7 @@ async def test_a_gateway_close_is_never_written_inside_a_frame(tmp_path: Path) -
         client = await raw_client(gw)
         assert await read_to_eof(client.reader) == half
         client.close()
-        await until(lambda: bool(upstream.received), "the upstream connection to end")
+        await eventually(lambda: bool(upstream.received), "the upstream connection to end")
         frames, rest = decode_all(upstream.received[0])
         assert [(frame.opcode, frame.code, frame.masked) for frame in frames] == [
             (CLOSE, 1001, True)
@@ -684,7 +629,7 @@ async def test_garbage_from_the_upstream_is_a_1002_close_to_the_client(tmp_path:
         assert [(frame.opcode, frame.code) for frame in frames] == [(CLOSE, 1002)]
         assert rest == b""
         client.close()
-        await until(lambda: bool(upstream.received), "the upstream connection to end")
+        await eventually(lambda: bool(upstream.received), "the upstream connection to end")
         upstream_frames, _ = decode_all(upstream.received[0])
         assert [(frame.opcode, frame.code) for frame in upstream_frames] == [(CLOSE, 1001)]
         await all_released(gw)
@@ -702,7 +647,7 @@ async def test_garbage_from_the_client_is_a_close_to_the_upstream_too(tmp_path: 
         frames, rest = decode_all(await read_to_eof(client.reader))
         assert [(frame.opcode, frame.code) for frame in frames] == [(CLOSE, 1002)]
         client.close()
-        await until(lambda: bool(upstream.received), "the upstream connection to end")
+        await eventually(lambda: bool(upstream.received), "the upstream connection to end")
         upstream_frames, rest = decode_all(upstream.received[0])
         # Tunnel._refuse ends with end(1002, 1002, ...): the upstream should get a close
         # frame, not a bare TCP close (which it can only take for 1006, an abnormal closure).
@@ -743,7 +688,7 @@ async def test_a_too_big_message_from_the_client_closes_the_upstream_with_1009(
         assert message.type == WSMsgType.CLOSE
         assert ws.close_code == 1009  # the client is told
         # ... and so should the upstream be (end(1009, 1009, ...)); it sees no close frame.
-        await until(lambda: bool(upstream.closes), "the upstream's socket to end")
+        await eventually(lambda: bool(upstream.closes), "the upstream's socket to end")
         assert upstream.closes == [1009]
 
 
@@ -767,7 +712,7 @@ async def test_a_too_big_message_from_the_upstream_closes_the_client_with_1009(
         frames, _ = decode_all(await read_to_eof(client.reader))
         assert [(frame.opcode, frame.code) for frame in frames] == [(CLOSE, 1009)]
         client.close()
-        await until(lambda: bool(upstream.received), "the upstream connection to end")
+        await eventually(lambda: bool(upstream.received), "the upstream connection to end")
         # received: what came after the "go" frame the handler read itself.
         upstream_frames, _ = decode_all(upstream.received[0])
         assert [(frame.opcode, frame.code) for frame in upstream_frames] == [(CLOSE, 1001)]
@@ -805,7 +750,7 @@ async def test_good_client_frames_before_a_bad_one_in_the_same_packet_are_relaye
         await client.send(encode(TEXT, b"hello") + encode(TEXT, b"unmasked", mask=False))
         await read_to_eof(client.reader)
         client.close()
-        await until(lambda: bool(upstream.received), "the upstream connection to end")
+        await eventually(lambda: bool(upstream.received), "the upstream connection to end")
         frames, _ = decode_all(upstream.received[0])
         assert frames
         assert (frames[0].opcode, frames[0].payload) == (TEXT, b"hello")
@@ -839,7 +784,7 @@ async def test_a_client_that_stops_reading_stops_the_upstream_and_nothing_is_los
     async with raw_upstream(flood) as upstream, gateway_to(tmp_path, upstream.url) as gw:
         client = await raw_client(gw)
         await client.send(encode(TEXT, b"go"))
-        await until(lambda: progress["blocked"], "the upstream's writes to be held back")
+        await eventually(lambda: progress["blocked"], "the upstream's writes to be held back")
         (tunnel,) = registry(gw).tunnels.values()
         assert tunnel.client.transport is not None
         assert tunnel.client.transport.get_write_buffer_size() < 8 * chunk
@@ -882,10 +827,10 @@ async def test_a_socket_ended_while_its_client_does_not_read_does_not_linger(
         assert server is not None
         client = await raw_client(gw)
         await client.send(encode(TEXT, b"go"))
-        await until(lambda: progress["blocked"], "the upstream's writes to be held back")
+        await eventually(lambda: progress["blocked"], "the upstream's writes to be held back")
         await all_released(gw)  # the idle timeout ended the socket, its place is free
         try:
-            await until(lambda: not server.connections, "the gateway to drop the connection")
+            await eventually(lambda: not server.connections, "the gateway to drop the connection")
         finally:
             client.writer.transport.abort()
 
@@ -978,7 +923,7 @@ async def test_the_per_tenant_limit_holds_and_is_released(tmp_path: Path) -> Non
                 await session.ws_connect(url, headers={"X-API-Key": key})
             assert refused.value.status == 429
             await first.close()
-            await until(lambda: not registry(gw).per_tenant, "the tenant's count to go")
+            await eventually(lambda: not registry(gw).per_tenant, "the tenant's count to go")
             second = await session.ws_connect(url, headers={"X-API-Key": key})
             await second.send_str("again")
             assert (await second.receive(WAIT)).data == "again"
@@ -999,7 +944,7 @@ async def test_concurrent_handshakes_cannot_pass_the_per_address_limit(tmp_path:
         clients = [await raw_client(gw, answer=False) for _ in range(2)]
         heads = [asyncio.ensure_future(read_head(client)) for client in clients]
         # Either both reached the upstream (both were admitted), or one was refused already.
-        await until(
+        await eventually(
             lambda: len(upstream.heads) == 2 or any(head.done() for head in heads),
             "both handshakes upstream, or one refused",
         )
@@ -1090,16 +1035,13 @@ async def test_an_https_upstream_gets_its_websocket_over_tls(tmp_path: Path) -> 
             writer.close()
             done.set()
 
-    server = await asyncio.start_server(tls_port, LOOPBACK, 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with gateway_to(tmp_path, f"https://{LOOPBACK}:{port}") as gw:
-            client = await raw_client(gw)
-            client.close()
-            async with asyncio.timeout(WAIT):
-                await done.wait()
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with (
+        tcp_server(tls_port) as port,
+        gateway_to(tmp_path, f"https://{LOOPBACK}:{port}") as gw,
+    ):
+        client = await raw_client(gw)
+        client.close()
+        async with asyncio.timeout(WAIT):
+            await done.wait()
     assert first_bytes
     assert first_bytes[0][:1] == b"\x16", f"not a TLS ClientHello: {first_bytes[0]!r}"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, WSMsgType, WSServerHandshakeError, web
+from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType, WSServerHandshakeError, web
 
 from auth_core.service import CallInfo
 from auth_core.tokens import Keyring
@@ -28,10 +28,14 @@ from tests.support import (
     LOOPBACK,
     RunningGateway,
     auth_settings,
+    eventually,
     quiet_settings,
     routes,
     running_gateway,
+    serving,
     start_gateway_process,
+    tcp_server,
+    two_gateways,
 )
 
 CALL = CallInfo()
@@ -80,16 +84,16 @@ async def socket_upstream() -> AsyncIterator[SocketUpstream]:
     app = web.Application()
     app.router.add_get("/ws", echo)
     app.router.add_get("/refuse", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, LOOPBACK, 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.url = f"http://{LOOPBACK}:{port}"
-    try:
+    async with serving(app) as port:
+        state.url = f"http://{LOOPBACK}:{port}"
         yield state
-    finally:
-        await runner.cleanup()
+
+
+async def close_code(ws: ClientWebSocketResponse, *, within: float = 10) -> int | None:
+    """Wait for the close frame the gateway sends (nothing else may come first); its code."""
+    message = await asyncio.wait_for(ws.receive(), within)
+    assert message.type == WSMsgType.CLOSE, message
+    return ws.close_code
 
 
 ROUTES = (
@@ -120,6 +124,22 @@ async def a_token(gw: RunningGateway) -> str:
     return (await core.sessions.login("ada@example.com", PASSWORD, CALL)).access_token
 
 
+@asynccontextmanager
+async def signed_in_socket(
+    gw: RunningGateway, **options: Any
+) -> AsyncIterator[ClientWebSocketResponse]:
+    """A websocket to `/socket/ws` (auth: jwt) with a new access token of Ada's, on a client
+    of its own (`options` for ws_connect)."""
+    token = await a_token(gw)
+    async with (
+        ClientSession() as client,
+        client.ws_connect(
+            ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}, **options
+        ) as ws,
+    ):
+        yield ws
+
+
 async def a_service_token(gw: RunningGateway) -> str:
     """A new service token (`gws_...`), made through the gateway's auth core."""
     core = gw.core
@@ -133,15 +153,7 @@ def ws_url(gw: RunningGateway, path: str) -> str:
 
 async def test_echo_of_text_binary_and_large_messages(tmp_path: Path) -> None:
     async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
-        token = await a_token(gw)
-        async with (
-            ClientSession() as client,
-            client.ws_connect(
-                ws_url(gw, "/socket/ws"),
-                headers={"Authorization": f"Bearer {token}"},
-                max_msg_size=0,
-            ) as ws,
-        ):
+        async with signed_in_socket(gw, max_msg_size=0) as ws:
             await ws.send_str("hello")
             assert (await ws.receive()).data == "hello"
             await ws.send_bytes(b"\x00\x01\xff")
@@ -150,9 +162,7 @@ async def test_echo_of_text_binary_and_large_messages(tmp_path: Path) -> None:
             await ws.send_bytes(large)
             assert (await ws.receive()).data == large
             await ws.send_str("close-4000")
-            message = await ws.receive()
-            assert message.type == WSMsgType.CLOSE
-            assert ws.close_code == 4000
+            assert await close_code(ws) == 4000
         handshake = upstream.handshakes[0]
         headers = {name.lower(): value for name, value in handshake["headers"].items()}
         assert handshake["path"] == "/ws"
@@ -276,56 +286,34 @@ async def test_a_socket_closes_when_its_session_is_revoked(tmp_path: Path) -> No
             await ws.receive()
             async with client.post(f"{gw.url}/api/v1/auth/logout", headers=bearer) as response:
                 assert response.status == 204
-            message = await asyncio.wait_for(ws.receive(), 10)
-            assert message.type == WSMsgType.CLOSE
-            assert ws.close_code == 1008
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not upstream.closes:
-            assert loop.time() < deadline
-            await asyncio.sleep(0.02)
+            assert await close_code(ws) == 1008
+        await eventually(lambda: bool(upstream.closes), "the upstream to see the close")
         assert upstream.closes == [1001]
 
 
 async def test_a_socket_closes_when_its_token_expires(tmp_path: Path) -> None:
-    async with socket_upstream() as upstream, gateway(tmp_path, upstream, access_ttl=2.0) as gw:
-        token = await a_token(gw)
-        async with (
-            ClientSession() as client,
-            client.ws_connect(
-                ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
-            ) as ws,
-        ):
-            message = await asyncio.wait_for(ws.receive(), 15)
-            assert message.type == WSMsgType.CLOSE
-            assert ws.close_code == 1008
+    async with (
+        socket_upstream() as upstream,
+        gateway(tmp_path, upstream, access_ttl=2.0) as gw,
+        signed_in_socket(gw) as ws,
+    ):
+        assert await close_code(ws, within=15) == 1008
 
 
 async def test_a_message_over_the_limit_closes_with_1009(tmp_path: Path) -> None:
-    async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
-        token = await a_token(gw)
-        async with (
-            ClientSession() as client,
-            client.ws_connect(
-                ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
-            ) as ws,
-        ):
-            await ws.send_bytes(b"x" * (1024 * 1024 + 1))
-            message = await asyncio.wait_for(ws.receive(), 10)
-            assert message.type == WSMsgType.CLOSE
-            assert ws.close_code == 1009
+    async with (
+        socket_upstream() as upstream,
+        gateway(tmp_path, upstream) as gw,
+        signed_in_socket(gw) as ws,
+    ):
+        await ws.send_bytes(b"x" * (1024 * 1024 + 1))
+        assert await close_code(ws) == 1009
 
 
 async def test_a_slow_reader_slows_the_writer_instead_of_filling_memory(tmp_path: Path) -> None:
     async with socket_upstream() as upstream, gateway(tmp_path, upstream) as gw:
-        token = await a_token(gw)
         upstream.hold.clear()  # the upstream stops reading
-        async with (
-            ClientSession() as client,
-            client.ws_connect(
-                ws_url(gw, "/socket/ws"), headers={"Authorization": f"Bearer {token}"}
-            ) as ws,
-        ):
+        async with signed_in_socket(gw) as ws:
             tunnels = gw.worker.gateway.sockets.tunnels  # type: ignore[union-attr]
             chunk = b"z" * (512 * 1024)
 
@@ -386,9 +374,7 @@ async def test_sigterm_closes_sockets_with_1001_after_the_drain_period(tmp_path:
                 await ws.send_str("x")
                 assert (await ws.receive()).data == "x"
                 process.signal(signal.SIGTERM)
-                message = await asyncio.wait_for(ws.receive(), 15)
-                assert message.type == WSMsgType.CLOSE
-                assert ws.close_code == 1001
+                assert await close_code(ws, within=15) == 1001
             assert await asyncio.to_thread(process.process.wait, 15) == 0
         finally:
             process.stop()
@@ -425,16 +411,12 @@ async def test_key_and_pat_sockets_close_when_the_credential_is_revoked(tmp_path
             assert pat not in upstream.handshakes[1]["path"]
 
             await core.keys.revoke(key_record.id, tenant_id=None, actor_id=None, call=CALL)
-            message = await asyncio.wait_for(by_key.receive(), 10)
-            assert message.type == WSMsgType.CLOSE
-            assert by_key.close_code == 1008
+            assert await close_code(by_key) == 1008
             await by_pat.send_str("still here")
             assert (await by_pat.receive()).data == "still here"
 
             await core.pats.delete(user.id, pat_record.id, CALL)
-            message = await asyncio.wait_for(by_pat.receive(), 10)
-            assert message.type == WSMsgType.CLOSE
-            assert by_pat.close_code == 1008
+            assert await close_code(by_pat) == 1008
 
 
 async def test_a_service_socket_closes_when_its_token_is_revoked(tmp_path: Path) -> None:
@@ -462,9 +444,7 @@ async def test_a_service_socket_closes_when_its_token_is_revoked(tmp_path: Path)
             assert upstream.handshakes[0]["headers"]["X-Credential-Id"] == record.id
 
             await core.service_tokens.revoke(record.id, actor_id=None, call=CALL)
-            message = await asyncio.wait_for(revoked.receive(), 10)
-            assert message.type == WSMsgType.CLOSE
-            assert revoked.close_code == 1008
+            assert await close_code(revoked) == 1008
             await staying.send_str("still here")
             assert (await staying.receive()).data == "still here"
             await staying.close()
@@ -483,9 +463,7 @@ async def test_pings_pass_and_silence_closes_after_the_idle_timeout(tmp_path: Pa
             message = await asyncio.wait_for(ws.receive(), 10)
             assert message.type == WSMsgType.PONG
             assert message.data == b"are you there"
-            message = await asyncio.wait_for(ws.receive(), 10)  # then nothing, for a second
-            assert message.type == WSMsgType.CLOSE
-            assert ws.close_code == 1001
+            assert await close_code(ws) == 1001  # then nothing, for a second
 
 
 async def test_a_logout_through_another_gateway_closes_the_socket(
@@ -502,11 +480,8 @@ async def test_a_logout_through_another_gateway_closes_the_socket(
             ),
         )
         table = routes({"sockets": [upstream.url]}, *ROUTES)
-        (tmp_path / "a").mkdir()
-        (tmp_path / "b").mkdir()
         async with (
-            running_gateway(table, tmp_path / "a", settings) as first,
-            running_gateway(table, tmp_path / "b", settings) as second,
+            two_gateways(table, tmp_path, settings) as (first, second),
             ClientSession() as client,
         ):
             token = await a_token(first)
@@ -528,9 +503,7 @@ async def test_a_logout_through_another_gateway_closes_the_socket(
                     assert (await response.json())["context"]["auth_method"] == "jwt"
                 async with client.post(f"{first.url}/api/v1/auth/logout", headers=bearer) as done:
                     assert done.status == 204
-                message = await asyncio.wait_for(ws.receive(), 10)
-                assert message.type == WSMsgType.CLOSE
-                assert ws.close_code == 1008
+                assert await close_code(ws) == 1008
             async with client.get(f"{first.url}/metrics") as response:
                 first_metrics = await response.text()
             async with client.get(f"{second.url}/metrics") as response:
@@ -565,9 +538,7 @@ async def test_a_client_gone_during_the_handshake_frees_the_upstream_connection(
         closed.set()
         writer.close()
 
-    server = await asyncio.start_server(silent, LOOPBACK, 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with tcp_server(silent) as port:
         table = routes({"sockets": [f"http://{LOOPBACK}:{port}"]}, *ROUTES)
         async with running_gateway(table, tmp_path) as gw:
             _reader, writer = await asyncio.open_connection(LOOPBACK, gw.port)
@@ -579,8 +550,6 @@ async def test_a_client_gone_during_the_handshake_frees_the_upstream_connection(
             await asyncio.wait_for(accepted.wait(), 10)
             writer.close()  # gone before the upstream answered
             await asyncio.wait_for(closed.wait(), 10)
-    finally:
-        server.close()
 
 
 async def test_connection_ids_are_unguessable(tmp_path: Path) -> None:

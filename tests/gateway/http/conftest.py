@@ -18,6 +18,7 @@ from tests.support import (
     quiet_settings,
     routes,
     running_gateway,
+    tcp_server,
 )
 
 ECHO_ROUTE = "{name: echo, path: /echo, upstream: echo, auth: none}"
@@ -75,13 +76,8 @@ async def recorder() -> AsyncIterator[RecordingUpstream]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(serve, LOOPBACK, 0)
-    recording.port = server.sockets[0].getsockname()[1]
-    try:
+    async with tcp_server(serve) as recording.port:
         yield recording
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from tests.support import (
     quiet_settings,
     routes,
     running_gateway,
+    serving,
 )
 
 WAIT = 20.0  # generous for a loaded machine, and shorter than the 30 s keep-alive used here
@@ -67,17 +68,10 @@ async def gateway_with(
     """The gateway with `/echo`, `/small` (1k bodies) and a websocket route `/socket`."""
     app = web.Application()
     app.router.add_get("/ws", websocket_echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, LOOPBACK, 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    table = routes({"echo": [upstream.url], "sockets": [f"http://{LOOPBACK}:{port}"]}, *ROUTES)
-    try:
+    async with serving(app) as port:
+        table = routes({"echo": [upstream.url], "sockets": [f"http://{LOOPBACK}:{port}"]}, *ROUTES)
         async with running_gateway(table, tmp_path, settings) as gw:
             yield gw
-    finally:
-        await runner.cleanup()
 
 
 @dataclass

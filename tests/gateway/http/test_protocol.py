@@ -13,7 +13,14 @@ import json
 import pytest
 
 from tests.gateway.http.conftest import RecordingUpstream
-from tests.support import LOOPBACK, RawResponse, RunningGateway, Upstream, parse_responses
+from tests.support import (
+    LOOPBACK,
+    RawResponse,
+    RunningGateway,
+    Upstream,
+    parse_head,
+    parse_responses,
+)
 
 WAIT = 15.0  # generous: the machine may be busy; nothing here asserts on durations
 SMUGGLED = b"GET /echo/smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -62,14 +69,8 @@ async def converse(port: int, *pieces: bytes, pause: float = 0.0) -> tuple[bytes
 
 async def read_response(reader: asyncio.StreamReader) -> RawResponse:
     """One response off a kept-alive connection (1xx ones included, with no body)."""
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
-    lines = head.decode("latin-1").split("\r\n")[:-2]
-    status = int(lines[0].split(" ", 2)[1])
-    headers = [
-        (name.strip(), value.strip())
-        for name, _, value in (line.partition(":") for line in lines[1:])
-    ]
-    response = RawResponse(status, headers, b"")
+    response = parse_head(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT))
+    status = response.status
     length = response.header("Content-Length")
     if status >= 200 and length is not None:
         response.body = await asyncio.wait_for(reader.readexactly(int(length)), WAIT)

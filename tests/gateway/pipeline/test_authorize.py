@@ -9,7 +9,7 @@ from auth_core.models import Principal
 from auth_core.service import AuthCore, CallInfo
 from gateway.pipeline.authorize import Authorize
 from tests.gateway.pipeline.routes_for_stages import ROUTES, request
-from tests.support import outcome, refusal, refusal_awaited, routed_exchange
+from tests.support import cases, outcome, refusal, refusal_awaited, routed_exchange
 
 ROLES = [
     # (description, the principal's roles, allowed)
@@ -20,7 +20,7 @@ ROLES = [
 ]
 
 
-@pytest.mark.parametrize(("roles", "allowed"), [c[1:] for c in ROLES], ids=[c[0] for c in ROLES])
+@pytest.mark.parametrize(("roles", "allowed"), cases(ROLES))
 async def test_roles(core: AuthCore, roles: tuple[str, ...], allowed: bool) -> None:
     exchange = routed_exchange(request("GET", "/admin"), ROUTES)
     exchange.principal = Principal("jwt", user_id="u1", roles=roles)

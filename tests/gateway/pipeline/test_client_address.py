@@ -11,7 +11,7 @@ from gateway.pipeline.client_address import (
     normalise_ip,
 )
 from tests.gateway.pipeline.routes_for_stages import ROUTES, request
-from tests.support import make_exchange
+from tests.support import cases, make_exchange
 
 TRUSTED = netaddr.IPSet(["10.0.0.0/8", "2001:db8::/32"])
 
@@ -54,11 +54,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("peer", "forwarded", "expected"),
-    [case[1:] for case in CASES],
-    ids=[case[0] for case in CASES],
-)
+@pytest.mark.parametrize(("peer", "forwarded", "expected"), cases(CASES))
 def test_client_address(peer: str, forwarded: list[str], expected: str) -> None:
     assert ClientAddressResolver(TRUSTED).resolve(peer, forwarded) == expected
 
@@ -101,11 +97,7 @@ STAGE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("peer", "forwarded", "client", "trusted"),
-    [case[1:] for case in STAGE_CASES],
-    ids=[case[0] for case in STAGE_CASES],
-)
+@pytest.mark.parametrize(("peer", "forwarded", "client", "trusted"), cases(STAGE_CASES))
 def test_the_stage_reads_the_request(
     peer: str, forwarded: list[str], client: str, trusted: bool
 ) -> None:

@@ -11,7 +11,7 @@ from auth_core.service import AuthCore
 from gateway.context import Context, ContextError, derive_keys, verify
 from gateway.pipeline.context import SetContext
 from tests.gateway.pipeline.routes_for_stages import ROUTES, request
-from tests.support import routed_exchange
+from tests.support import cases, routed_exchange
 
 PRINCIPALS = [
     # (description, auth method, principal, the identity headers it gives)
@@ -51,11 +51,7 @@ def verified(core: AuthCore, method: str, path: str, headers: dict[str, str]) ->
     return verify(derive_keys(keyring.keys, "api"), "api", method, path, headers)
 
 
-@pytest.mark.parametrize(
-    ("method", "principal", "identity"),
-    [c[1:] for c in PRINCIPALS],
-    ids=[c[0] for c in PRINCIPALS],
-)
+@pytest.mark.parametrize(("method", "principal", "identity"), cases(PRINCIPALS))
 async def test_the_context_is_signed_for_the_upstream(
     core: AuthCore, method: str, principal: Principal | None, identity: dict[str, str]
 ) -> None:

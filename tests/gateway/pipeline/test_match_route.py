@@ -7,7 +7,7 @@ import pytest
 
 from gateway.pipeline.match_route import MatchRoute, request_host
 from tests.gateway.pipeline.routes_for_stages import ROUTES, request
-from tests.support import make_exchange, refusal, routed_exchange
+from tests.support import cases, make_exchange, refusal, routed_exchange
 
 MATCHED = [
     # (description, method, target, Host, route, upstream path)
@@ -28,11 +28,7 @@ MATCHED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "target", "host", "route", "upstream_path"),
-    [c[1:] for c in MATCHED],
-    ids=[c[0] for c in MATCHED],
-)
+@pytest.mark.parametrize(("method", "target", "host", "route", "upstream_path"), cases(MATCHED))
 def test_the_route_and_upstream_path(
     method: str, target: str, host: str, route: str, upstream_path: str
 ) -> None:
@@ -49,9 +45,7 @@ NOT_FOUND = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "host"), [c[1:] for c in NOT_FOUND], ids=[c[0] for c in NOT_FOUND]
-)
+@pytest.mark.parametrize(("target", "host"), cases(NOT_FOUND))
 def test_no_route_is_404(target: str, host: str) -> None:
     raw = f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     exchange = make_exchange(raw, ROUTES)

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.pipeline.parse_target import ParseTarget
 from tests.gateway.pipeline.routes_for_stages import ROUTES, request
-from tests.support import make_exchange, refusal
+from tests.support import cases, make_exchange, refusal
 
 CANONICAL = [
     # (description, target as sent, path, query)
@@ -21,9 +21,7 @@ CANONICAL = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "path", "query"), [c[1:] for c in CANONICAL], ids=[c[0] for c in CANONICAL]
-)
+@pytest.mark.parametrize(("target", "path", "query"), cases(CANONICAL))
 def test_the_path_is_canonical_and_the_query_untouched(target: str, path: str, query: str) -> None:
     exchange = make_exchange(request("GET", target), ROUTES)
     assert ParseTarget()(exchange) is None
@@ -38,7 +36,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize("target", [c[1] for c in REFUSED], ids=[c[0] for c in REFUSED])
+@pytest.mark.parametrize("target", cases(REFUSED))
 def test_a_path_with_no_safe_form_is_400(target: str) -> None:
     exchange = make_exchange(request("GET", target), ROUTES)
     refused = refusal(lambda: ParseTarget()(exchange))

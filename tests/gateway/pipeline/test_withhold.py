@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from gateway.pipeline.withhold import without_access_token
+from tests.support import cases
 
 CASES = [
     # (description, query as sent, query forwarded)
@@ -36,7 +37,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("query", "forwarded"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("query", "forwarded"), cases(CASES))
 def test_only_the_access_token_leaves_the_query(query: str, forwarded: str) -> None:
     assert without_access_token(query) == forwarded
     read = [name for name, _ in parse_qsl(query[1:], keep_blank_values=True)]

@@ -28,6 +28,7 @@ from tests.support import (
     RawResponse,
     RunningGateway,
     Upstream,
+    parse_head,
     routes,
     running_gateway,
 )
@@ -181,14 +182,8 @@ async def send_raw(port: int, data: bytes, method: str = "GET") -> RawResponse:
 
 async def read_response(reader: asyncio.StreamReader, method: str = "GET") -> RawResponse:
     """One response off a kept-alive connection, framed as RFC 9112 section 6.3 says."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")[:-2]
-    status = int(lines[0].split(" ", 2)[1])
-    headers = [
-        (name.strip(), value.strip())
-        for name, _, value in (line.partition(":") for line in lines[1:])
-    ]
-    response = RawResponse(status, headers, b"")
+    response = parse_head(await reader.readuntil(b"\r\n\r\n"))
+    status = response.status
     if method == "HEAD" or status in (204, 304) or status < 200:
         return response
     length = response.header("Content-Length")

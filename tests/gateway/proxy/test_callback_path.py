@@ -7,6 +7,8 @@ finds one."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,7 @@ from tests.gateway.proxy.conftest import (
     request_bytes,
     single_route,
 )
-from tests.support import running_gateway, upstream_server
+from tests.support import RawResponse, cases, running_gateway, upstream_server
 
 MiB = 1024 * 1024
 
@@ -35,6 +37,23 @@ async def warm(connection: RawClient) -> None:
     """One request that leaves a kept-alive connection in the gateway's upstream pool."""
     response = await connection.exchange(request_bytes("GET", b"/warm"))
     assert response.status == 200
+
+
+@asynccontextmanager
+async def warmed(upstream_url: str, tmp_path: Path, **options: str) -> AsyncIterator[RawClient]:
+    """A client connection to the gateway with one route to the upstream (`options` as for
+    `single_route`), whose first request has warmed an upstream connection for the next."""
+    async with (
+        running_gateway(single_route([upstream_url], **options), tmp_path) as gw,
+        raw_client(gw.port) as connection,
+    ):
+        await warm(connection)
+        yield connection
+
+
+async def after(connection: RawClient) -> RawResponse:
+    """The next request on the same client connection: is it still served?"""
+    return await connection.exchange(request_bytes("GET", b"/after"))
 
 
 def on_one_connection(received: list[Received]) -> bool:
@@ -71,16 +90,12 @@ async def test_pipelined_requests_after_a_callback_request_keep_their_order(
 ) -> None:
     """The first request of the batch goes by callbacks, the rest wait for the connection's
     task (one with a body among them): answers come back in the order asked."""
-    async with (
-        raw_upstream(
-            lambda r: Reply(
-                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(r.target), r.target)
-            )
-        ) as upstream,
-        running_gateway(single_route([upstream.url]), tmp_path) as gw,
-        raw_client(gw.port) as connection,
-    ):
-        await warm(connection)
+
+    def script(request: Received) -> Reply:
+        target = request.target
+        return Reply(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(target), target))
+
+    async with raw_upstream(script) as upstream, warmed(upstream.url, tmp_path) as connection:
         batch = [
             request_bytes("GET", b"/p/1"),
             request_bytes("POST", b"/p/2", b"Content-Length: 3", body=b"abc"),
@@ -106,9 +121,7 @@ STREAMED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("framing", "size"), [c[1:] for c in STREAMED], ids=[c[0] for c in STREAMED]
-)
+@pytest.mark.parametrize(("framing", "size"), cases(STREAMED))
 async def test_large_and_unsized_answers_come_through_whole(
     tmp_path: Path, framing: bytes, size: int
 ) -> None:
@@ -125,16 +138,11 @@ async def test_large_and_unsized_answers_come_through_whole(
             return Reply(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n" + chunks + b"0\r\n\r\n")
         return Reply(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n" + body)
 
-    async with (
-        raw_upstream(script) as upstream,
-        running_gateway(single_route([upstream.url]), tmp_path) as gw,
-        raw_client(gw.port) as connection,
-    ):
-        await warm(connection)
+    async with raw_upstream(script) as upstream, warmed(upstream.url, tmp_path) as connection:
         response = await connection.exchange(request_bytes("GET", b"/big"))
         assert response.status == 200
         assert response.body == body
-        assert (await connection.exchange(request_bytes("GET", b"/after"))).body == b"ok"
+        assert (await after(connection)).body == b"ok"
         assert on_one_connection(upstream.received)
 
 
@@ -155,16 +163,11 @@ async def test_a_short_answer_in_pieces_is_answered_whole(tmp_path: Path) -> Non
         await response.write_eof()
         return response
 
-    async with (
-        upstream_server(handler) as upstream,
-        running_gateway(single_route([upstream.url]), tmp_path) as gw,
-        raw_client(gw.port) as connection,
-    ):
-        await warm(connection)
+    async with upstream_server(handler) as upstream, warmed(upstream.url, tmp_path) as connection:
         response = await connection.exchange(request_bytes("GET", b"/pieces"))
         assert response.status == 200
         assert response.body == b"".join(pieces)
-        assert (await connection.exchange(request_bytes("GET", b"/after"))).body == b"ok"
+        assert (await after(connection)).body == b"ok"
 
 
 async def test_head_keeps_the_length_and_the_connection(tmp_path: Path) -> None:
@@ -173,12 +176,7 @@ async def test_head_keeps_the_length_and_the_connection(tmp_path: Path) -> None:
             return Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
         return Reply(OK)
 
-    async with (
-        raw_upstream(script) as upstream,
-        running_gateway(single_route([upstream.url]), tmp_path) as gw,
-        raw_client(gw.port) as connection,
-    ):
-        await warm(connection)
+    async with raw_upstream(script) as upstream, warmed(upstream.url, tmp_path) as connection:
         response = await connection.exchange(request_bytes("HEAD", b"/h"), method="HEAD")
         assert response.status == 200
         assert response.header("Content-Length") == "1234"
@@ -193,14 +191,12 @@ async def test_a_slow_upstream_is_504_then_the_client_is_served_again(tmp_path: 
 
     async with (
         raw_upstream(script) as upstream,
-        running_gateway(single_route([upstream.url], timeout="1s"), tmp_path) as gw,
-        raw_client(gw.port) as connection,
+        warmed(upstream.url, tmp_path, timeout="1s") as connection,
     ):
-        await warm(connection)
         response = await connection.exchange(request_bytes("GET", b"/slow"))
         assert response.status == 504
         assert response.json()["error"] == "upstream_timeout"
-        assert (await connection.exchange(request_bytes("GET", b"/after"))).status == 200
+        assert (await after(connection)).status == 200
         # The hung connection was dropped, not reused: /after went on a new one.
         assert upstream.received[-1].connection != upstream.received[0].connection
 
@@ -217,16 +213,11 @@ async def test_a_malformed_answer_is_502(tmp_path: Path, answer: bytes) -> None:
     def script(request: Received) -> Reply:
         return Reply(answer, then="hang") if request.target == b"/m" else Reply(OK)
 
-    async with (
-        raw_upstream(script) as upstream,
-        running_gateway(single_route([upstream.url]), tmp_path) as gw,
-        raw_client(gw.port) as connection,
-    ):
-        await warm(connection)
+    async with raw_upstream(script) as upstream, warmed(upstream.url, tmp_path) as connection:
         response = await connection.exchange(request_bytes("GET", b"/m"))
         assert response.status == 502
         assert response.json()["error"] == "upstream_unavailable"
-        assert (await connection.exchange(request_bytes("GET", b"/after"))).status == 200
+        assert (await after(connection)).status == 200
 
 
 @pytest.mark.parametrize(("method", "status", "times"), [("GET", 200, 2), ("POST", 502, 1)])
@@ -241,16 +232,11 @@ async def test_a_connection_closed_before_answering(
             return Reply(then="close")
         return Reply(OK)
 
-    async with (
-        raw_upstream(script) as upstream,
-        running_gateway(single_route([upstream.url]), tmp_path) as gw,
-        raw_client(gw.port) as connection,
-    ):
-        await warm(connection)
+    async with raw_upstream(script) as upstream, warmed(upstream.url, tmp_path) as connection:
         response = await connection.exchange(request_bytes(method, b"/victim"))
         assert response.status == status
         assert upstream.count(b"/victim") == times
-        assert (await connection.exchange(request_bytes("GET", b"/after"))).status == 200
+        assert (await after(connection)).status == 200
 
 
 @pytest.mark.parametrize("then", ["close", "reset"])
@@ -262,17 +248,12 @@ async def test_a_short_answer_cut_before_its_end_is_502(tmp_path: Path, then: Th
     def script(request: Received) -> Reply:
         return Reply(cut, then=then) if request.target == b"/cut" else Reply(OK)
 
-    async with (
-        raw_upstream(script) as upstream,
-        running_gateway(single_route([upstream.url]), tmp_path) as gw,
-        raw_client(gw.port) as connection,
-    ):
-        await warm(connection)
+    async with raw_upstream(script) as upstream, warmed(upstream.url, tmp_path) as connection:
         response = await connection.exchange(request_bytes("GET", b"/cut"))
         assert response.status == 502
         assert response.json()["error"] == "upstream_unavailable"
         assert upstream.count(b"/cut") == 1  # an answer had begun: never sent twice
-        assert (await connection.exchange(request_bytes("GET", b"/after"))).status == 200
+        assert (await after(connection)).status == 200
 
 
 async def test_a_client_that_leaves_frees_the_upstream_request(
@@ -314,10 +295,8 @@ async def test_a_client_that_leaves_frees_the_upstream_request(
 async def test_connection_close_is_honoured(tmp_path: Path) -> None:
     async with (
         raw_upstream(lambda r: Reply(OK)) as upstream,
-        running_gateway(single_route([upstream.url]), tmp_path) as gw,
-        raw_client(gw.port) as connection,
+        warmed(upstream.url, tmp_path) as connection,
     ):
-        await warm(connection)
         connection.writer.write(request_bytes("GET", b"/last", b"Connection: close"))
         received = await connection.rest()
     assert received.startswith(b"HTTP/1.1 200 ")
@@ -330,16 +309,14 @@ async def test_answers_given_at_once_keep_the_connection(tmp_path: Path) -> None
     """A 404 and a /health answer come from the pipeline itself; the connection goes on."""
     async with (
         raw_upstream(lambda r: Reply(OK)) as upstream,
-        running_gateway(single_route([upstream.url], route="methods: [GET]"), tmp_path) as gw,
-        raw_client(gw.port) as connection,
+        warmed(upstream.url, tmp_path, route="methods: [GET]") as connection,
     ):
-        await warm(connection)
         refused = await connection.exchange(request_bytes("PUT", b"/x"))
         assert refused.status == 405
         assert refused.header("Content-Type") == "application/problem+json"
         health = await connection.exchange(request_bytes("GET", b"/health"))
         assert health.status == 200
-        assert (await connection.exchange(request_bytes("GET", b"/after"))).status == 200
+        assert (await after(connection)).status == 200
     assert [r.target for r in upstream.received] == [b"/warm", b"/after"]
 
 

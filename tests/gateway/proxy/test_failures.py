@@ -23,7 +23,7 @@ from tests.gateway.proxy.conftest import (
     silent_port,
     single_route,
 )
-from tests.support import LOOPBACK, Upstream, free_port, running_gateway, upstream_server
+from tests.support import LOOPBACK, Upstream, cases, free_port, running_gateway, upstream_server
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -73,9 +73,7 @@ TIMEOUTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("upstream_options", "route"), [c[1:] for c in TIMEOUTS], ids=[c[0] for c in TIMEOUTS]
-)
+@pytest.mark.parametrize(("upstream_options", "route"), cases(TIMEOUTS))
 async def test_slow_upstream_is_504_upstream_timeout(
     client: ClientSession, tmp_path: Path, upstream_options: dict[str, str], route: str
 ) -> None:
@@ -186,11 +184,7 @@ DROPPED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "body", "reused", "drop", "status", "times"),
-    [c[1:] for c in DROPPED],
-    ids=[c[0] for c in DROPPED],
-)
+@pytest.mark.parametrize(("method", "body", "reused", "drop", "status", "times"), cases(DROPPED))
 async def test_request_dropped_without_an_answer(
     tmp_path: Path, method: str, body: bytes, reused: bool, drop: Then, status: int, times: int
 ) -> None:
@@ -233,9 +227,7 @@ FAILOVER = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "body"), [c[1:] for c in FAILOVER], ids=[c[0] for c in FAILOVER]
-)
+@pytest.mark.parametrize(("method", "body"), cases(FAILOVER))
 async def test_refused_connection_fails_over_whatever_the_method(
     tmp_path: Path, method: str, body: bytes
 ) -> None:
@@ -277,7 +269,7 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize("answer", [c[1] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+@pytest.mark.parametrize("answer", cases(MALFORMED))
 async def test_malformed_response_is_502(tmp_path: Path, answer: bytes) -> None:
     async with (
         raw_upstream(lambda _: Reply(answer, then="hang")) as upstream,
@@ -312,7 +304,7 @@ CUT = [
 ]
 
 
-@pytest.mark.parametrize(("answer", "then"), [c[1:] for c in CUT], ids=[c[0] for c in CUT])
+@pytest.mark.parametrize(("answer", "then"), cases(CUT))
 async def test_body_cut_midway_reaches_the_client_cut(
     tmp_path: Path, answer: bytes, then: Then
 ) -> None:
@@ -348,7 +340,7 @@ DISCONNECTS = [
 ]
 
 
-@pytest.mark.parametrize("data", [c[1] for c in DISCONNECTS], ids=[c[0] for c in DISCONNECTS])
+@pytest.mark.parametrize("data", cases(DISCONNECTS))
 async def test_client_disconnect_frees_the_upstream_request(tmp_path: Path, data: bytes) -> None:
     """The gateway drops its upstream connection: the upstream's handler is cancelled (or, in
     the middle of writing, finds its connection gone)."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession, ClientTimeout, web
+from multidict import CIMultiDictProxy
 from netaddr import IPSet
 
 from gateway.config import Settings
@@ -44,6 +45,7 @@ from tests.support import (
     LOOPBACK,
     RunningGateway,
     Upstream,
+    cases,
     quiet_settings,
     running_gateway,
     upstream_server,
@@ -134,9 +136,7 @@ STRIPPED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "forwarded"), [c[1:] for c in STRIPPED], ids=[c[0] for c in STRIPPED]
-)
+@pytest.mark.parametrize(("target", "forwarded"), cases(STRIPPED))
 async def test_strip_prefix_forwards_the_rest_of_the_path(
     upstream: Upstream, gateway: RunningGateway, target: bytes, forwarded: str
 ) -> None:
@@ -185,9 +185,7 @@ CHUNKED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("parts", "extension", "trailers"), [c[1:] for c in CHUNKED], ids=[c[0] for c in CHUNKED]
-)
+@pytest.mark.parametrize(("parts", "extension", "trailers"), cases(CHUNKED))
 async def test_chunked_body_arrives_intact(
     hashing_gateway: RunningGateway, parts: list[bytes], extension: bytes, trailers: bytes
 ) -> None:
@@ -209,7 +207,7 @@ UPLOADS = [
 ]
 
 
-@pytest.mark.parametrize(("total", "pace"), [c[1:] for c in UPLOADS], ids=[c[0] for c in UPLOADS])
+@pytest.mark.parametrize(("total", "pace"), cases(UPLOADS))
 async def test_a_large_upload_streams_through_in_flat_memory(
     hashing_gateway: RunningGateway, client: ClientSession, total: int, pace: float
 ) -> None:
@@ -254,9 +252,7 @@ DOWNLOADS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("framing", "pace"), [c[1:] for c in DOWNLOADS], ids=[c[0] for c in DOWNLOADS]
-)
+@pytest.mark.parametrize(("framing", "pace"), cases(DOWNLOADS))
 async def test_a_large_download_streams_through_in_flat_memory(
     client: ClientSession, tmp_path: Path, framing: str, pace: float
 ) -> None:
@@ -297,9 +293,7 @@ LIMITS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("framing", "parts", "status"), [c[1:] for c in LIMITS], ids=[c[0] for c in LIMITS]
-)
+@pytest.mark.parametrize(("framing", "parts", "status"), cases(LIMITS))
 async def test_max_body_is_enforced(
     tmp_path: Path, framing: str, parts: list[bytes], status: int
 ) -> None:
@@ -395,9 +389,7 @@ HOP_BY_HOP = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("lines", "dropped"), [c[1:] for c in HOP_BY_HOP], ids=[c[0] for c in HOP_BY_HOP]
-)
+@pytest.mark.parametrize(("lines", "dropped"), cases(HOP_BY_HOP))
 async def test_hop_by_hop_request_headers_do_not_reach_the_upstream(
     upstream: Upstream, gateway: RunningGateway, lines: list[bytes], dropped: set[str]
 ) -> None:
@@ -424,7 +416,7 @@ IDENTITY = [
 ]
 
 
-@pytest.mark.parametrize("lines", [c[1] for c in IDENTITY], ids=[c[0] for c in IDENTITY])
+@pytest.mark.parametrize("lines", cases(IDENTITY))
 async def test_client_identity_headers_never_reach_the_upstream(
     upstream: Upstream, gateway: RunningGateway, lines: list[bytes]
 ) -> None:
@@ -502,11 +494,7 @@ def trusting(trusted: bool) -> Settings:
     return quiet_settings(trusted_proxies=IPSet(proxies))
 
 
-@pytest.mark.parametrize(
-    ("trusted", "lines", "forwarded_for", "proto", "host"),
-    [c[1:] for c in FORWARDED],
-    ids=[c[0] for c in FORWARDED],
-)
+@pytest.mark.parametrize(("trusted", "lines", "forwarded_for", "proto", "host"), cases(FORWARDED))
 async def test_forwarding_headers(
     upstream: Upstream,
     tmp_path: Path,
@@ -539,9 +527,7 @@ CLIENTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("trusted", "forwarded_for", "status"), [c[1:] for c in CLIENTS], ids=[c[0] for c in CLIENTS]
-)
+@pytest.mark.parametrize(("trusted", "forwarded_for", "status"), cases(CLIENTS))
 async def test_client_address_is_resolved_from_trusted_proxies(
     upstream: Upstream, tmp_path: Path, trusted: bool, forwarded_for: bytes, status: int
 ) -> None:
@@ -549,6 +535,17 @@ async def test_client_address_is_resolved_from_trusted_proxies(
         data = request_bytes("GET", b"/metrics", b"X-Forwarded-For: " + forwarded_for)
         response = await send_raw(gw.port, data)
     assert response.status == status
+
+
+async def echoed(
+    gateway: RunningGateway, client: ClientSession, name: str, value: str | None
+) -> tuple[CIMultiDictProxy[str], dict[str, Any]]:
+    """A GET of /echo with the header `name: value` (without it when `value` is None): the
+    answer's headers, and what the echo upstream received."""
+    headers = {} if value is None else {name: value}
+    async with client.get(f"{gateway.url}/echo/x", headers=headers) as response:
+        assert response.status == 200
+        return response.headers, await response.json()
 
 
 REQUEST_IDS = [
@@ -562,21 +559,12 @@ REQUEST_IDS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("sent", "kept"), [c[1:] for c in REQUEST_IDS], ids=[c[0] for c in REQUEST_IDS]
-)
+@pytest.mark.parametrize(("sent", "kept"), cases(REQUEST_IDS))
 async def test_request_id_reaches_the_upstream_and_comes_back(
-    upstream: Upstream,
-    gateway: RunningGateway,
-    client: ClientSession,
-    sent: str | None,
-    kept: bool,
+    gateway: RunningGateway, client: ClientSession, sent: str | None, kept: bool
 ) -> None:
-    headers = {} if sent is None else {"X-Request-Id": sent}
-    async with client.get(f"{gateway.url}/echo/r", headers=headers) as response:
-        assert response.status == 200
-        document = await response.json()
-    returned = response.headers.getall("X-Request-Id")
+    answered, document = await echoed(gateway, client, "X-Request-Id", sent)
+    returned = answered.getall("X-Request-Id")
     assert received(document, "X-Request-Id") == returned
     assert len(returned) == 1
     if kept:
@@ -622,18 +610,11 @@ TRACES = [
 ]
 
 
-@pytest.mark.parametrize(("sent", "kept"), [c[1:] for c in TRACES], ids=[c[0] for c in TRACES])
+@pytest.mark.parametrize(("sent", "kept"), cases(TRACES))
 async def test_traceparent_is_kept_when_valid_and_started_otherwise(
-    upstream: Upstream,
-    gateway: RunningGateway,
-    client: ClientSession,
-    sent: str | None,
-    kept: bool,
+    gateway: RunningGateway, client: ClientSession, sent: str | None, kept: bool
 ) -> None:
-    headers = {} if sent is None else {"traceparent": sent}
-    async with client.get(f"{gateway.url}/echo/t", headers=headers) as response:
-        assert response.status == 200
-        document = await response.json()
+    _, document = await echoed(gateway, client, "traceparent", sent)
     [value] = received(document, "traceparent")
     if kept:
         assert value == sent
@@ -696,9 +677,7 @@ FRAMINGS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("answer", "then", "body"), [c[1:] for c in FRAMINGS], ids=[c[0] for c in FRAMINGS]
-)
+@pytest.mark.parametrize(("answer", "then", "body"), cases(FRAMINGS))
 async def test_response_framing(tmp_path: Path, answer: bytes, then: Then, body: bytes) -> None:
     async with (
         raw_upstream(lambda _: Reply(answer, then=then)) as upstream,
@@ -774,11 +753,7 @@ HOP_BY_HOP_RESPONSE = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("lines", "dropped"),
-    [c[1:] for c in HOP_BY_HOP_RESPONSE],
-    ids=[c[0] for c in HOP_BY_HOP_RESPONSE],
-)
+@pytest.mark.parametrize(("lines", "dropped"), cases(HOP_BY_HOP_RESPONSE))
 async def test_hop_by_hop_response_headers_do_not_reach_the_client(
     tmp_path: Path, lines: list[bytes], dropped: set[str]
 ) -> None:
@@ -825,7 +800,7 @@ SERVER = [
 ]
 
 
-@pytest.mark.parametrize(("line", "servers"), [c[1:] for c in SERVER], ids=[c[0] for c in SERVER])
+@pytest.mark.parametrize(("line", "servers"), cases(SERVER))
 async def test_server_header(tmp_path: Path, line: bytes, servers: list[str]) -> None:
     answer = b"HTTP/1.1 200 OK\r\n" + line + b"Content-Length: 2\r\n\r\nok"
     async with (

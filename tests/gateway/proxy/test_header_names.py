@@ -25,7 +25,7 @@ from tests.gateway.proxy.conftest import (
     request_bytes,
     send_raw,
 )
-from tests.support import RunningGateway, routes, running_gateway
+from tests.support import RunningGateway, cases, routes, running_gateway
 
 ROUTES = (
     "{name: plain, path: /plain, upstream: up, auth: none}",
@@ -117,9 +117,7 @@ CONNECTION_LISTED = [
 ]
 
 
-@pytest.mark.parametrize(
-    "lines", [c[1] for c in CONNECTION_LISTED], ids=[c[0] for c in CONNECTION_LISTED]
-)
+@pytest.mark.parametrize("lines", cases(CONNECTION_LISTED))
 async def test_connection_options_compare_with_underscores_as_dashes(
     tmp_path: Path, lines: list[bytes]
 ) -> None:

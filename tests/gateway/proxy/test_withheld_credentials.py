@@ -19,7 +19,14 @@ from auth_core.service import CallInfo
 from auth_core.tokens import Keyring
 from gateway.context import Context, derive_keys, verify
 from tests.gateway.proxy.conftest import OK, RawUpstream, Received, Reply, raw_upstream, send_raw
-from tests.support import RunningGateway, auth_settings, quiet_settings, routes, running_gateway
+from tests.support import (
+    RunningGateway,
+    auth_settings,
+    cases,
+    quiet_settings,
+    routes,
+    running_gateway,
+)
 
 CALL = CallInfo()
 PASSWORD = "correct horse battery"
@@ -229,11 +236,7 @@ CASES: list[tuple[str, bytes, Lines, set[bytes], list[bytes], bytes]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "lines", "withheld", "kept", "received"),
-    [case[1:] for case in CASES],
-    ids=[case[0] for case in CASES],
-)
+@pytest.mark.parametrize(("target", "lines", "withheld", "kept", "received"), cases(CASES))
 async def test_what_the_upstream_receives_of_the_credential(
     tmp_path: Path,
     target: bytes,
@@ -310,11 +313,7 @@ WEBSOCKETS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "lines", "received"),
-    [case[1:] for case in WEBSOCKETS],
-    ids=[case[0] for case in WEBSOCKETS],
-)
+@pytest.mark.parametrize(("target", "lines", "received"), cases(WEBSOCKETS))
 async def test_a_websocket_handshake_carries_no_credential_upstream(
     tmp_path: Path, target: str, lines: list[bytes], received: bytes
 ) -> None:

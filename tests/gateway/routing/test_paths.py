@@ -8,6 +8,7 @@ import re
 import pytest
 
 from gateway.routing.paths import PathError, canonical_path, split_target
+from tests.support import cases
 
 REJECTED = None  # the path has no safe canonical form: PathError
 
@@ -90,11 +91,7 @@ CANONICAL = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "expected"),
-    [case[1:] for case in CANONICAL],
-    ids=[case[0] for case in CANONICAL],
-)
+@pytest.mark.parametrize(("path", "expected"), cases(CANONICAL))
 def test_canonical_path(path: str, expected: str | None) -> None:
     if expected is REJECTED:
         with pytest.raises(PathError):
@@ -180,11 +177,7 @@ SPLITS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "expected"),
-    [case[1:] for case in SPLITS],
-    ids=[case[0] for case in SPLITS],
-)
+@pytest.mark.parametrize(("target", "expected"), cases(SPLITS))
 def test_split_target(target: str, expected: tuple[str, str] | None) -> None:
     if expected is REJECTED:
         with pytest.raises(PathError):

@@ -9,6 +9,7 @@ from gateway.errors import MethodNotAllowed, RouteNotFound
 from gateway.pipeline.match_route import request_host
 from gateway.routing.loader import parse_route_table
 from gateway.routing.table import AuthKind, Route, RouteTable
+from tests.support import cases
 
 
 def route(name: str, path: str, **options: object) -> Route:
@@ -85,11 +86,7 @@ MATCHES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "method", "host", "expected"),
-    [case[1:] for case in MATCHES],
-    ids=[case[0] for case in MATCHES],
-)
+@pytest.mark.parametrize(("path", "method", "host", "expected"), cases(MATCHES))
 def test_match(path: str, method: str, host: str, expected: str) -> None:
     if expected.startswith("405 "):
         with pytest.raises(MethodNotAllowed) as caught:
@@ -124,9 +121,7 @@ UNMATCHED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "host"), [case[1:] for case in UNMATCHED], ids=[case[0] for case in UNMATCHED]
-)
+@pytest.mark.parametrize(("path", "host"), cases(UNMATCHED))
 def test_no_route(path: str, host: str) -> None:
     with pytest.raises(RouteNotFound) as caught:
         NO_ROOT.match(path, "GET", host)
@@ -181,9 +176,7 @@ HOSTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("header", "expected"), [case[1:] for case in HOSTS], ids=[case[0] for case in HOSTS]
-)
+@pytest.mark.parametrize(("header", "expected"), cases(HOSTS))
 def test_request_host(header: bytes | None, expected: str) -> None:
     assert request_host(header) == expected
 
@@ -216,11 +209,7 @@ STRIPS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("route_path", "strip", "path", "expected"),
-    [case[1:] for case in STRIPS],
-    ids=[case[0] for case in STRIPS],
-)
+@pytest.mark.parametrize(("route_path", "strip", "path", "expected"), cases(STRIPS))
 def test_upstream_path(route_path: str, strip: bool, path: str, expected: str) -> None:
     chosen = RouteTable(routes=(route("it", route_path, strip_prefix=strip),), upstreams={}).match(
         path, "GET"

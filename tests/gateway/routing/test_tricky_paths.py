@@ -19,6 +19,7 @@ from tests.support import (
     RawResponse,
     RunningGateway,
     Upstream,
+    cases,
     raw_request,
     routes,
     running_gateway,
@@ -149,9 +150,7 @@ async def _send(port: int, target: bytes) -> RawResponse:
     )
 
 
-@pytest.mark.parametrize(
-    ("target", "expected"), [case[1:] for case in CASES], ids=[case[0] for case in CASES]
-)
+@pytest.mark.parametrize(("target", "expected"), cases(CASES))
 async def test_tricky_target(site: Site, target: bytes, expected: tuple[str, str] | None) -> None:
     assert _expected_by_the_table(site.routes_yaml, target) == expected
 

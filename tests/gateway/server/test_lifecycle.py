@@ -23,6 +23,7 @@ from tests.support import (
     RawResponse,
     Upstream,
     echo_handler,
+    eventually,
     free_port,
     parse_responses,
     raw_request,
@@ -47,16 +48,6 @@ async def get(port: int, path: str, headers: bytes = b"") -> RawResponse:
         headers,
     )
     return await raw_request(port, request, timeout=WAIT)
-
-
-async def until(check: Callable[[], object], what: str) -> None:
-    """Wait (polling) until `check()` is true; fail naming `what` after WAIT seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def until_status(port: int, path: str, status: int) -> None:
@@ -293,7 +284,7 @@ async def test_a_bad_route_table_is_refused_and_the_old_one_keeps_serving(
                 return True
         return False
 
-    await until(refusal_logged, "the refusal in the log")
+    await eventually(refusal_logged, "the refusal in the log")
     logged = next(line for line in gateway.logs().splitlines() if "refused" in line)
     message = json.loads(logged)["message"]
     assert f"{gateway.config}:{bad_line}:" in message
@@ -317,10 +308,10 @@ async def test_workers_share_the_socket_and_a_killed_worker_is_replaced(
 
     victim = min(pids)
     os.kill(victim, signal.SIGKILL)
-    await until(lambda: not running(victim), "the killed worker to be gone")
+    await eventually(lambda: not running(victim), "the killed worker to be gone")
     for _ in range(10):
         assert (await get(gateway.port, "/echo")).status == 200
-    await until(lambda: len(worker_pids(gateway) - {victim}) == 2, "a replacement worker")
+    await eventually(lambda: len(worker_pids(gateway) - {victim}) == 2, "a replacement worker")
     replacement = worker_pids(gateway) - pids
     assert len(replacement) == 1
     assert victim not in worker_pids(gateway)
