@@ -1,5 +1,6 @@
 """Revocation delay: from the answer to a logout to the first refusal of that session's access
-token, at every worker of every gateway (SPEC section 10: within 100 ms, everywhere).
+token, at every worker of every gateway (README: Limits and hostile input: within 100 ms,
+everywhere).
 
 Two set-ups, each measured over --trials logouts:
 - embedded: one gateway, SQLite, --workers workers, no Redis (workers poll the table);

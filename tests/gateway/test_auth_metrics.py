@@ -1,4 +1,4 @@
-"""The auth metrics of SPEC section 9 through /metrics: cache look-ups and the hit rate over
+"""The auth metrics (README: Operations) through /metrics: cache look-ups and the hit rate over
 every cache, access token validations by result and their duration, API key results."""
 
 from __future__ import annotations

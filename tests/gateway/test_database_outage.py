@@ -1,5 +1,5 @@
-"""Losing the database (SPEC section 10): PostgreSQL behind a relay the test cuts. Cached
-credentials keep working for the stale window, everything that needs the database answers 503
+"""Losing the database (README: Limits and hostile input): PostgreSQL behind a relay the test cuts.
+Cached credentials keep working for the stale window, everything that needs the database answers 503
 auth_unavailable, /ready names the database, and all of it recovers by itself."""
 
 from __future__ import annotations

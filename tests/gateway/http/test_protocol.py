@@ -1,7 +1,8 @@
 """The HTTP/1.1 server protocol on a raw socket: what it refuses, how it frames, when it closes.
 
-Every refusal is problem+json (SPEC section 8) and closes the connection; a refused request
-must reach no upstream (SPEC section 10: request smuggling gets a clear 4xx and nothing else).
+Every refusal is problem+json (README: Errors) and closes the connection; a refused request must
+reach no upstream (README: Limits and hostile input: request smuggling gets a clear 4xx and nothing
+else).
 """
 
 from __future__ import annotations

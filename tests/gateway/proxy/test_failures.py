@@ -1,5 +1,6 @@
-"""When upstreams fail (SPEC sections 5, 8, 10): 502 and 504 as problem+json, failover and
-passive health, stale kept-alive connections, clients that leave, broken responses."""
+"""When upstreams fail (README: The route table, Errors, Limits and hostile input): 502 and 504 as
+problem+json, failover and passive health, stale kept-alive connections, clients that leave, broken
+responses."""
 
 from __future__ import annotations
 

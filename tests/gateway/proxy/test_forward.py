@@ -1,4 +1,5 @@
-"""Forwarding (SPEC sections 5, 7, 10): what the upstream receives and what comes back.
+"""Forwarding (README: The route table, Context headers to upstreams, Limits and hostile input):
+what the upstream receives and what comes back.
 
 Methods, request targets and bodies arrive as sent; bodies of any size stream both ways in flat
 memory; hop-by-hop and identity headers never cross; the forwarding, request id and trace

@@ -1,4 +1,5 @@
-"""routes.yaml -> RouteTable, and `file:line: reason` for every mistake (SPEC section 5)."""
+"""routes.yaml -> RouteTable, and `file:line: reason` for every mistake (README: The route
+table)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The canonical form of a request path, and the split of a request target (SPEC section 5)."""
+"""The canonical form of a request path, and the split of a request target (README: The route
+table)."""
 
 from __future__ import annotations
 

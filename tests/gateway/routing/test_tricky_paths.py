@@ -1,8 +1,8 @@
 """Tricky request targets, sent raw through a real gateway to two real upstreams.
 
-Every target either gets a 400 `invalid_request` and reaches no upstream, or reaches exactly
-the upstream of the route its canonical form matches, with exactly that canonical path (the
-form that matched is the form forwarded). No target may be a way round a route (SPEC 5).
+Every target either gets a 400 `invalid_request` and reaches no upstream, or reaches exactly the
+upstream of the route its canonical form matches, with exactly that canonical path (the form that
+matched is the form forwarded). No target may be a way round a route (README: The route table).
 """
 
 from __future__ import annotations
