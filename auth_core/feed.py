@@ -6,7 +6,8 @@ every worker of every replica, subscribed, reads the table at once; a slow safet
 a lost message. Without Redis (the embedded mode, or while Redis is away) every worker polls
 the table every POLL_INTERVAL: a few hundred microseconds against local SQLite. A worker whose
 subscription broke reads the table as soon as it is back (the table is the catch-up, so nothing
-revoked meanwhile can be missed).
+revoked meanwhile can be missed), and a worker that could not announce its revocation announces
+it as soon as Redis answers again.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ POLL_INTERVAL = 0.05  # seconds, without a live subscription
 SAFETY_INTERVAL = 2.0  # seconds, with one
 CHANNEL = "revocations"
 RECONNECT_BACKOFF = (0.1, 0.2, 0.5, 1.0)
+_PUBLISH_ATTEMPTS = 3
 
 
 class RevocationFeed:
@@ -39,6 +41,7 @@ class RevocationFeed:
         self.subscribed = False
         self.received = 0  # announcements heard (for metrics and tests)
         self.announced = 0  # the highest revocation id announced to us
+        self._unannounced = 0  # the newest revocation of ours not yet published
         self._task: asyncio.Task[None] | None = None
         self._pubsub: PubSub | None = None
         self._closing = False
@@ -54,23 +57,35 @@ class RevocationFeed:
 
     async def announce(self, revocation_id: int) -> None:
         """Tell every worker of every replica to read the table now."""
+        if self.link is None:
+            return  # no Redis: the others poll
+        self._unannounced = max(self._unannounced, revocation_id)
+        await self._publish_unannounced()
+
+    async def _publish_unannounced(self) -> None:
+        """Publish the newest revocation not yet announced. One that could not be (Redis away,
+        or every pooled connection stale after a restart) stays owed, and this worker's
+        subscription loop pays it as soon as Redis answers again: the others, subscribed,
+        would otherwise wait for their safety poll."""
         link = self.link
-        if link is None or not link.usable():
-            return  # the others poll meanwhile
-        for attempt in (1, 2):
+        pending = self._unannounced
+        if link is None or not pending or not link.usable():
+            return
+        for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
             try:
-                await link.client.publish(link.key(CHANNEL), str(revocation_id))
+                await link.client.publish(link.key(CHANNEL), str(pending))
             except RedisConnectionError as exc:
                 # A pooled connection the server closed while it sat idle (Redis restarted):
-                # the pool has dropped it, and a second try opens a fresh one. An announcement
-                # lost would leave the others waiting for their safety poll.
-                if attempt == 2:
+                # the pool has dropped it, and the next try takes another or opens a fresh one.
+                if attempt == _PUBLISH_ATTEMPTS:
                     link.failed(exc)
             except (RedisError, OSError) as exc:
                 link.failed(exc)
                 return
             else:
                 link.succeeded()
+                if self._unannounced == pending:
+                    self._unannounced = 0
                 return
 
     async def _subscribe_forever(self) -> None:
@@ -88,6 +103,8 @@ class RevocationFeed:
                 self.wake.set()  # catch up on whatever came while we were not listening
                 checked = loop.time()
                 while not self._closing:
+                    if self._unannounced:
+                        await self._publish_unannounced()
                     if loop.time() - checked >= PUBSUB_CHECK:
                         # A frozen server says nothing and closes nothing: ask it. No answer
                         # within the command timeout ends this subscription (and we poll).
@@ -103,6 +120,9 @@ class RevocationFeed:
                 self.link.failed(exc)
             finally:
                 self.subscribed = False
+                # The follower may be waiting out a safety interval chosen while subscribed:
+                # wake it, so that it polls from now on instead of after that interval.
+                self.wake.set()
                 self._pubsub = None
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

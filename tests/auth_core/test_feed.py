@@ -97,6 +97,32 @@ async def test_redis_of_another_prefix_does_not_wake_us(
             await listener.close()
 
 
+async def test_an_announcement_redis_could_not_take_is_made_when_it_can(
+    tmp_path: Path, database_url: str
+) -> None:
+    # The revoking worker's link has just failed (as after a Redis restart, when every pooled
+    # connection is stale): the announcement is owed, not lost, while the others stay
+    # subscribed and would read the table only at their (here hour-long) safety poll.
+    async with two_cores(tmp_path, database_url, redis_url=REDIS_URL, redis_prefix="owed:") as (
+        first,
+        second,
+    ):
+        await subscribed(second)
+        await subscribed(first)
+        second.feed.safety_interval = HOUR
+        # Wake the follower so that its next wait is the hour, not the interval it was in.
+        second.feed.wake.set()
+        await eventually(lambda: not second.feed.wake.is_set(), "the follower woke")
+        pair = await logged_in(first)
+        second.authenticate_access_token(pair.access_token)
+        assert first.feed.link is not None
+        first.feed.link.failed(ConnectionError("a stale pooled connection"))
+        await first.sessions.logout(first.authenticate_access_token(pair.access_token), CALL)
+        assert refuses(first, pair.access_token)()
+        await eventually(refuses(second, pair.access_token), "the owed announcement arrived")
+        assert second.feed.received == 1
+
+
 async def test_losing_redis_falls_back_to_polling_and_catches_up(
     tmp_path: Path, database_url: str
 ) -> None:
