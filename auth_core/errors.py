@@ -47,6 +47,8 @@ from enum import StrEnum
 from http import HTTPStatus
 from typing import ClassVar
 
+from auth_core import headers as h
+
 
 class ErrorCode(StrEnum):
     """Stable error codes (README: Errors); clients match on these, never on titles."""
@@ -125,7 +127,7 @@ class Unauthorized(GatewayError):
         if self.BEARER_ERROR is not None:
             challenge += f', error="{self.BEARER_ERROR}"'
         super().__init__(
-            detail, headers={**(headers or {}), "WWW-Authenticate": challenge}, audited=audited
+            detail, headers={**(headers or {}), h.WWW_AUTHENTICATE: challenge}, audited=audited
         )
 
 
@@ -200,7 +202,7 @@ class MethodNotAllowed(GatewayError):
     def __init__(self, method: str, allowed: Sequence[str]) -> None:
         super().__init__(
             f"{method} is not allowed here; allowed: {', '.join(allowed)}",
-            headers={"Allow": ", ".join(allowed)},
+            headers={h.ALLOW: ", ".join(allowed)},
         )
 
 
@@ -238,17 +240,17 @@ class RateLimited(GatewayError):
         audited: bool = False,
     ) -> None:
         seconds = str(max(1, math.ceil(retry_after)))
-        fields = {"Retry-After": seconds}
+        fields = {h.RETRY_AFTER: seconds}
         if limit is not None:
             fields.update(
                 {
-                    "RateLimit-Limit": str(limit),
-                    "RateLimit-Remaining": "0",
-                    "RateLimit-Reset": seconds,
+                    h.RATELIMIT_LIMIT: str(limit),
+                    h.RATELIMIT_REMAINING: "0",
+                    h.RATELIMIT_RESET: seconds,
                 }
             )
         if policy is not None:
-            fields["RateLimit-Policy"] = policy
+            fields[h.RATELIMIT_POLICY] = policy
         super().__init__(detail, headers={**fields, **(headers or {})}, audited=audited)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
+from auth_core import headers as h
 from auth_core.api import ApiCall, AuthApi
 from auth_core.api.openapi import VALIDATE_PATH
 from auth_core.service import AuthCore, CallInfo
@@ -19,8 +20,8 @@ from gateway.pipeline.exchange import Exchange
 from gateway.problem import SERVER_NAME
 
 MAX_API_BODY = 1024 * 1024
-_BARE = [(b"Server", SERVER_NAME.encode())]
-_JSON = [(b"Content-Type", b"application/json"), *_BARE]
+_BARE = [(h.W_SERVER, SERVER_NAME.encode())]
+_JSON = [(h.W_CONTENT_TYPE, b"application/json"), *_BARE]
 
 
 class AuthCoreUpstream:
@@ -43,11 +44,11 @@ class AuthCoreUpstream:
             method=request.method,
             path=exchange.path,
             query=dict(parse_qsl(exchange.query[1:], keep_blank_values=True)),
-            header=lambda name: request.header_text(name.encode()),
+            header=request.header_text,
             body=body,
             info=CallInfo(
                 ip=exchange.client_ip,
-                user_agent=request.header_text(b"user-agent"),
+                user_agent=request.header_text(h.B_USER_AGENT),
                 request_id=exchange.request_id,
             ),
             # Mails name the configured public address, never the request's Host: a client
@@ -61,7 +62,7 @@ class AuthCoreUpstream:
         except DatabaseUnavailable:
             raise AuthUnavailable("the auth core's database is unavailable") from None
         headers = [*(_JSON if result.body is not None else _BARE)]
-        headers.append((b"X-Request-Id", exchange.request_id.encode()))
+        headers.append((h.W_X_REQUEST_ID, exchange.request_id.encode()))
         headers += [(name.encode(), value.encode()) for name, value in result.headers.items()]
         headers += exchange.response_headers
         return Response(result.status, headers, result.encoded())

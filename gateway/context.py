@@ -33,20 +33,35 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 VERSION = "v2"
 KEY_LABEL = b"gateway context v2\n"
+# The context headers by their lower-case names, the form the signed text uses. Spelt here
+# rather than taken from auth_core/headers.py, the one place of header names otherwise, so that
+# this file keeps needing nothing but the standard library (a service may copy it);
+# tests/test_header_constants.py holds the two the same.
+REQUEST_ID: Final = "x-request-id"
+AUTH_METHOD: Final = "x-auth-method"
+USER_ID: Final = "x-user-id"
+USER_EMAIL: Final = "x-user-email"
+USER_EMAIL_VERIFIED: Final = "x-user-email-verified"
+USER_ROLES: Final = "x-user-roles"
+TENANT_ID: Final = "x-tenant-id"
+SESSION_ID: Final = "x-session-id"
+CREDENTIAL_ID: Final = "x-credential-id"
+GATEWAY_SIGNATURE: Final = "x-gateway-signature"
+GATEWAY_TIMESTAMP: Final = "x-gateway-timestamp"
 SIGNED = (
-    "x-request-id",
-    "x-auth-method",
-    "x-user-id",
-    "x-user-email",
-    "x-user-email-verified",
-    "x-user-roles",
-    "x-tenant-id",
-    "x-session-id",
-    "x-credential-id",
+    REQUEST_ID,
+    AUTH_METHOD,
+    USER_ID,
+    USER_EMAIL,
+    USER_EMAIL_VERIFIED,
+    USER_ROLES,
+    TENANT_ID,
+    SESSION_ID,
+    CREDENTIAL_ID,
 )
 _SORTED = tuple(sorted(SIGNED))
 MAX_AGE = 60.0
@@ -215,8 +230,8 @@ def verify(
         if key in lowered and (key in SIGNED or key.startswith("x-gateway-")):
             raise ContextError(f"{key} appears more than once")
         lowered[key] = value
-    signature = lowered.get("x-gateway-signature", "")
-    stamp = lowered.get("x-gateway-timestamp", "")
+    signature = lowered.get(GATEWAY_SIGNATURE, "")
+    stamp = lowered.get(GATEWAY_TIMESTAMP, "")
     if not (signature.isascii() and stamp.isascii()):
         raise ContextError("the signature headers are not ASCII")
     kid, signed_for, sig = _fields(signature)
@@ -234,17 +249,17 @@ def verify(
     expected = _digest(secret, signed_text(audience, method, path, stamp, values))
     if not hmac.compare_digest(expected.encode(), sig.encode()):
         raise ContextError("the signature does not match")
-    roles = values.get("x-user-roles", "")
+    roles = values.get(USER_ROLES, "")
     return Context(
-        auth_method=values.get("x-auth-method", "none"),
-        request_id=values.get("x-request-id"),
-        user_id=values.get("x-user-id"),
-        email=values.get("x-user-email"),
-        email_verified=values.get("x-user-email-verified") == "true",
+        auth_method=values.get(AUTH_METHOD, "none"),
+        request_id=values.get(REQUEST_ID),
+        user_id=values.get(USER_ID),
+        email=values.get(USER_EMAIL),
+        email_verified=values.get(USER_EMAIL_VERIFIED) == "true",
         roles=tuple(role for role in roles.split(",") if role),
-        tenant_id=values.get("x-tenant-id"),
-        session_id=values.get("x-session-id"),
-        credential_id=values.get("x-credential-id"),
+        tenant_id=values.get(TENANT_ID),
+        session_id=values.get(SESSION_ID),
+        credential_id=values.get(CREDENTIAL_ID),
         timestamp=int(stamp),
     )
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 import netaddr
 
+from auth_core import headers as h
 from auth_core.service import AuthCore
 from auth_core.store import DatabaseUnavailable
 from gateway.errors import AuthUnavailable, ForwardAuthNotAllowed, InvalidRequest
@@ -85,16 +86,16 @@ class ForwardAuth:
         checked = self.authorize(exchange)
         if checked is not None and not isinstance(checked, Response):
             await checked
-        method = request.header_text(b"x-forwarded-method") or "GET"
-        uri = request.header_text(b"x-forwarded-uri") or "/"
+        method = request.header_text(h.B_X_FORWARDED_METHOD) or "GET"
+        uri = request.header_text(h.B_X_FORWARDED_URI) or "/"
         values = context_values(exchange)
         signer = self.signers.by_audience.get(audience) or self.signers.make(audience)
         stamp, signature = signer.sign(method.upper(), uri, values)
         headers = [(name.title().encode(), value.encode()) for name, value in values.items()]
         headers += [
-            (b"X-Gateway-Timestamp", stamp.encode()),
-            (b"X-Gateway-Signature", signature.encode()),
-            (b"Cache-Control", b"no-store"),
-            (b"Server", SERVER_NAME.encode()),
+            (h.W_X_GATEWAY_TIMESTAMP, stamp.encode()),
+            (h.W_X_GATEWAY_SIGNATURE, signature.encode()),
+            (h.W_CACHE_CONTROL, b"no-store"),
+            (h.W_SERVER, SERVER_NAME.encode()),
         ]
         return Response(200, headers, b"")

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import netaddr
 
+from auth_core import headers as h
 from gateway.errors import IpNotAllowed, MethodNotAllowed
 from gateway.http.response import Response
 from gateway.pipeline.exchange import Exchange
@@ -23,10 +24,10 @@ Check = Callable[[], Awaitable[dict[str, str]]]
 
 def _headers(content_type: str, request_id: str) -> list[tuple[bytes, bytes]]:
     return [
-        (b"Content-Type", content_type.encode()),
-        (b"Cache-Control", b"no-store"),
-        (b"X-Request-Id", request_id.encode()),
-        (b"Server", SERVER_NAME.encode()),
+        (h.W_CONTENT_TYPE, content_type.encode()),
+        (h.W_CACHE_CONTROL, b"no-store"),
+        (h.W_X_REQUEST_ID, request_id.encode()),
+        (h.W_SERVER, SERVER_NAME.encode()),
     ]
 
 

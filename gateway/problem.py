@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from http import HTTPStatus
 
+from auth_core import headers as h
 from auth_core.errors import GatewayError
 
 PROBLEM_JSON = "application/problem+json"
 SERVER_NAME = "gateway"  # what the Server header says: no software versions for scanners
 
-_PROBLEM_HEADERS = [(b"Content-Type", PROBLEM_JSON.encode()), (b"Server", SERVER_NAME.encode())]
+_PROBLEM_HEADERS = [(h.W_CONTENT_TYPE, PROBLEM_JSON.encode()), (h.W_SERVER, SERVER_NAME.encode())]
 
 
 def problem_parts(
@@ -24,7 +25,7 @@ def problem_parts(
     """The status, headers and body `error` is answered with: the single exit of every error
     of the request path, so no stack trace or internal detail reaches a client by another
     road."""
-    headers = [*_PROBLEM_HEADERS, (b"X-Request-Id", request_id.encode())]
+    headers = [*_PROBLEM_HEADERS, (h.W_X_REQUEST_ID, request_id.encode())]
     headers += [(name.encode(), value.encode()) for name, value in error.headers.items()]
     return error.status, headers, problem_body(error.status, error.code, error.detail, request_id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from auth_core import headers as h
 from auth_core.api.router import PUBLIC, USER, ApiCall, ApiResponse, AuthApi, Endpoint
 from auth_core.api.schemas import OBJECT, SESSION_STATUS, TOKEN_PAIR, USER_SCHEMA, obj, string
 from auth_core.errors import InvalidRequest
@@ -52,12 +53,12 @@ def register(api: AuthApi, core: AuthCore) -> None:
         if not isinstance(email, str) or not isinstance(password, str) or not email:
             raise InvalidRequest("email (or username) and password are required")
         pair = await sessions.login(email, password, call.info)
-        return ApiResponse(200, pair.body(), {"Cache-Control": "no-store"})
+        return ApiResponse(200, pair.body(), {h.CACHE_CONTROL: "no-store"})
 
     async def refresh(call: ApiCall) -> ApiResponse:
         token = text_field(call.json(), "refresh_token")
         pair = await sessions.refresh(token, call.info)
-        return ApiResponse(200, pair.body(), {"Cache-Control": "no-store"})
+        return ApiResponse(200, pair.body(), {h.CACHE_CONTROL: "no-store"})
 
     async def logout(call: ApiCall) -> ApiResponse:
         await sessions.logout(call.caller, call.info)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from auth_core import headers as h
 from auth_core.api.router import (
     ADMIN,
     API_KEY,
@@ -30,7 +31,7 @@ FORWARD_AUTH = {
         "description": "Only for the proxies of GATEWAY_FORWARD_AUTH_CLIENTS (by TCP peer).",
         "parameters": [
             {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
-            for name in ("X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-For", "Origin")
+            for name in (h.X_FORWARDED_METHOD, h.X_FORWARDED_URI, h.X_FORWARDED_FOR, h.ORIGIN)
         ]
         + [
             {
@@ -131,7 +132,7 @@ def document(api: AuthApi) -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": h.X_API_KEY},
                 "service": {
                     "type": "http",
                     "scheme": "Service",

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from auth_core import headers as h
 from auth_core.api.json_body import parse_object
 from auth_core.errors import (
     InsufficientRole,
@@ -43,7 +44,7 @@ class ApiCall:
     method: str
     path: str
     query: Mapping[str, str]
-    header: Callable[[str], str | None]  # a request header by lower-case name
+    header: Callable[[bytes], str | None]  # a request header by lower-case name (B_*)
     body: bytes
     info: CallInfo
     base_url: str
@@ -174,7 +175,7 @@ class AuthApi:
     async def _api_key(self, call: ApiCall) -> None:
         if call.principal is not None and call.principal.method == "api_key":
             return  # the route checked it (and the IP whitelists) already
-        secret = api_key_from(call.header("x-api-key"), call.header("authorization"))
+        secret = api_key_from(call.header(h.B_X_API_KEY), call.header(h.B_AUTHORIZATION))
         if secret is None:
             raise MissingCredentials("an API key is needed (X-API-Key)")
         found = self.core.keys.authenticate(secret, call.info.ip, call.info)
@@ -185,7 +186,7 @@ class AuthApi:
         GATEWAY_SERVICE_SECRET is no credential)."""
         if call.principal is not None and call.principal.method == "service":
             return call.principal  # the route checked it already
-        value = (call.header("authorization") or "").strip()
+        value = (call.header(h.B_AUTHORIZATION) or "").strip()
         scheme, _, secret = value.partition(" ")
         if scheme.lower() != "service" or not secret.strip():
             raise MissingCredentials("a service token is needed (Authorization: Service gws_...)")
@@ -194,7 +195,7 @@ class AuthApi:
 
     def bearer(self, call: ApiCall) -> Principal:
         """The user behind `Authorization: Bearer <access token>`."""
-        value = call.header("authorization") or ""
+        value = call.header(h.B_AUTHORIZATION) or ""
         scheme, _, token = value.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise MissingCredentials("an access token is needed (Authorization: Bearer ...)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from auth_core import headers as h
 from auth_core.api.auth_endpoints import text_field
 from auth_core.api.router import API_KEY, SERVICE, ApiCall, ApiResponse, AuthApi, Endpoint
 from auth_core.api.schemas import BOOLEAN, OBJECT, STRINGS, TOKEN_PAIR, obj, string
@@ -53,12 +54,12 @@ def register(api: AuthApi, core: AuthCore) -> None:
 
     async def open_session(call: ApiCall) -> ApiResponse:
         pair = await sdk.open(tenant(call), call.caller.credential_id, call.json(), call.info)
-        return ApiResponse(200, pair.body(), {"Cache-Control": "no-store"})
+        return ApiResponse(200, pair.body(), {h.CACHE_CONTROL: "no-store"})
 
     async def refresh(call: ApiCall) -> ApiResponse:
         token = text_field(call.json(), "refresh_token")
         pair = await sessions.refresh(token, call.info, tenant_id=tenant(call))
-        return ApiResponse(200, pair.body(), {"Cache-Control": "no-store"})
+        return ApiResponse(200, pair.body(), {h.CACHE_CONTROL: "no-store"})
 
     async def logout(call: ApiCall) -> ApiResponse:
         """End one session (by its refresh token) or every session of one end user."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from auth_core import headers as h
 from auth_core.api.router import ADMIN, ApiCall, ApiResponse, AuthApi, Endpoint
 from auth_core.api.schemas import NUMBER, obj, string
 
@@ -33,7 +34,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
         token, secret = await tokens.create(
             call.json().get("name"), actor_id=call.caller.user_id, call=call.info
         )
-        return ApiResponse(201, {**token.public(), "token": secret}, {"Cache-Control": "no-store"})
+        return ApiResponse(201, {**token.public(), "token": secret}, {h.CACHE_CONTROL: "no-store"})
 
     async def list_tokens(call: ApiCall) -> ApiResponse:
         found = await tokens.list()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from auth_core import headers as h
 from auth_core.api.router import ADMIN, TENANT, ApiCall, ApiResponse, AuthApi, Endpoint
 from auth_core.api.schemas import NUMBER, STRINGS, USER_SCHEMA, obj, string
 from auth_core.errors import InvalidRequest
@@ -113,7 +114,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             actor_id=call.caller.user_id,
             call=call.info,
         )
-        return ApiResponse(201, _with_secret(key, secret), {"Cache-Control": "no-store"})
+        return ApiResponse(201, _with_secret(key, secret), {h.CACHE_CONTROL: "no-store"})
 
     async def list_keys(call: ApiCall) -> ApiResponse:
         tenant = await tenants.get(call.params["tenant_id"])
@@ -143,7 +144,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
         return ApiResponse(
             201,
             {**_with_secret(new, secret), "previous": old.public()},
-            {"Cache-Control": "no-store"},
+            {h.CACHE_CONTROL: "no-store"},
         )
 
     tenant_body = obj({"name": string(), "origins": STRINGS, "ip_whitelist": STRINGS}, ["name"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from auth_core import headers as h
 from auth_core.api.auth_endpoints import LOGIN_RATE, REFRESH_RATE
 from auth_core.api.router import USER, ApiCall, ApiResponse, AuthApi, Endpoint, endpoint_limit_key
 from auth_core.api.schemas import NUMBER, OBJECT, STRINGS, obj, string
@@ -35,7 +36,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
         caller = call.caller
         assert caller.user_id is not None
         pat, secret = await pats.create(caller.user_id, call.json(), call.info)
-        return ApiResponse(201, {**pat.public(), "token": secret}, {"Cache-Control": "no-store"})
+        return ApiResponse(201, {**pat.public(), "token": secret}, {h.CACHE_CONTROL: "no-store"})
 
     async def list_tokens(call: ApiCall) -> ApiResponse:
         assert call.caller.user_id is not None

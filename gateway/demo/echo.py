@@ -11,9 +11,11 @@ import json
 
 from aiohttp import web
 
+from auth_core import headers as h
+
 
 async def echo(request: web.Request) -> web.StreamResponse:
-    if request.headers.get("Upgrade", "").lower() == "websocket":
+    if request.headers.get(h.UPGRADE, "").lower() == "websocket":
         return await echo_socket(request)
     body = await request.read()
     document = {
@@ -32,9 +34,9 @@ async def echo_socket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     await ws.send_json(
         {
-            "connected_as": request.headers.get("X-User-Email")
-            or request.headers.get("X-Auth-Method"),
-            "connection": request.headers.get("X-Request-Id"),
+            "connected_as": request.headers.get(h.X_USER_EMAIL)
+            or request.headers.get(h.X_AUTH_METHOD),
+            "connection": request.headers.get(h.X_REQUEST_ID),
         }
     )
     async for message in ws:

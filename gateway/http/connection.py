@@ -22,6 +22,7 @@ from typing import Protocol, cast
 
 import httptools
 
+from auth_core import headers as h
 from gateway.http.limits import Limits
 from gateway.http.request import Body, BodyError, Header, Request, Upgraded
 from gateway.http.response import (
@@ -43,7 +44,7 @@ MAX_QUEUED = 16  # pipelined requests parsed ahead of the one being served
 LINGER_QUIET = 5.0
 LINGER_TIME = 30.0
 _LINE_CONTEXT = 16 * 1024  # bytes kept from the previous read to find a split request line
-_SINGLETONS = frozenset({b"host", b"authorization", b"x-api-key", b"content-type"})
+_SINGLETONS = frozenset({h.B_HOST, h.B_AUTHORIZATION, h.B_X_API_KEY, h.B_CONTENT_TYPE})
 
 
 Handler = Callable[[Request], Awaitable[Response | None]]
@@ -259,10 +260,10 @@ class HttpConnection(asyncio.Protocol):
         if marker not in self._chunk and marker not in self._previous + self._chunk:
             raise Refusal(400, "not an HTTP request line")
         index = self._index
-        if version == "1.1" and b"host" not in index:
+        if version == "1.1" and h.B_HOST not in index:
             raise Refusal(400, "HTTP/1.1 requests must carry a Host header")
         get = index.get
-        coding = get(b"transfer-encoding")
+        coding = get(h.B_TRANSFER_ENCODING)
         if coding is not None and coding.strip().lower() != b"chunked":
             # llhttp finds other codings wrong only after this callback, when the request
             # would already be queued; refuse here so nothing of it goes upstream.
@@ -280,14 +281,14 @@ class HttpConnection(asyncio.Protocol):
             request.chunked = True
             request.body = self._body = Body(self)
         else:
-            length = get(b"content-length")
+            length = get(h.B_CONTENT_LENGTH)
             if length is not None:
                 request.content_length = int(length)  # llhttp checked it is digits
                 if request.content_length > 0:
                     request.body = self._body = Body(self)
         if request.body is not None:
             request.body.last_data = self.loop.time()
-            expect = get(b"expect")
+            expect = get(h.B_EXPECT)
             if expect is not None and version == "1.1" and expect.lower() == b"100-continue":
                 request.expect_continue = True
         queue = self.queue
@@ -661,9 +662,9 @@ def _internal_error() -> Response:
     return Response(
         500,
         [
-            (b"Content-Type", PROBLEM_JSON.encode()),
-            (b"X-Request-Id", request_id.encode()),
-            (b"Server", SERVER_NAME.encode()),
+            (h.W_CONTENT_TYPE, PROBLEM_JSON.encode()),
+            (h.W_X_REQUEST_ID, request_id.encode()),
+            (h.W_SERVER, SERVER_NAME.encode()),
         ],
         problem_body(
             500, "internal_error", "the gateway could not handle this request", request_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
+from auth_core import headers as h
 from auth_core.models import Principal
 from auth_core.origins import OriginWhitelist
 from auth_core.service import AuthCore
@@ -19,7 +20,7 @@ from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.routing.table import AuthKind, Route
 
-_VARY_ORIGIN = (b"Vary", b"Origin")
+_VARY_ORIGIN = (h.W_VARY, h.W_ORIGIN)
 
 
 def origin_refused() -> OriginNotAllowed:
@@ -54,7 +55,7 @@ class Authorize(Stage):
         read first."""
         if not self.check_origins or principal.method != "jwt":
             return None
-        raw = exchange.request.header(b"origin")
+        raw = exchange.request.header(h.B_ORIGIN)
         if raw is None:
             return None
         origin = raw.decode("latin-1")
@@ -92,6 +93,6 @@ class Authorize(Stage):
             return  # the route's own cors marks the answer (preflight.py)
         exchange.response_headers = [
             *exchange.response_headers,
-            (b"Access-Control-Allow-Origin", origin.encode("latin-1")),
+            (h.W_ACCESS_CONTROL_ALLOW_ORIGIN, origin.encode("latin-1")),
             _VARY_ORIGIN,
         ]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import netaddr
 
+from auth_core import headers as h
 from auth_core.iplists import normalise_ip
-from gateway import headers as h
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 

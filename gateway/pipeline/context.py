@@ -12,11 +12,13 @@ timestamp, the request id and one HMAC.
 from __future__ import annotations
 
 import time
+from typing import Final
 
+from auth_core import headers as h
 from auth_core.models import Principal
 from auth_core.service import AuthCore
 from auth_core.tokens import Keyring
-from gateway import headers as h
+from gateway import context as c
 from gateway.context import Signer, derive_key
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
@@ -27,7 +29,7 @@ MAX_AUDIENCES = 4096  # reloads may rename upstreams; the old ones' signers go e
 
 def context_values(exchange: Exchange) -> dict[str, str]:
     """The context headers (lower-case names) for the exchange's principal."""
-    values = {"x-request-id": exchange.request_id, "x-auth-method": exchange.auth_method}
+    values = {c.REQUEST_ID: exchange.request_id, c.AUTH_METHOD: exchange.auth_method}
     values.update(identity_values(exchange.principal))
     return values
 
@@ -36,17 +38,17 @@ def identity_values(principal: Principal | None) -> dict[str, str]:
     values: dict[str, str] = {}
     if principal is not None:
         if principal.user_id is not None:
-            values["x-user-id"] = principal.user_id
-            values["x-user-roles"] = ",".join(principal.roles)
+            values[c.USER_ID] = principal.user_id
+            values[c.USER_ROLES] = ",".join(principal.roles)
             if principal.email:
-                values["x-user-email"] = principal.email
-                values["x-user-email-verified"] = "true" if principal.email_verified else "false"
+                values[c.USER_EMAIL] = principal.email
+                values[c.USER_EMAIL_VERIFIED] = "true" if principal.email_verified else "false"
         if principal.tenant_id is not None:
-            values["x-tenant-id"] = principal.tenant_id
+            values[c.TENANT_ID] = principal.tenant_id
         if principal.session_id is not None:
-            values["x-session-id"] = principal.session_id
+            values[c.SESSION_ID] = principal.session_id
         if principal.credential_id is not None:
-            values["x-credential-id"] = principal.credential_id
+            values[c.CREDENTIAL_ID] = principal.credential_id
     return values
 
 
@@ -79,15 +81,15 @@ class _Prepared:
 
     def __init__(self, principal: Principal | None, auth_method: str) -> None:
         self.principal = principal  # held, so that its id() is not reused while cached
-        values = {"x-auth-method": auth_method, **identity_values(principal)}
+        values = {c.AUTH_METHOD: auth_method, **identity_values(principal)}
         self.lines = b"".join(
             _NAMES[name] + value.encode() + b"\r\n" for name, value in values.items()
         )
         self.before = "".join(
-            f"{name}:{values[name]}\n" for name in sorted(values) if name < "x-request-id"
+            f"{name}:{values[name]}\n" for name in sorted(values) if name < c.REQUEST_ID
         )
         self.after = "".join(
-            f"\n{name}:{values[name]}" for name in sorted(values) if name > "x-request-id"
+            f"\n{name}:{values[name]}" for name in sorted(values) if name > c.REQUEST_ID
         )
 
 
@@ -114,13 +116,13 @@ class SetContext(Stage):
         # The signed text after its first two lines (`v2`, the audience: in the signer).
         rest = (
             f"{exchange.request.method}\n{exchange.upstream_path}{exchange.query}\n{stamp}\n"
-            f"{prepared.before}x-request-id:{exchange.request_id}{prepared.after}"
+            f"{prepared.before}{c.REQUEST_ID}:{exchange.request_id}{prepared.after}"
         )
         exchange.context_headers.append(
             prepared.lines
-            + b"X-Gateway-Timestamp: "
+            + _TIMESTAMP_LINE
             + stamp.encode()
-            + b"\r\nX-Gateway-Signature: "
+            + _SIGNATURE_LINE
             + signer.signature(rest.encode()).encode()
             + b"\r\n"
         )
@@ -128,12 +130,14 @@ class SetContext(Stage):
 
 
 _NAMES = {
-    "x-auth-method": b"X-Auth-Method: ",
-    "x-user-id": b"X-User-Id: ",
-    "x-user-email": b"X-User-Email: ",
-    "x-user-email-verified": h.X_USER_EMAIL_VERIFIED.encode() + b": ",
-    "x-user-roles": b"X-User-Roles: ",
-    "x-tenant-id": b"X-Tenant-Id: ",
-    "x-session-id": b"X-Session-Id: ",
-    "x-credential-id": b"X-Credential-Id: ",
+    c.AUTH_METHOD: h.W_X_AUTH_METHOD + b": ",
+    c.USER_ID: h.W_X_USER_ID + b": ",
+    c.USER_EMAIL: h.W_X_USER_EMAIL + b": ",
+    c.USER_EMAIL_VERIFIED: h.W_X_USER_EMAIL_VERIFIED + b": ",
+    c.USER_ROLES: h.W_X_USER_ROLES + b": ",
+    c.TENANT_ID: h.W_X_TENANT_ID + b": ",
+    c.SESSION_ID: h.W_X_SESSION_ID + b": ",
+    c.CREDENTIAL_ID: h.W_X_CREDENTIAL_ID + b": ",
 }
+_TIMESTAMP_LINE: Final[bytes] = h.W_X_GATEWAY_TIMESTAMP + b": "
+_SIGNATURE_LINE: Final[bytes] = b"\r\n" + h.W_X_GATEWAY_SIGNATURE + b": "

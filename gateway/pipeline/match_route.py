@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from auth_core import headers as h
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 
@@ -22,7 +23,7 @@ class MatchRoute(Stage):
     def __call__(self, exchange: Exchange) -> StageResult:
         table = exchange.table
         request = exchange.request
-        host = request_host(request.header(b"host")) if table.uses_hosts else ""
+        host = request_host(request.header(h.B_HOST)) if table.uses_hosts else ""
         route = table.match(exchange.path, request.method, host)
         exchange.route = route
         exchange.upstream_path = route.upstream_path(exchange.path)

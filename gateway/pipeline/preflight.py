@@ -12,6 +12,7 @@ tenant's list). Other routes' preflights go to their upstream.
 
 from __future__ import annotations
 
+from auth_core import headers as h
 from auth_core.service import AuthCore
 from auth_core.store import DatabaseUnavailable
 from gateway.errors import AuthUnavailable
@@ -25,6 +26,10 @@ from gateway.routing.table import AuthKind, CorsPolicy, Route
 _BROWSER_KINDS = frozenset({AuthKind.JWT, AuthKind.ANY})
 MAX_AGE = b"600"
 _ALL_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE"
+# The answer depends on all three request headers, so a cache keys it by them.
+_VARY_PREFLIGHT = b", ".join(
+    (h.W_ORIGIN, h.W_ACCESS_CONTROL_REQUEST_METHOD, h.W_ACCESS_CONTROL_REQUEST_HEADERS)
+)
 
 
 class Preflight(Stage):
@@ -44,8 +49,8 @@ class Preflight(Stage):
             return None
         if route is None or route.auth not in _BROWSER_KINDS:
             return None
-        origin = request.header(b"origin")
-        if origin is None or request.header(b"access-control-request-method") is None:
+        origin = request.header(h.B_ORIGIN)
+        if origin is None or request.header(h.B_ACCESS_CONTROL_REQUEST_METHOD) is None:
             return None
         text = origin.decode("latin-1")
         platform = exchange.table.origins
@@ -62,13 +67,13 @@ class Preflight(Stage):
     @staticmethod
     def _route_cors(exchange: Exchange, policy: CorsPolicy) -> StageResult:
         request = exchange.request
-        origin = request.header(b"origin")
+        origin = request.header(h.B_ORIGIN)
         if origin is None:
             return None
         allowed = policy.origins.allows(origin.decode("latin-1"))
         preflight = (
             request.method == "OPTIONS"
-            and request.header(b"access-control-request-method") is not None
+            and request.header(h.B_ACCESS_CONTROL_REQUEST_METHOD) is not None
         )
         if not preflight:
             if allowed:  # an answer the browser may read
@@ -80,21 +85,21 @@ class Preflight(Stage):
         assert route is not None
         methods = policy.methods or route.methods
         headers = [
-            (b"Access-Control-Allow-Methods", _methods(methods)),
-            (b"Access-Control-Max-Age", str(policy.max_age).encode()),
+            (h.W_ACCESS_CONTROL_ALLOW_METHODS, _methods(methods)),
+            (h.W_ACCESS_CONTROL_MAX_AGE, str(policy.max_age).encode()),
             *_marks(policy, origin),
-            (b"X-Request-Id", exchange.request_id.encode()),
-            (b"Server", SERVER_NAME.encode()),
+            (h.W_X_REQUEST_ID, exchange.request_id.encode()),
+            (h.W_SERVER, SERVER_NAME.encode()),
         ]
         if policy.headers is not None:
             if policy.headers:
                 headers.append(
-                    (b"Access-Control-Allow-Headers", ", ".join(policy.headers).encode())
+                    (h.W_ACCESS_CONTROL_ALLOW_HEADERS, ", ".join(policy.headers).encode())
                 )
         else:
-            requested = request.header(b"access-control-request-headers")
+            requested = request.header(h.B_ACCESS_CONTROL_REQUEST_HEADERS)
             if requested is not None and len(requested) <= 1024:
-                headers.append((b"Access-Control-Allow-Headers", requested))
+                headers.append((h.W_ACCESS_CONTROL_ALLOW_HEADERS, requested))
         return Response(204, headers, b"")
 
     async def _answer_loaded(self, exchange: Exchange, origin: bytes) -> Response:
@@ -111,16 +116,16 @@ class Preflight(Stage):
         route = exchange.route
         assert route is not None
         headers = [
-            (b"Access-Control-Allow-Origin", origin),
-            (b"Access-Control-Allow-Methods", _methods(route.methods)),
-            (b"Access-Control-Max-Age", MAX_AGE),
-            (b"Vary", b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),
-            (b"X-Request-Id", exchange.request_id.encode()),
-            (b"Server", SERVER_NAME.encode()),
+            (h.W_ACCESS_CONTROL_ALLOW_ORIGIN, origin),
+            (h.W_ACCESS_CONTROL_ALLOW_METHODS, _methods(route.methods)),
+            (h.W_ACCESS_CONTROL_MAX_AGE, MAX_AGE),
+            (h.W_VARY, _VARY_PREFLIGHT),
+            (h.W_X_REQUEST_ID, exchange.request_id.encode()),
+            (h.W_SERVER, SERVER_NAME.encode()),
         ]
-        requested = exchange.request.header(b"access-control-request-headers")
+        requested = exchange.request.header(h.B_ACCESS_CONTROL_REQUEST_HEADERS)
         if requested is not None and len(requested) <= 1024:
-            headers.append((b"Access-Control-Allow-Headers", requested))
+            headers.append((h.W_ACCESS_CONTROL_ALLOW_HEADERS, requested))
         return Response(204, headers, b"")
 
 
@@ -130,9 +135,9 @@ def _methods(methods: frozenset[str] | None) -> bytes:
 
 def _marks(policy: CorsPolicy, origin: bytes) -> list[tuple[bytes, bytes]]:
     """The headers that let a browser from `origin` read an answer."""
-    marks = [(b"Access-Control-Allow-Origin", origin), (b"Vary", b"Origin")]
+    marks = [(h.W_ACCESS_CONTROL_ALLOW_ORIGIN, origin), (h.W_VARY, h.W_ORIGIN)]
     if policy.credentials:
-        marks.append((b"Access-Control-Allow-Credentials", b"true"))
+        marks.append((h.W_ACCESS_CONTROL_ALLOW_CREDENTIALS, b"true"))
     if policy.expose:
-        marks.append((b"Access-Control-Expose-Headers", ", ".join(policy.expose).encode()))
+        marks.append((h.W_ACCESS_CONTROL_EXPOSE_HEADERS, ", ".join(policy.expose).encode()))
     return marks

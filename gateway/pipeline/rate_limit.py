@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from auth_core import headers as h
 from auth_core.limits import Limiter, Rate, Verdict
 from gateway.errors import RateLimited
 from gateway.pipeline.exchange import Exchange
@@ -44,10 +45,10 @@ def headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
     """RateLimit-Limit, -Remaining, -Reset (whole seconds, rounded up) and -Policy."""
     reset = math.ceil(verdict.reset)
     return [
-        (b"RateLimit-Limit", str(verdict.limit).encode()),
-        (b"RateLimit-Remaining", str(verdict.remaining).encode()),
-        (b"RateLimit-Reset", str(reset).encode()),
-        (b"RateLimit-Policy", verdict.policy.encode()),
+        (h.W_RATELIMIT_LIMIT, str(verdict.limit).encode()),
+        (h.W_RATELIMIT_REMAINING, str(verdict.remaining).encode()),
+        (h.W_RATELIMIT_RESET, str(reset).encode()),
+        (h.W_RATELIMIT_POLICY, verdict.policy.encode()),
     ]
 
 

@@ -16,7 +16,9 @@ from typing import Any, ClassVar, cast
 
 import httptools
 
+from auth_core import headers as h
 from gateway.proxy.headers import (
+    CONNECTION_OPTIONS,
     RESPONSE_DROP,
     SERVER_HEADER,
     UNDERSCORE,
@@ -26,10 +28,7 @@ from gateway.proxy.headers import (
 
 HIGH_WATER = 256 * 1024  # stop reading the upstream when this much body waits for the client
 LOW_WATER = 64 * 1024
-TICK = 0.1
-_CONNECTION_OPTIONS = frozenset(
-    {b"keep-alive", b"close"}
-)  # how often deadlines are checked: the precision of upstream timeouts
+TICK = 0.1  # how often deadlines are checked: the precision of upstream timeouts
 
 
 class UpstreamError(Exception):
@@ -195,20 +194,20 @@ class UpstreamConnection(asyncio.Protocol):
         # (proxy/headers.py says what goes and why).
         lowered = name.lower()
         if lowered in RESPONSE_DROP:
-            if lowered == b"content-length":
+            if lowered == h.B_CONTENT_LENGTH:
                 self._length = value
-            elif lowered == b"transfer-encoding":
+            elif lowered == h.B_TRANSFER_ENCODING:
                 self.chunked = b"chunked" in value.lower()
-            elif lowered == b"connection" and value.lower() not in _CONNECTION_OPTIONS:
-                tokens = connection_tokens(value) - _CONNECTION_OPTIONS
+            elif lowered == h.B_CONNECTION and value.lower() not in CONNECTION_OPTIONS:
+                tokens = connection_tokens(value) - CONNECTION_OPTIONS
                 if tokens:
                     self._listed = tokens if self._listed is None else self._listed | tokens
             return
         if UNDERSCORE in lowered and disguised_response_header(lowered):
             return  # `Transfer_Encoding`: framing in disguise (proxy/headers.py)
-        if lowered == b"date":
+        if lowered == h.B_DATE:
             self.dated = True
-        elif lowered == b"server":
+        elif lowered == h.B_SERVER:
             self._named = True
         self.headers.append((name, value))
 

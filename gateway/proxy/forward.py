@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 
+from auth_core import headers as h
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
@@ -261,7 +262,7 @@ class Forwarder:
         exchange: Exchange, conn: UpstreamConnection
     ) -> list[tuple[bytes, bytes]]:
         headers = conn.headers
-        headers.append((b"X-Request-Id", exchange.request_id.encode()))
+        headers.append((h.W_X_REQUEST_ID, exchange.request_id.encode()))
         if exchange.response_headers:
             headers += exchange.response_headers
         return headers

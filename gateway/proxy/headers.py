@@ -28,7 +28,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from gateway import headers as h
+from auth_core import headers as h
+from gateway.headers import (
+    B_SEC_WEBSOCKET_PREFIX,
+    CREDENTIAL_HEADERS,
+    CREDENTIAL_SCHEMES,
+    HOP_BY_HOP,
+    IDENTITY_PREFIXES,
+)
 from gateway.http.request import Header
 from gateway.problem import SERVER_NAME
 from gateway.routing.table import AuthKind, Route
@@ -44,24 +51,25 @@ _REWRITTEN = frozenset(
         h.B_X_FORWARDED_PROTO,
         h.B_X_REQUEST_ID,
         h.B_TRACEPARENT,
-        b"x-real-ip",
-        b"forwarded",
+        h.B_X_REAL_IP,
+        h.B_FORWARDED,
     }
 )
-REQUEST_DROP = h.HOP_BY_HOP | _REWRITTEN
+REQUEST_DROP = HOP_BY_HOP | _REWRITTEN
 # On a route that withholds credentials (it authenticates, and does not forward them).
-WITHHOLDING_DROP = REQUEST_DROP | h.CREDENTIAL_HEADERS
-_CONNECTION_OPTIONS = frozenset({b"keep-alive", b"close"})
-RESPONSE_DROP = h.HOP_BY_HOP | {h.B_CONTENT_LENGTH}
+WITHHOLDING_DROP = REQUEST_DROP | CREDENTIAL_HEADERS
+# The options of a Connection header that name no header (RFC 9112 section 9.6).
+CONNECTION_OPTIONS = frozenset({b"keep-alive", b"close"})
+RESPONSE_DROP = HOP_BY_HOP | {h.B_CONTENT_LENGTH}
 # Added to a response whose upstream named no Server (the gateway's own, versionless).
-SERVER_HEADER = (b"Server", SERVER_NAME.encode())
+SERVER_HEADER = (h.W_SERVER, SERVER_NAME.encode())
 # Names the gateway decides towards the upstream: their `_` spellings are never forwarded.
-_DECIDED_PREFIXES = (*h.IDENTITY_PREFIXES, h.B_SEC_WEBSOCKET_PREFIX)
+_DECIDED_PREFIXES = (*IDENTITY_PREFIXES, B_SEC_WEBSOCKET_PREFIX)
 # b"_"[0], tested as `UNDERSCORE in name`: an int is a byte search, where `b"_" in name` goes
 # through the buffer protocol first (ten times the cost, on every header both ways).
 UNDERSCORE: Final = 0x5F
 _NO_AUTH = AuthKind.NONE
-_CREDENTIAL_SCHEMES = h.CREDENTIAL_SCHEMES
+_CREDENTIAL_SCHEMES = CREDENTIAL_SCHEMES
 
 
 def connection_tokens(value: bytes) -> set[bytes]:
@@ -100,7 +108,7 @@ class RequestHeaders:
         # On `auth: none` nothing is the gateway's credential: all of it is forwarded.
         withhold = route.auth is not _NO_AUTH and not route.forward_credentials
         drop = WITHHOLDING_DROP if withhold else REQUEST_DROP
-        identity = h.IDENTITY_PREFIXES
+        identity = IDENTITY_PREFIXES
         for lowered, name, value in headers:
             if lowered in drop:
                 # The most frequent first: Host on every request, then the credential.
@@ -110,9 +118,9 @@ class RequestHeaders:
                     if not value[:7].lower().startswith(_CREDENTIAL_SCHEMES):
                         lines.append(name + b": " + value + b"\r\n")  # Basic: not the gateway's
                 elif lowered == h.B_CONNECTION:
-                    if value.lower() in _CONNECTION_OPTIONS:
+                    if value.lower() in CONNECTION_OPTIONS:
                         continue
-                    tokens = connection_tokens(value) - _CONNECTION_OPTIONS
+                    tokens = connection_tokens(value) - CONNECTION_OPTIONS
                     if tokens:
                         listed = tokens if listed is None else listed | tokens
                 elif lowered == h.B_X_FORWARDED_FOR:

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable
 
+from auth_core import headers as h
 from gateway.errors import GatewayError, problem_response
 from gateway.http.request import Request
 from gateway.http.response import Response
@@ -31,8 +32,8 @@ class Dispatcher:
 
     def _exchange(self, request: Request) -> Exchange:
         get = request.index.get
-        exchange = Exchange(request, request_id_from(get(b"x-request-id")), self.table)
-        exchange.traceparent = traceparent_from(get(b"traceparent"))
+        exchange = Exchange(request, request_id_from(get(h.B_X_REQUEST_ID)), self.table)
+        exchange.traceparent = traceparent_from(get(h.B_TRACEPARENT))
         exchange.started = time.monotonic()
         return exchange
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from auth_core import headers as h
 from auth_core.service import AuthCore, CallInfo
 from gateway.accesslog import AccessLog
 from gateway.errors import GatewayError
@@ -57,7 +58,7 @@ class Recorder:
                 duration,
                 route_name,
                 route.upstream if route is not None else "",
-                exchange.request.header_text(b"user-agent"),
+                exchange.request.header_text(h.B_USER_AGENT),
             )
 
     def denied(self, exchange: Exchange, error: GatewayError) -> None:
@@ -75,7 +76,7 @@ class Recorder:
             catalog.socket_auth_failures.inc()
         call = CallInfo(
             ip=exchange.client_ip,
-            user_agent=exchange.request.header_text(b"user-agent"),
+            user_agent=exchange.request.header_text(h.B_USER_AGENT),
             request_id=exchange.request_id,
         )
         self.core.bans.failed(exchange.client_ip, str(code), call)

@@ -18,6 +18,7 @@ import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from auth_core import headers as h
 from gateway.errors import InvalidRequest, UpstreamUnavailable
 from gateway.http.request import Request
 from gateway.pipeline.withhold import ACCESS_TOKEN
@@ -51,24 +52,24 @@ def read_client_handshake(request: Request, query: str) -> ClientHandshake:
     websocket handshake."""
     if request.method != "GET" or request.version != "1.1":
         raise bad_handshake("a websocket handshake is GET over HTTP/1.1")
-    upgrade = _tokens(request.header_values(b"upgrade"))
+    upgrade = _tokens(request.header_values(h.B_UPGRADE))
     if [item.lower() for item in upgrade] != [b"websocket"]:
         raise bad_handshake("only Upgrade: websocket is accepted")
-    if b"upgrade" not in [item.lower() for item in _tokens(request.header_values(b"connection"))]:
+    if h.B_UPGRADE not in [item.lower() for item in _tokens(request.header_values(h.B_CONNECTION))]:
         raise bad_handshake("a websocket handshake needs Connection: Upgrade")
-    if request.header(b"sec-websocket-version") != b"13":
+    if request.header(h.B_SEC_WEBSOCKET_VERSION) != b"13":
         raise InvalidRequest(
             "only websocket version 13 is supported",
-            headers={"Sec-WebSocket-Version": "13"},
+            headers={h.SEC_WEBSOCKET_VERSION: "13"},
         )
-    key = request.header(b"sec-websocket-key") or b""
+    key = request.header(h.B_SEC_WEBSOCKET_KEY) or b""
     try:
         if len(base64.b64decode(key, validate=True)) != 16:
             raise ValueError
     except (binascii.Error, ValueError):
         raise bad_handshake("Sec-WebSocket-Key must be 16 bytes in base64") from None
     handshake = ClientHandshake(key=key.strip())
-    offered = _tokens(request.header_values(b"sec-websocket-protocol"))
+    offered = _tokens(request.header_values(h.B_SEC_WEBSOCKET_PROTOCOL))
     if len(offered) > MAX_PROTOCOLS:
         raise bad_handshake("too many subprotocols offered")
     if offered and offered[0].lower() == b"bearer":

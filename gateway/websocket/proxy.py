@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
+from auth_core import headers as h
 from auth_core.models import Principal
 from gateway.config import Settings
 from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
@@ -145,17 +146,17 @@ class WebSocketProxy:
             transport.close()
             self.registry.release(exchange.client_ip, principal.tenant_id if principal else None)
             return self._refused_upgrade(exchange, side)
-        accept = side.headers.get(b"sec-websocket-accept", b"").strip()
-        upgrade = side.headers.get(b"upgrade", b"").strip().lower()
+        accept = side.headers.get(h.B_SEC_WEBSOCKET_ACCEPT, b"").strip()
+        upgrade = side.headers.get(h.B_UPGRADE, b"").strip().lower()
         if (
             accept != accept_for(handshake.key)
             or upgrade != b"websocket"
-            or b"sec-websocket-extensions" in side.headers  # none was offered to it
+            or h.B_SEC_WEBSOCKET_EXTENSIONS in side.headers  # none was offered to it
         ):
             transport.abort()
             raise UpstreamUnavailable("the upstream's handshake answer is not valid")
         try:
-            protocol = chosen_protocol(handshake, side.headers.get(b"sec-websocket-protocol"))
+            protocol = chosen_protocol(handshake, side.headers.get(h.B_SEC_WEBSOCKET_PROTOCOL))
         except GatewayError:
             transport.abort()
             raise
@@ -192,9 +193,9 @@ class WebSocketProxy:
             and not name.lower().startswith(_SEC_WEBSOCKET)
             and not (UNDERSCORE in name and disguised_response_header(name.lower()))
         ]
-        if b"server" not in side.headers:
-            headers.append((b"Server", SERVER_NAME.encode()))
-        headers.append((b"X-Request-Id", exchange.request_id.encode()))
+        if h.B_SERVER not in side.headers:
+            headers.append((h.W_SERVER, SERVER_NAME.encode()))
+        headers.append((h.W_X_REQUEST_ID, exchange.request_id.encode()))
         return Response(side.status, headers, side.body)
 
 
@@ -208,6 +209,6 @@ def _credential(exchange: Exchange, principal: Principal) -> str | None:
     if principal.method == "api_key":
         return api_key_of(exchange)
     if principal.method == "service":
-        value = exchange.request.header(b"authorization") or b""
+        value = exchange.request.header(h.B_AUTHORIZATION) or b""
         return value[8:].strip().decode("ascii", "replace")  # "Service gws_...", checked
-    return bearer_token(exchange.request.header(b"authorization")) or exchange.ws_token
+    return bearer_token(exchange.request.header(h.B_AUTHORIZATION)) or exchange.ws_token
