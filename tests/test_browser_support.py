@@ -1,0 +1,37 @@
+"""tests/browser.py itself: a missing Chromium skips a browser test, and fails it under CI=true
+(a CI without the browser must not pass by testing nothing); a real one loads a page and runs
+a script in it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import BrowserError, chromium, chromium_path
+from tests.support import upstream_server
+
+MISSING = "/nonexistent/chromium"
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"),
+    [
+        pytest.param("true", pytest.fail.Exception, id="ci-fails"),
+        pytest.param("", pytest.skip.Exception, id="elsewhere-skips"),
+    ],
+)
+def test_a_missing_chromium(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setenv("GATEWAY_TEST_CHROMIUM", MISSING)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="Chromium is not installed"):
+        chromium_path()
+
+
+async def test_a_page_is_loaded_and_scripts_run_in_it() -> None:
+    async with upstream_server() as server, chromium() as browser:
+        page = await browser.open(server.url + "/hello")
+        assert await page.evaluate("document.body.innerText.includes('/hello')") is True
+        assert await page.evaluate("Promise.resolve(6 * 7)") == 42
+        with pytest.raises(BrowserError, match="boom"):
+            await page.evaluate("Promise.reject(new Error('boom'))")
