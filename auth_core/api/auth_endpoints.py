@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from auth_core.api import session_cookie
 from auth_core.api.router import (
     PUBLIC,
     SESSION,
@@ -16,6 +15,13 @@ from auth_core.api.router import (
     Endpoint,
 )
 from auth_core.api.schemas import OBJECT, SESSION_STATUS, TOKEN_PAIR, USER_SCHEMA, obj, string
+from auth_core.api.session_cookie import (
+    COOKIE_NAME,
+    clear_cookie,
+    refuse_forged,
+    require_refresh_token,
+    set_cookie,
+)
 from auth_core.errors import InvalidRequest
 from auth_core.limits import Rate
 from auth_core.origins import OriginWhitelist
@@ -72,7 +78,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
         if not cookies:
             return ApiResponse(200, body, NO_STORE)
         del body["refresh_token"]
-        cookie = session_cookie.set_cookie(pair.refresh_token, int(core.settings.refresh_ttl))
+        cookie = set_cookie(pair.refresh_token, int(core.settings.refresh_ttl))
         return ApiResponse(200, body, {**NO_STORE, "Set-Cookie": cookie})
 
     async def whitelist_of(call: ApiCall, refresh_token: str) -> OriginWhitelist:
@@ -86,9 +92,9 @@ def register(api: AuthApi, core: AuthCore) -> None:
 
     async def cookie_token(call: ApiCall) -> str:
         """The session cookie's refresh token, once the request passed the CSRF rule."""
-        token = session_cookie.require_refresh_token(call.header("cookie"))
+        token = require_refresh_token(call.header("cookie"))
         allowed = await whitelist_of(call, token)
-        session_cookie.refuse_forged(call.header, call.method, allowed.allows)
+        refuse_forged(call.header, call.method, allowed.allows)
         return token
 
     async def login(call: ApiCall) -> ApiResponse:
@@ -114,7 +120,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
         if not cookies:
             return ApiResponse(204)
         # Whichever credential said so, the browser's cookie of the ended session goes too.
-        return ApiResponse(204, None, {"Set-Cookie": session_cookie.clear_cookie()})
+        return ApiResponse(204, None, {"Set-Cookie": clear_cookie()})
 
     async def me(call: ApiCall) -> ApiResponse:
         caller = call.caller
@@ -182,7 +188,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             login,
             PUBLIC,
             "Log in with e-mail (or username) and password. With GATEWAY_SESSION_COOKIES the "
-            f"refresh token is set in the session cookie ({session_cookie.COOKIE_NAME}: "
+            f"refresh token is set in the session cookie ({COOKIE_NAME}: "
             "HttpOnly, Secure, SameSite=Strict, Path=/api/v1/auth), never in the body",
             200,
             credentials,
@@ -210,7 +216,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             PUBLIC,
             "Exchange a refresh token for a new pair (the old one is spent; reuse ends the "
             "session). With GATEWAY_SESSION_COOKIES the refresh token is read from the "
-            f"session cookie ({session_cookie.COOKIE_NAME}) instead of the body, and the "
+            f"session cookie ({COOKIE_NAME}) instead of the body, and the "
             "new one is set in it, never in the body",
             200,
             obj({"refresh_token": string("required unless GATEWAY_SESSION_COOKIES is on")}, []),
