@@ -9,6 +9,7 @@ new to install beyond the browser, and a page's `fetch()` is awaited as a promis
     async with chromium() as browser:
         page = await browser.open("http://127.0.0.1:8001/")
         answer = await page.evaluate("fetch('/x').then(r => r.status)")
+        landed = await page.follow("document.forms[0].submit()")  # the URL after redirects
 
 Every browser gets a fresh profile in a temporary directory: no cookie outlives its test.
 Without Chromium the test is skipped, or fails under CI=true.
@@ -71,6 +72,14 @@ class Page:
         if answer.get("errorText"):
             raise BrowserError(f"{url}: {answer['errorText']}")
         await asyncio.wait_for(loaded, COMMAND_TIMEOUT)
+
+    async def follow(self, expression: str) -> str:
+        """Run `expression` (a form's submit, a click on a link), wait for the page it leads to
+        to load (redirects followed), and return that page's URL."""
+        loaded = self.browser.expect("Page.loadEventFired", self.session_id)
+        await self.evaluate(expression)
+        await asyncio.wait_for(loaded, COMMAND_TIMEOUT)
+        return str(await self.evaluate("location.href"))
 
     async def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (a promise is awaited); a thrown
