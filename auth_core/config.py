@@ -123,6 +123,9 @@ class AuthSettings:
     # Password logins (and refreshes of their sessions) refused until the e-mail address is
     # confirmed; a tenant's SDK end users are vouched for by its API key and exempt.
     require_verified_email: bool = False
+    # Browser apps' refresh tokens in an HttpOnly cookie instead of the JSON body (README:
+    # Cookie sessions); cookie-authenticated writes then pass the CSRF rule (csrf.py).
+    session_cookies: bool = False
 
     @property
     def bans_enabled(self) -> bool:
@@ -157,6 +160,7 @@ class AuthSettings:
             ("GATEWAY_AUTH_STALE_WINDOW", "stale_window", _seconds_or_zero),
             ("GATEWAY_AUTH_CACHE_TTL", "cache_ttl", parse_duration),
             ("GATEWAY_REQUIRE_VERIFIED_EMAIL", "require_verified_email", parse_boolean),
+            ("GATEWAY_SESSION_COOKIES", "session_cookies", parse_boolean),
         ]
         for name, attribute, parse in readers:
             raw = env.get(name)

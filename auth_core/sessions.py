@@ -289,6 +289,16 @@ class Sessions:
         await self._audit.append("logout", "success", call, user_id=user_id, session_id=session_id)
         return True
 
+    async def end_by_cookie(self, refresh_token: str, call: CallInfo) -> None:
+        """Log out the session a browser's cookie holds the refresh token of (an unknown or
+        spent token ends nothing: the cookie is cleared all the same)."""
+        owner = await self._store.refresh_tokens.owner(token_hash(refresh_token))
+        if owner is None:
+            return
+        session_id, user_id = owner
+        await self._end(session_id, "logout")
+        await self._audit.append("logout", "success", call, user_id=user_id, session_id=session_id)
+
     async def revoke_session(self, session_id: str, reason: str) -> None:
         await self._end(session_id, reason)
 

@@ -56,6 +56,7 @@ class AuthCoreUpstream:
             base_url=self.core.settings.public_url or "",
             principal=exchange.principal,
             admit=lambda principal: self.authorize.check_origin(exchange, principal),
+            platform_origins=exchange.table.origins,
         )
         try:
             result = await self.api.dispatch(call)

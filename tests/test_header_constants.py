@@ -23,6 +23,7 @@ NOT_A_HEADER_NAME: dict[tuple[str, str], str] = {
     ("gateway/routing/policies.py", "allow"): "the routes.yaml key `metrics.allow`",
     ("gateway/proxy/headers.py", "keep-alive"): "an option of Connection, not the header",
     ("gateway/demo/echo.py", "connection"): "a field of the demo upstream's JSON answer",
+    ("auth_core/api/openapi.py", "cookie"): "OpenAPI's `in: cookie` (where a key is sent)",
 }
 # gateway/context.py is copied into services on its own (README "Context headers to
 # upstreams"), so it spells the signed headers' lower-case names itself;

@@ -6,13 +6,37 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from auth_core import headers as h
-from auth_core.api.router import PUBLIC, USER, ApiCall, ApiResponse, AuthApi, Endpoint
+from auth_core.api.router import (
+    PUBLIC,
+    SESSION,
+    USER,
+    ApiCall,
+    ApiResponse,
+    AuthApi,
+    Endpoint,
+)
 from auth_core.api.schemas import OBJECT, SESSION_STATUS, TOKEN_PAIR, USER_SCHEMA, obj, string
+from auth_core.api.session_cookie import (
+    COOKIE_NAME,
+    clear_cookie,
+    refuse_forged,
+    require_refresh_token,
+    set_cookie,
+)
 from auth_core.errors import InvalidRequest
 from auth_core.limits import Rate
+from auth_core.origins import OriginWhitelist
 
 if TYPE_CHECKING:
     from auth_core.service import AuthCore
+    from auth_core.sessions import TokenPair
+
+NO_STORE = {h.CACHE_CONTROL: "no-store"}
+CSRF_REFUSAL = (
+    403,
+    "`csrf_refused` (GATEWAY_SESSION_COOKIES): authenticated by the session cookie without "
+    "X-Requested-With, or from an origin off the whitelist",
+)
 
 
 # Default limits per client address (shared by the replicas through Redis): generous for
@@ -46,23 +70,58 @@ def register(api: AuthApi, core: AuthCore) -> None:
         user = await accounts.signup(email, password, name, call.info, call.base_url)
         return ApiResponse(201, {"user": user.public()})
 
+    cookies = core.settings.session_cookies
+
+    def pair_answer(pair: TokenPair) -> ApiResponse:
+        """A token pair: the refresh token in the body, or with cookie sessions in the cookie
+        only."""
+        body = pair.body()
+        if not cookies:
+            return ApiResponse(200, body, NO_STORE)
+        del body["refresh_token"]
+        cookie = set_cookie(pair.refresh_token, int(core.settings.refresh_ttl))
+        return ApiResponse(200, body, {**NO_STORE, h.SET_COOKIE: cookie})
+
+    async def whitelist_of(call: ApiCall, refresh_token: str) -> OriginWhitelist:
+        """The origins whose pages may use this refresh token's cookie: its user's tenant's,
+        or for a user without one the top-level `origins` (none given: none)."""
+        tenant_id = await sessions.tenant_of(refresh_token)
+        if tenant_id is None:
+            return call.platform_origins or OriginWhitelist(())
+        policy = core.tenants.cached_policy(tenant_id) or await core.tenants.load_policy(tenant_id)
+        return policy.origins if policy is not None else OriginWhitelist(())
+
+    async def cookie_token(call: ApiCall) -> str:
+        """The session cookie's refresh token, once the request passed the CSRF rule."""
+        token = require_refresh_token(call.header(h.B_COOKIE))
+        allowed = await whitelist_of(call, token)
+        refuse_forged(call.header, call.method, allowed.allows)
+        return token
+
     async def login(call: ApiCall) -> ApiResponse:
         body = call.json()
         email = body.get("email", body.get("username"))
         password = body.get("password")
         if not isinstance(email, str) or not isinstance(password, str) or not email:
             raise InvalidRequest("email (or username) and password are required")
-        pair = await sessions.login(email, password, call.info)
-        return ApiResponse(200, pair.body(), {h.CACHE_CONTROL: "no-store"})
+        return pair_answer(await sessions.login(email, password, call.info))
 
     async def refresh(call: ApiCall) -> ApiResponse:
-        token = text_field(call.json(), "refresh_token")
-        pair = await sessions.refresh(token, call.info)
-        return ApiResponse(200, pair.body(), {h.CACHE_CONTROL: "no-store"})
+        if cookies:
+            token = await cookie_token(call)
+        else:
+            token = text_field(call.json(), "refresh_token")
+        return pair_answer(await sessions.refresh(token, call.info))
 
     async def logout(call: ApiCall) -> ApiResponse:
-        await sessions.logout(call.caller, call.info)
-        return ApiResponse(204)
+        if call.principal is None:  # by the cookie (router: SESSION)
+            await sessions.end_by_cookie(await cookie_token(call), call.info)
+        else:
+            await sessions.logout(call.caller, call.info)
+        if not cookies:
+            return ApiResponse(204)
+        # Whichever credential said so, the browser's cookie of the ended session goes too.
+        return ApiResponse(204, None, {h.SET_COOKIE: clear_cookie()})
 
     async def me(call: ApiCall) -> ApiResponse:
         caller = call.caller
@@ -129,7 +188,9 @@ def register(api: AuthApi, core: AuthCore) -> None:
             "/api/v1/auth/login",
             login,
             PUBLIC,
-            "Log in with e-mail (or username) and password",
+            "Log in with e-mail (or username) and password. With GATEWAY_SESSION_COOKIES the "
+            f"refresh token is set in the session cookie ({COOKIE_NAME}: "
+            "HttpOnly, Secure, SameSite=Strict, Path=/api/v1/auth), never in the body",
             200,
             credentials,
             TOKEN_PAIR,
@@ -155,16 +216,19 @@ def register(api: AuthApi, core: AuthCore) -> None:
             refresh,
             PUBLIC,
             "Exchange a refresh token for a new pair (the old one is spent; reuse ends the "
-            "session)",
+            "session). With GATEWAY_SESSION_COOKIES the refresh token is read from the "
+            f"session cookie ({COOKIE_NAME}) instead of the body, and the "
+            "new one is set in it, never in the body",
             200,
-            obj({"refresh_token": string()}, ["refresh_token"]),
+            obj({"refresh_token": string("required unless GATEWAY_SESSION_COOKIES is on")}, []),
             TOKEN_PAIR,
             rate=REFRESH_RATE,
             errors=(
+                (401, "`missing_credentials` (GATEWAY_SESSION_COOKIES): no usable cookie"),
                 (
                     403,
                     "`email_not_verified` (with GATEWAY_REQUIRE_VERIFIED_EMAIL): the session "
-                    "ends; confirm the address, then log in",
+                    "ends; confirm the address, then log in. " + CSRF_REFUSAL[1],
                 ),
             ),
         ),
@@ -172,10 +236,13 @@ def register(api: AuthApi, core: AuthCore) -> None:
             "POST",
             "/api/v1/auth/logout",
             logout,
-            USER,
-            "End the caller's session: its refresh and access tokens stop working now",
+            SESSION,
+            "End the caller's session: its refresh and access tokens stop working now. With "
+            "GATEWAY_SESSION_COOKIES the session cookie alone will do (when no Authorization "
+            "is sent), and the answer clears the cookie (Max-Age=0)",
             204,
             obj({"refresh_token": string()}, []),
+            errors=(CSRF_REFUSAL,),
         ),
         Endpoint(
             "GET",

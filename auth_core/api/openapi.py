@@ -12,6 +12,7 @@ from auth_core.api.router import (
     API_KEY,
     PUBLIC,
     SERVICE,
+    SESSION,
     TENANT,
     ApiCall,
     ApiResponse,
@@ -19,6 +20,7 @@ from auth_core.api.router import (
     Endpoint,
 )
 from auth_core.api.schemas import ERROR, OBJECT
+from auth_core.api.session_cookie import COOKIE_NAME, COOKIE_PATH
 
 _PROBLEM = {"application/problem+json": {"schema": ERROR}}
 # Served by the gateway itself (it signs context headers), documented here with the rest.
@@ -61,6 +63,19 @@ _ACCESS = {
     TENANT: "Needs the admin role, or the tenant_admin role in this tenant.",
     API_KEY: "An API key of the tenant, from an address its IP whitelists allow.",
     SERVICE: "A service token: Authorization: Service gws_... (gateway service-token create).",
+    SESSION: "An access token, or with GATEWAY_SESSION_COOKIES the session cookie alone "
+    "(X-Requested-With and a whitelisted Origin required: 403 csrf_refused otherwise).",
+}
+SESSION_COOKIE = {
+    "type": "apiKey",
+    "in": "cookie",
+    "name": COOKIE_NAME,
+    "description": "GATEWAY_SESSION_COOKIES only: the refresh token, set by login and refresh "
+    f"(HttpOnly; Secure; SameSite=Strict; Path={COOKIE_PATH}), read by refresh and logout, "
+    "cleared by logout (Max-Age=0). A request it authenticates that changes state needs "
+    "X-Requested-With (any value) and an Origin (or Referer) on the whitelist of the token's "
+    "user (the tenant's origins, else the top-level origins of routes.yaml), or it is "
+    "refused: 403 csrf_refused. A malformed or repeated cookie counts as absent.",
 }
 VALIDATE_PATH = "/api/v1/auth/validate"
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -89,7 +104,9 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     }
     for status, says in endpoint.errors:
         operation["responses"][str(status)] = {"description": says, "content": _PROBLEM}
-    if endpoint.access != PUBLIC:
+    if endpoint.access == SESSION:
+        operation["security"] = [{"bearer": []}, {"sessionCookie": []}]
+    elif endpoint.access != PUBLIC:
         operation["security"] = [{_SCHEMES.get(endpoint.access, "bearer"): []}]
         description = _ACCESS.get(endpoint.access)
         if description:
@@ -138,6 +155,7 @@ def document(api: AuthApi) -> dict[str, Any]:
                     "scheme": "Service",
                     "description": "a service token, gws_...; never GATEWAY_SERVICE_SECRET",
                 },
+                "sessionCookie": SESSION_COOKIE,
             }
         },
     }

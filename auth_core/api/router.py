@@ -27,6 +27,7 @@ from auth_core.errors import (
 )
 from auth_core.limits import Rate
 from auth_core.models import Principal
+from auth_core.origins import OriginWhitelist
 from auth_core.text import unsafe_text
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ PUBLIC, USER, ADMIN = "public", "user", "admin"
 TENANT = "tenant"  # a platform admin, or an admin (role tenant_admin) of the path's tenant
 API_KEY = "api_key"  # an SDK backend: an API key from an address its whitelists allow
 SERVICE = "service"  # an internal service: Authorization: Service gws_...
+# A user by bearer token, or (GATEWAY_SESSION_COOKIES) by the session cookie alone, which the
+# endpoint itself reads and holds to the CSRF rule (logout).
+SESSION = "session"
 MAX_JSON_BYTES = 64 * 1024
 
 
@@ -53,6 +57,8 @@ class ApiCall:
     # The caller's checks on a principal the API authenticated itself (Origin, for one):
     # raises to refuse.
     admit: Callable[[Principal], Awaitable[None] | None] | None = None
+    # The top-level `origins` of routes.yaml: the whitelist of users without a tenant.
+    platform_origins: OriginWhitelist | None = None
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object; InvalidRequest otherwise."""
@@ -136,6 +142,8 @@ class AuthApi:
             await self._api_key(call)
         elif access == SERVICE:
             call.principal = await self.service(call)
+        elif access == SESSION and self.by_cookie(call):
+            pass  # the endpoint authenticates the cookie itself
         elif access != PUBLIC:
             if call.principal is None or call.principal.method != "jwt":
                 call.principal = self.bearer(call)
@@ -192,6 +200,11 @@ class AuthApi:
             raise MissingCredentials("a service token is needed (Authorization: Service gws_...)")
         found = self.core.service_tokens.authenticate(secret.strip(), call.info)
         return found if isinstance(found, Principal) else await found
+
+    def by_cookie(self, call: ApiCall) -> bool:
+        """Whether a SESSION call is to be authenticated by its cookie: cookie sessions are on
+        and it carries no Authorization (a bearer token, when sent, decides)."""
+        return self.core.settings.session_cookies and call.header(h.B_AUTHORIZATION) is None
 
     def bearer(self, call: ApiCall) -> Principal:
         """The user behind `Authorization: Bearer <access token>`."""

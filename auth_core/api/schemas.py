@@ -38,13 +38,15 @@ USER_SCHEMA = obj(
 TOKEN_PAIR = obj(
     {
         "access_token": string("JWT, HS256, valid for GATEWAY_ACCESS_TOKEN_TTL"),
-        "refresh_token": string("opaque; spent on use"),
+        "refresh_token": string(
+            "opaque; spent on use. Absent with GATEWAY_SESSION_COOKIES: the session cookie holds it"
+        ),
         "token_type": {"type": "string", "enum": ["Bearer"]},
         "expires_in": {"type": "integer"},
         "session_id": string(),
         "user": USER_SCHEMA,
     },
-    ["access_token", "refresh_token", "token_type", "expires_in", "user"],
+    ["access_token", "token_type", "expires_in", "user"],
 )
 
 SESSION_STATUS = obj(

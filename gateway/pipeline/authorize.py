@@ -18,7 +18,7 @@ from auth_core.store import DatabaseUnavailable
 from gateway.errors import AuthUnavailable, InsufficientRole, OriginNotAllowed
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
-from gateway.routing.table import AuthKind, Route
+from gateway.routing.table import AUTH_CORE, AuthKind, Route
 
 _VARY_ORIGIN = (h.W_VARY, h.W_ORIGIN)
 
@@ -89,8 +89,8 @@ class Authorize(Stage):
     @staticmethod
     def _allow(exchange: Exchange, origin: str) -> None:
         route = exchange.route
-        if route is not None and route.cors is not None:
-            return  # the route's own cors marks the answer (preflight.py)
+        if route is not None and (route.cors is not None or route.upstream == AUTH_CORE):
+            return  # the route's own cors, or the auth core's, marks the answer (preflight.py)
         exchange.response_headers = [
             *exchange.response_headers,
             (h.W_ACCESS_CONTROL_ALLOW_ORIGIN, origin.encode("latin-1")),

@@ -231,6 +231,12 @@ def _pick(group: tuple[Route, ...], method: str, host: str) -> Route | None:
         allowed.extend(sorted(route.methods or ()))
     if not seen_host:
         return None
+    if method == "OPTIONS":
+        # A CORS preflight of a route to the auth core, whatever its `methods`: the gateway
+        # answers it (preflight.py), and the auth core refuses any other OPTIONS itself (405).
+        for route in group:
+            if route.upstream == AUTH_CORE and route.matches_host(host):
+                return route
     if "GET" in allowed and "HEAD" not in allowed:
         allowed.append("HEAD")
     raise MethodNotAllowed(method, tuple(dict.fromkeys(allowed)))

@@ -20,6 +20,15 @@ from gateway.server.recording import Recorder
 from gateway.tracing import request_id_from, traceparent_from
 
 log = logging.getLogger("gateway")
+# The response headers of preflight.py and authorize.py that a refusal keeps.
+_CORS_MARKS = frozenset(
+    {
+        h.W_ACCESS_CONTROL_ALLOW_ORIGIN,
+        h.W_ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        h.W_ACCESS_CONTROL_EXPOSE_HEADERS,
+        h.W_VARY,
+    }
+)
 
 
 class Dispatcher:
@@ -66,4 +75,10 @@ class Dispatcher:
     def _problem(self, exchange: Exchange, error: GatewayError) -> Response:
         if error.status in (401, 403):
             self.recorder.denied(exchange, error)
-        return problem_response(error, exchange.request_id)
+        response = problem_response(error, exchange.request_id)
+        # The CORS marks a stage gave the answer hold for a refusal as well: a page on an
+        # allowed origin may read why it was refused (a 401 that says "refresh").
+        marks = [pair for pair in exchange.response_headers if pair[0] in _CORS_MARKS]
+        if marks:
+            response.headers += marks
+        return response

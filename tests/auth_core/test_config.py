@@ -179,6 +179,10 @@ def test_empty_values_mean_the_default() -> None:
             {"require_verified_email": True},
             id="require-verified-email",
         ),
+        pytest.param({}, {"session_cookies": False}, id="session-cookies-default-off"),
+        pytest.param(
+            {"GATEWAY_SESSION_COOKIES": "true"}, {"session_cookies": True}, id="session-cookies"
+        ),
     ],
 )
 def test_each_variable(env: dict[str, str], expected: dict[str, Any]) -> None:
@@ -214,6 +218,7 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param("GATEWAY_IP_WHITELIST_ENABLED", "maybe", id="ip-maybe"),
         pytest.param("GATEWAY_ORIGIN_VALIDATION_ENABLED", "2", id="origin-2"),
         pytest.param("GATEWAY_REQUIRE_VERIFIED_EMAIL", "sometimes", id="verified-sometimes"),
+        pytest.param("GATEWAY_SESSION_COOKIES", "cookies", id="session-cookies-word"),
         pytest.param("GATEWAY_MAIL_URL", "outbox:", id="mail-outbox-no-dir"),
         pytest.param("GATEWAY_MAIL_URL", "smtp://", id="mail-smtp-no-host"),
         pytest.param("GATEWAY_MAIL_URL", "http://mail.example", id="mail-http"),

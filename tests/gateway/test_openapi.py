@@ -140,6 +140,9 @@ DOCUMENTED_REFUSALS = [
     ("POST", "/api/v1/auth/login", "403", "email_not_verified"),
     ("POST", "/api/v1/auth/login", "429", "rate_limited"),
     ("POST", "/api/v1/auth/refresh", "403", "email_not_verified"),
+    ("POST", "/api/v1/auth/refresh", "403", "csrf_refused"),
+    ("POST", "/api/v1/auth/refresh", "401", "missing_credentials"),
+    ("POST", "/api/v1/auth/logout", "403", "csrf_refused"),
 ]
 
 
@@ -151,3 +154,28 @@ async def test_refusals_of_their_own_are_documented(
     response = document["paths"][path][method.lower()]["responses"][status]
     assert code in response["description"]
     assert "application/problem+json" in response["content"]
+
+
+async def test_the_session_cookie_is_documented(
+    gateway: RunningGateway, client: ClientSession
+) -> None:
+    """GATEWAY_SESSION_COOKIES: the cookie is a security scheme of its own, logout takes it
+    instead of a bearer token, and login and refresh say the refresh token moves into it."""
+    document = await fetch_document(gateway, client)
+    scheme = document["components"]["securitySchemes"]["sessionCookie"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == (
+        "apiKey",
+        "cookie",
+        "__Secure-gateway-refresh",
+    )
+    for attribute in ("HttpOnly", "Secure", "SameSite=Strict", "Max-Age=0", "csrf_refused"):
+        assert attribute in scheme["description"]
+    paths = document["paths"]
+    assert paths["/api/v1/auth/logout"]["post"]["security"] == [
+        {"bearer": []},
+        {"sessionCookie": []},
+    ]
+    for path in ("/api/v1/auth/login", "/api/v1/auth/refresh"):
+        assert "GATEWAY_SESSION_COOKIES" in paths[path]["post"]["summary"]
+    pair = paths["/api/v1/auth/login"]["post"]["responses"]["200"]["content"]
+    assert "refresh_token" not in pair["application/json"]["schema"]["required"]

@@ -19,3 +19,14 @@ async def core(tmp_path: Path) -> AsyncIterator[AuthCore]:
         yield auth
     finally:
         await auth.close()
+
+
+@pytest.fixture
+async def cookie_core(tmp_path: Path) -> AsyncIterator[AuthCore]:
+    """The same with cookie sessions on (GATEWAY_SESSION_COOKIES)."""
+    auth = AuthCore(auth_settings(tmp_path, session_cookies=True))
+    await auth.start()
+    try:
+        yield auth
+    finally:
+        await auth.close()
