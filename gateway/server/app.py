@@ -89,7 +89,9 @@ class Gateway:
         check_origins = settings.auth.origin_validation_enabled
         authorize = Authorize(core, check_origins=check_origins)
         self.operations = Operations(self.metrics, self.readiness)
-        self.forwarder = Forwarder(self.pools, self.catalog)
+        self.forwarder = Forwarder(
+            self.pools, self.catalog, scheme=b"https" if settings.tls else b"http"
+        )
         self.sockets = SocketRegistry(core, self.catalog, settings)
         self.sockets.start()
         self.websockets = WebSocketProxy(self.pools, self.forwarder, self.sockets, settings)
