@@ -45,10 +45,10 @@ class ConfigWatcher:
         return tuple(_stat(path) for path in self.paths())
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        # The first look now, not when the task first runs: a change made in between is seen.
+        self._task = asyncio.get_running_loop().create_task(self._run(self._signature()))
 
-    async def _run(self) -> None:
-        last = self._signature()
+    async def _run(self, last: Signature) -> None:
         while True:
             await asyncio.sleep(self.interval)
             current = self._signature()

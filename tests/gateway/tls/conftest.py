@@ -63,7 +63,7 @@ def start_tls(tmp_path: Path, authority: Authority) -> StartTls:
         config = tmp_path / "routes.yaml"
         config.write_text(routes_yaml)
         settings: Settings = dataclasses.replace(
-            quiet_settings(**overrides), tls_dir=certs, auth=auth_settings(tmp_path)
+            quiet_settings(), tls_dir=certs, auth=auth_settings(tmp_path), **overrides
         )
         worker = Worker(
             settings,
