@@ -95,6 +95,11 @@ class TlsListener:
         self._listening = False
 
     def start(self) -> None:
+        # Linux: accept() only once the client has sent something (its ClientHello, usually
+        # in full), so that the first byte is there to read without a wait of its own.
+        with contextlib.suppress(AttributeError, OSError):
+            seconds = max(1, int(self.handshake_timeout))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, seconds)
         self.loop.add_reader(self.sock.fileno(), self._accept)
         self._listening = True
 
@@ -121,8 +126,19 @@ class TlsListener:
             conn.setblocking(False)
             with contextlib.suppress(OSError):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._silent[conn] = self.loop.call_later(self.handshake_timeout, self._timed_out, conn)
-            self.loop.add_reader(conn.fileno(), self._first_byte, conn)
+            try:
+                first = conn.recv(1, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                # Nothing yet: wait for it, as long as a handshake may take.
+                self._silent[conn] = self.loop.call_later(
+                    self.handshake_timeout, self._timed_out, conn
+                )
+                self.loop.add_reader(conn.fileno(), self._first_byte, conn)
+                continue
+            except OSError:
+                conn.close()
+                continue
+            self._dispatch(conn, first)
 
     def _drop(self, conn: socket.socket) -> None:
         timer = self._silent.pop(conn, None)
@@ -148,6 +164,9 @@ class TlsListener:
         timer = self._silent.pop(conn)
         timer.cancel()
         self.loop.remove_reader(conn.fileno())
+        self._dispatch(conn, first)
+
+    def _dispatch(self, conn: socket.socket, first: bytes) -> None:
         if not first:
             # Connected and closed without a word: a TCP health check, not a failed handshake.
             conn.close()
