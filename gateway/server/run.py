@@ -123,7 +123,7 @@ class Worker:
             self._tls_listener = TlsListener(
                 self.sock,
                 server,
-                certificates.context,
+                certificates,
                 loop,
                 handshake_timeout=settings.header_timeout,
                 on_failure=lambda reason: failures.inc((reason,)),

@@ -153,19 +153,32 @@ class Certificates:
         log.info("TLS certificates reloaded: %s", ", ".join(self.names))
         return "applied"
 
-    def _choose(
-        self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: object
-    ) -> int | None:
+    @property
+    def has_default(self) -> bool:
+        return DEFAULT in self._contexts
+
+    def serves(self, server_name: str | None) -> bool:
+        """A certificate would be chosen for this name (None: no SNI)."""
+        return self._lookup(server_name) is not None
+
+    def _lookup(self, server_name: str | None) -> ssl.SSLContext | None:
         contexts = self._contexts
-        chosen = None
         if server_name:
             name = server_name.lower()
             chosen = contexts.get(name)
             if chosen is None and "." in name:
                 chosen = contexts.get("*." + name.split(".", 1)[1])
+            if chosen is not None:
+                return chosen
+        return contexts.get(DEFAULT)
+
+    def _choose(
+        self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: object
+    ) -> int | None:
+        chosen = self._lookup(server_name)
         if chosen is None:
-            chosen = contexts.get(DEFAULT)
-            if chosen is None:
-                return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+            # Rarely reached: the listener refuses such names before the handshake (a
+            # ClientHello split over several packets gets here).
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         connection.context = chosen
         return None

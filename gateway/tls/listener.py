@@ -20,11 +20,19 @@ import ssl
 from collections.abc import Callable
 
 from gateway.problem import PROBLEM_JSON, SERVER_NAME, problem_body
+from gateway.tls.certificates import Certificates
+from gateway.tls.client_hello import (
+    HANDSHAKE_FAILURE_ALERT,
+    UNRECOGNIZED_NAME_ALERT,
+    Incomplete,
+    server_name,
+)
 
 log = logging.getLogger("gateway.tls")
 
 TLS_HANDSHAKE_RECORD = 0x16  # RFC 8446 section 5.1: ContentType handshake
 ACCEPT_BATCH = 64  # connections accepted a wake-up, so that one busy listener cannot starve
+HELLO_PEEK = 16384  # the largest TLS record: a ClientHello that fits is read whole
 
 _PLAIN_BODY = problem_body(
     400,
@@ -77,7 +85,7 @@ class TlsListener:
         self,
         sock: socket.socket,
         factory: Callable[[], asyncio.Protocol],
-        context: ssl.SSLContext,
+        certificates: Certificates,
         loop: asyncio.AbstractEventLoop,
         *,
         handshake_timeout: float,
@@ -85,7 +93,8 @@ class TlsListener:
     ) -> None:
         self.sock = sock
         self.factory = factory
-        self.context = context
+        self.certificates = certificates
+        self.context = certificates.context
         self.loop = loop
         self.handshake_timeout = handshake_timeout
         self.on_failure = on_failure
@@ -171,11 +180,29 @@ class TlsListener:
             # Connected and closed without a word: a TCP health check, not a failed handshake.
             conn.close()
         elif first[0] == TLS_HANDSHAKE_RECORD:
+            if not self.certificates.has_default and self._refuse_unknown_name(conn):
+                return
             task = self.loop.create_task(self._handshake(conn))
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
         else:
             self._answer_plain(conn)
+
+    def _refuse_unknown_name(self, conn: socket.socket) -> bool:
+        """Without a default certificate, answer a name nobody has one for with the alert
+        RFC 6066 asks for (no SNI at all: handshake_failure); True when refused."""
+        try:
+            name = server_name(conn.recv(HELLO_PEEK, socket.MSG_PEEK))
+        except (Incomplete, OSError):
+            return False  # the handshake will judge it
+        if self.certificates.serves(name):
+            return False
+        self.on_failure("unknown_server_name")
+        with contextlib.suppress(OSError):
+            conn.recv(HELLO_PEEK)
+            conn.send(UNRECOGNIZED_NAME_ALERT if name else HANDSHAKE_FAILURE_ALERT)
+        conn.close()
+        return True
 
     def _answer_plain(self, conn: socket.socket) -> None:
         self.on_failure("plain_http")

@@ -47,36 +47,48 @@ async def test_each_name_gets_its_own_certificate(
         assert serials["a.test"] != serials["b.test"]
 
 
+async def test_an_unknown_name_gets_the_default_certificate(
+    start_tls: StartTls, upstream: Upstream, authority: Authority
+) -> None:
+    async with start_tls(echo_routes(upstream), names=("a.test", "default")) as gw:
+        # The default certificate is issued for "localhost": this client checks the chain
+        # only (one verifying names would refuse it for c.test, rightly).
+        context = authority.client()
+        context.check_hostname = False
+        response, served = await https_get(gw.port, context, "c.test", "/echo")
+        assert response.status == 200
+        _, default = await https_get(gw.port, authority.client(), "localhost", "/echo")
+        assert served == default
+
+
 @pytest.mark.parametrize(
-    ("names", "served"),
+    ("server_name", "alert"),
     [
-        pytest.param(("a.test", "default"), True, id="the default certificate"),
-        pytest.param(("a.test",), False, id="no default: refused"),
+        pytest.param("c.test", "TLSV1_UNRECOGNIZED_NAME", id="a name nobody has"),
+        pytest.param(None, "SSLV3_ALERT_HANDSHAKE_FAILURE", id="no SNI"),
     ],
 )
-async def test_an_unknown_name(
+async def test_without_a_default_an_unknown_name_gets_an_alert(
     start_tls: StartTls,
     upstream: Upstream,
     authority: Authority,
-    names: tuple[str, ...],
-    served: bool,
+    server_name: str | None,
+    alert: str,
 ) -> None:
-    async with start_tls(echo_routes(upstream), names=names) as gw:
-        # The default certificate is issued for "localhost": a client asking for c.test
-        # gets it (and would refuse it, verifying names; this one checks the chain only).
+    async with start_tls(echo_routes(upstream), names=("a.test",)) as gw:
         context = authority.client()
         context.check_hostname = False
-        if served:
-            response, _ = await https_get(gw.port, context, "c.test", "/echo")
-            assert response.status == 200
-        else:
-            with pytest.raises((ssl.SSLError, ConnectionError)):
-                await https_get(gw.port, context, "c.test", "/echo")
-            failures = await metric(
-                gw.port, authority.client(), FAILURES, reason="unknown_server_name"
+        with pytest.raises(ssl.SSLError) as refused:
+            await asyncio.wait_for(
+                asyncio.open_connection(
+                    LOOPBACK, gw.port, ssl=context, server_hostname=server_name or ""
+                ),
+                20,
             )
-            assert failures == 1
-        # The names it has are served either way.
+        assert refused.value.reason == alert
+        failures = await metric(gw.port, authority.client(), FAILURES, reason="unknown_server_name")
+        assert failures == 1
+        # The names it has are served.
         answer, _ = await https_get(gw.port, authority.client(), "a.test", "/echo")
         assert answer.status == 200
 
@@ -87,7 +99,7 @@ async def test_handshake_failures_are_counted_by_reason(
     async with start_tls(echo_routes(upstream), names=("a.test",)) as gw:
         context = authority.client()
         context.check_hostname = False
-        with pytest.raises((ssl.SSLError, ConnectionError)):
+        with pytest.raises(ssl.SSLError):
             await https_get(gw.port, context, "nobody.test", "/echo")
         await raw_request(gw.port, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
         ok = authority.client()
