@@ -309,3 +309,22 @@ class _StaticResolver:
 
     async def close(self) -> None:
         return None
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param(b"", id="nothing"),
+        pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01", id="half a ClientHello"),
+    ],
+)
+async def test_a_silent_or_stalled_client_is_closed_and_counted(
+    start_tls: StartTls, upstream: Upstream, authority: Authority, sent: bytes
+) -> None:
+    async with start_tls(echo_routes(upstream), names=("a.test",), header_timeout=0.5) as gw:
+        reader, writer = await asyncio.open_connection(LOOPBACK, gw.port)
+        writer.write(sent)
+        # The gateway closes it (no timing asserted: only that it does, within the test's time).
+        assert await asyncio.wait_for(reader.read(), 20) == b""
+        writer.close()
+        assert await metric(gw.port, authority.client(), FAILURES, reason="timeout") == 1
