@@ -94,6 +94,7 @@ class Worker:
             core=self.core,
             config_path=self.config_path,
             metrics_dir=self.metrics_dir,
+            tls=self.certificates is not None,
         )
         limits = Limits(
             max_head_size=settings.max_header_size,
@@ -119,6 +120,9 @@ class Worker:
         if certificates is None:
             self._listener = await loop.create_server(server, sock=self.sock, backlog=BACKLOG)
         else:
+            # A worker the supervisor restarts inherits the certificates as they were loaded
+            # at start-up: read them again, or a renewal since would be undone in it.
+            self.reload_certificates()
             failures = gateway.catalog.tls_handshake_failures
             self._tls_listener = TlsListener(
                 self.sock,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway.server.conftest import worker_pids
 from tests.gateway.tls.certs import Authority
 from tests.gateway.tls.client import https_get
 from tests.support import LOOPBACK, free_port, routes, start_gateway_process
@@ -86,7 +87,20 @@ def test_a_bad_certificate_stops_start_up_in_one_line(
     assert "Traceback" not in done.stdout + done.stderr
 
 
-async def test_sighup_renews_the_certificate_in_every_worker(
+async def all_serve(port: int, authority: Authority, serial: int) -> None:
+    """Twenty new connections in a row get the certificate `serial` (so every worker does)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    in_a_row = 0
+    while in_a_row < 20:
+        assert loop.time() < deadline, f"certificate {serial} was not served by every worker"
+        _, served = await https_get(port, authority.client(), "localhost", "/health")
+        in_a_row = in_a_row + 1 if served == serial else 0
+        if not in_a_row:
+            await asyncio.sleep(0.05)
+
+
+async def test_sighup_renews_the_certificate_in_every_worker_and_a_restarted_one(
     tmp_path: Path, authority: Authority
 ) -> None:
     certs = tmp_path / "certs"
@@ -102,16 +116,19 @@ async def test_sighup_renews_the_certificate_in_every_worker(
     try:
         renewed = authority.issue(certs / "default.crt", certs / "default.key", "localhost")
         process.signal(signal.SIGHUP)
+        await all_serve(process.port, authority, renewed)
+
+        # A worker that dies is restarted from the supervisor, which loaded the certificates
+        # at start-up: the restarted one must serve the renewed certificate too.
+        before = worker_pids(process)
+        os.kill(min(before), signal.SIGKILL)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT
-        # Both workers accept: twenty new connections in a row all get the renewed one.
-        in_a_row = 0
-        while in_a_row < 20:
-            assert loop.time() < deadline, "the renewed certificate was not served by all"
-            _, served = await https_get(process.port, authority.client(), "localhost", "/health")
-            in_a_row = in_a_row + 1 if served == renewed else 0
-            if not in_a_row:
-                await asyncio.sleep(0.05)
+        # Serving: two workers said so at start, the restarted one is the third.
+        while process.logs().count("worker serving on port") < 3:
+            assert loop.time() < deadline, "the worker was not restarted"
+            await asyncio.sleep(0.05)
+        assert worker_pids(process) - before
+        await all_serve(process.port, authority, renewed)
     finally:
         assert process.stop() == 0
-    assert "Traceback" not in process.logs()
