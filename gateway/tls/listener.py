@@ -6,8 +6,8 @@ request to the TLS port ends in a failed handshake the server never hears of, an
 gets a closed connection. Here the first byte is peeked before any handshake: a TLS record
 starts with 22 (handshake), an HTTP request with a letter, and the latter is answered 400 in
 plain HTTP, as nginx answers "The plain HTTP request was sent to HTTPS port". The handshake
-itself is the event loop's (uvloop's, in C), and a connection it completes is an ordinary
-HttpConnection: the HTTP layer does not know it runs over TLS.
+itself is the event loop's (uvloop's, Cython over OpenSSL), and a connection it completes is
+an ordinary HttpConnection: the HTTP layer does not know it runs over TLS.
 """
 
 from __future__ import annotations
