@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -43,13 +44,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(port: int, path: str = "/", timeout: float = 20.0) -> None:
+def wait_http(port: int, path: str = "/", timeout: float = 20.0, *, tls: bool = False) -> None:
     deadline = time.monotonic() + timeout
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the run's own throwaway certificate
     while time.monotonic() < deadline:
         request = f"GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode()
         with (
             contextlib.suppress(OSError),
-            socket.create_connection((LOOPBACK, port), timeout=1) as sock,
+            socket.create_connection((LOOPBACK, port), timeout=1) as raw,
+            context.wrap_socket(raw) if tls else raw as sock,
         ):
             sock.sendall(request)
             if sock.recv(16).startswith(b"HTTP/1."):
@@ -125,7 +130,9 @@ def nginx_binary() -> str | None:
     )
 
 
-def start_nginx(work: Workdir, name: str, cpus: str, server_block: str) -> Service:
+def start_nginx(
+    work: Workdir, name: str, cpus: str, server_block: str, *, tls: bool = False
+) -> Service:
     port = free_port()
     prefix = work.path / name
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
@@ -155,7 +162,7 @@ def start_nginx(work: Workdir, name: str, cpus: str, server_block: str) -> Servi
         stdout=subprocess.DEVNULL,
         stderr=(prefix / "logs" / "stderr.log").open("wb"),
     )
-    wait_http(port)
+    wait_http(port, tls=tls)
     return Service(name, process, port)
 
 
@@ -218,6 +225,8 @@ def start_gateway(
     workers: int,
     env: dict[str, str],
     python: str | None = None,
+    *,
+    tls: bool = False,
 ) -> Service:
     """A gateway of this checkout, or of another one's interpreter (`python`, --baseline)."""
     port = free_port()
@@ -255,7 +264,7 @@ def start_gateway(
         env=environment,
         cwd=work.path,
     )
-    wait_http(port, "/health")
+    wait_http(port, "/health", tls=tls)
     return Service(name, process, port)
 
 
@@ -614,10 +623,10 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     try:
         upstream = start_upstream(work, args.upstream_cpus or args.contender_cpus)
         services.append(upstream)
-        items = contenders(args, work, upstream)
+        items = [] if args.tls_only else contenders(args, work, upstream)
         rows = {item.key: Row(item.key, item.title, skipped=item.skipped) for item in items}
         live = [item for item in items if item.skipped is None]
-        for round_index in range(args.rounds):
+        for round_index in range(args.rounds if live else 0):
             # Interleave: each round starts with a different contender.
             order = live[round_index % len(live) :] + live[: round_index % len(live)]
             for item in order:
@@ -652,7 +661,9 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
                     f"p99 {load.p99_ms:.2f} ms  errors {load.errors}",
                     file=sys.stderr,
                 )
-        extra = {}
+        extra: dict[str, object] = {}
+        if not args.no_tls:
+            extra["tls"] = tls_round(args, work, upstream)
         if args.fixed_rate:
             extra["fixed_rate"] = fixed_rate(args, work, upstream, rows)
         if args.memory_requests:
@@ -730,6 +741,171 @@ def memory_flatness(
         }
     finally:
         gateway.stop()
+
+
+# -- TLS termination ---------------------------------------------------------------------------
+
+# Mozilla's "intermediate" TLS 1.2 suites, as the gateway has them (gateway/tls/policy.py).
+TLS_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+TLS_LOADS: dict[str, dict[str, str]] = {
+    "keep-alive": {},
+    # wrk opens a new connection when the server closes one; it offers the session it had, so
+    # each is a resumed TLS 1.2 handshake (a session ticket), as a returning browser's is.
+    "new connection (resumed)": {"Connection": "close"},
+}
+FULL_HANDSHAKES = "full handshake (s_time)"
+
+
+def run_s_time(cpus: str, port: int, seconds: int) -> Load:
+    """Full TLS 1.3 handshakes a second, one after another, no request (`openssl s_time
+    -new`): what a first visit costs the server, latency-bound (one client connection)."""
+    started = time.monotonic()
+    out = subprocess.run(
+        pinned(
+            cpus,
+            [
+                *("openssl", "s_time", "-connect", f"{LOOPBACK}:{port}"),
+                *("-new", "-time", str(seconds)),
+            ],
+        ),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    elapsed = time.monotonic() - started
+    count = int(re.search(r"(\d+) connections in [\d.]+s", out).group(1))  # type: ignore[union-attr]
+    return Load(count / elapsed, 0.0, 0.0, count, 0)
+
+
+def make_certificate(work: Workdir) -> tuple[Path, Path]:
+    """A throwaway ECDSA P-256 certificate for localhost (what certbot issues by default)."""
+    cert, key = work.path / "tls.crt", work.path / "tls.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec"),
+            *("-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"),
+            *("-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def start_nginx_tls(work: Workdir, cpus: str, upstream_port: int, cert: Path, key: Path) -> Service:
+    return start_nginx(
+        work,
+        "nginx-tls",
+        cpus,
+        f"""upstream backend {{ server {LOOPBACK}:{upstream_port}; keepalive 64; }}
+server {{
+  listen {LOOPBACK}:{{port}} ssl;
+  ssl_certificate {cert};
+  ssl_certificate_key {key};
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_ciphers {TLS_CIPHERS};
+  ssl_prefer_server_ciphers off;
+  location / {{
+    proxy_pass http://backend;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+  }}
+}}""",
+        tls=True,
+    )
+
+
+def tls_round(
+    args: argparse.Namespace, work: Workdir, upstream: Service
+) -> dict[str, dict[str, Row]]:
+    """nginx and the gateway terminating TLS (same certificate, suites and CPU), under a
+    keep-alive load and a new-connection load; rows by load, then contender."""
+    cpus = args.contender_cpus
+    cert_file, key_file = make_certificate(work)
+    env = {"GATEWAY_TLS_CERT_FILE": str(cert_file), "GATEWAY_TLS_KEY_FILE": str(key_file)}
+    starts: dict[str, tuple[str, Callable[[], Service]]] = {
+        "nginx-tls": (
+            "nginx terminating TLS, proxying",
+            lambda: start_nginx_tls(work, cpus, upstream.port, cert_file, key_file),
+        ),
+        "gateway-tls": (
+            "gateway terminating TLS, auth: none",
+            lambda: start_gateway(
+                work,
+                "gateway-tls",
+                cpus,
+                gateway_routes(upstream.port, "none"),
+                args.workers,
+                env,
+                tls=True,
+            ),
+        ),
+    }
+    rows = {
+        load: {key: Row(key, title) for key, (title, _) in starts.items()}
+        for load in [*TLS_LOADS, FULL_HANDSHAKES]
+    }
+    keys = list(starts)
+    for round_index in range(args.rounds):
+        order = keys[round_index % len(keys) :] + keys[: round_index % len(keys)]
+        for key in order:
+            service = starts[key][1]()
+            try:
+                for load, headers in TLS_LOADS.items():
+                    url = f"https://{LOOPBACK}:{service.port}/bench"
+                    run_wrk(
+                        args.load_cpus,
+                        url,
+                        connections=args.connections,
+                        seconds=args.warmup,
+                        headers=headers,
+                    )
+                    result = run_wrk(
+                        args.load_cpus,
+                        url,
+                        connections=args.connections,
+                        seconds=args.duration,
+                        headers=headers,
+                    )
+                    rows[load][key].runs.append(result)
+                    print(
+                        f"round {round_index + 1}/{args.rounds} {key:12s} {load:26s} "
+                        f"{result.requests_per_second:10.0f} req/s  p50 {result.p50_ms:.2f} ms  "
+                        f"p99 {result.p99_ms:.2f} ms  errors {result.errors}",
+                        file=sys.stderr,
+                    )
+                full = run_s_time(args.load_cpus, service.port, args.duration)
+                rows[FULL_HANDSHAKES][key].runs.append(full)
+                print(
+                    f"round {round_index + 1}/{args.rounds} {key:12s} {FULL_HANDSHAKES:26s} "
+                    f"{full.requests_per_second:10.0f} handshakes/s",
+                    file=sys.stderr,
+                )
+            finally:
+                service.stop()
+    return rows
+
+
+def tls_table(rows: dict[str, dict[str, Row]]) -> str:
+    lines = [
+        "| load | contender | req/s (median) | p50 ms | p99 ms | vs nginx TLS | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for load, by_key in rows.items():
+        nginx = by_key["nginx-tls"].median("requests_per_second")
+        for row in by_key.values():
+            rps = row.median("requests_per_second")
+            errors = sum(run.errors for run in row.runs)
+            p50, p99 = row.median("p50_ms"), row.median("p99_ms")
+            latency = f"{p50:.2f} | {p99:.2f}" if p99 else "- | -"
+            lines.append(
+                f"| {load} | {row.title} | {rps:,.0f} | {latency} | {rps / nginx:.2f}x | {errors} |"
+            )
+    return "\n".join(lines)
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -810,6 +986,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEYS",
         help="only these contenders, comma-separated (e.g. gateway-jwt,base-jwt)",
     )
+    parser.add_argument(
+        "--no-tls", action="store_true", help="skip the TLS round (nginx and the gateway on TLS)"
+    )
+    parser.add_argument("--tls-only", action="store_true", help="only the TLS round")
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
@@ -842,7 +1022,10 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     result = measure(args)
     rows: dict[str, Row] = result.pop("rows")  # type: ignore[assignment]
-    markdown = table(rows)
+    tls_rows: dict[str, dict[str, Row]] | None = result.pop("tls", None)  # type: ignore[assignment]
+    markdown = table(rows) if rows else ""
+    if tls_rows is not None:
+        markdown = (markdown + "\n\nTLS termination:\n\n" + tls_table(tls_rows)).strip()
     print(markdown)
     for key, value in result.items():
         print(f"\n{key}: {json.dumps(value)}")
@@ -860,6 +1043,13 @@ def main(argv: list[str] | None = None) -> int:
                 "hit_rates": row.hit_rates,
             }
             for key, row in rows.items()
+        },
+        "tls": {
+            load: {
+                key: {"title": row.title, "runs": [asdict(r) for r in row.runs]}
+                for key, row in by_key.items()
+            }
+            for load, by_key in (tls_rows or {}).items()
         },
         "table": markdown,
         **result,

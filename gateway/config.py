@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import netaddr
@@ -58,6 +59,31 @@ def _log_level(value: str) -> str:
     return level
 
 
+def _port(value: str) -> int:
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+        raise ValueError(f"{value!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _file(value: str) -> Path:
+    path = Path(value.strip())
+    if not path.is_file():
+        raise ValueError(f"{value!r} is not a readable file")
+    return path
+
+
+def _directory(value: str) -> Path:
+    path = Path(value.strip())
+    if not path.is_dir():
+        raise ValueError(f"{value!r} is not a directory")
+    return path
+
+
+def _whole_seconds(value: str) -> int:
+    return int(parse_duration(value))
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the environment configures; immutable once loaded."""
@@ -82,7 +108,17 @@ class Settings:
     ws_idle_timeout: float = 300.0  # no frame either way for this long closes a socket
     ws_max_per_address: int = 100  # open websockets from one client address, per worker
     ws_max_per_tenant: int = 1000  # open websockets of one tenant's users, per worker
+    # TLS on the listener (README: TLS): one certificate, or a directory of them by host name.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_dir: Path | None = None
+    http_redirect_port: int | None = None  # a plain-HTTP listener answering 308 to https://
+    hsts_max_age: int = 0  # seconds of Strict-Transport-Security on TLS answers; 0: none
     auth: AuthSettings = field(default_factory=AuthSettings)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None or self.tls_dir is not None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -116,5 +152,37 @@ class Settings:
         read("GATEWAY_WS_IDLE_TIMEOUT", "ws_idle_timeout", parse_duration)
         read("GATEWAY_WS_MAX_PER_ADDRESS", "ws_max_per_address", _count)
         read("GATEWAY_WS_MAX_PER_TENANT", "ws_max_per_tenant", _count)
+        read("GATEWAY_TLS_CERT_FILE", "tls_cert_file", _file)
+        read("GATEWAY_TLS_KEY_FILE", "tls_key_file", _file)
+        read("GATEWAY_TLS_DIR", "tls_dir", _directory)
+        read("GATEWAY_HTTP_REDIRECT_PORT", "http_redirect_port", _port)
+        read("GATEWAY_HSTS_MAX_AGE", "hsts_max_age", _whole_seconds)
+        _check_tls(values)
         values["auth"] = AuthSettings.from_env(env)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _check_tls(values: dict[str, object]) -> None:
+    """The TLS variables that only make sense together."""
+    cert, key = "tls_cert_file" in values, "tls_key_file" in values
+    if cert != key:
+        given, missing = (
+            ("GATEWAY_TLS_CERT_FILE", "GATEWAY_TLS_KEY_FILE")
+            if cert
+            else ("GATEWAY_TLS_KEY_FILE", "GATEWAY_TLS_CERT_FILE")
+        )
+        raise SettingsError(f"{missing}: required with {given} (the certificate and its key)")
+    if cert and "tls_dir" in values:
+        raise SettingsError(
+            "GATEWAY_TLS_DIR: set either it (certificates by host name, one named default) or "
+            "GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE (one certificate), not both"
+        )
+    tls = cert or "tls_dir" in values
+    for name, attr in (
+        ("GATEWAY_HTTP_REDIRECT_PORT", "http_redirect_port"),
+        ("GATEWAY_HSTS_MAX_AGE", "hsts_max_age"),
+    ):
+        if attr in values and not tls:
+            raise SettingsError(
+                f"{name}: needs TLS on the listener (GATEWAY_TLS_CERT_FILE or GATEWAY_TLS_DIR)"
+            )

@@ -10,6 +10,8 @@ UPSTREAM_ERRORS = "gateway_upstream_errors_total"
 ACTIVE_CONNECTIONS = "gateway_active_connections"
 CONNECTIONS_OVER_LIMIT = "gateway_connections_over_limit_total"
 CONFIG_RELOADS = "gateway_config_reloads_total"
+TLS_HANDSHAKE_FAILURES = "gateway_tls_handshake_failures_total"
+TLS_CERTIFICATE_RELOADS = "gateway_tls_certificate_reloads_total"
 AUTH_FAILURES = "gateway_auth_failures_total"
 ORIGIN_REJECTIONS = "gateway_origin_rejections_total"
 AUDIT_DROPPED = "gateway_audit_dropped_total"
@@ -110,4 +112,14 @@ class Catalog:
         )
         self.config_reloads = r.counter(
             CONFIG_RELOADS, "Attempts to reload routes.yaml, by result.", ("result",)
+        )
+        self.tls_handshake_failures = r.counter(
+            TLS_HANDSHAKE_FAILURES,
+            "Connections to the TLS listener that did not complete a handshake, by reason.",
+            ("reason",),
+        )
+        self.tls_certificate_reloads = r.counter(
+            TLS_CERTIFICATE_RELOADS,
+            "Attempts to reload the TLS certificates that found a change, by result.",
+            ("result",),
         )

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -619,8 +620,11 @@ def start_gateway_process(
     *,
     workers: int = 1,
     env: dict[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
+    server_name: str = "localhost",
 ) -> GatewayProcess:
-    """`gateway serve` in a child process; returns once it answers /health."""
+    """`gateway serve` in a child process; returns once it answers /health (over TLS with
+    `tls`, a client context, asking for `server_name`)."""
     config = directory / "routes.yaml"
     config.write_text(routes_yaml)
     port = free_port()
@@ -651,10 +655,12 @@ def start_gateway_process(
         if process.poll() is not None:
             raise RuntimeError(f"gateway exited early:\n{running.logs()}")
         try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.5) as sock:
-                sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-                if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                    return running
+            with socket.create_connection((LOOPBACK, port), timeout=0.5) as raw:
+                sock = tls.wrap_socket(raw, server_hostname=server_name) if tls else raw
+                with sock:
+                    sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                        return running
         except OSError:
             pass
         time.sleep(0.05)

@@ -58,6 +58,7 @@ class Server(Protocol):
     handler: Handler
     draining: bool
     date_header: bytes
+    extra_headers: bytes
 
     def connection_made(self, connection: HttpConnection) -> bool:
         """Admit it; False when its peer address is at its limit already."""
@@ -466,7 +467,9 @@ class HttpConnection(asyncio.Protocol):
         else:
             framing = b"Content-Length: %d\r\n" % len(body)
         date = None if response.dated else self.server.date_header
-        head = encode_head(request, status, response.headers, framing, keep, date)
+        head = encode_head(
+            request, status, response.headers, framing, keep, date, self.server.extra_headers
+        )
         self._started = True
         transport = self.transport
         if transport is None:
@@ -504,7 +507,8 @@ class HttpConnection(asyncio.Protocol):
             keep = False
         self._keep = keep
         date = None if dated else self.server.date_header
-        self.write_raw(encode_head(request, status, headers, framing, keep, date))
+        extra = self.server.extra_headers
+        self.write_raw(encode_head(request, status, headers, framing, keep, date, extra))
         self._started = True
         self._stream = ResponseStream(self, request, status, chunked)
         return self._stream

@@ -69,14 +69,17 @@ def encode_head(
     framing: bytes,
     keep_alive: bool,
     date: bytes | None,
+    extra: bytes = b"",
 ) -> bytes:
     """Status line, headers, framing header(s) and the blank line; `date` when the headers
-    have none."""
+    have none; `extra`, the server's own header lines, pre-encoded."""
     parts = [status_line(request.version, status)]
     for name, value in headers:
         parts += (name, b": ", value, b"\r\n")
     if date is not None:
         parts += (b"Date: ", date, b"\r\n")
+    if extra:
+        parts.append(extra)
     parts.append(framing)
     if not keep_alive:
         parts.append(b"Connection: close\r\n")

@@ -28,6 +28,7 @@ class HttpServer:
         on_refused: Callable[[int, str, str], None] | None = None,
         on_over_limit: Callable[[], None] | None = None,
         exempt: Callable[[str], bool] | None = None,
+        extra_headers: bytes = b"",
     ) -> None:
         self.handler = handler
         self.limits = limits
@@ -39,6 +40,8 @@ class HttpServer:
         self._exempt = exempt
         self.draining = False
         self.date_header = self._date()
+        # Header lines every response carries (Strict-Transport-Security on TLS), pre-encoded.
+        self.extra_headers = extra_headers
         self._on_open = on_open
         self._on_refused = on_refused
         self._sweeper: asyncio.Task[None] | None = None

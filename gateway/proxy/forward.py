@@ -62,9 +62,11 @@ class ResponseAborted(Exception):
 class Forwarder:
     """The pipeline's terminal step."""
 
-    def __init__(self, pools: UpstreamPools, catalog: Catalog) -> None:
+    def __init__(self, pools: UpstreamPools, catalog: Catalog, *, scheme: bytes = _HTTP) -> None:
         self.pools = pools
         self.catalog = catalog
+        # X-Forwarded-Proto when no trusted proxy said otherwise: how the client reached us.
+        self.scheme = scheme
 
     async def __call__(self, exchange: Exchange) -> Response | None:
         """Forward the request and give the answer (None: it streamed to the client)."""
@@ -152,10 +154,10 @@ class Forwarder:
                 if incoming.forwarded_for
                 else client
             )
-            proto = incoming.forwarded_proto or _HTTP
+            proto = incoming.forwarded_proto or self.scheme
             host = incoming.forwarded_host or incoming.host
         else:
-            forwarded_for, proto, host = client, _HTTP, incoming.host
+            forwarded_for, proto, host = client, self.scheme, incoming.host
         parts = [
             start,
             *incoming.lines,

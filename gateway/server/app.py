@@ -61,6 +61,7 @@ class Gateway:
         core: AuthCore,
         config_path: str | Path | None = None,
         metrics_dir: str | Path | None = None,
+        tls: bool = False,
     ) -> None:
         self.settings = settings
         self.core = core
@@ -89,7 +90,8 @@ class Gateway:
         check_origins = settings.auth.origin_validation_enabled
         authorize = Authorize(core, check_origins=check_origins)
         self.operations = Operations(self.metrics, self.readiness)
-        self.forwarder = Forwarder(self.pools, self.catalog)
+        # `tls`: clients reach this worker over TLS (the upstream is told so).
+        self.forwarder = Forwarder(self.pools, self.catalog, scheme=b"https" if tls else b"http")
         self.sockets = SocketRegistry(core, self.catalog, settings)
         self.sockets.start()
         self.websockets = WebSocketProxy(self.pools, self.forwarder, self.sockets, settings)

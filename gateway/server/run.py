@@ -1,5 +1,6 @@
-"""A worker's life: serve on a bound socket, reload on SIGHUP or a change of routes.yaml,
-and on SIGTERM stop accepting, drain in-flight requests within the grace period, then exit."""
+"""A worker's life: serve on a bound socket (over TLS when certificates are given), reload on
+SIGHUP or a change of routes.yaml or of the certificates, and on SIGTERM stop accepting, drain
+in-flight requests within the grace period, then exit."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from gateway.http.server import HttpServer, Limits
 from gateway.routing.table import RouteTable
 from gateway.server.app import Gateway
 from gateway.server.reload import ConfigWatcher
+from gateway.tls.certificates import Certificates
+from gateway.tls.listener import TlsListener
+from gateway.tls.redirect import HttpsRedirect
 
 log = logging.getLogger("gateway.server")
 
@@ -37,6 +41,11 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def hsts_header(max_age: int) -> bytes:
+    """The Strict-Transport-Security line of every answer on TLS (RFC 6797); none for 0."""
+    return b"Strict-Transport-Security: max-age=%d\r\n" % max_age if max_age else b""
+
+
 class Worker:
     """Serves the gateway on `sock` in the running event loop."""
 
@@ -48,18 +57,26 @@ class Worker:
         *,
         config_path: str | Path | None = None,
         metrics_dir: str | Path | None = None,
+        certificates: Certificates | None = None,
+        redirect_sock: socket.socket | None = None,
     ) -> None:
         self.settings = settings
         self.table = table
         self.sock = sock
+        # Loaded before the workers were forked (their listener context, and its session
+        # ticket keys, shared by all); each worker reloads the certificates behind it.
+        self.certificates = certificates
+        self.redirect_sock = redirect_sock
         self.config_path = Path(config_path) if config_path else None
         self.metrics_dir = metrics_dir
         self.gateway: Gateway | None = None
         self.core: AuthCore | None = None
         self.server: HttpServer | None = None
         self._listener: asyncio.AbstractServer | None = None
+        self._tls_listener: TlsListener | None = None
+        self._redirect: tuple[asyncio.AbstractServer, HttpServer] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._watcher: ConfigWatcher | None = None
+        self._watchers: list[ConfigWatcher] = []
         self._stopped = asyncio.Event()
 
     @property
@@ -77,6 +94,7 @@ class Worker:
             core=self.core,
             config_path=self.config_path,
             metrics_dir=self.metrics_dir,
+            tls=self.certificates is not None,
         )
         limits = Limits(
             max_head_size=settings.max_header_size,
@@ -95,19 +113,60 @@ class Worker:
             on_over_limit=gateway.catalog.connections_over_limit.inc,
             # A trusted proxy carries many clients' connections: the limit is not for it.
             exempt=gateway.resolver.is_trusted,
+            extra_headers=hsts_header(settings.hsts_max_age) if self.certificates else b"",
         )
         server.start()
-        self._listener = await loop.create_server(server, sock=self.sock, backlog=BACKLOG)
+        certificates = self.certificates
+        if certificates is None:
+            self._listener = await loop.create_server(server, sock=self.sock, backlog=BACKLOG)
+        else:
+            # A worker the supervisor restarts inherits the certificates as they were loaded
+            # at start-up: read them again, or a renewal since would be undone in it.
+            self.reload_certificates()
+            failures = gateway.catalog.tls_handshake_failures
+            self._tls_listener = TlsListener(
+                self.sock,
+                server,
+                certificates,
+                loop,
+                handshake_timeout=settings.header_timeout,
+                on_failure=lambda reason: failures.inc((reason,)),
+            )
+            self._tls_listener.start()
+        if self.redirect_sock is not None:
+            redirect = HttpServer(HttpsRedirect(self.port), limits, loop)
+            redirect.start()
+            listener = await loop.create_server(redirect, sock=self.redirect_sock, backlog=BACKLOG)
+            self._redirect = (listener, redirect)
         if self.metrics_dir is not None:
             self._tasks.append(loop.create_task(self._publish_metrics()))
-        if self.config_path is not None and settings.watch_config:
-            self._watcher = ConfigWatcher(
-                self.config_path, settings.reload_interval, gateway.reload
-            )
-            self._watcher.start()
+        if settings.watch_config:
+            if self.config_path is not None:
+                self._watchers.append(
+                    ConfigWatcher(self.config_path, settings.reload_interval, gateway.reload)
+                )
+            if certificates is not None:
+                self._watchers.append(
+                    ConfigWatcher(
+                        certificates.watched, settings.reload_interval, self.reload_certificates
+                    )
+                )
+            for watcher in self._watchers:
+                watcher.start()
 
     def reload(self) -> bool:
-        return self.gateway.reload() if self.gateway is not None else False
+        """SIGHUP: routes.yaml and the certificates, each kept as it was when refused."""
+        routes = self.gateway.reload() if self.gateway is not None else False
+        certificates = self.reload_certificates() if self.certificates is not None else True
+        return routes and certificates
+
+    def reload_certificates(self) -> bool:
+        if self.certificates is None or self.gateway is None:
+            return False
+        result = self.certificates.reload()
+        if result != "unchanged":
+            self.gateway.catalog.tls_certificate_reloads.inc((result,))
+        return result != "refused"
 
     async def _publish_metrics(self) -> None:
         assert self.gateway is not None
@@ -125,8 +184,16 @@ class Worker:
         self.gateway.operations.draining = True
         if self._listener is not None:
             self._listener.close()
-        if self._watcher is not None:
-            await self._watcher.stop()
+        if self._tls_listener is not None:
+            self._tls_listener.close()
+        for watcher in self._watchers:
+            await watcher.stop()
+        self._watchers.clear()
+        if self._redirect is not None:
+            listener, redirect = self._redirect
+            listener.close()
+            await redirect.shutdown(0)
+            self._redirect = None
         await self.server.shutdown(self.settings.drain_timeout)
         await stop_tasks(self._tasks)
         self._tasks.clear()
@@ -138,7 +205,7 @@ class Worker:
         self._stopped.set()
 
     async def serve_until_signalled(self) -> None:
-        """Run until SIGTERM or SIGINT; SIGHUP reloads routes.yaml."""
+        """Run until SIGTERM or SIGINT; SIGHUP reloads routes.yaml and the certificates."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

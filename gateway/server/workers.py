@@ -15,12 +15,14 @@ import signal
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from gateway.config import Settings
 from gateway.routing.table import RouteTable
 from gateway.server.run import Worker
+from gateway.tls.certificates import Certificates
 
 log = logging.getLogger("gateway.supervisor")
 
@@ -29,15 +31,32 @@ POLL_INTERVAL = 0.1
 STABLE_AFTER = 30.0  # seconds a worker must live for its next crash to count as the first
 
 
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """What the supervisor binds and loads once, for every worker to share."""
+
+    sock: socket.socket
+    certificates: Certificates | None = None
+    redirect_sock: socket.socket | None = None
+
+
 def run_worker(
     settings: Settings,
     table: RouteTable,
-    sock: socket.socket,
+    listeners: Listeners,
     config_path: Path | None,
     metrics_dir: str | None,
 ) -> None:
     """Serve in this process until signalled (the body of every worker)."""
-    worker = Worker(settings, table, sock, config_path=config_path, metrics_dir=metrics_dir)
+    worker = Worker(
+        settings,
+        table,
+        listeners.sock,
+        config_path=config_path,
+        metrics_dir=metrics_dir,
+        certificates=listeners.certificates,
+        redirect_sock=listeners.redirect_sock,
+    )
     try:
         import uvloop
 
@@ -55,13 +74,13 @@ class Supervisor:
         self,
         settings: Settings,
         table: RouteTable,
-        sock: socket.socket,
+        listeners: Listeners,
         count: int,
         config_path: Path | None,
     ) -> None:
         self.settings = settings
         self.table = table
-        self.sock = sock
+        self.listeners = listeners
         self.count = count
         self.config_path = config_path
         self.children: dict[int, tuple[int, float]] = {}  # pid -> (slot, started)
@@ -78,7 +97,9 @@ class Supervisor:
             try:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     signal.signal(sig, signal.SIG_DFL)
-                run_worker(self.settings, self.table, self.sock, self.config_path, self.metrics_dir)
+                run_worker(
+                    self.settings, self.table, self.listeners, self.config_path, self.metrics_dir
+                )
             except BaseException:
                 log.exception("worker failed")
                 code = 1
@@ -153,7 +174,9 @@ class Supervisor:
     def _shutdown(self) -> int:
         log.info("stopping %d workers", len(self.children))
         # Our copy of the listening socket would keep accepting connections nobody answers.
-        self.sock.close()
+        self.listeners.sock.close()
+        if self.listeners.redirect_sock is not None:
+            self.listeners.redirect_sock.close()
         self._signal_all(signal.SIGTERM)
         deadline = time.monotonic() + self.settings.drain_timeout + 5.0
         while self.children and time.monotonic() < deadline:
@@ -180,9 +203,20 @@ def serve(
     """Bind and serve with `workers` processes (in this process when there is one)."""
     from gateway.server.run import bind
 
+    # Certificates first: a bad one stops start-up (SettingsError, one line) before any bind.
+    certificates = Certificates(settings) if settings.tls else None
     sock = bind(host, port)
-    log.info("listening on %s:%d with %d worker(s)", host, port, workers)
+    redirect_port = settings.http_redirect_port
+    listeners = Listeners(
+        sock, certificates, bind(host, redirect_port) if redirect_port is not None else None
+    )
+    scheme = "https" if certificates is not None else "http"
+    log.info("listening on %s %s:%d with %d worker(s)", scheme, host, port, workers)
+    if certificates is not None:
+        log.info("TLS certificates: %s", ", ".join(certificates.names))
+    if redirect_port is not None:
+        log.info("redirecting http %s:%d to https", host, redirect_port)
     if workers == 1:
-        run_worker(settings, table, sock, config_path, None)
+        run_worker(settings, table, listeners, config_path, None)
         return 0
-    return Supervisor(settings, table, sock, workers, config_path).run()
+    return Supervisor(settings, table, listeners, workers, config_path).run()

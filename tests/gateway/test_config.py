@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 
 import netaddr
 import pytest
@@ -188,3 +189,94 @@ def test_the_first_bad_variable_is_named_and_good_ones_do_not_hide_it() -> None:
 def test_settings_error_is_a_value_error() -> None:
     # Callers that catch ValueError around configuration keep working.
     assert issubclass(SettingsError, ValueError)
+
+
+# -- TLS (README: TLS) --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pem_files(tmp_path: Path) -> tuple[Path, Path]:
+    """Two files that exist (their content is the certificate loader's business, tested in
+    tests/gateway/tls)."""
+    cert, key = tmp_path / "a.crt", tmp_path / "a.key"
+    cert.write_text("cert")
+    key.write_text("key")
+    return cert, key
+
+
+def test_tls_settings_are_parsed(pem_files: tuple[Path, Path], tmp_path: Path) -> None:
+    cert, key = pem_files
+    settings = Settings.from_env(
+        {
+            "GATEWAY_TLS_CERT_FILE": str(cert),
+            "GATEWAY_TLS_KEY_FILE": str(key),
+            "GATEWAY_HTTP_REDIRECT_PORT": "80",
+            "GATEWAY_HSTS_MAX_AGE": "365d",
+        }
+    )
+    assert (settings.tls_cert_file, settings.tls_key_file) == (cert, key)
+    assert settings.http_redirect_port == 80
+    assert settings.hsts_max_age == 31536000
+    assert settings.tls is True
+    by_dir = Settings.from_env({"GATEWAY_TLS_DIR": str(tmp_path)})
+    assert by_dir.tls_dir == tmp_path
+    assert by_dir.tls is True
+    assert Settings().tls is False
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        pytest.param(
+            {"GATEWAY_TLS_CERT_FILE": "{dir}/nope.crt", "GATEWAY_TLS_KEY_FILE": "{key}"},
+            "GATEWAY_TLS_CERT_FILE: '{dir}/nope.crt' is not a readable file",
+            id="no such certificate",
+        ),
+        pytest.param(
+            {"GATEWAY_TLS_CERT_FILE": "{cert}"},
+            "GATEWAY_TLS_KEY_FILE: required with GATEWAY_TLS_CERT_FILE (the certificate and "
+            "its key)",
+            id="a certificate without its key",
+        ),
+        pytest.param(
+            {"GATEWAY_TLS_DIR": "{cert}"},
+            "GATEWAY_TLS_DIR: '{cert}' is not a directory",
+            id="a file as the directory",
+        ),
+        pytest.param(
+            {
+                "GATEWAY_TLS_CERT_FILE": "{cert}",
+                "GATEWAY_TLS_KEY_FILE": "{key}",
+                "GATEWAY_TLS_DIR": "{dir}",
+            },
+            "GATEWAY_TLS_DIR: set either it (certificates by host name, one named default) or "
+            "GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE (one certificate), not both",
+            id="both ways at once",
+        ),
+        pytest.param(
+            {"GATEWAY_HTTP_REDIRECT_PORT": "80"},
+            "GATEWAY_HTTP_REDIRECT_PORT: needs TLS on the listener (GATEWAY_TLS_CERT_FILE or "
+            "GATEWAY_TLS_DIR)",
+            id="a redirect without TLS",
+        ),
+        pytest.param(
+            {"GATEWAY_HSTS_MAX_AGE": "1d"},
+            "GATEWAY_HSTS_MAX_AGE: needs TLS on the listener (GATEWAY_TLS_CERT_FILE or "
+            "GATEWAY_TLS_DIR)",
+            id="HSTS without TLS",
+        ),
+        pytest.param(
+            {"GATEWAY_TLS_DIR": "{dir}", "GATEWAY_HTTP_REDIRECT_PORT": "70000"},
+            "GATEWAY_HTTP_REDIRECT_PORT: '70000' is not a port number (1-65535)",
+            id="a port out of range",
+        ),
+    ],
+)
+def test_bad_tls_settings_are_named(
+    pem_files: tuple[Path, Path], tmp_path: Path, environ: dict[str, str], message: str
+) -> None:
+    cert, key = pem_files
+    values = {"dir": str(tmp_path), "cert": str(cert), "key": str(key)}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value.format(**values) for name, value in environ.items()})
+    assert str(caught.value) == message.format(**values)
