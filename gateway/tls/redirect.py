@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from auth_core import headers as h
 from gateway.http.request import Request
 from gateway.http.response import Response
 from gateway.problem import PROBLEM_JSON, problem_body
@@ -23,7 +24,7 @@ _HOST = re.compile(
 
 def _bad_request(detail: str) -> Response:
     body = problem_body(400, "invalid_request", detail, None)
-    return Response(400, [(b"Content-Type", PROBLEM_JSON.encode())], body)
+    return Response(400, [(h.W_CONTENT_TYPE, PROBLEM_JSON.encode())], body)
 
 
 class HttpsRedirect:
@@ -33,7 +34,7 @@ class HttpsRedirect:
         self.port_suffix = "" if https_port == 443 else f":{https_port}"
 
     async def __call__(self, request: Request) -> Response:
-        match = _HOST.fullmatch(request.header_text(b"host") or "")
+        match = _HOST.fullmatch(request.header_text(h.B_HOST) or "")
         if match is None:
             return _bad_request("the request has no valid Host to redirect to")
         name = match.group("name")
@@ -41,4 +42,4 @@ class HttpsRedirect:
         if not target.startswith("/"):
             return _bad_request("the request target must be a path")
         location = f"https://{name.lower()}{self.port_suffix}{target}"
-        return Response(308, [(b"Location", location.encode())])
+        return Response(308, [(h.W_LOCATION, location.encode())])
