@@ -15,6 +15,7 @@ import netaddr
 from auth_core.config import AuthSettings
 from auth_core.errors import SettingsError
 from auth_core.units import parse_boolean, parse_duration, parse_size
+from gateway.login.settings import LoginSettings, cookie_domain, default_return, login_url
 
 T = TypeVar("T")
 
@@ -83,6 +84,7 @@ class Settings:
     ws_max_per_address: int = 100  # open websockets from one client address, per worker
     ws_max_per_tenant: int = 1000  # open websockets of one tenant's users, per worker
     auth: AuthSettings = field(default_factory=AuthSettings)
+    login: LoginSettings = field(default_factory=LoginSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -116,5 +118,15 @@ class Settings:
         read("GATEWAY_WS_IDLE_TIMEOUT", "ws_idle_timeout", parse_duration)
         read("GATEWAY_WS_MAX_PER_ADDRESS", "ws_max_per_address", _count)
         read("GATEWAY_WS_MAX_PER_TENANT", "ws_max_per_tenant", _count)
+        login: dict[str, object] = {}
+        for name, attr, parse in (
+            ("GATEWAY_LOGIN_COOKIE_DOMAIN", "cookie_domain", cookie_domain),
+            ("GATEWAY_LOGIN_URL", "login_url", login_url),
+            ("GATEWAY_LOGIN_DEFAULT_RETURN", "default_return", default_return),
+        ):
+            read(name, attr, parse)
+            if attr in values:
+                login[attr] = values.pop(attr)
+        values["login"] = LoginSettings(**login)  # type: ignore[arg-type]
         values["auth"] = AuthSettings.from_env(env)
         return cls(**values)  # type: ignore[arg-type]

@@ -172,7 +172,8 @@ def register(api: AuthApi, core: AuthCore) -> None:
             "/api/v1/auth/logout",
             logout,
             USER,
-            "End the caller's session: its refresh and access tokens stop working now",
+            "End the caller's session: its refresh and access tokens stop working now; this "
+            "browser's login-page session of the same user ends too, and its cookie is cleared",
             204,
             obj({"refresh_token": string()}, []),
         ),
