@@ -17,12 +17,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from aiohttp import ClientSession, DummyCookieJar, TCPConnector
+from aiohttp import ClientSession, DummyCookieJar, TCPConnector, WSMsgType, WSServerHandshakeError
 
 from auth_core.calls import CallInfo
 from auth_core.errors import SettingsError
 from gateway.config import Settings
 from gateway.context import derive_keys, verify
+from tests.gateway.test_websockets import socket_upstream
 from tests.support import (
     Answer,
     RunningGateway,
@@ -606,3 +607,46 @@ async def test_the_cookie_domain_and_login_url_are_configurable(
 def test_bad_login_settings_stop_start_up(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+# -- websockets --------------------------------------------------------------------------------
+
+
+async def test_a_socket_opened_with_the_cookie_closes_at_logout(tmp_path: Path) -> None:
+    socket_routes = (
+        "{name: live, path: /live, upstream: sockets, auth: jwt, browser: true,"
+        " websocket: true, strip_prefix: true}",
+        "{name: login, path: /auth, upstream: auth_core, auth: none}",
+    )
+    async with socket_upstream() as sockets:
+        text = routes({"sockets": [sockets.url]}, *socket_routes, extra=f'origins: ["{APP}"]')
+        async with (
+            running_gateway(text, tmp_path, quiet_settings(auth=auth_settings(tmp_path))) as gw,
+            browser_for(gw) as browser,
+        ):
+            await gw.core.accounts.create(EMAIL, PASSWORD, verified=True)
+            await browser.log_in()
+            cookie = f"{SESSION}={browser.jar[SESSION]}"
+            url = gw.url.replace("http://", "ws://") + "/live/ws"
+            async with browser.http.ws_connect(
+                url, headers={"Cookie": cookie, "Origin": APP}
+            ) as ws:
+                await ws.send_str("hello")
+                assert (await ws.receive()).data == "hello"
+                assert sockets.handshakes[-1]["headers"]["X-Auth-Method"] == "cookie"
+                assert "Cookie" not in sockets.handshakes[-1]["headers"]
+                ended = await browser.request(
+                    "POST", "/auth/logout", {"Origin": APP, "X-Requested-With": "fetch"}
+                )
+                assert ended.status == 303
+                message = await asyncio.wait_for(ws.receive(), 10)
+                assert message.type == WSMsgType.CLOSE
+                assert ws.close_code == 1008
+            # A page elsewhere cannot open one with the cookie (cross-site websocket hijacking).
+            await browser.log_in()
+            cookie = f"{SESSION}={browser.jar[SESSION]}"
+            with pytest.raises(WSServerHandshakeError) as refused:
+                await browser.http.ws_connect(
+                    url, headers={"Cookie": cookie, "Origin": "https://evil.example"}
+                )
+            assert refused.value.status == 403
