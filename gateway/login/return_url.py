@@ -6,8 +6,8 @@ Accepted: an absolute `http(s)://host[:port]/...` URL whose origin is on the top
 (`/dashboard?tab=2`). Everything else gets the default page (GATEWAY_LOGIN_DEFAULT_RETURN):
 an origin off the lists, `//evil.example` (a "relative-protocol" URL: another host), `/\\evil`
 (browsers read `\\` as `/`), `javascript:`, `data:` and every other scheme, user info
-(`https://app.example.com@evil.example`), control characters or spaces, and anything longer
-than MAX_RETURN.
+(`https://app.example.com@evil.example`), control characters, spaces and other characters
+outside printable ASCII, and anything longer than MAX_RETURN.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def plausible(value: str | None) -> str | None:
     """The return URL when its form is acceptable (a whitelist may still refuse its origin)."""
     if not value or len(value) > MAX_RETURN:
         return None
-    if any(ord(char) <= 0x20 or ord(char) == 0x7F or char == "\\" for char in value):
+    # Printable ASCII only (a browser sends anything else percent-encoded): nothing that could
+    # end the Location header or be read differently by another URL parser.
+    if any(not 0x20 < ord(char) < 0x7F or char == "\\" for char in value):
         return None
     if _is_local_path(value) or _origin_of(value) is not None:
         return value

@@ -268,6 +268,7 @@ OPEN_REDIRECTS = [
     ("a malformed URL", "http://[::1"),
     ("a relative path", "dashboard"),
     ("a control character", "/dash\r\nboard"),
+    ("a raw non-ASCII character", "/dash\u2028board"),
     ("http where https is listed", "http://app.example.com/"),
 ]
 
