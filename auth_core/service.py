@@ -25,6 +25,7 @@ from auth_core.background import Background
 from auth_core.bans import Bans
 from auth_core.calls import CallInfo as CallInfo
 from auth_core.config import AuthSettings
+from auth_core.cookie_sessions import CookieSessions
 from auth_core.credential_cache import CredentialDeps
 from auth_core.errors import BY_TOKEN_CODE, InvalidToken, TokenRevoked
 from auth_core.feed import RevocationFeed
@@ -74,6 +75,7 @@ class AuthCore:
     audit_trail: AuditTrail
     revoker: Revoker
     sessions: Sessions
+    cookie_sessions: CookieSessions
     accounts: Accounts
     sdk: SdkSessions
     tenants: Tenants
@@ -146,6 +148,14 @@ class AuthCore:
             passwords=self.passwords,
             stats=stats,
             redis=self.redis,
+        )
+        self.cookie_sessions = CookieSessions(
+            store=store,
+            keyring=self.tokens.keyring,
+            sessions=sessions,
+            revoked=revoked,
+            revoker=revoker,
+            cache_ttl=settings.cache_ttl,
         )
         self.accounts = Accounts(
             store=store,

@@ -16,6 +16,7 @@ import netaddr
 from auth_core.config import AuthSettings
 from auth_core.errors import SettingsError
 from auth_core.units import parse_boolean, parse_duration, parse_size
+from gateway.login.settings import LoginSettings, cookie_domain, default_return, login_url
 
 T = TypeVar("T")
 
@@ -115,6 +116,7 @@ class Settings:
     http_redirect_port: int | None = None  # a plain-HTTP listener answering 308 to https://
     hsts_max_age: int = 0  # seconds of Strict-Transport-Security on TLS answers; 0: none
     auth: AuthSettings = field(default_factory=AuthSettings)
+    login: LoginSettings = field(default_factory=LoginSettings)
 
     @property
     def tls(self) -> bool:
@@ -158,6 +160,16 @@ class Settings:
         read("GATEWAY_HTTP_REDIRECT_PORT", "http_redirect_port", _port)
         read("GATEWAY_HSTS_MAX_AGE", "hsts_max_age", _whole_seconds)
         _check_tls(values)
+        login: dict[str, object] = {}
+        for name, attr, parse in (
+            ("GATEWAY_LOGIN_COOKIE_DOMAIN", "cookie_domain", cookie_domain),
+            ("GATEWAY_LOGIN_URL", "login_url", login_url),
+            ("GATEWAY_LOGIN_DEFAULT_RETURN", "default_return", default_return),
+        ):
+            read(name, attr, parse)
+            if attr in values:
+                login[attr] = values.pop(attr)
+        values["login"] = LoginSettings(**login)  # type: ignore[arg-type]
         values["auth"] = AuthSettings.from_env(env)
         return cls(**values)  # type: ignore[arg-type]
 

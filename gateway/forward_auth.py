@@ -10,6 +10,11 @@ proxy that connects, never X-Forwarded-For, which the client behind it writes. T
 query parameter names the upstream (of routes.yaml) whose key signs; without it the audience
 is `forward_auth`, a name no upstream may take.
 
+A request with no credential of its own may carry the login page's session cookie instead
+(README "The login page and browser routes"); a write it authenticates must pass the CSRF rule
+for the forwarded method, and with `?login=redirect` a browser without a session is answered
+303 to the login page (for Traefik; nginx takes the 401).
+
 The client address is the resolver's (X-Forwarded-For counts when the asking proxy is in
 GATEWAY_TRUSTED_PROXIES); `Origin` is held to the origin whitelist as on any route.
 """
@@ -25,6 +30,8 @@ from auth_core.service import AuthCore
 from auth_core.store import DatabaseUnavailable
 from gateway.errors import AuthUnavailable, ForwardAuthNotAllowed, InvalidRequest
 from gateway.http.response import Response
+from gateway.login.browser_auth import ForwardedBrowserAuth
+from gateway.login.settings import LoginSettings
 from gateway.pipeline.authorize import Authorize
 from gateway.pipeline.context import ContextSigners, context_values
 from gateway.pipeline.credentials import AnyCredential
@@ -36,10 +43,19 @@ _CACHE_LIMIT = 4096
 
 
 class ForwardAuth:
-    def __init__(self, core: AuthCore, authorize: Authorize, clients: netaddr.IPSet) -> None:
+    def __init__(
+        self,
+        core: AuthCore,
+        authorize: Authorize,
+        clients: netaddr.IPSet,
+        login: LoginSettings | None = None,
+    ) -> None:
         self.core = core
         self.authorize = authorize
-        self.credential = AnyCredential(core)
+        # Any credential, or the login page's session cookie (gateway/login/browser_auth.py).
+        self.credential = ForwardedBrowserAuth(
+            AnyCredential(core), core.cookie_sessions, core.tenants, login or LoginSettings()
+        )
         self.clients = clients
         self.signers = ContextSigners(core)
         self._allowed: dict[str, bool] = {}  # by peer address: the same few proxies ask
@@ -78,7 +94,9 @@ class ForwardAuth:
         try:
             pending = self.credential.authenticate(exchange)
             if pending is not None and not isinstance(pending, Response):
-                await pending
+                pending = await pending
+            if pending is not None:
+                return pending  # a browser sent to the login page
         except DatabaseUnavailable:
             raise AuthUnavailable("the auth core's database is unavailable") from None
         assert exchange.principal is not None

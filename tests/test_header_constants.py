@@ -24,6 +24,9 @@ NOT_A_HEADER_NAME: dict[tuple[str, str], str] = {
     ("gateway/proxy/headers.py", "keep-alive"): "an option of Connection, not the header",
     ("gateway/demo/echo.py", "connection"): "a field of the demo upstream's JSON answer",
     ("auth_core/api/openapi.py", "cookie"): "OpenAPI's `in: cookie` (where a key is sent)",
+    ("auth_core/cookie_sessions.py", "cookie"): "the X-Auth-Method of the login page's cookie",
+    ("gateway/pipeline/authorize.py", "cookie"): "an X-Auth-Method, not the header",
+    ("gateway/websocket/registry.py", "cookie"): "an X-Auth-Method, not the header",
 }
 # gateway/context.py is copied into services on its own (README "Context headers to
 # upstreams"), so it spells the signed headers' lower-case names itself;

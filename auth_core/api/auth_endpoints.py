@@ -239,7 +239,8 @@ def register(api: AuthApi, core: AuthCore) -> None:
             SESSION,
             "End the caller's session: its refresh and access tokens stop working now. With "
             "GATEWAY_SESSION_COOKIES the session cookie alone will do (when no Authorization "
-            "is sent), and the answer clears the cookie (Max-Age=0)",
+            "is sent), and the answer clears the cookie (Max-Age=0). This browser's login-page "
+            "session of the same user ends too, and its cookie is cleared",
             204,
             obj({"refresh_token": string()}, []),
             errors=(CSRF_REFUSAL,),

@@ -30,10 +30,19 @@ FORWARD_AUTH = {
         "with the signed context headers, or 401/403 problem+json",
         "operationId": "get_api_v1_auth_validate",
         "security": [{"bearer": []}, {"apiKey": []}],
-        "description": "Only for the proxies of GATEWAY_FORWARD_AUTH_CLIENTS (by TCP peer).",
+        "description": "Only for the proxies of GATEWAY_FORWARD_AUTH_CLIENTS (by TCP peer). "
+        "A request with no credential of its own may carry the login page's session cookie "
+        "(__Secure-gw_session; X-Auth-Method: cookie).",
         "parameters": [
             {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
-            for name in (h.X_FORWARDED_METHOD, h.X_FORWARDED_URI, h.X_FORWARDED_FOR, h.ORIGIN)
+            for name in (
+                h.X_FORWARDED_METHOD,
+                h.X_FORWARDED_URI,
+                h.X_FORWARDED_FOR,
+                h.X_FORWARDED_PROTO,
+                h.X_FORWARDED_HOST,
+                h.ORIGIN,
+            )
         ]
         + [
             {
@@ -43,10 +52,20 @@ FORWARD_AUTH = {
                 "description": "the upstream of routes.yaml whose key signs (default: the "
                 "audience forward_auth)",
                 "schema": {"type": "string"},
-            }
+            },
+            {
+                "name": "login",
+                "in": "query",
+                "required": False,
+                "description": "redirect: a browser (Accept: text/html) without a credential "
+                "or session is answered 303 to the login page, with X-Forwarded-Proto, -Host "
+                "and -Uri as its return URL (for Traefik; nginx auth_request takes no 303)",
+                "schema": {"type": "string", "enum": ["redirect"]},
+            },
         ],
         "responses": {
             "200": {"description": "valid; context headers X-User-Id, X-Gateway-Signature, ..."},
+            "303": {"description": "with ?login=redirect: to the login page"},
             "400": {"description": "aud is not an upstream (invalid_request)", "content": _PROBLEM},
             "401": {"description": "no or bad credential", "content": _PROBLEM},
             "403": {

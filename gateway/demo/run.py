@@ -61,6 +61,11 @@ async def _demo(settings: Settings, table: RouteTable, config: Path, host: str, 
         if socket_path is not None:
             ws_base = base.replace("http://", "ws://", 1)
             say(f'  python -m gateway.demo.wsclient {ws_base}{socket_path}/chat "$TOKEN"')
+    browser_path = next((r.path for r in table.routes if r.browser), None)
+    if browser_path is not None:
+        say(
+            f"a server-rendered app: open {base}{browser_path}/ in a browser (the login page first)"
+        )
     key = await _demo_key(worker.core, base)
     partner = next(
         (r.path for r in table.routes if r.auth == "api_key" and r.upstream != "auth_core"), None

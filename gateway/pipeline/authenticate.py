@@ -7,7 +7,7 @@ route can never be served by a kind this build does not enforce.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from mypy_extensions import mypyc_attr
 
@@ -34,8 +34,19 @@ class Authenticator(ABC):
 class Authenticate(Stage):
     """Runs the route's authenticator."""
 
-    def __init__(self, authenticators: Mapping[AuthKind, Authenticator]) -> None:
+    def __init__(
+        self,
+        authenticators: Mapping[AuthKind, Authenticator],
+        browser: Callable[[Authenticator], Authenticator] | None = None,
+    ) -> None:
         self.authenticators = dict(authenticators)
+        # Routes with `browser: true`: each kind's authenticator wrapped by `browser` (the
+        # login page's session cookie, gateway/login/browser_auth.py), made once.
+        self.browser_authenticators = (
+            {kind: browser(inner) for kind, inner in self.authenticators.items()}
+            if browser is not None
+            else {}
+        )
 
     def applies(self, route: Route) -> bool:
         # `auth: none` needs nothing done: an exchange starts with auth_method "none", which
@@ -45,7 +56,9 @@ class Authenticate(Stage):
     def __call__(self, exchange: Exchange) -> StageResult:
         route = exchange.route
         assert route is not None
-        authenticator = self.authenticators.get(route.auth)
+        authenticator = (self.browser_authenticators if route.browser else self.authenticators).get(
+            route.auth
+        )
         if authenticator is None:  # refused at load; fail closed if it ever slips through
             raise AuthUnavailable("this route's authentication is not available")
         if exchange.query and not route.forward_credentials:

@@ -21,6 +21,8 @@ from gateway.pipeline.stage import Stage, StageResult
 from gateway.routing.table import AUTH_CORE, AuthKind, Route
 
 _VARY_ORIGIN = (h.W_VARY, h.W_ORIGIN)
+# Principals of browsers: an access token, or the login page's session cookie (browser routes).
+_BROWSER_METHODS = frozenset({"jwt", "cookie"})
 
 
 def origin_refused() -> OriginNotAllowed:
@@ -53,7 +55,7 @@ class Authorize(Stage):
         """Refuse a browser's Origin that the principal's whitelist does not hold; allowed, the
         response tells the browser so (CORS). An awaitable when the tenant's policy must be
         read first."""
-        if not self.check_origins or principal.method != "jwt":
+        if not self.check_origins or principal.method not in _BROWSER_METHODS:
             return None
         raw = exchange.request.header(h.B_ORIGIN)
         if raw is None:

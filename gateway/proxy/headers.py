@@ -10,8 +10,9 @@ parsed, in proxy/connection.py): hop-by-hop headers, those the upstream names in
 `Connection`, and the framing, which the gateway sets.
 
 Credentials (README "Forwarding"): on a route that authenticates, the gateway's credential
-(`X-API-Key`, an `Authorization` with the Bearer or Service scheme) stays here unless the route
-says `forward_credentials: true`; the `access_token` query parameter is taken out earlier
+(`X-API-Key`, an `Authorization` with the Bearer or Service scheme, and on `browser: true`
+routes the login page's session cookie) stays here unless the route says
+`forward_credentials: true`; the `access_token` query parameter is taken out earlier
 (pipeline/withhold.py), before the context is signed over the path.
 
 Names with `_`: WSGI and CGI servers (and the frameworks on them) read `X_User_Id` and
@@ -37,6 +38,7 @@ from gateway.headers import (
     IDENTITY_PREFIXES,
 )
 from gateway.http.request import Header
+from gateway.login.cookies import without_session_cookie
 from gateway.problem import SERVER_NAME
 from gateway.routing.table import AuthKind, Route
 
@@ -58,6 +60,9 @@ _REWRITTEN = frozenset(
 REQUEST_DROP = HOP_BY_HOP | _REWRITTEN
 # On a route that withholds credentials (it authenticates, and does not forward them).
 WITHHOLDING_DROP = REQUEST_DROP | CREDENTIAL_HEADERS
+# On a `browser: true` route that withholds them: the session cookie is one too (only the
+# Cookie header of such routes is looked into).
+BROWSER_WITHHOLDING_DROP = WITHHOLDING_DROP | {h.B_COOKIE}
 # The options of a Connection header that name no header (RFC 9112 section 9.6).
 CONNECTION_OPTIONS = frozenset({b"keep-alive", b"close"})
 RESPONSE_DROP = HOP_BY_HOP | {h.B_CONTENT_LENGTH}
@@ -107,7 +112,10 @@ class RequestHeaders:
         self.host: bytes | None = None
         # On `auth: none` nothing is the gateway's credential: all of it is forwarded.
         withhold = route.auth is not _NO_AUTH and not route.forward_credentials
-        drop = WITHHOLDING_DROP if withhold else REQUEST_DROP
+        if withhold:
+            drop = BROWSER_WITHHOLDING_DROP if route.browser else WITHHOLDING_DROP
+        else:
+            drop = REQUEST_DROP
         identity = IDENTITY_PREFIXES
         for lowered, name, value in headers:
             if lowered in drop:
@@ -129,6 +137,10 @@ class RequestHeaders:
                     self.forwarded_proto = value
                 elif lowered == h.B_X_FORWARDED_HOST:
                     self.forwarded_host = value
+                elif lowered == h.B_COOKIE:
+                    kept = without_session_cookie(value)
+                    if kept:
+                        lines.append(name + b": " + kept + b"\r\n")
                 continue
             if lowered.startswith(identity):
                 continue

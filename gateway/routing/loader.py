@@ -62,7 +62,10 @@ ROUTE_KEYS = (
     "cors",
     "forward_credentials",
     "underscores_in_headers",
+    "browser",
 )
+# Kinds whose callers can be end users in a browser: the session cookie stands for one.
+BROWSER_AUTH_KINDS = frozenset({AuthKind.JWT, AuthKind.ANY})
 
 
 def load_route_table(
@@ -215,7 +218,13 @@ def _route(
         options["methods"] = read_methods(walk, spec["methods"][1], f"{where}.methods")
     if "host" in spec:
         options["host"] = read_host(walk, spec["host"][1], f"{where}.host")
-    for key in ("strip_prefix", "websocket", "forward_credentials", "underscores_in_headers"):
+    for key in (
+        "strip_prefix",
+        "websocket",
+        "forward_credentials",
+        "underscores_in_headers",
+        "browser",
+    ):
         if key in spec:
             options[key] = walk.boolean(spec[key][1], f"{where}.{key}")
     if options.get("forward_credentials") and (auth == AuthKind.NONE or upstream in builtin):
@@ -223,6 +232,12 @@ def _route(
             spec["forward_credentials"][1],
             f"{where}.forward_credentials: only for a route that authenticates and proxies "
             "(auth: none forwards every header as it is; the built-in upstream has no hop)",
+        )
+    if options.get("browser") and (auth not in BROWSER_AUTH_KINDS or upstream in builtin):
+        raise walk.fail(
+            spec["browser"][1],
+            f"{where}.browser: only for a route with auth: jwt or any to an upstream of its own "
+            "(the session cookie stands for a user; the built-in upstream reads bearer tokens)",
         )
     if options.get("websocket") and upstream in builtin:
         raise walk.fail(

@@ -136,6 +136,9 @@ class Route:
     # itself); names with `_` are forwarded (never a disguised framing or identity header).
     forward_credentials: bool = False
     underscores_in_headers: bool = False
+    # README "The login page and browser routes": the login page's session cookie is accepted
+    # too, and a browser without a credential is sent to the login page instead of a 401.
+    browser: bool = False
     line: int = 0
 
     def allows(self, method: str) -> bool:

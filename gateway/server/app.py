@@ -18,6 +18,8 @@ from gateway.config import Settings
 from gateway.forward_auth import ForwardAuth
 from gateway.http.response import Response
 from gateway.http.server import Handler
+from gateway.login.browser_auth import BrowserAuth
+from gateway.login.endpoints import LoginEndpoints
 from gateway.operations import Operations
 from gateway.pipeline.authenticate import Authenticate
 from gateway.pipeline.authorize import Authorize
@@ -85,7 +87,9 @@ class Gateway:
                 AuthKind.PAT: PatAuth(core),
                 AuthKind.SERVICE: ServiceAuth(core),
                 AuthKind.ANY: AnyCredential(core),
-            }
+            },
+            # `browser: true` routes: the login page's session cookie as well
+            lambda inner: BrowserAuth(inner, core.cookie_sessions, core.tenants, settings.login),
         )
         check_origins = settings.auth.origin_validation_enabled
         authorize = Authorize(core, check_origins=check_origins)
@@ -98,8 +102,9 @@ class Gateway:
         self.builtin = AuthCoreUpstream(
             core,
             build_api(core),
-            ForwardAuth(core, authorize, settings.forward_auth_clients),
+            ForwardAuth(core, authorize, settings.forward_auth_clients, settings.login),
             authorize,
+            LoginEndpoints(core, settings.login),
         )
         self.chain = Chain(
             [

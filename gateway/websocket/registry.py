@@ -31,6 +31,9 @@ from metrics.catalog import Catalog
 log = logging.getLogger("gateway")
 
 CHECK_INTERVAL = 0.25  # seconds between lifetime checks of every socket
+# Credentials of a session, refused by the revocation set: an access token, and the login
+# page's session cookie on a `browser: true` route (its issued_at is the session's start).
+_SESSION_METHODS = frozenset({"jwt", "cookie"})
 
 
 class SocketRegistry:
@@ -142,7 +145,7 @@ class SocketRegistry:
         if principal.expires_at and principal.expires_at <= now:
             return "the credential expired"
         revoked = (
-            principal.method == "jwt"
+            principal.method in _SESSION_METHODS
             and principal.user_id is not None
             and self.core.revoked.refuses(
                 principal.user_id, principal.session_id, principal.token_id, principal.issued_at

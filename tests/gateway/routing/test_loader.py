@@ -164,6 +164,22 @@ def test_credentials_and_underscores_are_off_unless_said() -> None:
     }
 
 
+def test_browser_is_off_unless_said() -> None:
+    table = parse_route_table(
+        "version: 1\n"
+        "upstreams: {up: {targets: ['http://localhost']}}\n"
+        "routes:\n"
+        "  - {name: api, path: /a, upstream: up, auth: jwt}\n"
+        "  - {name: dashboard, path: /b, upstream: up, auth: jwt, browser: true}\n"
+        "  - {name: either, path: /c, upstream: up, auth: any, browser: true}\n"
+    )
+    assert {r.name: r.browser for r in table.routes} == {
+        "api": False,
+        "dashboard": True,
+        "either": True,
+    }
+
+
 def test_top_level_underscores_in_headers_is_every_routes_default() -> None:
     table = parse_route_table(
         "version: 1\n"
@@ -664,6 +680,30 @@ INVALID = [
         route_file("path: /b", "upstream: auth_core", "auth: jwt", "forward_credentials: true"),
         11,
         "the built-in upstream has no hop",
+    ),
+    (
+        "browser not a boolean",
+        route_file("path: /b", "upstream: up", "auth: jwt", "browser: 1"),
+        11,
+        "browser must be true or false",
+    ),
+    (
+        "browser on auth: none",
+        route_file(*B, "browser: true"),
+        11,
+        "browser: only for a route with auth: jwt or any",
+    ),
+    (
+        "browser on auth: api_key",
+        route_file("path: /b", "upstream: up", "auth: api_key", "browser: true"),
+        11,
+        "browser: only for a route with auth: jwt or any",
+    ),
+    (
+        "browser to the built-in upstream",
+        route_file("path: /b", "upstream: auth_core", "auth: jwt", "browser: true"),
+        11,
+        "the built-in upstream reads bearer tokens",
     ),
     (
         "underscores_in_headers not a boolean",
