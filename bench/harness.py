@@ -480,11 +480,14 @@ def identity(work: Workdir) -> tuple[dict[str, str], str]:
     return env, str(token)
 
 
-def start_seeds_architecture(
+def start_forward_auth_architecture(
     work: Workdir, cpus: str, upstream_port: int, env: dict[str, str]
 ) -> list[Service]:
-    """nginx `auth_request` asking a separate gateway process, then proxying (seeds 000/001)."""
-    auth = start_gateway(work, "seeds-auth", cpus, gateway_routes(upstream_port, "none"), 1, env)
+    """nginx `auth_request` asking a separate gateway process, then proxying: the usual "proxy
+    calls an auth service" set-up (Traefik forwardAuth, nginx auth_request)."""
+    auth = start_gateway(
+        work, "forward-auth-gateway", cpus, gateway_routes(upstream_port, "none"), 1, env
+    )
     copied = ("x_auth_method", "x_user_id", "x_user_roles", "x_gateway_signature")
     sets = "\n    ".join(f"auth_request_set ${name} $upstream_http_{name};" for name in copied)
     forwards = "\n    ".join(
@@ -492,7 +495,7 @@ def start_seeds_architecture(
     )
     proxy = start_nginx(
         work,
-        "seeds-nginx",
+        "forward-auth-nginx",
         cpus,
         f"""upstream backend {{ server {LOOPBACK}:{upstream_port}; keepalive 64; }}
 upstream authsvc {{ server {LOOPBACK}:{auth.port}; keepalive 64; }}
@@ -539,10 +542,10 @@ def contenders(args: argparse.Namespace, work: Workdir, upstream: Service) -> li
             start=lambda: [start_nginx_proxy(work, cpus, upstream.port)],
         ),
         Contender(
-            "seeds",
-            "3. nginx auth_request + gateway forwardAuth (the seeds' architecture)",
+            "forward-auth",
+            "3. nginx auth_request + gateway forwardAuth (a separate auth service)",
             headers=bearer,
-            start=lambda: start_seeds_architecture(work, cpus, upstream.port, env),
+            start=lambda: start_forward_auth_architecture(work, cpus, upstream.port, env),
         ),
         Contender("gateway-none", "4. gateway, auth: none", start=gateway("gateway-none", "none")),
     ]
@@ -913,11 +916,13 @@ def tls_table(rows: dict[str, dict[str, Row]]) -> str:
 
 def table(rows: dict[str, Row]) -> str:
     nginx = rows.get("nginx")
-    seeds = rows.get("seeds")
+    forward_auth = rows.get("forward-auth")
     base_nginx = nginx.median("requests_per_second") if nginx and nginx.runs else None
-    base_seeds = seeds.median("requests_per_second") if seeds and seeds.runs else None
+    base_forward_auth = (
+        forward_auth.median("requests_per_second") if forward_auth and forward_auth.runs else None
+    )
     lines = [
-        "| contender | req/s (median) | p50 ms | p99 ms | vs nginx proxy | vs seeds' arch. "
+        "| contender | req/s (median) | p50 ms | p99 ms | vs nginx proxy | vs forwardAuth "
         "| auth cache hit rate |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -929,10 +934,10 @@ def table(rows: dict[str, Row]) -> str:
         hit_rate = f"{min(rates):.4%}" if rates else "-"
         rps = row.median("requests_per_second")
         vs_nginx = f"{rps / base_nginx:.2f}x" if base_nginx else "-"
-        vs_seeds = f"{rps / base_seeds:.2f}x" if base_seeds else "-"
+        vs_forward_auth = f"{rps / base_forward_auth:.2f}x" if base_forward_auth else "-"
         lines.append(
             f"| {row.title} | {rps:,.0f} | {row.median('p50_ms'):.2f} | "
-            f"{row.median('p99_ms'):.2f} | {vs_nginx} | {vs_seeds} | {hit_rate} |"
+            f"{row.median('p99_ms'):.2f} | {vs_nginx} | {vs_forward_auth} | {hit_rate} |"
         )
     return "\n".join(lines)
 
@@ -999,7 +1004,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def use_compiled_build() -> None:
     """Build (when the sources changed) and use the mypyc-compiled gateway for every gateway
-    process of the run, the seeds' forwardAuth one included."""
+    process of the run, the forwardAuth contender's included."""
     global GATEWAY_PYTHON
     subprocess.run([str(ROOT / "scripts" / "build-compiled"), str(COMPILED_VENV)], check=True)
     GATEWAY_PYTHON = str(COMPILED_VENV / "bin" / "python")
