@@ -212,6 +212,11 @@ class Worker:
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
+        if self.gateway is not None:
+            # The table came from the supervisor, parsed when it started: a worker it restarts,
+            # or one that a SIGHUP reached before it could act on one, would serve an old
+            # table. The file is the truth (an unchanged one costs a parse and changes nothing).
+            self.gateway.reload()
         log.info("worker serving on port %d", self.port)
         await stop.wait()
         log.info("draining (up to %gs)", self.settings.drain_timeout)

@@ -95,8 +95,12 @@ class Supervisor:
         if pid == 0:  # the worker
             code = 0
             try:
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
+                # Not SIG_DFL, which ends the process: a SIGHUP that comes while this worker
+                # starts must not kill it. It is not lost either: the worker reads routes.yaml
+                # again once it serves (Worker.serve_until_signalled).
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 run_worker(
                     self.settings, self.table, self.listeners, self.config_path, self.metrics_dir
                 )

@@ -320,6 +320,27 @@ async def test_workers_share_the_socket_and_a_killed_worker_is_replaced(
     assert await asyncio.to_thread(gateway.stop, WAIT) == 0
 
 
+async def test_a_replaced_worker_reads_the_route_table_as_it_is_now(
+    launch: Launch, upstream: Upstream
+) -> None:
+    # The supervisor parsed routes.yaml once, at start: a worker it forks later must not serve
+    # that copy when the file has changed since (here with nothing told to reload).
+    env = {"GATEWAY_WATCH_CONFIG": "false"}
+    gateway = launch(routes({"echo": [upstream.url]}, ECHO), workers=2, env=env)
+    pids = worker_pids(gateway)
+    await spread_over_workers(gateway.port, "/echo", pids)
+    gateway.config.write_text(routes({"echo": [upstream.url]}, ECHO, NEW))
+    assert (await get(gateway.port, "/new")).status == 404
+
+    for victim in pids:
+        os.kill(victim, signal.SIGKILL)
+    await eventually(lambda: not worker_pids(gateway) & pids, "the killed workers to be gone")
+    # Only replacements answer now; each has read the file as it is.
+    await until_status(gateway.port, "/new", 200)
+    for _ in range(20):
+        assert (await get(gateway.port, "/new")).status == 200
+
+
 async def test_request_ids_are_unique_across_workers(launch: Launch, upstream: Upstream) -> None:
     gateway = launch(routes({"echo": [upstream.url]}, ECHO), workers=2)
     await spread_over_workers(gateway.port, "/echo", worker_pids(gateway))
