@@ -20,13 +20,15 @@ from urllib.parse import parse_qsl
 
 import netaddr
 
+from auth_core.errors import MissingCredentials
 from auth_core.service import AuthCore
 from auth_core.store import DatabaseUnavailable
 from gateway.errors import AuthUnavailable, ForwardAuthNotAllowed, InvalidRequest
 from gateway.http.response import Response
+from gateway.pipeline.authn.base import NotResponsible
+from gateway.pipeline.authn.first_match import any_credential
 from gateway.pipeline.authorize import Authorize
 from gateway.pipeline.context import ContextSigners, context_values
-from gateway.pipeline.credentials import AnyCredential
 from gateway.pipeline.exchange import Exchange
 from gateway.problem import SERVER_NAME
 from gateway.routing.table import FORWARD_AUTH_AUDIENCE
@@ -38,7 +40,7 @@ class ForwardAuth:
     def __init__(self, core: AuthCore, authorize: Authorize, clients: netaddr.IPSet) -> None:
         self.core = core
         self.authorize = authorize
-        self.credential = AnyCredential(core)
+        self.credential = any_credential(core)
         self.clients = clients
         self.signers = ContextSigners(core)
         self._allowed: dict[str, bool] = {}  # by peer address: the same few proxies ask
@@ -76,6 +78,8 @@ class ForwardAuth:
         request = exchange.request
         try:
             pending = self.credential.authenticate(exchange)
+            if isinstance(pending, NotResponsible):
+                raise MissingCredentials(pending.needed)
             if pending is not None and not isinstance(pending, Response):
                 await pending
         except DatabaseUnavailable:
