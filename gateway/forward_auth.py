@@ -26,15 +26,17 @@ from urllib.parse import parse_qsl
 import netaddr
 
 from auth_core import headers as h
+from auth_core.errors import MissingCredentials
 from auth_core.service import AuthCore
 from auth_core.store import DatabaseUnavailable
 from gateway.errors import AuthUnavailable, ForwardAuthNotAllowed, InvalidRequest
 from gateway.http.response import Response
 from gateway.login.browser_auth import ForwardedBrowserAuth
 from gateway.login.settings import LoginSettings
+from gateway.pipeline.authn.base import NotResponsible
+from gateway.pipeline.authn.first_match import any_credential
 from gateway.pipeline.authorize import Authorize
 from gateway.pipeline.context import ContextSigners, context_values
-from gateway.pipeline.credentials import AnyCredential
 from gateway.pipeline.exchange import Exchange
 from gateway.problem import SERVER_NAME
 from gateway.routing.table import FORWARD_AUTH_AUDIENCE
@@ -54,7 +56,7 @@ class ForwardAuth:
         self.authorize = authorize
         # Any credential, or the login page's session cookie (gateway/login/browser_auth.py).
         self.credential = ForwardedBrowserAuth(
-            AnyCredential(core), core.cookie_sessions, core.tenants, login or LoginSettings()
+            any_credential(core), core.cookie_sessions, core.tenants, login or LoginSettings()
         )
         self.clients = clients
         self.signers = ContextSigners(core)
@@ -93,6 +95,8 @@ class ForwardAuth:
         request = exchange.request
         try:
             pending = self.credential.authenticate(exchange)
+            if isinstance(pending, NotResponsible):
+                raise MissingCredentials(pending.needed)
             if pending is not None and not isinstance(pending, Response):
                 pending = await pending
             if pending is not None:

@@ -11,11 +11,6 @@ from typing import Final
 
 from auth_core import headers as h
 
-# Temporary: gateway/pipeline/credentials.py, being rewritten as the pipeline's authn/, still
-# reads the name from here; the merge of that rewrite imports it from auth_core.headers and
-# removes this line.
-B_X_API_KEY: Final[bytes] = h.B_X_API_KEY
-
 # RFC 9110 section 7.6.1: meaningful for one connection only, never forwarded. `Upgrade` is
 # among them; websocket routes (a later stage) re-add it deliberately. Proxy-Connection and
 # Keep-Alive are obsolete but still sent by old clients.

@@ -53,7 +53,7 @@ def test_compiled_extension_points_allow_plain_python_subclasses() -> None:
     listed = compiled_list()
     for path, name in [
         ("gateway/pipeline/stage.py", "Stage"),
-        ("gateway/pipeline/authenticate.py", "Authenticator"),
+        ("gateway/pipeline/authn/base.py", "Authenticator"),
     ]:
         assert path in listed
         assert _marked_open(path, name), (

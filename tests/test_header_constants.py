@@ -33,10 +33,6 @@ NOT_A_HEADER_NAME: dict[tuple[str, str], str] = {
 # test_the_signed_names_are_the_header_names holds them to this module's.
 SPELT_APART = {"gateway/context.py"}
 
-# TEMPORARY: being rewritten by the pipeline's authn/ work at the time of writing; the merge of
-# that work takes these files (and what replaces them) off this list.
-TEMPORARY = {"gateway/pipeline/bearer.py", "gateway/pipeline/credentials.py"}
-
 
 def header_names() -> set[str]:
     """Every name auth_core/headers.py defines, lower-case."""
@@ -100,7 +96,7 @@ def test_no_header_name_is_spelt_outside_the_names_module() -> None:
     names = header_names()
     spelt = []
     for path, source in sources():
-        if path == NAMES_MODULE or path in SPELT_APART or path in TEMPORARY:
+        if path == NAMES_MODULE or path in SPELT_APART:
             continue
         spelt += [
             f"{path}:{line}: {text!r}"
@@ -118,9 +114,6 @@ def test_the_allowances_are_still_needed() -> None:
     assert stale == []
     spelling = {path for path, _ in found}
     assert spelling >= SPELT_APART
-    assert [path for path in TEMPORARY if path not in spelling] == [], (
-        "clean now: take it off TEMPORARY"
-    )
 
 
 def test_each_constant_is_named_after_its_header_and_its_forms_agree() -> None:

@@ -29,7 +29,7 @@ from auth_core.tenancy import Tenants
 from gateway.http.response import Response
 from gateway.login.cookies import SESSION_COOKIE, clear_session_cookie, cookie_value
 from gateway.login.settings import LoginSettings
-from gateway.pipeline.authenticate import Authenticator
+from gateway.pipeline.authn.base import Authenticator, AuthnResult
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import StageResult
 from gateway.problem import SERVER_NAME
@@ -155,7 +155,7 @@ class BrowserAuth(Authenticator):
         scheme = proto if proto in ("http", "https") else login.split(":", 1)[0]
         return f"{scheme}://{host}{local}"
 
-    def authenticate(self, exchange: Exchange) -> StageResult:
+    def authenticate(self, exchange: Exchange) -> AuthnResult:
         if carries_own_credential(exchange):
             return self.inner.authenticate(exchange)
         value = session_cookie_of(exchange)

@@ -1,34 +1,22 @@
 """Who the caller is, by the route's `auth` kind.
 
-Authenticators are registered by kind; routes.yaml only accepts kinds that have one, so a
-route can never be served by a kind this build does not enforce.
+Authenticators (gateway/pipeline/authn/) are registered by kind; routes.yaml only accepts kinds
+that have one, so a route can never be served by a kind this build does not enforce.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 
-from mypy_extensions import mypyc_attr
-
+from auth_core.errors import MissingCredentials
 from auth_core.store import DatabaseUnavailable
 from gateway.errors import AuthUnavailable
 from gateway.http.response import Response
+from gateway.pipeline.authn.base import Authenticator, NotResponsible
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.pipeline.withhold import without_access_token
 from gateway.routing.table import AuthKind, Route
-
-
-# An extension point, like Stage: plain Python subclasses work in the compiled build too.
-@mypyc_attr(allow_interpreted_subclasses=True)
-class Authenticator(ABC):
-    """Checks one kind of credential."""
-
-    @abstractmethod
-    def authenticate(self, exchange: Exchange) -> StageResult:
-        """Set `exchange.auth_method` (and the principal), or raise a 401/403 GatewayError;
-        an awaitable when the check has to wait (see Stage)."""
 
 
 class Authenticate(Stage):
@@ -68,6 +56,11 @@ class Authenticate(Stage):
         result = authenticator.authenticate(exchange)
         if result is None or isinstance(result, Response):
             return result
+        if isinstance(result, NotResponsible):
+            # The route's kind is the one the request lacks; its refusal is counted under it
+            # (auth_api_key_validations_total counts a missing key on an api_key route).
+            exchange.auth_method = route.auth.value
+            raise MissingCredentials(result.needed)
         return _translated(result)
 
 

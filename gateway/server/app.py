@@ -22,13 +22,16 @@ from gateway.login.browser_auth import BrowserAuth
 from gateway.login.endpoints import LoginEndpoints
 from gateway.operations import Operations
 from gateway.pipeline.authenticate import Authenticate
+from gateway.pipeline.authn.api_key import ApiKeyAuth
+from gateway.pipeline.authn.first_match import any_credential
+from gateway.pipeline.authn.jwt import JwtAuth
+from gateway.pipeline.authn.pat import PatAuth
+from gateway.pipeline.authn.service import ServiceAuth
 from gateway.pipeline.authorize import Authorize
 from gateway.pipeline.bans import RefuseBanned
-from gateway.pipeline.bearer import JwtBearer
 from gateway.pipeline.chain import Chain
 from gateway.pipeline.client_address import ClientAddressResolver, ResolveClientAddress
 from gateway.pipeline.context import SetContext
-from gateway.pipeline.credentials import AnyCredential, ApiKeyAuth, PatAuth, ServiceAuth
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.limit_body import LimitBody
 from gateway.pipeline.match_route import MatchRoute
@@ -82,11 +85,11 @@ class Gateway:
         self.resolver = ClientAddressResolver(settings.trusted_proxies)
         self.authenticate = Authenticate(
             {
-                AuthKind.JWT: JwtBearer(core),
+                AuthKind.JWT: JwtAuth(core),
                 AuthKind.API_KEY: ApiKeyAuth(core),
                 AuthKind.PAT: PatAuth(core),
                 AuthKind.SERVICE: ServiceAuth(core),
-                AuthKind.ANY: AnyCredential(core),
+                AuthKind.ANY: any_credential(core),
             },
             # `browser: true` routes: the login page's session cookie as well
             lambda inner: BrowserAuth(inner, core.cookie_sessions, core.tenants, settings.login),

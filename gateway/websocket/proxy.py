@@ -20,8 +20,9 @@ from auth_core.models import Principal
 from gateway.config import Settings
 from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 from gateway.http.response import Response
-from gateway.pipeline.bearer import bearer_token
-from gateway.pipeline.credentials import api_key_of
+from gateway.pipeline.authn.api_key import api_key_of
+from gateway.pipeline.authn.base import presented_token
+from gateway.pipeline.authn.service import service_token
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.problem import SERVER_NAME
@@ -209,6 +210,5 @@ def _credential(exchange: Exchange, principal: Principal) -> str | None:
     if principal.method == "api_key":
         return api_key_of(exchange)
     if principal.method == "service":
-        value = exchange.request.header(h.B_AUTHORIZATION) or b""
-        return value[8:].strip().decode("ascii", "replace")  # "Service gws_...", checked
-    return bearer_token(exchange.request.header(h.B_AUTHORIZATION)) or exchange.ws_token
+        return service_token(exchange.request.header(h.B_AUTHORIZATION))
+    return presented_token(exchange)

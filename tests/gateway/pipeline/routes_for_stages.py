@@ -13,6 +13,9 @@ routes:
   - {name: admin, path: /admin, upstream: api, auth: jwt, roles: [admin, ops]}
   - {name: browser, path: /app, upstream: api, auth: jwt}
   - {name: partner, path: /partner, upstream: api, auth: api_key}
+  - {name: tokens, path: /tokens, upstream: api, auth: pat}
+  - {name: internal, path: /internal, upstream: api, auth: service}
+  - {name: either, path: /either, upstream: api, auth: any}
   - {name: passing, path: /passing, upstream: api, auth: jwt, forward_credentials: true}
   - name: limited
     path: /limited

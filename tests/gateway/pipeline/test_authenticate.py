@@ -8,10 +8,15 @@ from collections.abc import Mapping
 
 import pytest
 
+from auth_core.errors import GatewayError
 from auth_core.service import AuthCore, CallInfo
-from gateway.pipeline.authenticate import Authenticate, Authenticator
-from gateway.pipeline.bearer import JwtBearer
-from gateway.pipeline.credentials import ApiKeyAuth
+from gateway.pipeline.authenticate import Authenticate
+from gateway.pipeline.authn.api_key import ApiKeyAuth
+from gateway.pipeline.authn.base import Authenticator
+from gateway.pipeline.authn.first_match import any_credential
+from gateway.pipeline.authn.jwt import JwtAuth
+from gateway.pipeline.authn.pat import PatAuth
+from gateway.pipeline.authn.service import ServiceAuth
 from gateway.routing.table import AuthKind
 from tests.auth_core.helpers import PASSWORD
 from tests.gateway.pipeline.routes_for_stages import ROUTES, request
@@ -22,8 +27,11 @@ CALL = CallInfo(ip="203.0.113.7", request_id="req-authn")
 
 def stage(core: AuthCore) -> Authenticate:
     kinds: Mapping[AuthKind, Authenticator] = {
-        AuthKind.JWT: JwtBearer(core),
+        AuthKind.JWT: JwtAuth(core),
         AuthKind.API_KEY: ApiKeyAuth(core),
+        AuthKind.PAT: PatAuth(core),
+        AuthKind.SERVICE: ServiceAuth(core),
+        AuthKind.ANY: any_credential(core),
     }
     return Authenticate(kinds)
 
@@ -57,6 +65,8 @@ REFUSED = [
     ),
     ("api_key: no credential", "/partner", [], 401, "missing_credentials"),
     ("api_key: not a key", "/partner", ["X-API-Key: gwk_nonsense"], 401, "invalid_api_key"),
+    ("pat: a JWT is no PAT", "/tokens", ["Authorization: Bearer a.b.c"], 401, "invalid_token"),
+    ("any: not a token", "/either", ["Authorization: Bearer nonsense"], 401, "invalid_token"),
 ]
 
 
@@ -71,6 +81,62 @@ async def test_refusals(
     exchange = routed_exchange(request("GET", target, *headers), ROUTES)
     refused = await refusal_awaited(lambda: stage(core)(exchange))
     assert (refused.status, refused.code) == (status, code)
+
+
+BEARER_JWT = "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln"
+MISSING = [
+    # (description, route, headers, the 401 missing_credentials' detail)
+    ("jwt: nothing", "/app", [], "an access token is needed (Authorization: Bearer ...)"),
+    ("api_key: nothing", "/partner", [], "an API key is needed (X-API-Key)"),
+    ("api_key: a JWT", "/partner", [BEARER_JWT], "an API key is needed (X-API-Key)"),
+    (
+        "pat: nothing",
+        "/tokens",
+        [],
+        "a personal access token is needed (Authorization: Bearer gwp_...)",
+    ),
+    (
+        "service: a bearer token",
+        "/internal",
+        [BEARER_JWT],
+        "a service token is needed (Authorization: Service gws_...)",
+    ),
+    (
+        "any: nothing",
+        "/either",
+        [],
+        "a credential is needed (Authorization: Bearer ..., or X-API-Key)",
+    ),
+    (
+        "any: a service token",
+        "/either",
+        ["Authorization: Service gws_x"],
+        "a credential is needed (Authorization: Bearer ..., or X-API-Key)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("target", "headers", "detail"), [c[1:] for c in MISSING], ids=[c[0] for c in MISSING]
+)
+def test_a_request_without_the_kind_of_credential_is_missing_it(
+    core: AuthCore, target: str, headers: list[str], detail: str
+) -> None:
+    """No authenticator responsible: 401 missing_credentials saying what the route wants."""
+    exchange = routed_exchange(request("GET", target, *headers), ROUTES)
+    with pytest.raises(GatewayError) as refused:
+        stage(core)(exchange)
+    assert (refused.value.status, refused.value.code) == (401, "missing_credentials")
+    assert refused.value.detail == detail
+
+
+def test_a_missing_key_counts_among_the_keys_refusals(core: AuthCore) -> None:
+    """auth_api_key_validations_total counts a refusal whose auth method is api_key (README:
+    Operations), a missing key on an api_key route too."""
+    exchange = routed_exchange(request("GET", "/partner"), ROUTES)
+    with pytest.raises(GatewayError):
+        stage(core)(exchange)
+    assert exchange.auth_method == "api_key"
 
 
 async def test_an_api_key_proves_its_tenant_from_an_allowed_address_only(core: AuthCore) -> None:

@@ -1,6 +1,6 @@
 """Stages and authenticators are extension points: plain Python subclasses, defined here, run in
-a real gateway, in the pure package and in the compiled build alike (there Stage and
-Authenticator are compiled and these classes are not)."""
+a real gateway, in the pure package and in the compiled build alike (there Stage, Authenticator
+and FirstMatch are compiled and these classes are not)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
-from auth_core.errors import MissingCredentials
+from auth_core.errors import InvalidToken
 from gateway.errors import IpNotAllowed
-from gateway.pipeline.authenticate import Authenticator
+from gateway.pipeline.authn.base import Authenticator, AuthnResult, NotResponsible
+from gateway.pipeline.authn.first_match import FirstMatch
+from gateway.pipeline.authn.jwt import JwtAuth
 from gateway.pipeline.chain import Chain
 from gateway.pipeline.client_address import ResolveClientAddress
 from gateway.pipeline.exchange import Exchange
@@ -45,11 +47,15 @@ class RefuseAfterWaiting(Stage):
 
 
 class LetInByHeader(Authenticator):
-    """Lets in a request that says `X-Let-In: yes`; refuses the rest with a typed 401."""
+    """Responsible for a request with `X-Let-In`: lets it in when it says `yes`, refuses it
+    with a typed 401 otherwise."""
 
-    def authenticate(self, exchange: Exchange) -> StageResult:
-        if exchange.request.header(b"x-let-in") != b"yes":
-            raise MissingCredentials("say X-Let-In: yes")
+    def authenticate(self, exchange: Exchange) -> AuthnResult:
+        said = exchange.request.header(b"x-let-in")
+        if said is None:
+            return NotResponsible("say X-Let-In: yes")
+        if said != b"yes":
+            raise InvalidToken("X-Let-In says no")
         exchange.auth_method = "let-in"
         return None
 
@@ -99,8 +105,44 @@ async def test_a_plain_python_authenticator_serves_a_route_kind(
             assert response.headers["WWW-Authenticate"] == 'Bearer realm="gateway"'
             body = await response.json(content_type=None)
         assert (body["error"], body["detail"]) == ("missing_credentials", "say X-Let-In: yes")
+        async with client.get(gw.url + "/private", headers={"X-Let-In": "no"}) as response:
+            assert response.status == 401
+            body = await response.json(content_type=None)
+        assert (body["error"], body["detail"]) == ("invalid_token", "X-Let-In says no")
         assert upstream.seen == []
         async with client.get(gw.url + "/private", headers={"X-Let-In": "yes"}) as response:
             assert response.status == 200
+        received = {name.lower(): value for name, value in upstream.seen[0]["headers"]}
+        assert received["x-auth-method"] == "let-in"
+
+
+async def test_a_plain_python_authenticator_goes_first_among_the_compiled_ones(
+    tmp_path: Path, upstream: Upstream, client: ClientSession
+) -> None:
+    table = routes(
+        {"echo": [upstream.url]}, "{name: either, path: /either, upstream: echo, auth: any}"
+    )
+    async with running_gateway(table, tmp_path) as gw:
+        app = gw.worker.gateway
+        assert app is not None
+        app.authenticate.authenticators[AuthKind.ANY] = FirstMatch(
+            (LetInByHeader(), JwtAuth(gw.core)), "say X-Let-In, or send a token"
+        )
+        async with client.get(gw.url + "/either") as response:
+            assert response.status == 401
+            body = await response.json(content_type=None)
+        assert (body["error"], body["detail"]) == (
+            "missing_credentials",
+            "say X-Let-In, or send a token",
+        )
+        # Not the plain one's: the JWT authenticator after it answers.
+        bearer = {"Authorization": "Bearer not-a-token"}
+        async with client.get(gw.url + "/either", headers=bearer) as response:
+            assert response.status == 401
+            body = await response.json(content_type=None)
+        assert body["error"] == "invalid_token"
+        assert upstream.seen == []
+        async with client.get(gw.url + "/either", headers={"X-Let-In": "yes", **bearer}) as r:
+            assert r.status == 200
         received = {name.lower(): value for name, value in upstream.seen[0]["headers"]}
         assert received["x-auth-method"] == "let-in"
