@@ -143,6 +143,7 @@ def _digest(key: bytes, text: str) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _IPAD = bytes(byte ^ 0x36 for byte in range(256))
 _OPAD = bytes(byte ^ 0x5C for byte in range(256))
 
@@ -167,7 +168,10 @@ class Signer:
         inner.update(rest)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return self.prefix + base64.urlsafe_b64encode(outer.digest()).rstrip(b"=").decode()
+        # binascii directly: base64.urlsafe_b64encode is two Python calls, interpreted even in
+        # the compiled build. A SHA-256 digest is 44 characters of base64, the last one `=`.
+        encoded = binascii.b2a_base64(outer.digest(), newline=False)[:43]
+        return self.prefix + encoded.translate(_URLSAFE).decode()
 
     def sign(
         self, method: str, path: str, values: Mapping[str, str], timestamp: int | None = None

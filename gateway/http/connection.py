@@ -44,6 +44,9 @@ MAX_QUEUED = 16  # pipelined requests parsed ahead of the one being served
 LINGER_QUIET = 5.0
 LINGER_TIME = 30.0
 _LINE_CONTEXT = 16 * 1024  # bytes kept from the previous read to find a split request line
+# What ends a request line after its target: concatenated, not formatted (bytes % is slower).
+_HTTP_11_END = b" HTTP/1.1\r\n"
+_HTTP_10_END = b" HTTP/1.0\r\n"
 _SINGLETONS = frozenset({h.B_HOST, h.B_AUTHORIZATION, h.B_X_API_KEY, h.B_CONTENT_TYPE})
 
 
@@ -257,7 +260,7 @@ class HttpConnection(asyncio.Protocol):
         url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
         # llhttp also reads RTSP/1.0 and ICE/1.0 request lines, and reports them as version
         # 1.0: check the line says HTTP. It is in the data being fed, or began just before.
-        marker = b"%b HTTP/%b\r\n" % (url, version.encode())
+        marker = url + (_HTTP_11_END if version == "1.1" else _HTTP_10_END)
         if marker not in self._chunk and marker not in self._previous + self._chunk:
             raise Refusal(400, "not an HTTP request line")
         index = self._index

@@ -24,6 +24,8 @@ class ClientAddressResolver:
 
     def __init__(self, trusted: netaddr.IPSet) -> None:
         self.trusted = trusted
+        # An IPSet's truth is a Python call (netaddr is not compiled): asked once, not per request.
+        self.any_trusted = bool(trusted)
         self._trusted_cache: dict[str, bool] = {}
 
     def is_trusted(self, ip: str) -> bool:
@@ -31,7 +33,7 @@ class ClientAddressResolver:
         if cached is None:
             if len(self._trusted_cache) >= _CACHE_LIMIT:
                 self._trusted_cache.clear()
-            cached = self._trusted_cache[ip] = bool(self.trusted) and ip in self.trusted
+            cached = self._trusted_cache[ip] = self.any_trusted and ip in self.trusted
         return cached
 
     def resolve(self, peer: str, forwarded_for: list[str]) -> str:
@@ -60,7 +62,7 @@ class ResolveClientAddress(Stage):
         request = exchange.request
         resolver = self.resolver
         peer = exchange.peer = request.peer
-        if resolver.trusted and resolver.is_trusted(peer):
+        if resolver.any_trusted and resolver.is_trusted(peer):
             exchange.peer_trusted = True
             values = [v.decode("latin-1") for v in request.header_values(h.B_X_FORWARDED_FOR)]
             exchange.client_ip = resolver.resolve(peer, values)

@@ -5,7 +5,7 @@ responses: no StreamReader, no per-chunk task, no header dict until the forwarde
 This is the hot path's largest cost in aiohttp's ClientSession, which measured at less than half
 the speed (see bench/README.md).
 
-One exchange at a time: `begin`, `send`/`drain` the request, `response_head`, then `read` the
+One exchange at a time: `begin`, `send`/`drain` the request, `head_pending`, then `read` the
 body until b"" (or take it whole when `complete`), then `finish` says whether it may be reused.
 """
 
@@ -301,23 +301,19 @@ class UpstreamConnection(asyncio.Protocol):
             waiting.discard(self)
         self._raise_if_failed()
 
-    async def response_head(self) -> None:
-        """Wait for the status line and headers, at most the timeout."""
-        # _wait() written out: this is every request's wait, one coroutine less matters.
-        waiting = self.watchdog.waiting
-        while not self.head_received:
-            if self.error is not None:
-                raise self.error
-            waiter = self._waiter = self.loop.create_future()
-            self.deadline = self.loop.time() + self._timeout
-            waiting.add(self)
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-                waiting.discard(self)
+    def head_pending(self) -> asyncio.Future[None] | None:
+        """None once the status line and headers are in; until then a future that is done
+        when something arrives (the forwarder awaits it, then asks again), at most the
+        timeout later. Raises the exchange's failure. Not a coroutine: this is every
+        request's wait, and a future awaited directly is one coroutine less each time."""
         if self.error is not None:
             raise self.error
+        if self.head_received:
+            return None
+        waiter = self._waiter = self.loop.create_future()
+        self.deadline = self.loop.time() + self._timeout
+        self.watchdog.waiting.add(self)
+        return waiter
 
     async def whole_body(self) -> None:
         """Wait until the response is complete (its body is then `take_body`'s)."""
@@ -367,6 +363,7 @@ class UpstreamConnection(asyncio.Protocol):
     def close(self) -> None:
         self.active = False
         self.closed = True
+        self._stop_waiting()
         if self.transport is not None:
             self.transport.close()
             self.transport = None
@@ -375,6 +372,7 @@ class UpstreamConnection(asyncio.Protocol):
         """Drop the connection now (the client went away, or the exchange failed)."""
         self.active = False
         self.closed = True
+        self._stop_waiting()
         if self.transport is not None:
             self.transport.abort()
             self.transport = None
@@ -403,9 +401,21 @@ class UpstreamConnection(asyncio.Protocol):
             raise self.error
 
     def _wake(self) -> None:
+        # The waiter's bookkeeping is undone here, not after the await: head_pending's waits
+        # have no coroutine of their own to do it in.
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._waiter = None
+            self.watchdog.waiting.discard(self)
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _stop_waiting(self) -> None:
+        # A wait ended by cancellation (head_pending's future cancelled with the task) leaves
+        # the connection in the Watchdog's set: the connection is dropped, so is that entry.
+        if self._waiter is not None:
+            self._waiter = None
+            self.watchdog.waiting.discard(self)
 
     def _fail(self, error: UpstreamError) -> None:
         if self.error is None:

@@ -122,9 +122,14 @@ class Forwarder:
                     await self._stream_body(exchange, conn)
                 else:
                     conn.send(head + body if body else head)
-                await conn.response_head()
+                waiter = conn.head_pending()
+                while waiter is not None:
+                    await waiter
+                    waiter = conn.head_pending()
                 length = conn.content_length
-                if length is not None and length <= BUFFERED_RESPONSE:
+                # Awaited only when it has to wait: an answer that came in one read is
+                # complete already, and a coroutine a request is not free.
+                if not conn.complete and length is not None and length <= BUFFERED_RESPONSE:
                     await conn.whole_body()
             except UpstreamError as exc:
                 conn.abort()
@@ -136,6 +141,8 @@ class Forwarder:
                 conn.abort()
                 raise
             pool.succeeded()
+            if conn.complete:
+                return self.complete_response(exchange, pool, conn)
             return await self.respond(exchange, pool, conn)
 
     def _head(
