@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from auth_core import headers as h
@@ -20,7 +21,9 @@ from auth_core.api.session_cookie import (
     COOKIE_NAME,
     clear_cookie,
     refuse_forged,
+    refuse_forged_login,
     require_refresh_token,
+    sent_by_a_page,
     set_cookie,
 )
 from auth_core.errors import InvalidRequest
@@ -36,6 +39,16 @@ CSRF_REFUSAL = (
     403,
     "`csrf_refused` (GATEWAY_SESSION_COOKIES): authenticated by the session cookie without "
     "X-Requested-With, or from an origin off the whitelist",
+)
+LOGIN_CSRF_REFUSAL = (
+    "`csrf_refused` (GATEWAY_SESSION_COOKIES): sent by a page (with Origin or Referer) "
+    "without X-Requested-With, or from an origin neither on the top-level `origins` nor on "
+    "any tenant's"
+)
+NOT_JSON = (
+    415,
+    "`invalid_request` (GATEWAY_SESSION_COOKIES): the body was not sent as "
+    "Content-Type: application/json",
 )
 
 
@@ -58,19 +71,41 @@ def optional_text(document: dict[str, Any], name: str) -> str | None:
     return None if document.get(name) is None else text_field(document, name)
 
 
+def _nobody(origin: str) -> bool:
+    """The whitelist of a request no page sent: never asked (csrf.py lets it pass first), and
+    so not worth a read of the tenants' origins."""
+    return False
+
+
 def register(api: AuthApi, core: AuthCore) -> None:
     sessions = core.sessions
     accounts = core.accounts
+    cookies = core.settings.session_cookies
+
+    async def opening_whitelist(call: ApiCall) -> Callable[[str], bool]:
+        """Who may log in or sign up from a page: before the user is known, any origin a
+        preflight of the auth core's endpoints is answered for (the top-level `origins`, or
+        any tenant's); the user's own list applies to what the session does next."""
+        platform = call.platform_origins or OriginWhitelist(())
+        index = core.tenants.cached_origin_index() or await core.tenants.load_origin_index()
+        return lambda origin: platform.allows(origin) or index.origins.allows(origin)
+
+    async def refuse_forged_opening(call: ApiCall) -> None:
+        """Login CSRF (session_cookie.py), with cookie sessions only: without them a login
+        plants nothing in the browser."""
+        if not cookies:
+            return
+        allowed = await opening_whitelist(call) if sent_by_a_page(call.header) else _nobody
+        refuse_forged_login(call.header, allowed)
 
     async def signup(call: ApiCall) -> ApiResponse:
+        await refuse_forged_opening(call)
         body = call.json()
         email = text_field(body, "email")
         password = text_field(body, "password")
         name = optional_text(body, "name")
         user = await accounts.signup(email, password, name, call.info, call.base_url)
         return ApiResponse(201, {"user": user.public()})
-
-    cookies = core.settings.session_cookies
 
     def pair_answer(pair: TokenPair) -> ApiResponse:
         """A token pair: the refresh token in the body, or with cookie sessions in the cookie
@@ -99,6 +134,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
         return token
 
     async def login(call: ApiCall) -> ApiResponse:
+        await refuse_forged_opening(call)
         body = call.json()
         email = body.get("email", body.get("username"))
         password = body.get("password")
@@ -182,6 +218,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             ),
             obj({"user": USER_SCHEMA}, ["user"]),
             rate=MAIL_RATE,
+            errors=((403, LOGIN_CSRF_REFUSAL), NOT_JSON),
         ),
         Endpoint(
             "POST",
@@ -201,13 +238,14 @@ def register(api: AuthApi, core: AuthCore) -> None:
                     403,
                     "`email_not_verified` (with GATEWAY_REQUIRE_VERIFIED_EMAIL): the password "
                     "is right but the address is not confirmed; POST "
-                    "/api/v1/auth/verify-email/resend sends a new mail",
+                    "/api/v1/auth/verify-email/resend sends a new mail. " + LOGIN_CSRF_REFUSAL,
                 ),
                 (
                     429,
                     "`rate_limited`: too many failed logins for this account from this "
                     "address (or in all); Retry-After says when to try again",
                 ),
+                NOT_JSON,
             ),
         ),
         Endpoint(

@@ -19,6 +19,10 @@ of the JSON body, where any script on the page could. Its attributes, and why:
 
 A cookie whose value is not a well-formed refresh token, or that appears twice, is treated as
 absent: the answer is the one a request without a cookie gets.
+
+Login and signup, which open a session, are held to csrf.py's login rule, and take a JSON body
+only (`Content-Type: application/json`): a cross-site HTML form can send only form encodings
+and text/plain, and a `fetch()` with the JSON type needs a preflight the whitelist refuses.
 """
 
 from __future__ import annotations
@@ -27,14 +31,15 @@ import re
 from collections.abc import Callable
 
 from auth_core import headers as h
-from auth_core.csrf import refuse_cross_site
-from auth_core.errors import MissingCredentials
+from auth_core.csrf import refuse_cross_site, refuse_cross_site_login
+from auth_core.errors import InvalidRequest, MissingCredentials
 
 COOKIE_NAME = "__Secure-gateway-refresh"
 COOKIE_PATH = "/api/v1/auth"
 # What sessions.py issues: "gwr_" and 32 random bytes, base64url (secrets.token_urlsafe).
 _REFRESH_TOKEN = re.compile(r"gwr_[A-Za-z0-9_-]{43}")
 _ATTRIBUTES = f"Path={COOKIE_PATH}; Secure; HttpOnly; SameSite=Strict"
+JSON_MEDIA_TYPE = "application/json"
 
 
 def set_cookie(refresh_token: str, max_age: int) -> str:
@@ -81,3 +86,23 @@ def refuse_forged(
         header(h.B_X_REQUESTED_WITH),
         allowed,
     )
+
+
+def refuse_forged_login(
+    header: Callable[[bytes], str | None], allowed: Callable[[str], bool]
+) -> None:
+    """csrf.py's login rule, then a JSON body required (415 invalid_request otherwise)."""
+    refuse_cross_site_login(
+        header(h.B_ORIGIN), header(h.B_REFERER), header(h.B_X_REQUESTED_WITH), allowed
+    )
+    content_type = header(h.B_CONTENT_TYPE) or ""
+    if content_type.partition(";")[0].strip().lower() != JSON_MEDIA_TYPE:
+        raise InvalidRequest(
+            "with cookie sessions the body must be sent as Content-Type: application/json",
+            status=415,
+        )
+
+
+def sent_by_a_page(header: Callable[[bytes], str | None]) -> bool:
+    """Whether a request names a page it came from (Origin or Referer): a browser's."""
+    return bool((header(h.B_ORIGIN) or "").strip() or (header(h.B_REFERER) or "").strip())

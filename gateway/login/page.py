@@ -29,7 +29,10 @@ def page_headers(request_id: str) -> list[tuple[bytes, bytes]]:
         (h.W_CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY.encode()),
         (h.W_X_FRAME_OPTIONS, b"DENY"),
         (h.W_X_CONTENT_TYPE_OPTIONS, b"nosniff"),
-        (h.W_REFERRER_POLICY, b"no-referrer"),
+        # Not no-referrer: under that policy a browser sends `Origin: null` with the form's
+        # POST (Fetch standard, "serializing a request origin"), and the login refuses it.
+        # same-origin keeps the Origin of our own form, and no URL of ours leaves the host.
+        (h.W_REFERRER_POLICY, b"same-origin"),
         (h.W_X_REQUEST_ID, request_id.encode()),
         (h.W_SERVER, SERVER_NAME.encode()),
     ]

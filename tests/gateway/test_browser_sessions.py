@@ -2,8 +2,9 @@
 served from a whitelisted origin signs up, logs in, refreshes by cookie, calls a `jwt` route on
 a real upstream and opens a websocket through the gateway, and logs out, all with `fetch()` and
 `WebSocket` and the preflights Chromium sends for them; a page from a foreign origin gets its
-preflight refused, and its cookie-carrying POST is refused by the CSRF rule (README: The route
-table, CORS; The auth core, Cookie sessions).
+preflight refused, its cookie-carrying POST is refused by the CSRF rule, and so is its attempt
+to log the browser in as the attacker (README: The route table, CORS; The auth core, Cookie
+sessions).
 
 Everything is plain HTTP on loopback: the gateway on one port, the app's page on another, the
 foreign page on a third. Chromium counts http://127.0.0.1 as a secure context ("potentially
@@ -256,3 +257,58 @@ async def test_a_foreign_page_is_refused_its_preflight_and_its_forged_post(
         script(gateway, 'return (await post("/api/v1/auth/refresh")).status;')
     )
     assert status == 200
+
+
+async def test_a_foreign_page_cannot_plant_its_session_by_logging_the_browser_in(
+    browser: Browser,
+    gateway: RunningGateway,
+    foreign_page: Upstream,
+    client: ClientSession,
+) -> None:
+    """Login CSRF: the foreign page logs the browser into the attacker's account, so that
+    whatever the victim does next lands there. Only requests that need no preflight can be
+    tried (a JSON body or X-Requested-With would need one, refused): a no-cors fetch with a
+    text/plain or form body, and a plain HTML form. Each is refused by the CSRF rule, and the
+    browser holds no session cookie after."""
+    attacker = {"email": "attacker@example.com", "password": PASSWORD}
+    async with client.post(gateway.url + "/api/v1/auth/signup", json=attacker) as answer:
+        assert answer.status == 201
+    tab = await browser.open(foreign_page.url + "/")
+    before = await auth_failures(client, gateway, "csrf_refused")
+    kinds = await tab.evaluate(
+        script(
+            gateway,
+            f"const attacker = {json.dumps(attacker)};"
+            + """const kinds = [];
+            for (const body of [JSON.stringify(attacker), new URLSearchParams(attacker)]) {
+                const answer = await fetch(G + "/api/v1/auth/login", {
+                    method: "POST", mode: "no-cors", credentials: "include", body});
+                kinds.push(answer.type);
+            }
+            return kinds;""",
+        )
+    )
+    assert kinds == ["opaque", "opaque"]
+    assert await auth_failures(client, gateway, "csrf_refused") == before + 2
+    # A form the page submits: the tab goes to the gateway's answer.
+    landed = await tab.follow(
+        script(
+            gateway,
+            f"const attacker = {json.dumps(attacker)};"
+            + """const form = document.createElement("form");
+            form.method = "POST";
+            form.action = G + "/api/v1/auth/login";
+            for (const [name, value] of Object.entries(attacker)) {
+                const input = document.createElement("input");
+                input.name = name;
+                input.value = value;
+                form.appendChild(input);
+            }
+            document.body.appendChild(form);
+            form.submit();""",
+        )
+    )
+    assert landed == gateway.url + "/api/v1/auth/login"
+    assert json.loads(await tab.evaluate("document.body.innerText"))["error"] == "csrf_refused"
+    assert await auth_failures(client, gateway, "csrf_refused") == before + 3
+    assert await tab.cookies(gateway.url + "/api/v1/auth/refresh") == []

@@ -167,6 +167,8 @@ async def test_the_page_is_plain_accessible_html_with_nothing_from_elsewhere(
     assert page.headers["Cache-Control"] == "no-store"
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Frame-Options"] == "DENY"
+    # Not no-referrer: a browser would send `Origin: null` with the form (the Chromium test).
+    assert page.headers["Referrer-Policy"] == "same-origin"
     html = page.body.decode()
     assert '<html lang="en">' in html
     assert "<h1>Sign in</h1>" in html

@@ -1,12 +1,14 @@
 """Cookie sessions (GATEWAY_SESSION_COOKIES; README: The auth core, Cookie sessions), through a
 running gateway with the shipped routes.yaml: the refresh token only ever in the cookie, the
 cookie's attributes, refresh and logout by cookie held to the CSRF rule, a bad or repeated cookie
-counted as absent, logout clearing it. The same flows in a real browser are in
+counted as absent, logout clearing it; login and signup from a page off the whitelist refused
+(login CSRF), and their bodies JSON only. The same flows in a real browser are in
 tests/gateway/test_browser_sessions.py.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -225,3 +227,115 @@ async def test_without_the_setting_the_refresh_token_stays_in_the_body(
         ) as answer:
             assert answer.status == 200
             assert "refresh_token" in await answer.json()
+
+
+# -- login CSRF: a page elsewhere planting the attacker's session ------------------------------
+
+CREDENTIALS = {"email": EMAIL, "password": PASSWORD}
+OPENINGS = [
+    ("/api/v1/auth/login", CREDENTIALS),
+    ("/api/v1/auth/signup", {"email": "other@example.com", "password": PASSWORD}),
+]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Origin": FOREIGN_ORIGIN, "X-Requested-With": "x"}, id="foreign-origin"),
+        pytest.param({"Origin": APP_ORIGIN}, id="no-x-requested-with"),
+        pytest.param({"Origin": "null", "X-Requested-With": "x"}, id="origin-null"),
+        pytest.param(
+            {"Referer": FOREIGN_ORIGIN + "/page", "X-Requested-With": "x"}, id="foreign-referer"
+        ),
+        pytest.param({"Referer": "not a url", "X-Requested-With": "x"}, id="malformed-referer"),
+    ],
+)
+@pytest.mark.parametrize(("path", "document"), OPENINGS, ids=["login", "signup"])
+async def test_a_login_from_a_page_off_the_whitelist_is_refused_and_sets_no_cookie(
+    gateway: RunningGateway,
+    client: ClientSession,
+    headers: dict[str, str],
+    path: str,
+    document: dict[str, str],
+) -> None:
+    async with client.post(gateway.url + path, json=document, headers=headers) as answer:
+        assert answer.status == 403, await answer.text()
+        assert (await answer.json())["error"] == "csrf_refused"
+        assert "Set-Cookie" not in answer.headers
+    # Nothing was done: no account for the signup, no session for the login.
+    assert await gateway.core.store.users.by_email("other@example.com") is None
+    user = await gateway.core.store.users.by_email(EMAIL)
+    assert user is not None
+    # (Ending every session of the user returns those it ended: none was opened.)
+    assert await gateway.core.store.sessions.revoke_all(user.id, "test") == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(PAGE, id="whitelisted-origin"),
+        pytest.param({"Origin": TENANT_ORIGIN, "X-Requested-With": "x"}, id="a-tenants-origin"),
+        pytest.param(
+            {"Referer": APP_ORIGIN + "/sign-in", "X-Requested-With": "x"}, id="whitelisted-referer"
+        ),
+        pytest.param({}, id="no-page-at-all"),  # curl, a backend: no Origin, no Referer
+    ],
+)
+async def test_a_login_from_a_whitelisted_page_or_from_no_page_sets_the_cookie(
+    gateway: RunningGateway, client: ClientSession, headers: dict[str, str]
+) -> None:
+    url = gateway.url + "/api/v1/auth/login"
+    async with client.post(url, json=CREDENTIALS, headers=headers) as answer:
+        assert answer.status == 200, await answer.text()
+        token, _ = cookie_of(answer)
+    assert token.startswith("gwr_")
+    signup = {"email": "other@example.com", "password": PASSWORD}
+    async with client.post(gateway.url + "/api/v1/auth/signup", json=signup, headers=headers) as a:
+        assert a.status == 201, await a.text()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None],
+)
+@pytest.mark.parametrize(("path", "document"), OPENINGS, ids=["login", "signup"])
+async def test_with_cookie_sessions_login_and_signup_take_json_only(
+    gateway: RunningGateway,
+    client: ClientSession,
+    content_type: str | None,
+    path: str,
+    document: dict[str, str],
+) -> None:
+    # A JSON text under another type: what a cross-site form (enctype="text/plain") can send.
+    body = json.dumps(document).encode()
+    headers = {"Content-Type": content_type} if content_type else {}
+    async with client.post(
+        gateway.url + path, data=body, headers=headers, skip_auto_headers=["Content-Type"]
+    ) as answer:
+        assert answer.status == 415, await answer.text()
+        problem = await answer.json()
+        assert problem["error"] == "invalid_request"
+        assert "application/json" in problem["detail"]
+        assert "Set-Cookie" not in answer.headers
+    # The JSON type with a charset is JSON.
+    async with client.post(
+        gateway.url + path,
+        data=body,
+        headers={"Content-Type": "Application/JSON; charset=utf-8"},
+    ) as answer:
+        assert answer.status in (200, 201), await answer.text()
+
+
+async def test_without_cookie_sessions_the_body_type_is_not_checked(
+    tmp_path: Path, client: ClientSession
+) -> None:
+    # Nothing planted, nothing to forge: the API parses JSON whatever the type, as always.
+    settings = quiet_settings(auth=auth_settings(tmp_path))
+    async with running_gateway(SHIPPED.read_text(), tmp_path, settings) as gw:
+        await gw.core.accounts.signup(EMAIL, PASSWORD, None, CallInfo(), "")
+        async with client.post(
+            gw.url + "/api/v1/auth/login",
+            data=json.dumps(CREDENTIALS),
+            headers={"Content-Type": "text/plain", "Origin": FOREIGN_ORIGIN},
+        ) as answer:
+            assert answer.status == 200, await answer.text()
