@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from auth_core.errors import SettingsError
+from auth_core.store import DatabaseUnavailable
 from gateway import __version__, admin_cli, context_cli
 from gateway.config import Settings
 from gateway.logs import configure
 from gateway.routing.loader import load_route_table
 from gateway.routing.table import RouteTable
+from gateway.server.startup import StartupFailed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.demo.run import run_demo
 
             return run_demo(settings, table, Path(args.config), args.host, args.port)
-    except SettingsError as exc:
+    except (SettingsError, StartupFailed, DatabaseUnavailable) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -1,4 +1,5 @@
-"""The gateway's own endpoints: `/health`, `/ready` and `/metrics` (README: Operations).
+"""The gateway's own endpoints: `/live` (and `/health`, the same), `/ready` and `/metrics`
+(README: Operations).
 
 They are answered before the route table is consulted, on their canonical paths only.
 """
@@ -44,7 +45,8 @@ class Operations(Stage):
         self.readiness = readiness
         self.draining = False
         self._handlers: dict[str, Callable[[Exchange], Awaitable[Response]]] = {
-            "/health": self.health,
+            "/live": self.health,
+            "/health": self.health,  # the older name of /live, kept for existing probes
             "/ready": self.ready,
             "/metrics": self.prometheus,
         }
@@ -58,21 +60,26 @@ class Operations(Stage):
         return handler(exchange)
 
     async def health(self, exchange: Exchange) -> Response:
-        """Alive: the worker answers."""
+        """Alive: the worker answers (a liveness probe: restart the process when it does not)."""
         return _json(200, {"status": "ok"}, exchange.request_id)
 
     async def ready(self, exchange: Exchange) -> Response:
-        """Ready to take traffic: dependencies reachable and not draining."""
+        """Ready to take traffic: the database reachable (or served around within the stale
+        window), the route table loaded, not draining. Redis alone down is `degraded` with 200:
+        the gateway serves on from local state, and a readiness probe must not pull every
+        replica out of its load balancer on a Redis blip."""
         checks = await self.readiness()
         down = sorted(name for name, state in checks.items() if state != "ok")
         if self.draining:
             status_text = "draining"
-        elif down == ["redis"]:
-            status_text = "degraded"  # serving from local caches, limits and polling
-        elif down:
-            status_text = "unavailable"
-        else:
+        elif not down:
             status_text = "ready"
+        elif all(name == "redis" or checks[name] == "stale" for name in down):
+            # Serving on: without Redis from local caches, limits and polling; without the
+            # database from cached credentials, for the stale window.
+            status_text = "degraded"
+        else:
+            status_text = "unavailable"
         body: dict[str, object] = {
             "status": status_text,
             "routes_sha256": exchange.table.sha256,
@@ -80,7 +87,7 @@ class Operations(Stage):
         }
         if down:
             body["down"] = down
-        code = 200 if status_text == "ready" else 503
+        code = 200 if status_text in ("ready", "degraded") else 503
         return _json(code, body, exchange.request_id)
 
     async def prometheus(self, exchange: Exchange) -> Response:

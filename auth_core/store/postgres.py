@@ -37,6 +37,10 @@ class PostgresDatabase(Database):
             )
         except (*_UNAVAILABLE, *_SERVER_UNAVAILABLE) as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from None
+        except asyncpg.PostgresError as exc:
+            # Refused at log-in: a database that does not exist, an unknown role, a wrong
+            # password, pg_hba.conf. The server's message names which.
+            raise DatabaseUnavailable(f"PostgreSQL refused the connection: {exc}") from None
 
     def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:

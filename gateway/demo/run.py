@@ -17,6 +17,7 @@ from gateway.config import Settings
 from gateway.demo.echo import echo_app
 from gateway.routing.table import RouteTable
 from gateway.server.run import Worker, bind
+from gateway.server.startup import bind_or_fail
 
 ECHO_UPSTREAM = "echo"
 
@@ -29,7 +30,7 @@ async def _demo(settings: Settings, table: RouteTable, config: Path, host: str, 
         await runner.setup()
         await web.TCPSite(runner, target.host, target.port).start()
         runners.append(runner)
-    worker = Worker(settings, table, bind(host, port), config_path=config)
+    worker = Worker(settings, table, bind_or_fail(bind, host, port), config_path=config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -97,6 +98,7 @@ class Gateway:
         check_origins = settings.auth.origin_validation_enabled
         authorize = Authorize(core, check_origins=check_origins)
         self.operations = Operations(self.metrics, self.readiness)
+        self._database_down_since: float | None = None  # monotonic; None while reachable
         # `tls`: clients reach this worker over TLS (the upstream is told so).
         self.forwarder = Forwarder(self.pools, self.catalog, scheme=b"https" if tls else b"http")
         self.sockets = SocketRegistry(core, self.catalog, settings)
@@ -145,12 +147,23 @@ class Gateway:
 
     async def readiness(self) -> dict[str, str]:
         """Dependencies and their state ("ok" or why not)."""
-        database = "ok" if await self.core.ready() else "unreachable"
-        checks = {"routes": "ok", "database": database}
+        checks = {"routes": "ok", "database": self._database_state(await self.core.ready())}
         redis = self.core.redis
         if redis is not None:
             checks["redis"] = "ok" if await redis.ping() else "unreachable"
         return checks
+
+    def _database_state(self, reachable: bool) -> str:
+        """ "ok"; "stale" while unreachable for less than the stale window (cached credentials
+        keep serving: README, Losing the database); "unreachable" after it."""
+        if reachable:
+            self._database_down_since = None
+            return "ok"
+        now = time.monotonic()
+        if self._database_down_since is None:
+            self._database_down_since = now
+        within = now - self._database_down_since < self.settings.auth.stale_window
+        return "stale" if within else "unreachable"
 
     def reload(self) -> bool:
         """Load routes.yaml again; a bad file is refused and the old table keeps serving."""

@@ -5,18 +5,22 @@ in-flight requests within the grace period, then exit."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
 from pathlib import Path
 
+from auth_core.errors import SettingsError
 from auth_core.service import AuthCore
+from auth_core.store import DatabaseUnavailable
 from auth_core.tasks import stop_tasks
 from gateway.config import Settings
 from gateway.http.server import HttpServer, Limits
 from gateway.routing.table import RouteTable
 from gateway.server.app import Gateway
 from gateway.server.reload import ConfigWatcher
+from gateway.server.startup import StartupFailed
 from gateway.tls.certificates import Certificates
 from gateway.tls.listener import TlsListener
 from gateway.tls.redirect import HttpsRedirect
@@ -204,6 +208,15 @@ class Worker:
             self.core = None
         self._stopped.set()
 
+    async def abandon(self) -> None:
+        """Release what a failed start had opened."""
+        if self.gateway is not None or self.server is not None:
+            return  # started far enough for stop() to be the way out; the process exits anyway
+        if self.core is not None:
+            with contextlib.suppress(Exception):
+                await self.core.close()
+            self.core = None
+
     async def serve_until_signalled(self) -> None:
         """Run until SIGTERM or SIGINT; SIGHUP reloads routes.yaml and the certificates."""
         loop = asyncio.get_running_loop()
@@ -211,7 +224,12 @@ class Worker:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
-        await self.start()
+        try:
+            await self.start()
+        except (DatabaseUnavailable, SettingsError, OSError) as exc:
+            # The database gone since the supervisor checked it, say: one line, no traceback.
+            await self.abandon()
+            raise StartupFailed(str(exc)) from None
         if self.gateway is not None:
             # The table came from the supervisor, parsed when it started: a worker it restarts,
             # or one that a SIGHUP reached before it could act on one, would serve an old

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from types import FrameType
 from gateway.config import Settings
 from gateway.routing.table import RouteTable
 from gateway.server.run import Worker
+from gateway.server.startup import EXIT_START_FAILED, StartupFailed, bind_or_fail, check_database
 from gateway.tls.certificates import Certificates
 
 log = logging.getLogger("gateway.supervisor")
@@ -29,6 +31,9 @@ log = logging.getLogger("gateway.supervisor")
 RESTART_BACKOFF_MAX = 10.0
 POLL_INTERVAL = 0.1
 STABLE_AFTER = 30.0  # seconds a worker must live for its next crash to count as the first
+# Workers of one slot failing to start this many times in a row: the supervisor gives up (exit
+# 1) rather than hold the port with nothing answering on it.
+MAX_START_FAILURES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,8 @@ class Supervisor:
         self._hup = False
         self._failures: dict[int, int] = {}
         self._restart_at: dict[int, float] = {}
+        self._start_failures: dict[int, int] = {}
+        self.gave_up = False
         self.metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
 
     def _spawn(self, slot: int) -> None:
@@ -104,6 +111,9 @@ class Supervisor:
                 run_worker(
                     self.settings, self.table, self.listeners, self.config_path, self.metrics_dir
                 )
+            except StartupFailed as exc:
+                print(f"gateway: worker {slot}: {exc}", file=sys.stderr)
+                code = EXIT_START_FAILED
             except BaseException:
                 log.exception("worker failed")
                 code = 1
@@ -160,6 +170,8 @@ class Supervisor:
             code = os.waitstatus_to_exitcode(status)
             if not restart or self.stopping:
                 continue
+            if self._gives_up(slot, code):
+                return
             # Back off only when a worker keeps dying young (a crash loop).
             young = time.monotonic() - started < STABLE_AFTER
             failures = self._failures.get(slot, 0) + 1 if young else 1
@@ -169,6 +181,19 @@ class Supervisor:
                 "worker %d (pid %d) exited with %d; restarting in %.1fs", slot, pid, code, delay
             )
             self._restart_at[slot] = time.monotonic() + delay
+
+    def _gives_up(self, slot: int, code: int) -> bool:
+        """Count the slot's failed starts in a row; True (and stopping) when there are too many."""
+        failed = self._start_failures.get(slot, 0) + 1 if code == EXIT_START_FAILED else 0
+        self._start_failures[slot] = failed
+        if failed < MAX_START_FAILURES:
+            return False
+        print(
+            f"gateway: worker {slot} failed to start {failed} times in a row; giving up",
+            file=sys.stderr,
+        )
+        self.gave_up = self.stopping = True
+        return True
 
     def _signal_all(self, sig: int) -> None:
         for pid in list(self.children):
@@ -192,7 +217,7 @@ class Supervisor:
             while self.children:
                 self._reap(restart=False)
                 time.sleep(POLL_INTERVAL)
-        return 0
+        return 1 if self.gave_up else 0
 
 
 def serve(
@@ -207,13 +232,14 @@ def serve(
     """Bind and serve with `workers` processes (in this process when there is one)."""
     from gateway.server.run import bind
 
-    # Certificates first: a bad one stops start-up (SettingsError, one line) before any bind.
+    # Certificates first: a bad one stops start-up (SettingsError, one line) before any bind;
+    # then the database, once for every worker; then the ports (StartupFailed, one line).
     certificates = Certificates(settings) if settings.tls else None
-    sock = bind(host, port)
+    check_database(settings.auth.database_url)
+    sock = bind_or_fail(bind, host, port)
     redirect_port = settings.http_redirect_port
-    listeners = Listeners(
-        sock, certificates, bind(host, redirect_port) if redirect_port is not None else None
-    )
+    redirect_sock = bind_or_fail(bind, host, redirect_port) if redirect_port is not None else None
+    listeners = Listeners(sock, certificates, redirect_sock)
     scheme = "https" if certificates is not None else "http"
     log.info("listening on %s %s:%d with %d worker(s)", scheme, host, port, workers)
     if certificates is not None:

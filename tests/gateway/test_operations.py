@@ -1,4 +1,4 @@
-"""The gateway's own endpoints (/health, /ready, /metrics) and its access log."""
+"""The gateway's own endpoints (/live, /health, /ready, /metrics) and its access log."""
 
 from __future__ import annotations
 
@@ -68,6 +68,19 @@ async def test_health_answers_200_json(
     assert upstream.seen == []
 
 
+async def test_live_answers_200_json_like_health(
+    upstream: Upstream, client: ClientSession, tmp_path: Path
+) -> None:
+    async with (
+        running_gateway(table(upstream), tmp_path) as gw,
+        client.get(f"{gw.url}/live") as response,
+    ):
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/json"
+        assert await response.json() == {"status": "ok"}
+    assert upstream.seen == []
+
+
 async def test_head_health_answers_without_a_body(upstream: Upstream, tmp_path: Path) -> None:
     async with running_gateway(table(upstream), tmp_path) as gw:
         data = await raw_exchange(
@@ -105,7 +118,8 @@ async def test_ready_reports_redis_degraded_while_requests_keep_being_served(
             server.stop()
             async with client.get(f"{gw.url}/ready") as response:
                 document = await response.json()
-            assert response.status == 503
+            # Still serving: a readiness probe must keep this replica in its load balancer.
+            assert response.status == 200
             assert document["status"] == "degraded"
             assert document["down"] == ["redis"]
             async with client.get(f"{gw.url}/echo/still") as response:
@@ -132,10 +146,10 @@ async def test_stopping_after_a_redis_restart_always_ends(
                 feed = gw.core.feed
                 server.stop()
                 async with client.get(f"{gw.url}/ready") as response:
-                    assert response.status == 503
+                    assert (await response.json())["status"] == "degraded"
                 server.start()
                 async with client.get(f"{gw.url}/ready") as response:
-                    assert response.status == 200
+                    assert (await response.json())["status"] == "ready"
                 async with client.get(f"{gw.url}/echo/after") as response:
                     assert response.status == 200
             assert feed.subscribed is False
@@ -153,6 +167,8 @@ async def test_ready_answers_503_while_draining(
             document = await response.json()
         async with client.get(f"{gw.url}/health") as health:
             assert health.status == 200
+        async with client.get(f"{gw.url}/live") as live:
+            assert live.status == 200
     assert document["status"] == "draining"
     assert document["routes_sha256"]
 
