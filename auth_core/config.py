@@ -22,6 +22,20 @@ def _database_url(value: str) -> str:
     return value
 
 
+DEFAULT_DATABASE_URL = "sqlite:///./gateway.db"
+
+
+def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """GATEWAY_DATABASE_URL alone (the default when unset): what `gateway migrate` needs, which
+    touches no secret and so must not demand one."""
+    env = os.environ if environ is None else environ
+    raw = env.get("GATEWAY_DATABASE_URL") or DEFAULT_DATABASE_URL
+    try:
+        return _database_url(raw)
+    except ValueError as exc:
+        raise SettingsError(f"GATEWAY_DATABASE_URL: {exc}") from None
+
+
 def _mail_url(value: str) -> str:
     if value.startswith("outbox:") and len(value) > len("outbox:"):
         return value
@@ -95,7 +109,7 @@ def _hash_cost(value: str) -> HashCost:
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
-    database_url: str = "sqlite:///./gateway.db"
+    database_url: str = DEFAULT_DATABASE_URL
     jwt_keyring: Keyring | None = None  # None: generated and stored (embedded only)
     service_keyring: Keyring | None = None
     access_ttl: float = 15 * 60.0

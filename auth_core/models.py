@@ -91,6 +91,19 @@ class Session:
     def active(self, now: float) -> bool:
         return self.revoked_at is None and self.expires_at > now
 
+    def public(self) -> dict[str, Any]:
+        """The session as the CLI lists it (its refresh tokens are never part of it)."""
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "refreshed_at": self.refreshed_at,
+            "revoked_at": self.revoked_at,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+        }
+
 
 def _strings(text: str | None) -> tuple[str, ...]:
     value = json.loads(text) if text else []

@@ -113,10 +113,26 @@ class AuthCore:
         applied = await migrate(self.db)
         if applied:
             log.info("database migrated: %s", ", ".join(applied))
+        generated = [
+            name
+            for name, given in (
+                ("jwt_secret", self.settings.jwt_keyring),
+                ("service_secret", self.settings.service_keyring),
+            )
+            if given is None
+        ]
         jwt_keyring = self.settings.jwt_keyring or await self._stored_keyring("jwt_secret")
         self.service_keyring = self.settings.service_keyring or await self._stored_keyring(
             "service_secret"
         )
+        if generated and follow:
+            # Said once, by a serving process: an administration command (follow=False) uses
+            # the same stored secrets and has nothing to add (README: Commands).
+            log.warning(
+                "%s not set: using secrets generated and stored in the database; "
+                "set them for production",
+                " and ".join(f"GATEWAY_{name.upper()}" for name in generated),
+            )
         self.tokens = AccessTokens(
             jwt_keyring,
             issuer=self.settings.issuer,
@@ -204,12 +220,6 @@ class AuthCore:
         # Embedded mode only (AuthSettings refuses PostgreSQL without secrets): the first
         # process to start generates the secret; every other one reads the same value.
         value = await self.store.settings.put_if_absent(key, Keyring.generate())
-        log.warning(
-            "%s not set: using a secret generated and stored in the database; "
-            "set GATEWAY_%s for production",
-            key,
-            key.upper(),
-        )
         return Keyring.parse(value)
 
     async def _follow(self) -> None:

@@ -20,7 +20,7 @@ import netaddr
 
 from auth_core.audit import AuditTrail
 from auth_core.config import AuthSettings
-from auth_core.errors import AuthUnavailable, InvalidRequest, NotFound
+from auth_core.errors import AuthUnavailable, Conflict, InvalidRequest, NotFound
 from auth_core.iplists import IpListError, IpWhitelist, parse_cidrs
 from auth_core.models import Tenant
 from auth_core.origins import OriginWhitelist, normalise_origin
@@ -28,7 +28,7 @@ from auth_core.revocation import TENANT, RevocationSet
 from auth_core.revoker import Revoker
 from auth_core.shared_cache import SharedCache
 from auth_core.stats import TENANT_HIT, TENANT_MISS, TENANT_SHARED_HIT, AuthStats
-from auth_core.store import DatabaseUnavailable
+from auth_core.store import DatabaseUnavailable, UniqueViolation
 from auth_core.store.records import Store
 from auth_core.text import plain_text
 
@@ -115,6 +115,10 @@ def valid_ip_list(value: object) -> list[str]:
         raise InvalidRequest(str(exc)) from None
 
 
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"a tenant named {name!r} exists already (names are unique, in any case)")
+
+
 def valid_name(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
         raise InvalidRequest(f"name must be a non-empty string of at most {MAX_NAME} characters")
@@ -161,9 +165,13 @@ class Tenants:
         actor_id: str | None,
         call: CallInfo,
     ) -> Tenant:
-        tenant = await self._store.tenants.create(
-            valid_name(name), valid_origins(origins), valid_ip_list(ip_whitelist)
-        )
+        given = valid_name(name)
+        try:
+            tenant = await self._store.tenants.create(
+                given, valid_origins(origins), valid_ip_list(ip_whitelist)
+            )
+        except UniqueViolation:
+            raise _name_taken(given) from None
         # Workers rebuild their index of every tenant's origins (CORS preflights).
         await self._revoker.revoke(TENANT, tenant.id)
         await self._audit.append(
@@ -177,20 +185,33 @@ class Tenants:
             raise NotFound("no such tenant")
         return tenant
 
+    async def find(self, reference: str) -> Tenant:
+        """The tenant of that id or, failing that, of that name (any case)."""
+        tenant = await self._store.tenants.get(reference)
+        if tenant is None:
+            tenant = await self._store.tenants.by_name(reference)
+        if tenant is None:
+            raise NotFound(f"no such tenant: {reference!r} is neither a tenant's id nor its name")
+        return tenant
+
     async def update(
         self, tenant_id: str, changes: dict[str, Any], actor_id: str | None, call: CallInfo
     ) -> Tenant:
         unknown = set(changes) - {"name", "origins", "ip_whitelist"}
         if unknown:
             raise InvalidRequest("only name, origins and ip_whitelist can change")
-        tenant = await self._store.tenants.update(
-            tenant_id,
-            name=valid_name(changes["name"]) if "name" in changes else None,
-            origins=valid_origins(changes["origins"]) if "origins" in changes else None,
-            ip_whitelist=(
-                valid_ip_list(changes["ip_whitelist"]) if "ip_whitelist" in changes else None
-            ),
-        )
+        name = valid_name(changes["name"]) if "name" in changes else None
+        try:
+            tenant = await self._store.tenants.update(
+                tenant_id,
+                name=name,
+                origins=valid_origins(changes["origins"]) if "origins" in changes else None,
+                ip_whitelist=(
+                    valid_ip_list(changes["ip_whitelist"]) if "ip_whitelist" in changes else None
+                ),
+            )
+        except UniqueViolation:
+            raise _name_taken(name or "") from None
         if tenant is None:
             raise NotFound("no such tenant")
         # Every worker drops what it cached of this tenant (whitelists, its keys' grants).

@@ -1,6 +1,6 @@
 """The administration commands (README: Commands): migrate, user create, users import (and,
 from tenant_cli, tenant create and key create|rotate|revoke; from service_token_cli,
-service-token create|list|revoke).
+service-token create|revoke; from inventory_cli, NOUN list|show).
 
 Each opens the database of GATEWAY_DATABASE_URL through the auth core, does its one thing,
 and prints either a line for people or, with --json, exactly one JSON object on stdout.
@@ -23,7 +23,7 @@ from auth_core.errors import GatewayError
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import DatabaseUnavailable
 from auth_core.store.migrate import migrate
-from gateway import service_token_cli, tenant_cli
+from gateway import inventory_cli, service_token_cli, tenant_cli, user_cli
 
 
 def add_commands(commands: Any) -> None:
@@ -34,12 +34,18 @@ def add_commands(commands: Any) -> None:
     create = user_commands.add_parser("create", help="create a user")
     create.add_argument("--email", required=True)
     create.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else: a prompt on a terminal)",
     )
     create.add_argument("--role", action="append", default=None, help="repeat for several")
     create.add_argument("--name")
-    create.add_argument("--tenant", metavar="TENANT_ID", help="a tenant's user (its admin, say)")
+    create.add_argument(
+        "--tenant", metavar="TENANT", help="a tenant's user (its admin, say): its id or name"
+    )
     create.add_argument("--json", action="store_true")
+    inventory_cli.add_list_show(user_commands, "user")
+    user_cli.add_commands(user_commands)
 
     users = commands.add_parser("users", help="manage users in bulk")
     users_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
@@ -50,18 +56,28 @@ def add_commands(commands: Any) -> None:
     bulk.add_argument("--json", action="store_true")
     tenant_cli.add_commands(commands)
     service_token_cli.add_commands(commands)
+    inventory_cli.add_commands(commands)
 
 
 def run(args: argparse.Namespace, settings: AuthSettings) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, AuthCore], Awaitable[int]]] = {
-        "migrate": _migrate,
-        "user": _user_create,
+        "user": _user_command,
         "users": _users_import,
         "tenant": tenant_cli.tenant_create,
         "key": tenant_cli.key_command,
         "service-token": service_token_cli.service_token_command,
     }
-    return asyncio.run(_with_core(settings, args, handlers[args.command]))
+    handler = inventory_cli.run if "inventory" in vars(args) else handlers[args.command]
+    return asyncio.run(_with_core(settings, args, handler))
+
+
+def migrate_command(database_url: str) -> int:
+    """`gateway migrate`: the database alone, without the auth core (and so its secrets)."""
+    try:
+        return asyncio.run(_migrate(database_url))
+    except DatabaseUnavailable as exc:
+        print(f"gateway: the database is unavailable: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _with_core(
@@ -71,8 +87,6 @@ async def _with_core(
 ) -> int:
     core = AuthCore(settings)
     try:
-        if args.command == "migrate":
-            return await handler(args, core)
         await core.start(follow=False)
         return await handler(args, core)
     except DatabaseUnavailable as exc:
@@ -85,10 +99,10 @@ async def _with_core(
         await core.close()
 
 
-async def _migrate(args: argparse.Namespace, core: AuthCore) -> int:
+async def _migrate(database_url: str) -> int:
     from auth_core.store import open_database
 
-    database = await open_database(core.settings.database_url)
+    database = await open_database(database_url)
     try:
         applied = await migrate(database)
     finally:
@@ -97,16 +111,22 @@ async def _migrate(args: argparse.Namespace, core: AuthCore) -> int:
     return 0
 
 
+async def _user_command(args: argparse.Namespace, core: AuthCore) -> int:
+    if args.user_command == "set-password":
+        return await user_cli.set_password(args, core)
+    if args.user_command in ("disable", "enable"):
+        return await user_cli.set_disabled(args, core)
+    return await _user_create(args, core)
+
+
 async def _user_create(args: argparse.Namespace, core: AuthCore) -> int:
-    password = None
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+    password = user_cli.read_password(args.password_stdin)
     roles = tuple(args.role or ["user"])
     from auth_core.accounts import valid_roles
 
     tenant_id = None
     if args.tenant is not None:
-        tenant_id = (await core.tenants.get(args.tenant)).id
+        tenant_id = (await core.tenants.find(args.tenant)).id
     user = await core.accounts.create(
         args.email,
         password,
@@ -120,6 +140,8 @@ async def _user_create(args: argparse.Namespace, core: AuthCore) -> int:
         print(json.dumps(user.public()))
     else:
         print(f"created user {user.id} <{user.email}> with roles {', '.join(user.roles)}")
+    if password is None:
+        print(user_cli.FIRST_LOGIN_NOTE.format(email=user.email), file=sys.stderr)
     return 0
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from auth_core.config import database_url_from_env
 from auth_core.errors import SettingsError
 from auth_core.store import DatabaseUnavailable
 from gateway import __version__, admin_cli, context_cli
@@ -15,6 +17,10 @@ from gateway.logs import configure
 from gateway.routing.loader import load_route_table
 from gateway.routing.table import RouteTable
 from gateway.server.startup import StartupFailed
+
+ADMIN_COMMANDS = frozenset(
+    {"migrate", "user", "users", "tenant", "key", "service-token", "pat", "session", "ban"}
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,10 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{len(table.upstreams)} upstreams, sha256 {table.sha256})"
             )
             return 0
+        if args.command == "migrate":
+            configure("WARNING")
+            return admin_cli.migrate_command(database_url_from_env())
         settings = _settings()
-        configure(settings.log_level)
-        if args.command in ("migrate", "user", "users", "tenant", "key", "service-token"):
+        if args.command in ADMIN_COMMANDS:
+            # A command prints what it did; the auth core's info lines (a first migration,
+            # say) are for a serving process, unless GATEWAY_LOG_LEVEL asks for them.
+            configure(settings.log_level if os.environ.get("GATEWAY_LOG_LEVEL") else "WARNING")
             return admin_cli.run(args, settings.auth)
+        configure(settings.log_level)
         table = _load(args.config)
         if args.command == "context-key":
             return context_cli.run(args, settings.auth, table)

@@ -1,5 +1,5 @@
-"""`gateway service-token create NAME | list | revoke ID`: the credentials of internal services
-(README "The auth core", service tokens).
+"""`gateway service-token create NAME | revoke ID` (and, from inventory_cli, `list | show ID`):
+the credentials of internal services (README "The auth core", service tokens).
 
 Like the other administration commands they open the database of GATEWAY_DATABASE_URL through
 the auth core, print a line for people or, with --json, exactly one JSON object (a created
@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from auth_core.service import AuthCore, CallInfo
+from gateway import inventory_cli
 
 CLI = CallInfo()
 ACTOR = "cli"
@@ -26,11 +27,10 @@ def add_commands(commands: Any) -> None:
     create = actions.add_parser("create", help="create a token (printed this once)")
     create.add_argument("name", help="the calling service's name, unique among live tokens")
     create.add_argument("--json", action="store_true")
-    listing = actions.add_parser("list", help="list tokens (never their secrets)")
-    listing.add_argument("--json", action="store_true")
     revoke = actions.add_parser("revoke", help="revoke a token everywhere at once")
     revoke.add_argument("token_id")
     revoke.add_argument("--json", action="store_true")
+    inventory_cli.add_list_show(actions, "service-token")
 
 
 async def service_token_command(args: argparse.Namespace, core: AuthCore) -> int:
@@ -39,18 +39,6 @@ async def service_token_command(args: argparse.Namespace, core: AuthCore) -> int
         token, secret = await tokens.create(args.name, actor_id=ACTOR, call=CLI)
         document = {**token.public(), "token": secret}
         _print(args, document, f"created service token {token.id} ({token.name}): {secret}")
-    elif args.action == "list":
-        found = await tokens.list()
-        lines = [
-            f"{token.id}  {token.name}  {token.prefix}..."
-            + ("  revoked" if token.revoked_at is not None else "")
-            for token in found
-        ]
-        _print(
-            args,
-            {"service_tokens": [token.public() for token in found]},
-            "\n".join(lines) if lines else "no service tokens",
-        )
     else:
         token = await tokens.revoke(args.token_id, actor_id=ACTOR, call=CLI)
         _print(args, token.public(), f"revoked service token {token.id} ({token.name})")

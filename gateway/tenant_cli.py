@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from auth_core.service import AuthCore, CallInfo
+from gateway import inventory_cli
 
 CLI = CallInfo()
 ACTOR = "cli"
@@ -30,11 +31,12 @@ def add_commands(commands: Any) -> None:
         "--allow-ip", action="append", default=[], metavar="CIDR", help="repeat for several"
     )
     create.add_argument("--json", action="store_true")
+    inventory_cli.add_list_show(tenant_commands, "tenant")
 
     key = commands.add_parser("key", help="manage API keys")
     key_commands = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
     new = key_commands.add_parser("create", help="create an API key for a tenant")
-    new.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    new.add_argument("--tenant", required=True, metavar="TENANT", help="its id or name")
     new.add_argument("--name")
     new.add_argument("--expires", metavar="DURATION", help="e.g. 90d (default: never)")
     new.add_argument(
@@ -48,6 +50,7 @@ def add_commands(commands: Any) -> None:
     revoke = key_commands.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id")
     revoke.add_argument("--json", action="store_true")
+    inventory_cli.add_list_show(key_commands, "key")
 
 
 async def tenant_create(args: argparse.Namespace, core: AuthCore) -> int:
@@ -68,8 +71,9 @@ async def tenant_create(args: argparse.Namespace, core: AuthCore) -> int:
 async def key_command(args: argparse.Namespace, core: AuthCore) -> int:
     keys = core.keys
     if args.key_command == "create":
+        tenant = await core.tenants.find(args.tenant)
         key, secret = await keys.create(
-            args.tenant,
+            tenant.id,
             name=args.name,
             expires=args.expires,
             allow_ips=args.allow_ip,

@@ -14,6 +14,7 @@ from auth_core.api.router import (
     SERVICE,
     SESSION,
     TENANT,
+    USER_OR_PAT,
     ApiCall,
     ApiResponse,
     AuthApi,
@@ -82,6 +83,7 @@ _ACCESS = {
     TENANT: "Needs the admin role, or the tenant_admin role in this tenant.",
     API_KEY: "An API key of the tenant, from an address its IP whitelists allow.",
     SERVICE: "A service token: Authorization: Service gws_... (gateway service-token create).",
+    USER_OR_PAT: "An access token, or a personal access token of the user (Bearer gwp_...).",
     SESSION: "An access token, or with GATEWAY_SESSION_COOKIES the session cookie alone "
     "(X-Requested-With and a whitelisted Origin required: 403 csrf_refused otherwise).",
 }

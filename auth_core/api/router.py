@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from auth_core import headers as h
 from auth_core.api.json_body import parse_object
+from auth_core.credentials import PAT_PREFIX
 from auth_core.errors import (
     InsufficientRole,
     InvalidRequest,
@@ -40,6 +41,9 @@ SERVICE = "service"  # an internal service: Authorization: Service gws_...
 # A user by bearer token, or (GATEWAY_SESSION_COOKIES) by the session cookie alone, which the
 # endpoint itself reads and holds to the CSRF rule (logout).
 SESSION = "session"
+# A user by bearer token, or by a personal access token of theirs (`Bearer gwp_...`): what a
+# tool holding only a PAT may read about itself (its limits, as GitHub's rate-limit endpoint).
+USER_OR_PAT = "user_or_pat"
 MAX_JSON_BYTES = 64 * 1024
 
 
@@ -144,6 +148,12 @@ class AuthApi:
             call.principal = await self.service(call)
         elif access == SESSION and self.by_cookie(call):
             pass  # the endpoint authenticates the cookie itself
+        elif access == USER_OR_PAT and self._pat(call) is not None:
+            if call.principal is None or call.principal.method != "pat":
+                secret = self._pat(call)
+                assert secret is not None
+                found = self.core.pats.authenticate(secret, call.info)
+                call.principal = found if isinstance(found, Principal) else await found
         elif access != PUBLIC:
             if call.principal is None or call.principal.method != "jwt":
                 call.principal = self.bearer(call)
@@ -205,6 +215,15 @@ class AuthApi:
         """Whether a SESSION call is to be authenticated by its cookie: cookie sessions are on
         and it carries no Authorization (a bearer token, when sent, decides)."""
         return self.core.settings.session_cookies and call.header(h.B_AUTHORIZATION) is None
+
+    def _pat(self, call: ApiCall) -> str | None:
+        """The personal access token of `Authorization: Bearer gwp_...`, if that is what the
+        call carries."""
+        scheme, _, token = (call.header(h.B_AUTHORIZATION) or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and token.startswith(PAT_PREFIX):
+            return token
+        return None
 
     def bearer(self, call: ApiCall) -> Principal:
         """The user behind `Authorization: Bearer <access token>`."""

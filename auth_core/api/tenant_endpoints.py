@@ -147,6 +147,8 @@ def register(api: AuthApi, core: AuthCore) -> None:
             {h.CACHE_CONTROL: "no-store"},
         )
 
+    # Tenant names are unique in any case (migration 0004), so the CLI can address one by name.
+    NAME_TAKEN = ((409, "`conflict`: another tenant has this name"),)
     tenant_body = obj({"name": string(), "origins": STRINGS, "ip_whitelist": STRINGS}, ["name"])
     base = "/api/v1/tenants/{tenant_id}"
     for endpoint in (
@@ -159,6 +161,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             201,
             tenant_body,
             TENANT_SCHEMA,
+            errors=NAME_TAKEN,
         ),
         Endpoint(
             "GET",
@@ -180,6 +183,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             200,
             obj({"name": string(), "origins": STRINGS, "ip_whitelist": STRINGS}, []),
             TENANT_SCHEMA,
+            errors=NAME_TAKEN,
         ),
         Endpoint(
             "PUT",

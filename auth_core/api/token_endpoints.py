@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING
 
 from auth_core import headers as h
 from auth_core.api.auth_endpoints import LOGIN_RATE, REFRESH_RATE
-from auth_core.api.router import USER, ApiCall, ApiResponse, AuthApi, Endpoint, endpoint_limit_key
+from auth_core.api.router import (
+    USER,
+    USER_OR_PAT,
+    ApiCall,
+    ApiResponse,
+    AuthApi,
+    Endpoint,
+    endpoint_limit_key,
+)
 from auth_core.api.schemas import NUMBER, OBJECT, STRINGS, obj, string
 from auth_core.api.tenant_endpoints import EXPIRY, NULLABLE_NUMBER
 from auth_core.pats import MAX_PER_USER
@@ -135,8 +143,9 @@ def register(api: AuthApi, core: AuthCore) -> None:
             "GET",
             "/api/v1/tokens/limits",
             limits,
-            USER,
-            "The limits that apply to the caller and what is left of each",
+            USER_OR_PAT,
+            "The limits that apply to the caller and what is left of each (an access token "
+            "or a personal access token of theirs)",
             200,
             None,
             obj({"limits": {"type": "array", "items": OBJECT}}, ["limits"]),

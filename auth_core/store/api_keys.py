@@ -62,6 +62,11 @@ class ApiKeyTable:
         )
         return [ApiKey.from_row(row) for row in rows]
 
+    async def every(self) -> list[ApiKey]:
+        """Every tenant's keys (the CLI's `key list`)."""
+        rows = await self.db.fetch(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id")
+        return [ApiKey.from_row(row) for row in rows]
+
     async def revoke(self, key_id: str) -> ApiKey | None:
         """Revoke a live key; None when there is no such key or it was revoked before."""
         row = await self.db.fetchrow(

@@ -55,6 +55,15 @@ class PatTable:
         )
         return [Pat.from_row(row) for row in rows]
 
+    async def every(self) -> list[Pat]:
+        """Every user's tokens (the CLI's `pat list`)."""
+        rows = await self.db.fetch(f"SELECT {_PAT_COLUMNS} FROM pats ORDER BY created_at, id")
+        return [Pat.from_row(row) for row in rows]
+
+    async def get(self, pat_id: str) -> Pat | None:
+        row = await self.db.fetchrow(f"SELECT {_PAT_COLUMNS} FROM pats WHERE id = $1", pat_id)
+        return None if row is None else Pat.from_row(row)
+
     async def count(self, user_id: str) -> int:
         return int(
             await self.db.fetchval("SELECT COUNT(*) FROM pats WHERE user_id = $1", user_id) or 0

@@ -40,6 +40,24 @@ class SessionTable:
         )
         return None if row is None else Session.from_row(row)
 
+    async def live(self, user_id: str | None = None) -> list[Session]:
+        """Sessions neither revoked nor expired, oldest first; of one user when given."""
+        if user_id is None:
+            rows = await self.db.fetch(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions "
+                "WHERE revoked_at IS NULL AND expires_at > $1 ORDER BY created_at, id",
+                time.time(),
+            )
+        else:
+            rows = await self.db.fetch(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions "
+                "WHERE revoked_at IS NULL AND expires_at > $1 AND user_id = $2 "
+                "ORDER BY created_at, id",
+                time.time(),
+                user_id,
+            )
+        return [Session.from_row(row) for row in rows]
+
     async def refreshed(self, session_id: str, expires_at: float) -> None:
         await self.db.execute(
             "UPDATE sessions SET refreshed_at = $1, expires_at = $2 WHERE id = $3",

@@ -40,6 +40,13 @@ class TenantTable:
         )
         return None if row is None else Tenant.from_row(row)
 
+    async def by_name(self, name: str) -> Tenant | None:
+        """The tenant of that name, whatever its case (names are unique so: migration 0004)."""
+        row = await self.db.fetchrow(
+            f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE lower(name) = lower($1)", name
+        )
+        return None if row is None else Tenant.from_row(row)
+
     async def all_origins(self) -> list[tuple[str, list[str]]]:
         """(tenant id, origins) of every tenant: for answering CORS preflights."""
         rows = await self.db.fetch("SELECT id, origins FROM tenants")

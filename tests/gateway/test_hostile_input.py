@@ -261,7 +261,7 @@ FIELDS = [
     ("change-email", "PATCH", "/api/v1/users/{user}", "admin",
      lambda t: {"email": f"chan{t}ged@example.com"}),
     ("change-name", "PATCH", "/api/v1/users/{user}", "admin", lambda t: {"name": f"Cy{t} N"}),
-    ("tenant-name", "POST", "/api/v1/tenants", "admin", lambda t: {"name": f"Ac{t}me"}),
+    ("tenant-name", "POST", "/api/v1/tenants", "admin", lambda t: {"name": f"Glo{t}bex"}),
     ("key-name", "POST", "/api/v1/tenants/{tenant}/api-keys", "admin",
      lambda t: {"name": f"back{t}end"}),
     ("pat-name", "POST", "/api/v1/tokens", "admin", lambda t: {"name": f"c{t}i"}),

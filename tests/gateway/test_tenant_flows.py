@@ -861,6 +861,13 @@ async def test_personal_access_token_life_cycle(site: Site) -> None:
     assert held["used"] == 2
     assert held["limit"] >= 2
     assert held["remaining"] == held["limit"] - 2
+    # A tool holding only the PAT reads the same limits of its user.
+    by_pat = await site.call("GET", f"{TOKENS}/limits", token=secret)
+    assert by_pat.status == 200, by_pat.body
+    by_name = {entry["name"]: entry for entry in by_pat.json()["limits"]}
+    assert by_name["personal_access_tokens"]["used"] == 2
+    # Only its limits: the tokens themselves stay behind an access token.
+    assert_problem(await site.call("GET", TOKENS, token=secret), 401, "invalid_token")
 
     deleted = await site.call("DELETE", f"{TOKENS}/{pat['id']}", token=access)
     assert (deleted.status, deleted.body) == (204, b"")
@@ -875,6 +882,7 @@ async def test_personal_access_token_life_cycle(site: Site) -> None:
     limits = await site.call("GET", f"{TOKENS}/limits", token=access)
     held = {entry["name"]: entry for entry in limits.json()["limits"]}["personal_access_tokens"]
     assert held["used"] == 1
+    assert_problem(await site.call("GET", f"{TOKENS}/limits", token=secret), 401, "invalid_token")
     await forwarded(site, f"{DEVELOPER}/repos", token=second.json()["token"])
 
     # One user cannot delete another's token.
@@ -887,6 +895,20 @@ async def test_personal_access_token_life_cycle(site: Site) -> None:
 
 
 # -- 9. tenant isolation -----------------------------------------------------------------------
+
+
+async def test_tenant_names_are_unique_in_any_case(site: Site) -> None:
+    admin = await site.admin()
+    await site.create_tenant(admin, "Acme")
+    other = await site.create_tenant(admin, "Globex")
+    again = await site.call("POST", TENANTS, token=admin, body={"name": "ACME"})
+    assert_problem(again, 409, "conflict")
+    renamed = await site.call(
+        "PATCH", f"{TENANTS}/{other['id']}", token=admin, body={"name": "acme"}
+    )
+    assert_problem(renamed, 409, "conflict")
+    listed = await site.call("GET", TENANTS, token=admin)
+    assert sorted(tenant["name"] for tenant in listed.json()["tenants"]) == ["Acme", "Globex"]
 
 
 async def test_tenant_admin_manages_their_tenant_only(site: Site) -> None:
