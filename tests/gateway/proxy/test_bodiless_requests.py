@@ -1,6 +1,5 @@
 """Bodiless requests on a kept-alive upstream connection (once served by a callback path of
-their own, removed in issue 15 as not worth a second path; bench/README.md): the connection is
-reused, and what has to wait (streaming, retries, timeouts, a client leaving) gives the same
+their own, removed as not worth a second path; bench/README.md): the connection is reused, and what has to wait (streaming, retries, timeouts, a client leaving) gives the same
 answers. Every test here first warms an upstream connection, so that the request under test
 finds one."""
 
@@ -85,11 +84,11 @@ async def test_many_requests_share_one_upstream_connection(tmp_path: Path) -> No
         assert sent_ids == ids
 
 
-async def test_pipelined_requests_after_a_callback_request_keep_their_order(
+async def test_pipelined_requests_after_a_bodiless_request_keep_their_order(
     tmp_path: Path,
 ) -> None:
-    """The first request of the batch goes by callbacks, the rest wait for the connection's
-    task (one with a body among them): answers come back in the order asked."""
+    """A batch of pipelined requests, one with a body among them, on one connection: answers
+    come back in the order asked."""
 
     def script(request: Received) -> Reply:
         target = request.target
@@ -108,7 +107,7 @@ async def test_pipelined_requests_after_a_callback_request_keep_their_order(
             (await asyncio.wait_for(read_response(connection.reader), WAIT)).body for _ in batch
         ]
         assert bodies == [b"/p/1", b"/p/2", b"/p/3", b"/p/4", b"/p/5"]
-        # And the connection is still served by callbacks afterwards.
+        # And the connection still serves afterwards.
         response = await connection.exchange(request_bytes("GET", b"/p/6"))
         assert response.body == b"/p/6"
     assert [r.body for r in upstream.received if r.target == b"/p/2"] == [b"abc"]
