@@ -1,11 +1,13 @@
 """Header names are spelt in auth_core/headers.py and nowhere else in gateway/ and auth_core/
 (docs/architecture.md, "Layers"): read from the sources with `ast`, every str or bytes literal
-that is, whole and in any case, a name that module defines is a name spelt twice. A docstring
-or message that mentions a header in a sentence is no such literal."""
+that is, whole and in any case, a name that module defines is a name spelt twice; so is one
+with a header line of such a name (`b"Content-Length: %d\r\n"`), at its start or after a
+CRLF. A docstring or message that mentions a header in a sentence is no such literal."""
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,16 +61,27 @@ def _skipped(tree: ast.Module) -> set[int]:
     return skipped
 
 
+# A header line's name: at the start of a literal or after a CRLF, before ": ".
+_LINE_NAME = re.compile(r"(?:^|\r\n)([A-Za-z0-9-]+): ")
+
+
+def _names_a_header(text: str, names: set[str]) -> bool:
+    """`text` is a header name, or holds a header line of one."""
+    if text.lower() in names:
+        return True
+    return any(name.lower() in names for name in _LINE_NAME.findall(text))
+
+
 def spelt_names(source: str, names: set[str]) -> Iterator[tuple[int, str]]:
-    """(line, literal) for each str or bytes literal of `source` equal to one of `names`
-    (lower-case), in any case."""
+    """(line, literal) for each str or bytes literal of `source` that is one of `names`
+    (lower-case) or holds a header line of one, in any case."""
     tree = ast.parse(source)
     skipped = _skipped(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
             value = node.value
             text = value.decode("latin-1") if isinstance(value, bytes) else value
-            if text.lower() in names and id(node) not in skipped:
+            if id(node) not in skipped and _names_a_header(text, names):
                 yield node.lineno, text
 
 
@@ -80,16 +93,38 @@ def sources() -> Iterator[tuple[str, str]]:
 
 def test_the_reader_finds_a_spelt_name() -> None:
     """A name as a whole literal counts, in str or bytes and in any case; in a docstring, in a
-    longer text or as a slot, it does not (else the test below would pass on nothing)."""
+    sentence or as a slot, it does not (else the test below would pass on nothing)."""
     source = '''"""Sets the Host header."""
 __slots__ = ("host",)
 a = b"x-request-id"
 b = "Content-Type"
 c = "the Host header"
-d = b"Host: "
 '''
     found = list(spelt_names(source, {"host", "x-request-id", "content-type"}))
     assert found == [(3, "x-request-id"), (4, "Content-Type")]
+
+
+def test_the_reader_finds_a_header_line() -> None:
+    """A literal that starts a header line of a known name, or has one after a CRLF, counts
+    (a name spelt inside the line it is written in); a name in a sentence, a line of an
+    unknown name, or the separator alone do not."""
+    source = """a = b"Content-Length: %d\\r\\n"
+b = b"\\r\\nx-request-id: "
+c = "HTTP/1.1 400 Bad Request\\r\\nHost: x\\r\\n"
+d = f"Content-Type: {kind}"
+e = "sent as Content-Type: application/json"
+f = b"X-Unknown: 1\\r\\n"
+g = b": %d\\r\\n"
+h = b"Content-Length"
+"""
+    found = sorted(spelt_names(source, {"host", "x-request-id", "content-type", "content-length"}))
+    assert found == [
+        (1, "Content-Length: %d\r\n"),
+        (2, "\r\nx-request-id: "),
+        (3, "HTTP/1.1 400 Bad Request\r\nHost: x\r\n"),
+        (4, "Content-Type: "),
+        (8, "Content-Length"),
+    ]
 
 
 def test_no_header_name_is_spelt_outside_the_names_module() -> None:

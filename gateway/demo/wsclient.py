@@ -9,6 +9,8 @@ import sys
 
 from aiohttp import ClientSession, WSMsgType
 
+from auth_core import headers as h
+
 REPLY_GRACE = 0.5  # seconds the answers to the last lines sent have to arrive after end of input
 
 
@@ -17,7 +19,8 @@ async def _run(url: str, token: str) -> int:
         ClientSession() as session,
         session.ws_connect(url, protocols=("bearer", token)) as ws,
     ):
-        print(f"connected ({ws._response.headers.get('X-Connection-Id')}); type lines, Ctrl-D ends")
+        connection = ws._response.headers.get(h.X_CONNECTION_ID)
+        print(f"connected ({connection}); type lines, Ctrl-D ends")
 
         async def show() -> None:
             async for message in ws:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 
 import httptools
 
@@ -26,6 +26,9 @@ from auth_core import headers as h
 from gateway.http.limits import Limits
 from gateway.http.request import Body, BodyError, Header, Request, Upgraded
 from gateway.http.response import (
+    CHUNKED,
+    CONNECTION_CLOSE,
+    CONTENT_LENGTH,
     Response,
     ResponseHeaders,
     ResponseStream,
@@ -48,6 +51,24 @@ _LINE_CONTEXT = 16 * 1024  # bytes kept from the previous read to find a split r
 _HTTP_11_END = b" HTTP/1.1\r\n"
 _HTTP_10_END = b" HTTP/1.0\r\n"
 _SINGLETONS = frozenset({h.B_HOST, h.B_AUTHORIZATION, h.B_X_API_KEY, h.B_CONTENT_TYPE})
+# The head of a refusal, filled with its status, phrase, body length and request id.
+_REFUSAL_HEAD: Final[bytes] = (
+    b"HTTP/1.1 %d %s\r\n"
+    + h.W_CONTENT_TYPE
+    + b": "
+    + PROBLEM_JSON.encode()
+    + b"\r\n"
+    + h.W_CONTENT_LENGTH
+    + b": %d\r\n"
+    + h.W_X_REQUEST_ID
+    + b": %s\r\n"
+    + h.W_SERVER
+    + b": "
+    + SERVER_NAME.encode()
+    + b"\r\n"
+    + CONNECTION_CLOSE
+    + b"\r\n"
+)
 
 
 Handler = Callable[[Request], Awaitable[Response | None]]
@@ -459,16 +480,16 @@ class HttpConnection(asyncio.Protocol):
         body = response.body
         if bodyless(request.method, status):
             if request.method == "HEAD" and response.content_length is not None:
-                framing = b"Content-Length: %d\r\n" % response.content_length
+                framing = CONTENT_LENGTH % response.content_length
             elif request.method == "HEAD" and response.headers_only:
                 framing = b""  # an upstream's HEAD answer without a length: say none
             elif status < 200 or status in (204, 304):
                 framing = b""
             else:
-                framing = b"Content-Length: %d\r\n" % len(body)
+                framing = CONTENT_LENGTH % len(body)
             body = b""
         else:
-            framing = b"Content-Length: %d\r\n" % len(body)
+            framing = CONTENT_LENGTH % len(body)
         date = None if response.dated else self.server.date_header
         head = encode_head(
             request, status, response.headers, framing, keep, date, self.server.extra_headers
@@ -496,14 +517,14 @@ class HttpConnection(asyncio.Protocol):
         chunked = False
         if bodyless(request.method, status):
             framing = (
-                b"Content-Length: %d\r\n" % content_length
+                CONTENT_LENGTH % content_length
                 if content_length is not None and request.method == "HEAD"
                 else b""
             )
         elif content_length is not None:
-            framing = b"Content-Length: %d\r\n" % content_length
+            framing = CONTENT_LENGTH % content_length
         elif request.version == "1.1":
-            framing = b"Transfer-Encoding: chunked\r\n"
+            framing = CHUNKED
             chunked = True
         else:
             framing = b""  # HTTP/1.0: the body ends when the connection does
@@ -537,12 +558,8 @@ class HttpConnection(asyncio.Protocol):
         request_id = new_request_id()
         body = problem_body(refusal.status, "invalid_request", refusal.detail, request_id)
         self.server.refused(refusal.status, request_id, self.peer)
-        head = (
-            f"HTTP/1.1 {refusal.status} {_REFUSAL_PHRASES.get(refusal.status, 'Bad Request')}\r\n"
-            f"Content-Type: {PROBLEM_JSON}\r\nContent-Length: {len(body)}\r\n"
-            f"X-Request-Id: {request_id}\r\nServer: {SERVER_NAME}\r\n"
-            "Connection: close\r\n\r\n"
-        ).encode()
+        phrase = _REFUSAL_PHRASES.get(refusal.status, "Bad Request")
+        head = _REFUSAL_HEAD % (refusal.status, phrase.encode(), len(body), request_id.encode())
         self._keep = False
         self.write_raw(head + body)
 

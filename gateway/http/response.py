@@ -7,12 +7,21 @@ Headers are (name, value) byte pairs; the gateway adds framing (`Content-Length`
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+from auth_core import headers as h
 
 if TYPE_CHECKING:
     from gateway.http.request import Connection, Request
 
 ResponseHeaders = list[tuple[bytes, bytes]]
+
+# The header lines the gateway writes itself, built once (this is the hottest write path).
+_DATE: Final[bytes] = h.W_DATE + b": "
+CONNECTION_CLOSE: Final[bytes] = h.W_CONNECTION + b": close\r\n"
+_CONNECTION_KEEP_ALIVE: Final[bytes] = h.W_CONNECTION + b": keep-alive\r\n"
+CONTENT_LENGTH: Final[bytes] = h.W_CONTENT_LENGTH + b": %d\r\n"
+CHUNKED: Final[bytes] = h.W_TRANSFER_ENCODING + b": chunked\r\n"
 
 _STATUS_LINES_11 = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
@@ -77,14 +86,14 @@ def encode_head(
     for name, value in headers:
         parts += (name, b": ", value, b"\r\n")
     if date is not None:
-        parts += (b"Date: ", date, b"\r\n")
+        parts += (_DATE, date, b"\r\n")
     if extra:
         parts.append(extra)
     parts.append(framing)
     if not keep_alive:
-        parts.append(b"Connection: close\r\n")
+        parts.append(CONNECTION_CLOSE)
     elif request.version == "1.0":
-        parts.append(b"Connection: keep-alive\r\n")
+        parts.append(_CONNECTION_KEEP_ALIVE)
     parts.append(b"\r\n")
     return b"".join(parts)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from typing import Final
 
 from auth_core import headers as h
 from gateway.errors import (
@@ -28,7 +29,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.http.request import BodyError, Request
-from gateway.http.response import Response
+from gateway.http.response import CHUNKED, CONTENT_LENGTH, Response
 from gateway.pipeline.exchange import Exchange
 from gateway.proxy.connection import (
     ConnectTimedOut,
@@ -49,6 +50,15 @@ INLINE_BODY = 64 * 1024
 BUFFERED_RESPONSE = 64 * 1024
 BODYLESS_OK = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "DELETE"})
 _HTTP = b"http"
+# The header lines the gateway adds towards the upstream, built once; each after the first
+# ends the line before it.
+_X_FORWARDED_FOR: Final[bytes] = h.W_X_FORWARDED_FOR + b": "
+_X_FORWARDED_PROTO: Final[bytes] = b"\r\n" + h.W_X_FORWARDED_PROTO + b": "
+_X_REQUEST_ID: Final[bytes] = b"\r\n" + h.W_X_REQUEST_ID + b": "
+# traceparent (W3C Trace Context) is written in lower case, as its spec spells it.
+_TRACEPARENT: Final[bytes] = b"\r\n" + h.B_TRACEPARENT + b": "
+_X_FORWARDED_HOST: Final[bytes] = h.W_X_FORWARDED_HOST + b": "
+_EMPTY_BODY: Final[bytes] = h.W_CONTENT_LENGTH + b": 0\r\n"
 
 
 class ResponseAborted(Exception):
@@ -169,19 +179,19 @@ class Forwarder:
             start,
             *incoming.lines,
             pool.host_line,
-            b"X-Forwarded-For: ",
+            _X_FORWARDED_FOR,
             forwarded_for,
-            b"\r\nX-Forwarded-Proto: ",
+            _X_FORWARDED_PROTO,
             proto,
-            b"\r\nX-Request-Id: ",
+            _X_REQUEST_ID,
             exchange.request_id.encode(),
-            b"\r\ntraceparent: ",
+            _TRACEPARENT,
             exchange.traceparent,
             b"\r\n",
             *exchange.context_headers,
         ]
         if host:
-            parts += (b"X-Forwarded-Host: ", host, b"\r\n")
+            parts += (_X_FORWARDED_HOST, host, b"\r\n")
         parts += (framing, b"\r\n")
         return b"".join(parts)
 
@@ -292,11 +302,11 @@ def _framing(request: Request, method: str) -> bytes:
     requests usually carry a body (POST, PUT, PATCH)."""
     length = request.content_length
     if request.chunked:
-        return b"Transfer-Encoding: chunked\r\n"
+        return CHUNKED
     if length is not None and (length > 0 or method not in BODYLESS_OK):
-        return b"Content-Length: %d\r\n" % length
+        return CONTENT_LENGTH % length
     if method not in BODYLESS_OK:
-        return b"Content-Length: 0\r\n"
+        return _EMPTY_BODY
     return b""
 
 

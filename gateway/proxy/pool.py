@@ -18,7 +18,9 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import Mapping, Set
+from typing import Final
 
+from auth_core import headers as h
 from gateway.proxy.connection import (
     ConnectFailed,
     ConnectTimedOut,
@@ -30,6 +32,7 @@ from gateway.routing.table import Target, Upstream
 log = logging.getLogger("gateway.proxy")
 
 SWEEP_INTERVAL = 5.0
+_HOST: Final[bytes] = h.W_HOST + b": "
 
 
 class TargetPool:
@@ -44,7 +47,7 @@ class TargetPool:
     ) -> None:
         self.target = target
         self.watchdog = watchdog
-        self.host_line = b"Host: " + target.authority.encode() + b"\r\n"
+        self.host_line = _HOST + target.authority.encode() + b"\r\n"
         self.upstream = upstream
         self.loop = loop
         self.idle: deque[UpstreamConnection] = deque()

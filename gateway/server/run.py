@@ -10,7 +10,9 @@ import logging
 import signal
 import socket
 from pathlib import Path
+from typing import Final
 
+from auth_core import headers as h
 from auth_core.errors import SettingsError
 from auth_core.service import AuthCore
 from auth_core.store import DatabaseUnavailable
@@ -45,9 +47,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+_HSTS: Final[bytes] = h.W_STRICT_TRANSPORT_SECURITY + b": max-age=%d\r\n"
+
+
 def hsts_header(max_age: int) -> bytes:
     """The Strict-Transport-Security line of every answer on TLS (RFC 6797); none for 0."""
-    return b"Strict-Transport-Security: max-age=%d\r\n" % max_age if max_age else b""
+    return _HSTS % max_age if max_age else b""
 
 
 class Worker:

@@ -19,6 +19,8 @@ import socket
 import ssl
 from collections.abc import Callable
 
+from auth_core import headers as h
+from gateway.http.response import CONNECTION_CLOSE
 from gateway.problem import PROBLEM_JSON, SERVER_NAME, problem_body
 from gateway.tls.certificates import Certificates
 from gateway.tls.client_hello import (
@@ -41,10 +43,21 @@ _PLAIN_BODY = problem_body(
     None,
 )
 PLAIN_HTTP_ANSWER = (
-    "HTTP/1.1 400 Bad Request\r\n"
-    f"Content-Type: {PROBLEM_JSON}\r\nContent-Length: {len(_PLAIN_BODY)}\r\n"
-    f"Server: {SERVER_NAME}\r\nConnection: close\r\n\r\n"
-).encode() + _PLAIN_BODY
+    b"HTTP/1.1 400 Bad Request\r\n"
+    + h.W_CONTENT_TYPE
+    + b": "
+    + PROBLEM_JSON.encode()
+    + b"\r\n"
+    + h.W_CONTENT_LENGTH
+    + b": %d\r\n" % len(_PLAIN_BODY)
+    + h.W_SERVER
+    + b": "
+    + SERVER_NAME.encode()
+    + b"\r\n"
+    + CONNECTION_CLOSE
+    + b"\r\n"
+    + _PLAIN_BODY
+)
 
 # OpenSSL's reasons, folded into the few a dashboard can act on (the label's values are bounded).
 _REASONS = {

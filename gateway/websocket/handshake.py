@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass, field
+from typing import Final
 from urllib.parse import parse_qsl
 
 from auth_core import headers as h
@@ -87,14 +88,22 @@ def read_client_handshake(request: Request, query: str) -> ClientHandshake:
     return handshake
 
 
+# The handshake's header lines, built once: the upgrade asked of the upstream (RFC 6455
+# section 4.1), and the start of the protocol line both sides of the gateway send.
+UPGRADE: Final[bytes] = h.W_UPGRADE + b": websocket\r\n" + h.W_CONNECTION + b": Upgrade\r\n"
+_UPGRADE_LINES: Final[bytes] = UPGRADE + h.W_SEC_WEBSOCKET_VERSION + b": 13\r\n"
+_KEY: Final[bytes] = h.W_SEC_WEBSOCKET_KEY + b": "
+PROTOCOL: Final[bytes] = h.W_SEC_WEBSOCKET_PROTOCOL + b": "
+
+
 def upstream_lines(handshake: ClientHandshake) -> bytes:
     """The handshake headers the gateway sends upstream (the client's own are not forwarded)."""
     lines = [
-        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
-        b"Sec-WebSocket-Key: " + handshake.key + b"\r\n",
+        _UPGRADE_LINES,
+        _KEY + handshake.key + b"\r\n",
     ]
     if handshake.protocols:
-        lines.append(b"Sec-WebSocket-Protocol: " + b", ".join(handshake.protocols) + b"\r\n")
+        lines.append(PROTOCOL + b", ".join(handshake.protocols) + b"\r\n")
     return b"".join(lines)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from typing import Final
 
 from auth_core import headers as h
 from auth_core.models import Principal
@@ -36,6 +37,8 @@ from gateway.proxy.headers import (
 from gateway.proxy.pool import UpstreamPools
 from gateway.routing.table import Route
 from gateway.websocket.handshake import (
+    PROTOCOL,
+    UPGRADE,
     ClientHandshake,
     accept_for,
     chosen_protocol,
@@ -46,6 +49,11 @@ from gateway.websocket.registry import SocketRegistry
 from gateway.websocket.tunnel import Tunnel, UpstreamSide
 
 _SEC_WEBSOCKET = b"sec-websocket-"
+# The client's 101 answer, its fixed lines built once (RFC 6455 section 4.2.2).
+_SWITCHING: Final[bytes] = b"HTTP/1.1 101 Switching Protocols\r\n" + UPGRADE
+_ACCEPT: Final[bytes] = h.W_SEC_WEBSOCKET_ACCEPT + b": "
+_X_REQUEST_ID: Final[bytes] = h.W_X_REQUEST_ID + b": "
+_X_CONNECTION_ID: Final[bytes] = h.W_X_CONNECTION_ID + b": "
 
 
 class PrepareWebSocket(Stage):
@@ -174,13 +182,13 @@ class WebSocketProxy:
             tunnel.secret = _credential(exchange, principal)
         self.registry.add(tunnel)
         answer = [
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n",
+            _SWITCHING,
+            _ACCEPT + accept + b"\r\n",
         ]
         if protocol is not None:
-            answer.append(b"Sec-WebSocket-Protocol: " + protocol + b"\r\n")
-        answer.append(b"X-Request-Id: " + exchange.request_id.encode() + b"\r\n")
-        answer.append(b"X-Connection-Id: " + tunnel.id.encode() + b"\r\n\r\n")
+            answer.append(PROTOCOL + protocol + b"\r\n")
+        answer.append(_X_REQUEST_ID + exchange.request_id.encode() + b"\r\n")
+        answer.append(_X_CONNECTION_ID + tunnel.id.encode() + b"\r\n\r\n")
         exchange.request.connection.take_over(tunnel, b"".join(answer))
         exchange.status = 101
         return None
