@@ -1,7 +1,7 @@
-"""Bodiless requests on a kept-alive upstream connection (once served by a callback path of
-their own, removed as not worth a second path; bench/README.md): the connection is reused, and what has to wait (streaming, retries, timeouts, a client leaving) gives the same
-answers. Every test here first warms an upstream connection, so that the request under test
-finds one."""
+"""Bodiless requests on a kept-alive upstream connection (once served by a callback path of their
+own, removed as not worth a second path; bench/README.md): the connection is reused, and what
+has to wait (streaming, retries, timeouts, a client leaving) gives the same answers. Every test
+here first warms an upstream connection, so that the request under test finds one."""
 
 from __future__ import annotations
 
