@@ -572,12 +572,14 @@ def contenders(args: argparse.Namespace, work: Workdir, upstream: Service) -> li
             Contender("gateway-jwt", "5a. gateway, auth: jwt", skipped="auth: jwt not enforced")
         )
     title = "5b. gateway, auth: api_key + IP whitelist"
+    # One tenant (tenant names are unique) and one key for every api_key gateway of the run.
+    key_headers = {"X-API-Key": tenant_key(env)} if "api_key" in kinds else {}
     if "api_key" in kinds:
         items.append(
             Contender(
                 "gateway-api_key",
                 title,
-                headers={"X-API-Key": tenant_key(env)},
+                headers=key_headers,
                 start=gateway("gateway-api_key", "api_key"),
             )
         )
@@ -590,7 +592,7 @@ def contenders(args: argparse.Namespace, work: Workdir, upstream: Service) -> li
         for auth, headers in (
             ("none", {}),
             ("jwt", bearer),
-            ("api_key", {"X-API-Key": tenant_key(env)}),
+            ("api_key", key_headers),
         ):
             name = f"base-{auth}"
             items.append(
