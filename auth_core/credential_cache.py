@@ -63,8 +63,8 @@ G = TypeVar("G", bound=Grant)
 
 @dataclass(frozen=True, slots=True)
 class CredentialDeps:
-    """What every credential kind (API keys, PATs, service tokens) is built with; AuthCore.start
-    makes one for all three."""
+    """What every credential kind (API keys, PATs, service tokens) and the tenants' policies
+    are built with; AuthCore.start makes one for all four."""
 
     store: Store
     settings: AuthSettings

@@ -184,15 +184,6 @@ class AuthCore:
         )
         self.sdk = SdkSessions(store=store, audit=audit, sessions=sessions)
         shared = self.shared
-        tenants = self.tenants = Tenants(
-            store=store,
-            settings=settings,
-            audit=audit,
-            revoker=revoker,
-            revoked=revoked,
-            stats=stats,
-            shared=shared,
-        )
         deps = CredentialDeps(
             store=store,
             settings=settings,
@@ -202,6 +193,7 @@ class AuthCore:
             stats=stats,
             shared=shared,
         )
+        tenants = self.tenants = Tenants(deps=deps)
         self.keys = ApiKeys(deps=deps, tenants=tenants)
         self.pats = Pats(deps=deps)
         self.service_tokens = ServiceTokens(deps=deps)

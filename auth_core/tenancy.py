@@ -18,18 +18,14 @@ from urllib.parse import urlsplit
 
 import netaddr
 
-from auth_core.audit import AuditTrail
-from auth_core.config import AuthSettings
+from auth_core.credential_cache import CredentialDeps
 from auth_core.errors import AuthUnavailable, Conflict, InvalidRequest, NotFound
 from auth_core.iplists import IpListError, IpWhitelist, parse_cidrs
 from auth_core.models import Tenant
 from auth_core.origins import OriginWhitelist, normalise_origin
-from auth_core.revocation import TENANT, RevocationSet
-from auth_core.revoker import Revoker
-from auth_core.shared_cache import SharedCache
-from auth_core.stats import TENANT_HIT, TENANT_MISS, TENANT_SHARED_HIT, AuthStats
+from auth_core.revocation import TENANT
+from auth_core.stats import TENANT_HIT, TENANT_MISS, TENANT_SHARED_HIT
 from auth_core.store import DatabaseUnavailable, UniqueViolation
-from auth_core.store.records import Store
 from auth_core.text import plain_text
 
 if TYPE_CHECKING:
@@ -136,24 +132,14 @@ class OriginIndex:
 
 
 class Tenants:
-    def __init__(
-        self,
-        *,
-        store: Store,
-        settings: AuthSettings,
-        audit: AuditTrail,
-        revoker: Revoker,
-        revoked: RevocationSet,
-        stats: AuthStats,
-        shared: SharedCache,
-    ) -> None:
-        self._store = store
-        self._settings = settings
-        self._audit = audit
-        self._revoker = revoker
-        self._revoked = revoked
-        self._stats = stats
-        self._shared = shared
+    def __init__(self, *, deps: CredentialDeps) -> None:
+        self._store = deps.store
+        self._settings = deps.settings
+        self._audit = deps.audit
+        self._revoker = deps.revoker
+        self._revoked = deps.revoked
+        self._stats = deps.stats
+        self._shared = deps.shared
         self._policies: dict[str, TenantPolicy] = {}
         self._index: OriginIndex | None = None
 

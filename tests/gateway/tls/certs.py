@@ -1,4 +1,5 @@
-"""Certificates the TLS tests make: a CA of their own and leaf certificates it signs."""
+"""Certificates the listener's TLS tests make: leaf certificates signed by the tests' CA
+(tests/tls_authority.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.tls_authority import TestAuthority
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -35,40 +38,10 @@ class Authority:
 
     @classmethod
     def create(cls, directory: Path) -> Authority:
-        key = _key()
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway test CA")])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        cafile = directory / "ca.pem"
-        cafile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return cls(key, cert, cafile)
+        # The CA itself is the one the upstream TLS tests use; only the leaves differ here
+        # (written by rename, as a renewal is, and named by the caller).
+        ca = TestAuthority(directory, "ca")
+        return cls(ca.key, ca.certificate, ca.path)
 
     def issue(self, cert_path: Path, key_path: Path, *names: str) -> int:
         """Write a certificate for `names` (and its key); returns its serial number."""
