@@ -1,6 +1,8 @@
-# The gateway on the embedded default (SQLite, in-process cache), compiled with mypyc
-# (setup.py). Mount or bake your own routes.yaml at /app/routes.yaml; set GATEWAY_* variables
-# for production (README).
+# The gateway on the embedded default (SQLite in the /data volume, in-process cache), compiled
+# with mypyc (setup.py). The baked /app/routes.yaml is deploy/routes.yaml: its sample upstream
+# `echo` is the demo echo server of deploy/compose.yaml (`python -m gateway.demo.echo` in this
+# image), reached by name. Mount your own at /app/routes.yaml (or pass --config); set GATEWAY_*
+# variables for production (docs/operations/deploy.md).
 
 # The build stage has the C compiler and Python headers the compiled build needs; only the
 # wheel it makes goes into the image.
@@ -21,14 +23,21 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 
 COPY --from=build /wheels /wheels
+# The user and group 10001 own /data (the database and the mail outbox); the image's files stay
+# root's and read-only to it.
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
-    && useradd --system --uid 10001 gateway \
-    && mkdir -p /data && chown gateway /data
+    && groupadd --system --gid 10001 gateway \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home gateway \
+    && mkdir -p /data/outbox && chown -R 10001:10001 /data
 
-COPY routes.yaml ./routes.yaml
-USER gateway
-ENV GATEWAY_DATABASE_URL=sqlite:////data/gateway.db
+COPY deploy/routes.yaml ./routes.yaml
+# Declared after /data is made and chowned: what a build step writes to a volume path after
+# VOLUME is thrown away.
+VOLUME ["/data"]
+USER 10001:10001
+ENV GATEWAY_DATABASE_URL=sqlite:////data/gateway.db \
+    GATEWAY_MAIL_URL=outbox:/data/outbox
 EXPOSE 8080
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/health').status != 200)"
+HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/live').status != 200)"
 CMD ["gateway", "serve", "--config", "/app/routes.yaml", "--host", "0.0.0.0", "--port", "8080"]

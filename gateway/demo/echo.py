@@ -2,12 +2,15 @@
 websocket messages on any path.
 
 Used by `gateway demo` and handy for seeing what the gateway sends upstream (context headers,
-forwarding headers, the rewritten path).
+forwarding headers, the rewritten path). On its own, as the sample upstream of the deployment
+set-ups (docs/operations/deploy.md): `python -m gateway.demo.echo --host 0.0.0.0 --port 9001`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -51,3 +54,18 @@ def echo_app() -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the echo app until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway.demo.echo", description="An HTTP and websocket echo server."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001)
+    args = parser.parse_args(argv)
+    web.run_app(echo_app(), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
