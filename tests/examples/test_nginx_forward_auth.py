@@ -419,19 +419,6 @@ def test_the_traefik_example_forwards_to_the_gateway_with_every_header() -> None
     assert router["service"] in dynamic["services"]
 
 
-def test_the_caddy_example_forwards_to_the_gateway_with_every_header() -> None:
-    text = (EXAMPLES / "caddy" / "Caddyfile").read_text()
-    assert re.search(r"^\s*forward_auth gateway:8080 \{$", text, re.MULTILINE)
-    assert re.search(r"^\s*uri /api/v1/auth/validate\?aud=orders$", text, re.MULTILINE)
-    block = re.search(r"copy_headers \{([^}]*)\}", text)
-    assert block is not None
-    assert sorted(block.group(1).split()) == sorted(CONTEXT_HEADERS)
-    stripped = re.findall(r"^\s*request_header -(\S+)$", text, re.MULTILINE)
-    assert sorted(stripped) == sorted(
-        ["X-User-*", "X-Tenant-*", "X-Auth-*", "X-Session-*", "X-Credential-*", "X-Gateway-*"]
-    )
-
-
 async def test_nginx_not_in_forward_auth_clients_gets_no_context(
     nginx_binary: Path, client: ClientSession, upstream: Upstream, tmp_path: Path
 ) -> None:
