@@ -23,7 +23,6 @@ from typing import Any
 
 import netaddr
 import pytest
-import yaml
 from aiohttp import ClientSession
 from yarl import URL
 
@@ -389,7 +388,6 @@ async def test_the_request_id_is_one_from_client_to_upstream(
 
 # -- the examples themselves (no proxy needed) --------------------------------------------------
 
-EXAMPLES = ROOT / "examples"
 CONTEXT_HEADERS = [name.title() for name in SIGNED] + ["X-Gateway-Timestamp", "X-Gateway-Signature"]
 
 
@@ -403,20 +401,6 @@ def test_the_nginx_example_documents_its_placeholders_and_sets_every_header() ->
         variable = "$upstream_http_" + header.lower().replace("-", "_")
         assert re.search(rf"auth_request_set\s+(\$\w+)\s+{re.escape(variable)};", text), header
         assert re.search(rf"proxy_set_header\s+{header}\s+\$gw_\w+;", text), header
-
-
-def test_the_traefik_example_forwards_to_the_gateway_with_every_header() -> None:
-    static = yaml.safe_load((EXAMPLES / "traefik" / "traefik.yml").read_text())
-    assert "web" in static["entryPoints"]
-    dynamic = yaml.safe_load((EXAMPLES / "traefik" / "dynamic.yml").read_text())["http"]
-    [(name, middleware)] = dynamic["middlewares"].items()
-    forward = middleware["forwardAuth"]
-    assert forward["address"] == "http://gateway:8080/api/v1/auth/validate?aud=orders"
-    assert forward["trustForwardHeader"] is True
-    assert sorted(forward["authResponseHeaders"]) == sorted(CONTEXT_HEADERS)
-    [router] = dynamic["routers"].values()
-    assert router["middlewares"] == [name]
-    assert router["service"] in dynamic["services"]
 
 
 async def test_nginx_not_in_forward_auth_clients_gets_no_context(
