@@ -9,7 +9,8 @@ network would do is done by translating addresses, and nothing else:
 - `SERVICE:PORT` -> `127.0.0.1:<a free port>` for every port a service listens on (its
   `--port`, the container side of its `ports:`); in the service's own command, health check
   and mounted files `127.0.0.1:PORT`, `*:PORT`, `0.0.0.0` likewise (it binds loopback);
-- the compose network's subnet -> 127.0.0.0/8 (the processes' peers are loopback);
+- the compose network's subnet -> 127.0.0.0/8, a service's fixed address -> 127.0.0.1 (every
+  process connects from there);
 - a mounted path -> the file or directory it mounts (a named volume: a directory of its own);
 - the executables: `gateway` -> this Python's `-m gateway`, `python` -> this Python, others
   (haproxy) the machine's binary.
@@ -168,6 +169,10 @@ class ComposeRun:
         for network in self.compose.get("networks", {}).values():
             for pool in (network or {}).get("ipam", {}).get("config", []):
                 text = text.replace(pool["subnet"], LOOPBACK_NET)
+        for service in self.services.values():
+            for network in (service.get("networks") or {}).values():
+                if network and "ipv4_address" in network:
+                    text = text.replace(network["ipv4_address"], LOOPBACK)
         for target, path in sorted(self.mounts(own).items(), key=lambda item: -len(item[0])):
             text = text.replace(target, str(path))
         return text

@@ -7,6 +7,7 @@ HAProxy with the mounted haproxy.cfg) to both gateway replicas and on to the sam
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import secrets
@@ -14,11 +15,10 @@ import shutil
 import stat
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 REPLICAS = ("gateway-1", "gateway-2")
 REQUESTS = 8  # through the load balancer, round robin over two replicas
+CLIENT = "127.0.0.2"  # the tenant's backend: a loopback address other than HAProxy's
+OTHER = "127.0.0.3"  # anyone else
 
 
 def required(binary: str) -> str:
@@ -104,14 +106,21 @@ def compose_run(deploy_copy: Path, fresh_database: str) -> Iterator[ComposeRun]:
         run.stop()
 
 
-def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    """GET an http://127.0.0.1 URL of the set-up: status and JSON body."""
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback http
+def fetch(
+    url: str, headers: dict[str, str] | None = None, *, source: str = LOOPBACK
+) -> tuple[int, dict[str, Any]]:
+    """GET an http://127.0.0.1 URL of the set-up from the address `source`: status and JSON."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(
+        LOOPBACK, parts.port, timeout=10, source_address=(source, 0)
+    )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.request("GET", target, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
 
 
 def access_lines(run: ComposeRun, replica: str) -> list[dict[str, Any]]:
@@ -178,10 +187,15 @@ def test_the_compose_set_up_serves_through_its_load_balancer(compose_run: Compos
         time.sleep(0.05)
     assert len(seen["gateway-1"]) == len(seen["gateway-2"]) == REQUESTS // 2, seen
 
-    # A tenant and its API key, made with the CLI in a replica's environment; a signed
-    # request with it through the load balancer, verified as the sample upstream would.
-    tenant = run.cli("gateway-1", "tenant", "create", "acme", "--allow-ip", "127.0.0.1/32")
+    # A tenant (its backend at CLIENT) and its API key, made with the CLI in a replica's
+    # environment; a signed request with it through the load balancer, verified as the sample
+    # upstream would. The replicas believe HAProxy's X-Forwarded-For, and only its last hop:
+    # what the client wrote there itself proves nothing.
+    tenant = run.cli(
+        "gateway-1", "tenant", "create", "acme", "--allow-ip", f"{CLIENT}/32", "--json"
+    )
     assert tenant.returncode == 0, tenant.stderr
+    tenant_id = json.loads(tenant.stdout)["id"]
     key = run.cli("gateway-1", "key", "create", "--tenant", "acme", "--json")
     assert key.returncode == 0, key.stderr
     secret = json.loads(key.stdout)["key"]
@@ -191,7 +205,11 @@ def test_the_compose_set_up_serves_through_its_load_balancer(compose_run: Compos
     assert context_key.returncode == 0, context_key.stderr
     keys = parse_keys(context_key.stdout)
     for number in range(2):  # once through each replica
-        status, body = fetch(f"{lb}/partner/orders?page={number}", {"X-API-Key": secret})
+        status, body = fetch(
+            f"{lb}/partner/orders?page={number}",
+            {"X-API-Key": secret, "X-Forwarded-For": "203.0.113.9"},
+            source=CLIENT,
+        )
         assert status == 200, body
         headers = {name.lower(): value for name, value in body["headers"].items()}
         assert headers["x-auth-method"] == "api_key"
@@ -199,16 +217,15 @@ def test_the_compose_set_up_serves_through_its_load_balancer(compose_run: Compos
         target = f"{body['path']}?{body['query']}"
         assert target == f"/orders?page={number}"
         context = verify(keys, "echo", body["method"], target, headers)
-        assert context.tenant_id == json.loads(tenant_json(run))["id"]
-    status, body = fetch(f"{lb}/partner/orders", {"X-API-Key": secret + "x"})
+        assert context.tenant_id == tenant_id
+    status, body = fetch(f"{lb}/partner/orders", {"X-API-Key": secret + "x"}, source=CLIENT)
     assert (status, body["error"]) == (401, "invalid_api_key")
+    # From another address, claiming to be the tenant's backend: refused.
+    status, body = fetch(
+        f"{lb}/partner/orders", {"X-API-Key": secret, "X-Forwarded-For": CLIENT}, source=OTHER
+    )
+    assert (status, body["error"]) == (403, "ip_not_allowed"), body
 
     # SIGTERM: the replicas drain and exit cleanly.
     codes = run.stop()
     assert codes["gateway-1"] == codes["gateway-2"] == 0, "\n".join(run.logs())
-
-
-def tenant_json(run: ComposeRun) -> str:
-    shown = run.cli("gateway-1", "tenant", "show", "acme", "--json")
-    assert shown.returncode == 0, shown.stderr
-    return shown.stdout
