@@ -185,7 +185,11 @@ def test_the_compose_set_up_serves_through_its_load_balancer(compose_run: Compos
     while not counted():  # access logs are flushed within a second
         assert time.monotonic() < deadline, f"access logs: {seen}"
         time.sleep(0.05)
-    assert len(seen["gateway-1"]) == len(seen["gateway-2"]) == REQUESTS // 2, seen
+    # Round robin gives each replica every other request (4 and 4 here, every run so far); a
+    # replica that a busy machine made miss two health checks in a row would get fewer, so
+    # the test asks only that both served.
+    assert len(seen["gateway-1"]) >= 1, seen
+    assert len(seen["gateway-2"]) >= 1, seen
 
     # A tenant (its backend at CLIENT) and its API key, made with the CLI in a replica's
     # environment; a signed request with it through the load balancer, verified as the sample
