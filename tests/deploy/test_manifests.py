@@ -29,7 +29,6 @@ from tests.support import cases
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
-KUBERNETES_VERSION = "1.37.0"  # the newest the installed kubernetes-validate bundles
 
 
 def compose() -> dict[str, Any]:
@@ -58,13 +57,25 @@ def manifests() -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
+def newest_kubernetes() -> str:
+    """The newest Kubernetes version whose schemas the installed kubernetes-validate bundles
+    (1.37 with kubernetes-validate 1.37.0)."""
+    bundle = resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")
+    versions = [
+        entry.name.removeprefix("v").removesuffix("-local-strict")
+        for entry in bundle.iterdir()
+        if entry.name.endswith("-local-strict")
+    ]
+    return max(versions, key=lambda v: tuple(int(part) for part in v.split(".")))
+
+
 @cache
 def kubernetes_validator(kind: str, api_version: str) -> jsonschema.protocols.Validator:
     """The strict schema of one kind, its $refs resolved in the bundle's _definitions.json."""
     group = api_version.split("/")[0].split(".")[0] + "-" if "/" in api_version else ""
     version = api_version.split("/")[-1]
     folder = resources.files("kubernetes_validate").joinpath(
-        f"kubernetes-json-schema/v{KUBERNETES_VERSION}-local-strict"
+        f"kubernetes-json-schema/v{newest_kubernetes()}-local-strict"
     )
     schema = json.loads(folder.joinpath(f"{kind.lower()}-{group}{version}.json").read_text())
     definitions = json.loads(folder.joinpath("_definitions.json").read_text())
@@ -152,6 +163,7 @@ def test_compose_mounts_the_routes_it_was_written_for() -> None:
 
 @pytest.mark.parametrize(("document"), [pytest.param(d, id=name) for name, d in manifests()])
 def test_each_manifest_is_valid_against_the_kubernetes_schema(document: dict[str, Any]) -> None:
+    assert tuple(int(part) for part in newest_kubernetes().split(".")[:2]) >= (1, 33)
     assert k8s_errors(document) == []
 
 
