@@ -270,10 +270,9 @@ class ComposeRun:
                 assert dependency in self.processes or self.is_machine(dependency)
         if self.is_machine(name):
             return
-        for target, path in self.mounts(name).items():
-            if path.is_file():  # a mounted config: the service's addresses in it translated
+        for path in self.mounts(name).values():
+            if path.is_file():  # a mounted config: the addresses in it translated
                 path.write_text(self.translate(path.read_text(), name))
-                assert target  # the command names the target, translated to this path
         log = self.directory / ".run" / f"{name}.log"
         with log.open("wb") as output:
             process = subprocess.Popen(
