@@ -1,6 +1,6 @@
 # The gateway on the embedded default (SQLite, in-process cache), compiled with mypyc
 # (setup.py). Mount or bake your own routes.yaml at /app/routes.yaml; set GATEWAY_* variables
-# for production (README).
+# for production (docs/operations/deploy.md).
 
 # The build stage has the C compiler and Python headers the compiled build needs; only the
 # wheel it makes goes into the image.
