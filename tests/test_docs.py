@@ -5,6 +5,7 @@ not hold."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from auth_core.errors import ErrorCode, SettingsError
+from gateway import cli
 from gateway.routing import load_route_table, parse_route_table
 
 # resolve(): the compiled pass runs the tests from a directory of links to this checkout.
@@ -169,12 +171,14 @@ FORBIDDEN = re.compile(r"\bSPEC\b|\bseeds?\b(?!\()|(?<![/\w])README(?!\.md)")
 
 
 def test_nothing_cites_documents_outside_the_repository() -> None:
-    roots = ["gateway", "auth_core", "metrics", "bench", "tests", "docs", "scripts"]
+    roots = ["gateway", "auth_core", "metrics", "bench", "tests", "docs", "scripts", "examples"]
     files = [path for name in roots for path in (ROOT / name).rglob("*") if path.is_file()]
     files += [ROOT / name for name in ("README.md", "routes.yaml", "setup.py", "mkdocs.yml")]
     found = []
     for path in files:
-        if path.suffix not in {".py", ".md", ".yaml", ".yml", ""} or path == Path(__file__):
+        if path.suffix not in {".py", ".md", ".yaml", ".yml", ".conf", ""} or path == Path(
+            __file__
+        ):
             continue
         if "results" in path.parts or "__pycache__" in path.parts:
             continue
@@ -188,3 +192,21 @@ def test_nothing_cites_documents_outside_the_repository() -> None:
             ):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert found == []
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str) -> list[str]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _commands(sub, f"{prefix} {name}") or [f"{prefix} {name}"]
+    return found
+
+
+def test_every_command_has_its_line() -> None:
+    commands = _commands(cli._parser(), "gateway")
+    assert "gateway key rotate" in commands
+    assert "gateway context-key" in commands
+    page = (DOCS / "operations" / "cli.md").read_text()
+    missing = [command for command in commands if f"{command} " not in page]
+    assert missing == []
