@@ -194,7 +194,7 @@ ROUTE = Section(
             "strip_prefix",
             BOOLEAN,
             "`true`: the route's path is removed before forwarding (`/v1/items/7` is "
-            "forwarded as `/7`); not for the built-in upstream.",
+            "forwarded as `/7`); the built-in upstream always sees the canonical path.",
             "false",
         ),
         Field("timeout", DURATION, "Overrides the upstream's `timeout`.", "the upstream's"),
