@@ -1,4 +1,4 @@
-"""Optional compiled build of the request path (README, "Development": the compiled build).
+"""Optional compiled build of the request path (docs/development.md: the compiled build).
 
 `pip install .` builds the pure-Python package, as always. With GATEWAY_COMPILE=1 the modules
 every proxied request runs through are compiled with mypyc into C extensions; the package
@@ -13,7 +13,7 @@ import os
 
 from setuptools import setup
 
-# What is compiled: this list and nothing else, one module a line (README, "Development": the
+# What is compiled: this list and nothing else, one module a line (docs/development.md: the
 # compiled build). The request path: what a proxied request runs through from the client's
 # bytes to the upstream's answer. A module split in two, or a new module on that path, is added
 # here by hand (the build fails on a listed file that is gone). Plain Python subclasses of the

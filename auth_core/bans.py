@@ -1,4 +1,4 @@
-"""Bans (README: The auth core): repeated failed credentials from one client address (bad logins,
+"""Bans (docs/authentication.md): repeated failed credentials from one client address (bad logins,
 bad keys, bad tokens) ban that address for a while; admins list and lift bans.
 
 A ban is a row of the revocation table (kind `ban`, the address, until when), so it reaches

@@ -1,4 +1,4 @@
-"""The auth core's settings, from the environment (README: Configuration), parsed once."""
+"""The auth core's settings, from the environment (docs/configuration.md), parsed once."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ class AuthSettings:
     refresh_ttl: float = 7 * 86400.0
     ip_whitelist_enabled: bool = True
     origin_validation_enabled: bool = True
-    # Bans (README, "Bans"): this many wrong credentials from one address within the window
+    # Bans (docs/authentication.md): this many wrong credentials from one address within the window
     # ban it for the duration; 0 for any of the three: nothing is counted or banned.
     ban_threshold: int = 30
     ban_window: float = 600.0
@@ -128,7 +128,7 @@ class AuthSettings:
     hash_cost: HashCost = HashCost()  # noqa: RUF009 - frozen, so one shared default is safe
     redis_url: str | None = None  # None: in-process cache, limits and events
     # How long past its cache lifetime a key, PAT or tenant policy may still be served while
-    # the database cannot be reached (README: Operations); 0: never.
+    # the database cannot be reached (docs/operations/running.md); 0: never.
     stale_window: float = 600.0
     # How long a key, PAT or tenant policy read from the database is trusted without reading
     # it again (revocation events void it sooner).
@@ -137,8 +137,8 @@ class AuthSettings:
     # Password logins (and refreshes of their sessions) refused until the e-mail address is
     # confirmed; a tenant's SDK end users are vouched for by its API key and exempt.
     require_verified_email: bool = False
-    # Browser apps' refresh tokens in an HttpOnly cookie instead of the JSON body (README:
-    # Cookie sessions); cookie-authenticated writes then pass the CSRF rule (csrf.py).
+    # Browser apps' refresh tokens in an HttpOnly cookie instead of the JSON body
+    # (docs/authentication.md); cookie-authenticated writes then pass the CSRF rule (csrf.py).
     session_cookies: bool = False
 
     @property

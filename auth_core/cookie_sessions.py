@@ -1,5 +1,5 @@
 """Browser sessions by cookie: the login page's session cookie, signed, and checked on the hot
-path without a database read per request (README "The login page and browser routes").
+path without a database read per request (docs/login-and-browsers.md).
 
 The cookie names a real session of the `sessions` table (one the login page opened with the
 same rules as the API's login) and nothing else: `v1.<kid>.<session id>.<signature>`, the

@@ -1,6 +1,6 @@
 """A worker's cache of one kind of credential (API keys, personal access tokens, service
 tokens), written once for the three: what makes a request with a known credential one dict
-look-up and a made-up one cheap (README "The auth core").
+look-up and a made-up one cheap (docs/authentication.md).
 
 - Grants are kept by the presented string itself (a hit costs no checksum and no SHA-256;
   only a well-formed credential that the database knows is ever kept), each valid while no

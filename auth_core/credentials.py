@@ -1,5 +1,5 @@
 """The format of API keys (`gwk_`), personal access tokens (`gwp_`) and service tokens
-(`gws_`), README "The auth core".
+(`gws_`), docs/authentication.md.
 
 A credential is its prefix, 32 random base62 characters (190 bits) and a 6-character base62
 checksum (CRC32 of everything before it). The prefix makes leaked ones easy to scan for; the

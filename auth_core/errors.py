@@ -1,4 +1,4 @@
-"""The one error tree of the gateway and its auth core (README: Errors).
+"""The one error tree of the gateway and its auth core (docs/errors.md).
 
 Every error a client may see is a `GatewayError`: it carries the HTTP status, a code from
 `ErrorCode` (the stable `error` of the problem+json body), a detail safe to show, and the
@@ -51,7 +51,7 @@ from auth_core import headers as h
 
 
 class ErrorCode(StrEnum):
-    """Stable error codes (README: Errors); clients match on these, never on titles."""
+    """Stable error codes (docs/errors.md); clients match on these, never on titles."""
 
     MISSING_CREDENTIALS = "missing_credentials"
     INVALID_TOKEN = "invalid_token"  # noqa: S105 - an error code, not a token

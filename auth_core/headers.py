@@ -21,7 +21,7 @@ type"), as gateway/headers.py reads these to build its sets.
 
 The gateway's own rules about headers (hop-by-hop, identity prefixes, withheld credentials)
 are in gateway/headers.py. The signed context headers are also spelt, lower-case, in
-gateway/context.py, which services copy on its own (README "Context headers to upstreams").
+gateway/context.py, which services copy on its own (docs/upstream-services.md).
 """
 
 from __future__ import annotations
@@ -128,8 +128,8 @@ B_X_REQUEST_ID: Final[bytes] = b"x-request-id"
 W_X_REQUEST_ID: Final[bytes] = b"X-Request-Id"
 B_X_REQUESTED_WITH: Final[bytes] = b"x-requested-with"
 
-# The context headers the gateway sets towards upstreams (README "Context headers to
-# upstreams"), as it writes them; gateway/context.py has their lower-case signed forms.
+# The context headers the gateway sets towards upstreams (docs/upstream-services.md), as it writes
+# them; gateway/context.py has their lower-case signed forms.
 X_AUTH_METHOD: Final[str] = "X-Auth-Method"
 W_X_AUTH_METHOD: Final[bytes] = b"X-Auth-Method"
 W_X_CREDENTIAL_ID: Final[bytes] = b"X-Credential-Id"

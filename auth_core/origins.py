@@ -1,4 +1,4 @@
-"""Origin whitelists (README: The route table): exact scheme, host and port, or `*.domain`
+"""Origin whitelists (docs/routes.md): exact scheme, host and port, or `*.domain`
 for its subdomains only. `Origin: null`, `example.com.evil.com` and `evilexample.com` match
 nothing. Parsed once into sets; a check is a set look-up or two."""
 

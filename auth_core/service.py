@@ -127,7 +127,7 @@ class AuthCore:
         )
         if generated and follow:
             # Said once, by a serving process: an administration command (follow=False) uses
-            # the same stored secrets and has nothing to add (README: Commands).
+            # the same stored secrets and has nothing to add (docs/operations/cli.md).
             log.warning(
                 "%s not set: using secrets generated and stored in the database; "
                 "set them for production",

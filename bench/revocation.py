@@ -1,5 +1,5 @@
 """Revocation delay: from the answer to a logout to the first refusal of that session's access
-token, at every worker of every gateway (README: Limits and hostile input: within 100 ms,
+token, at every worker of every gateway (docs/limits.md: within 100 ms,
 everywhere).
 
 Two set-ups, each measured over --trials logouts:

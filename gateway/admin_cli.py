@@ -1,4 +1,4 @@
-"""The administration commands (README: Commands): migrate, user create, users import (and,
+"""The administration commands (docs/operations/cli.md): migrate, user create, users import (and,
 from tenant_cli, tenant create and key create|rotate|revoke; from service_token_cli,
 service-token create|revoke; from inventory_cli, NOUN list|show).
 

@@ -92,7 +92,7 @@ class AuthCoreUpstream:
         self, exchange: Exchange, caller: Principal | None
     ) -> list[tuple[bytes, bytes]]:
         """The API's logout also ends this browser's login-page session (when it is the same
-        user's) and clears its cookie (README "The login page and browser routes"). The bearer
+        user's) and clears its cookie (docs/login-and-browsers.md). The bearer
         token the logout needs cannot be sent by a cross-site page: no CSRF check is needed."""
         value = session_cookie_of(exchange)
         if value is None:

@@ -1,4 +1,4 @@
-"""The `gateway` command (README: Commands)."""
+"""The `gateway` command (docs/operations/cli.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deployment settings from the environment, parsed once at start-up (README: Configuration).
+"""Deployment settings from the environment, parsed once at start-up (docs/configuration.md).
 
 Every variable is validated here; a bad value stops start-up with a message naming it.
 """
@@ -109,7 +109,7 @@ class Settings:
     ws_idle_timeout: float = 300.0  # no frame either way for this long closes a socket
     ws_max_per_address: int = 100  # open websockets from one client address, per worker
     ws_max_per_tenant: int = 1000  # open websockets of one tenant's users, per worker
-    # TLS on the listener (README: TLS): one certificate, or a directory of them by host name.
+    # TLS on the listener (docs/tls.md): one certificate, or a directory of them by host name.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_dir: Path | None = None

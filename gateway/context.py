@@ -1,4 +1,4 @@
-"""Signed context headers (README "Context headers to upstreams"): how the gateway tells an
+"""Signed context headers (docs/upstream-services.md): how the gateway tells an
 upstream who is calling, and how the upstream checks it without validating anything again.
 
 This module needs nothing but the standard library, so a downstream service can import it

@@ -1,5 +1,5 @@
 """`gateway context-key UPSTREAM`: the keys a downstream service verifies its context headers
-with (README "Context headers to upstreams"), one `kid:<base64url key>` line per
+with (docs/upstream-services.md), one `kid:<base64url key>` line per
 GATEWAY_SERVICE_SECRET entry, derived for that upstream alone."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""forwardAuth (README "The auth core"): `GET /api/v1/auth/validate` for Traefik, nginx
+"""forwardAuth (docs/operations/proxies.md): `GET /api/v1/auth/validate` for Traefik, nginx
 `auth_request` and Caddy `forward_auth`. The proxy in front sends the client's credential (an
 access token, a PAT, or an API key: any kind) and the original method and URI; the answer is
 200 with the signed context headers (for that method and URI), or the 401/403 problem+json
@@ -11,7 +11,7 @@ query parameter names the upstream (of routes.yaml) whose key signs; without it 
 is `forward_auth`, a name no upstream may take.
 
 A request with no credential of its own may carry the login page's session cookie instead
-(README "The login page and browser routes"); a write it authenticates must pass the CSRF rule
+(docs/login-and-browsers.md); a write it authenticates must pass the CSRF rule
 for the forwarded method, and with `?login=redirect` a browser without a session is answered
 303 to the login page (for Traefik; nginx takes the 401).
 

@@ -28,7 +28,7 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 
-# Identity headers only the gateway may set (README: Context headers to upstreams); every
+# Identity headers only the gateway may set (docs/upstream-services.md); every
 # client-sent copy is dropped.
 # X-Credential-Id is among the signed context headers, so it goes too although no prefix
 # of that list covers it.
@@ -41,7 +41,7 @@ IDENTITY_PREFIXES: Final = (
     b"x-credential-",
 )
 
-# README "Forwarding": the credentials the gateway consumes, withheld from upstreams unless the
+# docs/forwarding.md: the credentials the gateway consumes, withheld from upstreams unless the
 # route says `forward_credentials: true`. `Authorization` only with the schemes gateway
 # credentials use (a JWT, API key or PAT as `Bearer`, a service token as `Service`).
 CREDENTIAL_HEADERS: Final = frozenset({h.B_AUTHORIZATION, h.B_X_API_KEY})

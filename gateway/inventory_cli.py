@@ -1,5 +1,5 @@
 """`gateway NOUN list` and `gateway NOUN show REF` for users, tenants, API keys, personal access
-tokens, service tokens, sessions and bans (README: Commands).
+tokens, service tokens, sessions and bans (docs/operations/cli.md).
 
 They read the database of GATEWAY_DATABASE_URL through the auth core and print a table (list)
 or `field value` lines (show), or with --json one JSON object: `{"users": [...]}` for a list,

@@ -1,6 +1,7 @@
 """Application logs as one JSON object a line on stderr (access logs are separate).
 
-Secrets never reach them, at any level (README, "Operations"): the libraries that see SQL
+Secrets never reach them, at any level (docs/operations/observability.md): the libraries that see
+SQL
 parameters, Redis commands or client requests are held at WARNING whatever GATEWAY_LOG_LEVEL
 says (aiosqlite logs every statement with its parameters at DEBUG: password hashes, token
 hashes, e-mail addresses), and whatever still looks like a credential is masked on its way out.

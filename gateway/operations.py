@@ -1,5 +1,5 @@
 """The gateway's own endpoints: `/live` (and `/health`, the same), `/ready` and `/metrics`
-(README: Operations).
+(docs/operations/running.md).
 
 They are answered before the route table is consulted, on their canonical paths only.
 """

@@ -33,7 +33,7 @@ def problem_parts(
 def problem_body(
     status: int, code: str, detail: str, request_id: str | None, title: str | None = None
 ) -> bytes:
-    """The problem+json document of the README's Errors section."""
+    """The problem+json document of docs/errors.md."""
     phrase = title or _phrase(status)
     return json.dumps(
         {

@@ -1,5 +1,5 @@
 """`gateway service-token create NAME | revoke ID` (and, from inventory_cli, `list | show ID`):
-the credentials of internal services (README "The auth core", service tokens).
+the credentials of internal services (docs/authentication.md, service tokens).
 
 Like the other administration commands they open the database of GATEWAY_DATABASE_URL through
 the auth core, print a line for people or, with --json, exactly one JSON object (a created

@@ -1,4 +1,5 @@
-"""The tenant and API key commands (README: Commands): `tenant create`, `key create|rotate|revoke`.
+"""The tenant and API key commands (docs/operations/cli.md): `tenant create`, `key
+create|rotate|revoke`.
 
 Like the other administration commands they open the database of GATEWAY_DATABASE_URL through
 the auth core, print a line for people or, with --json, exactly one JSON object (a created

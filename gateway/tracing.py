@@ -1,4 +1,4 @@
-"""Request ids and W3C trace context (README: Context headers to upstreams): kept when valid,
+"""Request ids and W3C trace context (docs/upstream-services.md): kept when valid,
 made when not."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ _ZERO_TRACE = b"0" * 32
 _ZERO_SPAN = b"0" * 16
 _ONE_SPAN = b"0" * 15 + b"1"  # a span id must not be zero (W3C Trace Context)
 
-# Request ids are unguessable (README "Context headers to upstreams"): a client must not be
+# Request ids are unguessable (docs/upstream-services.md): a client must not be
 # able to predict the id of someone else's request (they key audit entries, logs, support
 # questions). Each is 16 bytes from the OS's CSPRNG, as hex; os.urandom is called for a batch
 # of ids at a time, so that an id costs a list pop, not a system call. Forked workers drop

@@ -1,5 +1,5 @@
-"""`gateway user set-password|disable|enable USER` and the password a command reads (README:
-Commands): from standard input with --password-stdin, else by a prompt on a terminal.
+"""`gateway user set-password|disable|enable USER` and the password a command reads
+(docs/operations/cli.md): from standard input with --password-stdin, else by a prompt on a terminal.
 
 USER is a user's id or e-mail address. A new password, like a disabling, ends every session of
 the user at once (through the revocation table, as the API's changes do).

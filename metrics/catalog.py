@@ -1,4 +1,5 @@
-"""Every metric of the README (Operations), named in one place, built on one Registry a worker."""
+"""Every metric of docs/operations/observability.md, named in one place, built on one Registry a
+worker."""
 
 from __future__ import annotations
 

@@ -346,7 +346,7 @@ async def fetch(client: ClientSession, method: str, url: str, **options: Any) ->
 
 
 def assert_problem(answer: Answer, status: int, code: str) -> None:
-    """A problem+json answer (README: Errors) with this status and `error` code."""
+    """A problem+json answer (docs/errors.md) with this status and `error` code."""
     assert answer.status == status, answer.body
     assert answer.headers["Content-Type"].startswith("application/problem+json"), answer.headers
     body = answer.json()

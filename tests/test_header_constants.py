@@ -23,6 +23,8 @@ NAMES_MODULE = "auth_core/headers.py"
 NOT_A_HEADER_NAME: dict[tuple[str, str], str] = {
     ("gateway/routing/loader.py", "host"): "the routes.yaml key `host`",
     ("gateway/routing/policies.py", "allow"): "the routes.yaml key `metrics.allow`",
+    ("gateway/routing/schema.py", "host"): "the routes.yaml key `host`, in its schema",
+    ("gateway/routing/schema.py", "allow"): "the routes.yaml key `metrics.allow`, in its schema",
     ("gateway/proxy/headers.py", "keep-alive"): "an option of Connection, not the header",
     ("gateway/demo/echo.py", "connection"): "a field of the demo upstream's JSON answer",
     ("auth_core/api/openapi.py", "cookie"): "OpenAPI's `in: cookie` (where a key is sent)",
@@ -30,8 +32,8 @@ NOT_A_HEADER_NAME: dict[tuple[str, str], str] = {
     ("gateway/pipeline/authorize.py", "cookie"): "an X-Auth-Method, not the header",
     ("gateway/websocket/registry.py", "cookie"): "an X-Auth-Method, not the header",
 }
-# gateway/context.py is copied into services on its own (README "Context headers to
-# upstreams"), so it spells the signed headers' lower-case names itself;
+# gateway/context.py is copied into services on its own (docs/upstream-services.md), so it spells
+# the signed headers' lower-case names itself;
 # test_the_signed_names_are_the_header_names holds them to this module's.
 SPELT_APART = {"gateway/context.py"}
 

@@ -1,4 +1,4 @@
-"""The auth core's HTTP API, served in-process by the gateway (README: The auth core)."""
+"""The auth core's HTTP API, served in-process by the gateway (docs/authentication.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """End users' endpoints: signup, login, refresh, logout, me, session, e-mail and password flows
-(README: The auth core)."""
+(docs/authentication.md)."""
 
 from __future__ import annotations
 

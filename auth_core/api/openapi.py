@@ -118,7 +118,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
                 ),
             },
             "default": {
-                "description": "an error (README: Errors)",
+                "description": "an error (docs/errors.md)",
                 "content": {"application/problem+json": {"schema": ERROR}},
             },
         },

@@ -1,5 +1,5 @@
 """Service tokens (role `admin`): create, list and revoke the credentials of internal
-services (README "The auth core", service tokens)."""
+services (docs/authentication.md, service tokens)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cookie sessions for browser apps (GATEWAY_SESSION_COOKIES; README: Cookie sessions).
+"""Cookie sessions for browser apps (GATEWAY_SESSION_COOKIES; docs/authentication.md).
 
 The refresh token, a week-long secret, goes into a cookie no script can read (HttpOnly) instead
 of the JSON body, where any script on the page could. Its attributes, and why:

@@ -1,4 +1,4 @@
-"""Tenants and their API keys (README: The auth core): platform admins manage every tenant;
+"""Tenants and their API keys (docs/authentication.md): platform admins manage every tenant;
 a tenant's admins (role `tenant_admin`) manage their own and nothing else."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Authentication on routes with `browser: true` (README "The login page and browser routes").
+"""Authentication on routes with `browser: true` (docs/login-and-browsers.md).
 
 A request that carries a credential of its own (`Authorization`, `X-API-Key`, a websocket's
 token) is the route's `auth` kind's business, as on any route. Otherwise the login page's

@@ -1,4 +1,4 @@
-"""The login page's cookies and their headers (README "The login page and browser routes").
+"""The login page's cookies and their headers (docs/login-and-browsers.md).
 
 - `__Secure-gw_session`: the session. `HttpOnly` (no script reads it), `Secure` (never over
   plain HTTP; the `__Secure-` prefix makes browsers refuse it from a plain-HTTP page too),

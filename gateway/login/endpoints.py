@@ -1,5 +1,4 @@
-"""`/auth/login` and `/auth/logout`, answered by the built-in upstream (README "The login page
-and browser routes").
+"""`/auth/login` and `/auth/logout`, answered by the built-in upstream (docs/login-and-browsers.md).
 
 Login: `GET /auth/login?return_to=URL` shows the form and sets the pre-session cookie its CSRF
 token is bound to; `POST` (form-encoded `email`, `password`, `return_to`, `csrf`) logs in

@@ -1,5 +1,4 @@
-"""Where a login may send the browser back to: no open redirect (README "The login page and
-browser routes").
+"""Where a login may send the browser back to: no open redirect (docs/login-and-browsers.md).
 
 Accepted: an absolute `http(s)://host[:port]/...` URL whose origin is on the top-level
 `origins` of routes.yaml or on a tenant's list, or a path on the login page's own host

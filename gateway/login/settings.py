@@ -1,4 +1,4 @@
-"""The login page's settings, from the environment (README "Configuration")."""
+"""The login page's settings, from the environment (docs/configuration.md)."""
 
 from __future__ import annotations
 

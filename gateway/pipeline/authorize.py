@@ -1,5 +1,5 @@
 """What the route allows, checked on every request against the principal (never cached):
-roles (any of the route's), and for browser callers the `Origin` (README: The auth core).
+roles (any of the route's), and for browser callers the `Origin` (docs/authentication.md).
 
 A JWT bound to a tenant is held to that tenant's origin whitelist; a tenant-less user's JWT
 to the top-level `origins` of routes.yaml when that list is given. The tenant's whitelist comes

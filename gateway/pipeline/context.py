@@ -1,4 +1,4 @@
-"""The context headers upstreams receive (README "Context headers to upstreams"), signed with
+"""The context headers upstreams receive (docs/upstream-services.md), signed with
 the key of the upstream the request goes to, so that they can trust them without validating
 anything again (gateway.context verifies).
 

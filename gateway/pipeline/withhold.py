@@ -1,5 +1,5 @@
 """The `access_token` query parameter, a credential browsers use where they cannot set a header
-(websockets), withheld from upstreams like the credential headers (README "Forwarding").
+(websockets), withheld from upstreams like the credential headers (docs/forwarding.md).
 
 It leaves the query before the context is signed, so that the signature covers the path as
 the upstream receives it. Only that parameter goes: every other byte of the query stays as the

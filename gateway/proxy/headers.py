@@ -2,14 +2,14 @@
 back to the client. Works on raw byte pairs throughout; nothing is decoded.
 
 Removed towards the upstream: hop-by-hop headers (RFC 9110 section 7.6.1) and every header the
-client names in `Connection`; identity headers only the gateway may set (README: Context
-headers to upstreams); and
+client names in `Connection`; identity headers only the gateway may set (docs/upstream-services.md);
+and
 the forwarding headers, which the gateway writes itself (believing a client's copy only when
 the peer is a trusted proxy). Removed towards the client (as the upstream's response is
 parsed, in proxy/connection.py): hop-by-hop headers, those the upstream names in
 `Connection`, and the framing, which the gateway sets.
 
-Credentials (README "Forwarding"): on a route that authenticates, the gateway's credential
+Credentials (docs/forwarding.md): on a route that authenticates, the gateway's credential
 (`X-API-Key`, an `Authorization` with the Bearer or Service scheme, and on `browser: true`
 routes the login page's session cookie) stays here unless the route says
 `forward_credentials: true`; the `access_token` query parameter is taken out earlier

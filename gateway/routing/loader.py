@@ -25,6 +25,7 @@ from gateway.routing.policies import (
     read_origins,
     read_rate_limits,
 )
+from gateway.routing.schema import BOOLEAN, ROUTE, TOP_LEVEL
 from gateway.routing.table import (
     BUILTIN_UPSTREAMS,
     SUPPORTED_AUTH_KINDS,
@@ -38,32 +39,8 @@ from gateway.routing.yaml_walk import NodeWalker, compose
 
 __all__ = ["load_route_table", "parse_route_table"]
 
-TOP_LEVEL_KEYS = (
-    "version",
-    "origins",
-    "upstreams",
-    "routes",
-    "metrics",
-    "underscores_in_headers",
-)
-ROUTE_KEYS = (
-    "name",
-    "path",
-    "upstream",
-    "auth",
-    "methods",
-    "host",
-    "strip_prefix",
-    "timeout",
-    "max_body",
-    "websocket",
-    "roles",
-    "rate_limit",
-    "cors",
-    "forward_credentials",
-    "underscores_in_headers",
-    "browser",
-)
+TOP_LEVEL_KEYS = TOP_LEVEL.keys
+ROUTE_KEYS = ROUTE.keys
 # Kinds whose callers can be end users in a browser: the session cookie stands for one.
 BROWSER_AUTH_KINDS = frozenset({AuthKind.JWT, AuthKind.ANY})
 
@@ -177,7 +154,7 @@ def _route(
     underscores: bool,
 ) -> Route:
     spec = walk.mapping(node, where, ROUTE_KEYS)
-    for key in ("name", "path", "upstream", "auth"):
+    for key in ROUTE.required:
         if key not in spec:
             raise walk.fail(node, f"{where}: missing '{key}'")
     name = walk.string(spec["name"][1], f"{where}.name")
@@ -218,13 +195,7 @@ def _route(
         options["methods"] = read_methods(walk, spec["methods"][1], f"{where}.methods")
     if "host" in spec:
         options["host"] = read_host(walk, spec["host"][1], f"{where}.host")
-    for key in (
-        "strip_prefix",
-        "websocket",
-        "forward_credentials",
-        "underscores_in_headers",
-        "browser",
-    ):
+    for key in ROUTE.of_type(BOOLEAN):
         if key in spec:
             options[key] = walk.boolean(spec[key][1], f"{where}.{key}")
     if options.get("forward_credentials") and (auth == AuthKind.NONE or upstream in builtin):

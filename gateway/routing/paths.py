@@ -1,6 +1,6 @@
 """One canonical form of a request path: what routes match and what upstreams receive.
 
-Decisions (README: The route table; every one closes a known way round a route's auth):
+Decisions (docs/routes.md; every one closes a known way round a route's auth):
 
 - `%XX` of an unreserved character (letters, digits, `-._~`) is decoded (RFC 3986 section
   6.2.2.2), so `%2e` is a dot and `%61dmin` is `admin`; other escapes are kept, hex upper-cased.

@@ -15,13 +15,14 @@ import yaml
 from auth_core.limits import Rate
 from auth_core.origins import OriginWhitelist, normalise_origin
 from auth_core.units import parse_duration
+from gateway.routing.schema import CORS, METRICS, RATE_LIMIT
 from gateway.routing.table import RATE_KEYS, CorsPolicy, RateRule
 from gateway.routing.yaml_walk import NodeWalker
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 # A route's `cors` and `rate_limit` entries.
-CORS_KEYS = ("origins", "methods", "headers", "expose", "credentials", "max_age")
-RATE_LIMIT_KEYS = ("key", "limit", "per")
+CORS_KEYS = CORS.keys
+RATE_LIMIT_KEYS = RATE_LIMIT.keys
 MAX_RATE_LIMITS = 4
 # RFC 9110 section 5.1: a header name is a token.
 HEADER_NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
@@ -36,7 +37,7 @@ def read_rate_limits(walk: NodeWalker, node: yaml.Node, where: str) -> tuple[Rat
     for index, item in enumerate(items):
         here = f"{where}[{index}]" if isinstance(node, yaml.SequenceNode) else where
         spec = walk.mapping(item, here, RATE_LIMIT_KEYS)
-        for key in RATE_LIMIT_KEYS:
+        for key in RATE_LIMIT.required:
             if key not in spec:
                 raise walk.fail(item, f"{here}: missing '{key}'")
         key_node = spec["key"][1]
@@ -114,7 +115,7 @@ def read_cors(walk: NodeWalker, node: yaml.Node, where: str) -> CorsPolicy:
 
 
 def read_metrics_allow(walk: NodeWalker, node: yaml.Node) -> netaddr.IPSet:
-    spec = walk.mapping(node, "metrics", ("allow",))
+    spec = walk.mapping(node, "metrics", METRICS.keys)
     if "allow" not in spec:
         return netaddr.IPSet(["127.0.0.0/8", "::1/128"])
     return read_cidrs(walk, walk.strings(spec["allow"][1], "metrics.allow"), "metrics.allow")

@@ -1,6 +1,6 @@
 """Immutable route table objects and the matcher.
 
-Matching (README: The route table): on the canonical path, on segment boundaries, longest route path
+Matching (docs/routes.md): on the canonical path, on segment boundaries, longest route path
 first; among routes with the same path, one naming the request's host beats a wildcard host,
 which beats no host; then the method decides (405 when the path matched but not the method).
 """
@@ -20,7 +20,7 @@ from gateway.errors import MethodNotAllowed, RouteNotFound
 
 
 class AuthKind(StrEnum):
-    """How a route authenticates its callers (README: The route table)."""
+    """How a route authenticates its callers (docs/routes.md)."""
 
     NONE = "none"
     JWT = "jwt"
@@ -35,8 +35,8 @@ SUPPORTED_AUTH_KINDS = frozenset(AuthKind)
 # Upstreams served inside the gateway process: the auth core's API.
 AUTH_CORE = "auth_core"
 BUILTIN_UPSTREAMS = frozenset({AUTH_CORE})
-# The audience of forwardAuth answers that name no upstream (README "Context headers to
-# upstreams"): no upstream may take the name, or those answers would be signed with its key.
+# The audience of forwardAuth answers that name no upstream (docs/upstream-services.md): no upstream
+# may take the name, or those answers would be signed with its key.
 FORWARD_AUTH_AUDIENCE = "forward_auth"
 
 
@@ -59,7 +59,7 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamTls:
-    """How the gateway speaks TLS to an upstream's https targets (README "The route table":
+    """How the gateway speaks TLS to an upstream's https targets (docs/routes.md:
     `tls`): one client context, made at load and shared by every connection."""
 
     context: ssl.SSLContext = field(compare=False)
@@ -132,11 +132,11 @@ class Route:
     roles: frozenset[str] = frozenset()
     rate_limits: tuple[RateRule, ...] = ()
     cors: CorsPolicy | None = None
-    # README "Forwarding": the gateway's credential goes on to the upstream (which checks it
+    # docs/forwarding.md: the gateway's credential goes on to the upstream (which checks it
     # itself); names with `_` are forwarded (never a disguised framing or identity header).
     forward_credentials: bool = False
     underscores_in_headers: bool = False
-    # README "The login page and browser routes": the login page's session cookie is accepted
+    # docs/login-and-browsers.md: the login page's session cookie is accepted
     # too, and a browser without a credential is sent to the login page instead of a 401.
     browser: bool = False
     line: int = 0

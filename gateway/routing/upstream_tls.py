@@ -21,12 +21,13 @@ from pathlib import Path
 
 import yaml
 
+from gateway.routing.schema import UPSTREAM_TLS
 from gateway.routing.table import Target, UpstreamTls
 from gateway.routing.yaml_walk import NodeWalker
 
 log = logging.getLogger("gateway.routing")
 
-TLS_KEYS = ("ca_file", "cert_file", "key_file", "server_name", "verify")
+TLS_KEYS = UPSTREAM_TLS.keys
 # A DNS name (RFC 1123 labels) or an IPv4 address: what SNI and a certificate can name.
 SERVER_NAME_RE = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

@@ -10,20 +10,12 @@ from urllib.parse import urlsplit
 import yaml
 
 from auth_core.units import parse_duration
+from gateway.routing.schema import DURATION, INTEGER, UPSTREAM
 from gateway.routing.table import FORWARD_AUTH_AUDIENCE, Target, Upstream
 from gateway.routing.upstream_tls import TlsReader
 from gateway.routing.yaml_walk import NodeWalker
 
-UPSTREAM_KEYS = (
-    "targets",
-    "connect_timeout",
-    "timeout",
-    "max_fails",
-    "fail_timeout",
-    "keepalive",
-    "idle_timeout",
-    "tls",
-)
+UPSTREAM_KEYS = UPSTREAM.keys
 # Names are the audience of signed contexts (X-Gateway-Signature): no comma, bounded.
 UPSTREAM_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -62,10 +54,10 @@ def read_upstreams(
         if not targets:
             raise walk.fail(spec["targets"][1], f"{where}.targets must not be empty")
         options: dict[str, Any] = {}
-        for key in ("connect_timeout", "timeout", "fail_timeout", "idle_timeout"):
+        for key in UPSTREAM.of_type(DURATION):
             if key in spec:
                 options[key] = walk.converted(spec[key][1], f"{where}.{key}", parse_duration)
-        for key in ("max_fails", "keepalive"):
+        for key in UPSTREAM.of_type(INTEGER):
             if key in spec:
                 options[key] = walk.integer(spec[key][1], f"{where}.{key}", minimum=0)
         options["tls"] = tls.read(spec.get("tls"), where, targets)

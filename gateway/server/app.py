@@ -155,7 +155,7 @@ class Gateway:
 
     def _database_state(self, reachable: bool) -> str:
         """ "ok"; "stale" while unreachable for less than the stale window (cached credentials
-        keep serving: README, Losing the database); "unreachable" after it."""
+        keep serving: docs/authentication.md); "unreachable" after it."""
         if reachable:
             self._database_down_since = None
             return "ok"

@@ -1,6 +1,6 @@
 """What became of each request, recorded: the request metrics and the access log line, and for
 a denial its count by reason, the client's failure counted towards a ban and the audit entry
-(README: Operations). Also the auth core's counters copied into the metrics."""
+(docs/operations/observability.md). Also the auth core's counters copied into the metrics."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ class Recorder:
             )
 
     def denied(self, exchange: Exchange, error: GatewayError) -> None:
-        """Every denial is counted by reason and written to the audit log (README: Operations)."""
+        """Every denial is counted by reason and written to the audit log
+        (docs/operations/observability.md)."""
         catalog = self.catalog
         catalog.auth_failures.inc((str(error.code),))
         code = error.code

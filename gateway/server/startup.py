@@ -1,5 +1,6 @@
 """What start-up checks once, before any worker is forked: the database answers, its schema is
-current, the port can be bound (README: Operations). A failure is one line on stderr and exit
+current, the port can be bound (docs/operations/running.md). A failure is one line on stderr and
+exit
 status 1, never a traceback: an operator reads what is wrong, an orchestrator sees the exit."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The plain-HTTP listener's one answer: 308 to the same URL on https:// (README: TLS).
+"""The plain-HTTP listener's one answer: 308 to the same URL on https:// (docs/tls.md).
 
 308, not 301: a client must repeat the method and body (RFC 9110 section 15.4.9). The host is
 the one the client asked for, checked to be a host name or an IP address so that the answer

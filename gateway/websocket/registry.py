@@ -1,7 +1,7 @@
 """The websockets open in this worker: their limits (per client address and per tenant), the
 context each one publishes (auth_core.socket_context), and their lifetime.
 
-A socket lives no longer than its credential (README: Websockets): four times a second, and at once
+A socket lives no longer than its credential (docs/websockets.md): four times a second, and at once
 when the revocation feed brings anything, every socket's principal is checked again: an access
 token revoked (session, token or user) or expired, an API key or PAT revoked, expired or no
 longer valid, closes the socket with 1008 to the client and 1001 to the upstream.

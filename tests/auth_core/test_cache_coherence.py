@@ -252,7 +252,8 @@ async def test_a_redis_that_stops_answering_is_noticed_by_the_subscription(
 ) -> None:
     """Redis frozen (a hung server, a partition that drops packets: the TCP connection is not
     closed). The subscription then hears nothing, but the worker must notice that Redis is
-    away and read the table at the polling interval (README: "while Redis is away, every
+    away and read the table at the polling interval (docs/authentication.md: "while Redis is away,
+    every
     worker reads the table every 50 ms"), not at the 2 s safety interval of a live push."""
     with support.redis_server(tmp_path) as server:
         database_url = f"sqlite:///{tmp_path}/gateway.db"
@@ -380,7 +381,8 @@ async def test_no_stale_answer_after_a_revocation_was_announced_but_could_not_be
 ) -> None:
     """The worker's database is unreachable; another replica revokes the key and announces the
     new row's id through Redis; this worker hears it (so it knows a revocation it cannot read
-    exists) and must stop serving the key from its stale cache: README, "never after a
+    exists) and must stop serving the key from its stale cache: docs/authentication.md, "never after
+    a
     revocation event voided it"."""
     cut, through = postgres_relay
     shared = {"redis_url": REDIS_URL, "redis_prefix": redis_prefix}

@@ -1,4 +1,4 @@
-"""The format of API keys and personal access tokens (README: The auth core): `gwk_` / `gwp_`, 32
+"""The format of API keys and personal access tokens (docs/authentication.md): `gwk_` / `gwp_`, 32
 random base62 characters and a 6-character checksum, so that a typo or a forgery is refused
 without a database look-up; only a SHA-256 of a credential is stored."""
 

@@ -1,4 +1,4 @@
-"""IP whitelists (README: The auth core): real CIDRs in IPv4 and IPv6, and an IPv4-mapped IPv6
+"""IP whitelists (docs/authentication.md): real CIDRs in IPv4 and IPv6, and an IPv4-mapped IPv6
 client address (`::ffff:10.1.2.3`, what a dual-stack socket reports) matches its IPv4 rule."""
 
 from __future__ import annotations

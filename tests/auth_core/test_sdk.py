@@ -1,4 +1,4 @@
-"""SDK sessions (README: The auth core), on both backends: a tenant's backend finds or creates its
+"""SDK sessions (docs/authentication.md), on both backends: a tenant's backend finds or creates its
 end user by `external_user_id` and gets a token pair bound to the tenant; refresh and logout are
 held to the tenant, and a refresh token of another tenant is refused before it is spent."""
 

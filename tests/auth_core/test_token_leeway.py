@@ -1,4 +1,5 @@
-"""The clock-skew leeway on access tokens is 30 seconds (README "Verification"): a token that
+"""The clock-skew leeway on access tokens is 30 seconds (docs/authentication.md, Verification): a
+token that
 expired 20 s ago, or whose `nbf` or `iat` lies 20 s ahead, is accepted; 40 s is refused. The
 number is written here, not read from auth_core/tokens.py, so that a changed leeway fails.
 

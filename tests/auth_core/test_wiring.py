@@ -1,5 +1,5 @@
 """How a started auth core is put together: each service is given what it uses, none holds the
-core (README "The auth core"), and the ones that work together share one of each."""
+core (docs/authentication.md), and the ones that work together share one of each."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """examples/nginx/forward-auth.conf on a real nginx: the gateway as nginx's `auth_request`
-service (README "The auth core", forwardAuth) in front of a real upstream.
+service (docs/authentication.md, forwardAuth) in front of a real upstream.
 
 client -> nginx -> (auth_request: gateway GET /api/v1/auth/validate) -> echo upstream
 """

@@ -1,5 +1,5 @@
-"""CORS for the auth core's own endpoints with the shipped routes.yaml (README: The route
-table, CORS): preflights of signup, login, refresh, `me`, logout and the SDK refresh answered for
+"""CORS for the auth core's own endpoints with the shipped routes.yaml (docs/routes.md, CORS):
+preflights of signup, login, refresh, `me`, logout and the SDK refresh answered for
 an origin on the top-level `origins` or on a tenant's list and refused for any other; answers
 marked for the listed origins only, refusals included; `Vary: Origin` on every answer;
 `Access-Control-Allow-Credentials` only with cookie sessions. Through a running gateway.

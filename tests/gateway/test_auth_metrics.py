@@ -1,4 +1,5 @@
-"""The auth metrics (README: Operations) through /metrics: cache look-ups and the hit rate over
+"""The auth metrics (docs/operations/running.md) through /metrics: cache look-ups and the hit rate
+over
 every cache, access token validations by result and their duration, API key results."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ served from a whitelisted origin signs up, logs in, refreshes by cookie, calls a
 a real upstream and opens a websocket through the gateway, and logs out, all with `fetch()` and
 `WebSocket` and the preflights Chromium sends for them; a page from a foreign origin gets its
 preflight refused, its cookie-carrying POST is refused by the CSRF rule, and so is its attempt
-to log the browser in as the attacker (README: The route table, CORS; The auth core, Cookie
+to log the browser in as the attacker (docs/routes.md, CORS; The auth core, Cookie
 sessions).
 
 Everything is plain HTTP on loopback: the gateway on one port, the app's page on another, the

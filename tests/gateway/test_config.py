@@ -191,7 +191,7 @@ def test_settings_error_is_a_value_error() -> None:
     assert issubclass(SettingsError, ValueError)
 
 
-# -- TLS (README: TLS) --------------------------------------------------------------------------
+# -- TLS (docs/tls.md) --------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Signed context headers v2 (README "Context headers to upstreams"): gateway.context's signer,
+"""Signed context headers v2 (docs/upstream-services.md): gateway.context's signer,
 verifier and the aiohttp middleware that downstream services use, each upstream with a key of
 its own."""
 

@@ -50,7 +50,7 @@ def test_one_line_per_secret_entry_the_current_first(tmp_path: Path) -> None:
     done = context_key(tmp_path, "billing")
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines() == [
-        "k1:4gLyJXbBztlYdSFfamzMSVFH1r1M6wGb8XQZtI7qYMw",  # README's worked example
+        "k1:4gLyJXbBztlYdSFfamzMSVFH1r1M6wGb8XQZtI7qYMw",  # docs/upstream-services.md
         "k0:" + by_hand(b"the-previous-secret-still-verifying-!!", "billing"),
     ]
     assert set(parse_keys(done.stdout)) == {"k1", "k0"}

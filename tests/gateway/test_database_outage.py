@@ -1,4 +1,4 @@
-"""Losing the database (README: Limits and hostile input): PostgreSQL behind a relay the test cuts.
+"""Losing the database (docs/limits.md): PostgreSQL behind a relay the test cuts.
 Cached credentials keep working for the stale window, everything that needs the database answers 503
 auth_unavailable, /ready names the database, and all of it recovers by itself."""
 

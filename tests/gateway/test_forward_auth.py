@@ -1,4 +1,4 @@
-"""forwardAuth (README: The auth core): `GET /api/v1/auth/validate` called directly, as Traefik,
+"""forwardAuth (docs/authentication.md): `GET /api/v1/auth/validate` called directly, as Traefik,
 nginx `auth_request` or Caddy `forward_auth` would call it, on the gateway serving the shipped
 routes.yaml."""
 
@@ -96,7 +96,7 @@ def shipped_origins() -> list[str]:
 
 
 def problem(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-    """The problem+json document of an error answer (README: Errors)."""
+    """The problem+json document of an error answer (docs/errors.md)."""
     assert headers["Content-Type"].startswith(PROBLEM), (status, headers)
     document: dict[str, Any] = json.loads(body)
     assert document["status"] == status

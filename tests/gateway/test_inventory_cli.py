@@ -1,5 +1,5 @@
 """`gateway NOUN list|show`, tenants by name, `user set-password|disable|enable` and `user create`
-without a password, run as an operator runs them on SQLite and PostgreSQL (README: Commands).
+without a password, run as an operator runs them on SQLite and PostgreSQL (docs/operations/cli.md).
 What they show is made through a real auth core on the same database."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The login page and browser routes (README "The login page and browser routes"): a real
+"""The login page and browser routes (docs/login-and-browsers.md): a real
 gateway, a real upstream, SQLite and PostgreSQL; cookies are carried by hand, as a browser
 would, so that every attribute the gateway sets is looked at."""
 

@@ -1,8 +1,7 @@
 """The login page in a real headless Chromium (tests/browser.py): a `browser: true` route sends
 the browser to `/auth/login`, the form is filled in and submitted as a person would, and the
 browser lands back on the page it asked for, served by a real upstream with the signed context
-of that user; the page's logout button ends the session (README "The login page and browser
-routes").
+of that user; the page's logout button ends the session (docs/login-and-browsers.md).
 
 Plain HTTP on loopback: Chromium counts http://127.0.0.1 as a secure context and keeps the
 `Secure` session cookie from it (tests/gateway/test_browser_sessions.py says more).

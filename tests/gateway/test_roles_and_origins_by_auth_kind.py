@@ -1,7 +1,7 @@
 """A route's `roles` and the browser's `Origin` are checked whatever credential kind the route
 takes, not only on `auth: jwt` routes: an access token on an `auth: any` route is held to its
 tenant's origin whitelist, and `roles` refuse a PAT (on `pat` and `any` routes) and an access
-token (on `any` routes) of a user without one of them (README "`auth` kinds"). Through a
+token (on `any` routes) of a user without one of them (docs/authentication.md). Through a
 running gateway to a real echo upstream.
 
 Guards against the mutation of gateway/pipeline/authorize.py that ran the authorisation stage on

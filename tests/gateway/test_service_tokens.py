@@ -225,7 +225,7 @@ async def test_malformed_tokens_are_refused_without_the_database(site: Site) -> 
 
 
 async def test_wrong_service_tokens_lead_to_a_ban(site: Site) -> None:
-    """Thirty wrong credentials from one address within ten minutes ban it (README "Bans");
+    """Thirty wrong credentials from one address within ten minutes ban it (docs/authentication.md);
     wrong service tokens count like wrong keys."""
     for _ in range(30):
         wrong = credentials.generate("gws_")

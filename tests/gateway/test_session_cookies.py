@@ -1,4 +1,4 @@
-"""Cookie sessions (GATEWAY_SESSION_COOKIES; README: The auth core, Cookie sessions), through a
+"""Cookie sessions (GATEWAY_SESSION_COOKIES; docs/authentication.md, Cookie sessions), through a
 running gateway with the shipped routes.yaml: the refresh token only ever in the cookie, the
 cookie's attributes, refresh and logout by cookie held to the CSRF rule, a bad or repeated cookie
 counted as absent, logout clearing it; login and signup from a page off the whitelist refused
@@ -107,7 +107,7 @@ async def test_refresh_by_cookie_turns_the_token_and_the_old_one_is_spent(
     turned, attributes = cookie_of(answer)
     assert turned != token
     assert attributes["path"] == "/api/v1/auth"
-    # The spent token again: reuse, the session ends (README: Sessions).
+    # The spent token again: reuse, the session ends (docs/authentication.md).
     again = await refresh(gateway, client, {**PAGE, "Cookie": f"{NAME}={token}"})
     assert again.status == 401
     assert (await again.json())["error"] == "invalid_token"

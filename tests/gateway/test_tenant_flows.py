@@ -1,6 +1,6 @@
 """Tenants, their API keys and IP/origin whitelists, SDK sessions, personal access tokens and
-service tokens, through a running gateway, on SQLite and on PostgreSQL (README: The route
-table, The auth core, Errors).
+service tokens, through a running gateway, on SQLite and on PostgreSQL (docs/routes.md, The auth
+core, Errors).
 
 An admin creates a tenant and a key (shown once); the tenant's SDK backend opens sessions for
 its end users from a whitelisted address (and is refused from another one); the browsers of
@@ -667,7 +667,7 @@ async def test_malformed_keys_are_refused_without_the_database(site: Site) -> No
     assert_problem(
         await site.call("GET", FORWARD_AUTH, key=other_checksum(secret)), 401, "invalid_api_key"
     )
-    # A key seen before keeps working from the cache (README: Limits and hostile input).
+    # A key seen before keeps working from the cache (docs/limits.md).
     await forwarded(site, f"{PARTNER}/x", key=secret)
 
 
@@ -1404,8 +1404,8 @@ async def test_a_change_made_on_one_replica_is_in_force_on_another(
     client: ClientSession,
     elsewhere: ClientSession,
 ) -> None:
-    """Two gateways on one database: what one changes, the other enforces (README: The auth
-    core), without a restart. Polled with a generous bound, never timed."""
+    """Two gateways on one database: what one changes, the other enforces (docs/authentication.md),
+    without a restart. Polled with a generous bound, never timed."""
     settings = quiet_settings(
         auth=auth_settings(tmp_path, database_url=database_url),
     )
@@ -1474,7 +1474,7 @@ async def test_a_change_made_on_one_replica_is_in_force_on_another(
 
 
 async def test_a_tenant_without_a_whitelist_accepts_its_keys_from_nowhere(site: Site) -> None:
-    """The client IP must be on the tenant's whitelist (README: The auth core): an empty one holds
+    """The client IP must be on the tenant's whitelist (docs/authentication.md): an empty one holds
     no address, so its keys work from nowhere (fail closed), until addresses are added."""
     admin = await site.admin()
     tenant = await site.create_tenant(admin, ip_whitelist=[])

@@ -31,7 +31,7 @@ class FirstMatch(Authenticator):
 
 
 def any_credential(core: AuthCore) -> FirstMatch:
-    """Whichever of an API key, a PAT or a JWT the request carries (README: The route table)."""
+    """Whichever of an API key, a PAT or a JWT the request carries (docs/routes.md)."""
     # The order is what makes the kinds' claims exclusive. An API key first: `X-API-Key` names
     # its kind outright (with a bearer token beside it, the key is what counts), and a bearer
     # `gwk_` token is a key. A PAT next: a bearer `gwp_` token only (prefixed_only). The JWT

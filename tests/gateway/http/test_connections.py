@@ -1,4 +1,4 @@
-"""Client connections (README "Limits and hostile input"): a silent new connection ends after the
+"""Client connections (docs/limits.md): a silent new connection ends after the
 header timeout, kept-alive ones after the keep-alive timeout, and one address may hold at most
 GATEWAY_MAX_CONNECTIONS_PER_ADDRESS connections, given back on every way a connection ends.
 

@@ -1,7 +1,7 @@
 """The HTTP/1.1 server protocol on a raw socket: what it refuses, how it frames, when it closes.
 
-Every refusal is problem+json (README: Errors) and closes the connection; a refused request must
-reach no upstream (README: Limits and hostile input: request smuggling gets a clear 4xx and nothing
+Every refusal is problem+json (docs/errors.md) and closes the connection; a refused request must
+reach no upstream (docs/limits.md: request smuggling gets a clear 4xx and nothing
 else).
 """
 

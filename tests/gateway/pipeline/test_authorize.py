@@ -1,5 +1,5 @@
 """Authorize on its own: the route's roles against the principal's, and a browser's Origin
-against the tenant's (or the top-level) whitelist (README: The route table, `auth` kinds)."""
+against the tenant's (or the top-level) whitelist (docs/routes.md, `auth` kinds)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """RefuseBanned on its own: a banned client address gets 429 with the time left of its ban
-(README: The auth core, bans)."""
+(docs/authentication.md, bans)."""
 
 from __future__ import annotations
 

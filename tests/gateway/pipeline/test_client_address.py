@@ -1,4 +1,4 @@
-"""The one resolver of the client address (README: Forwarding)."""
+"""The one resolver of the client address (docs/forwarding.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """SetContext on its own: the context headers an upstream receives, signed for that upstream
-over the method and the path (with query) it receives (README: Context headers to upstreams).
+over the method and the path (with query) it receives (docs/upstream-services.md).
 Checked with gateway.context.verify and the key `gateway context-key api` would give."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """LimitBody on its own: a declared Content-Length over the route's max_body is refused before
-anything goes upstream (README: The route table, `max_body`)."""
+anything goes upstream (docs/routes.md, `max_body`)."""
 
 from __future__ import annotations
 

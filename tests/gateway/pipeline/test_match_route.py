@@ -1,5 +1,5 @@
 """MatchRoute on its own: which route a canonical path, method and Host take, and what the
-upstream is sent (README: The route table)."""
+upstream is sent (docs/routes.md)."""
 
 from __future__ import annotations
 

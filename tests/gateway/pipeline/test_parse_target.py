@@ -1,5 +1,5 @@
 """ParseTarget on its own: the canonical path routes match, the query exactly as sent
-(README: The route table)."""
+(docs/routes.md)."""
 
 from __future__ import annotations
 

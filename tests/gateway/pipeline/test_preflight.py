@@ -1,5 +1,5 @@
 """Preflight on its own: CORS preflights answered by the gateway from a route's `cors`, or on
-`jwt` routes from the top-level and the tenants' origins (README: The route table, CORS)."""
+`jwt` routes from the top-level and the tenants' origins (docs/routes.md, CORS)."""
 
 from __future__ import annotations
 

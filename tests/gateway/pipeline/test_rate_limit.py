@@ -1,5 +1,5 @@
 """RateLimit on its own, counted in this worker (no Redis): RateLimit-* on what passes, 429
-with Retry-After past the limit, counted by the rule's key (README: The route table, rate
+with Retry-After past the limit, counted by the rule's key (docs/routes.md, rate
 limits)."""
 
 from __future__ import annotations

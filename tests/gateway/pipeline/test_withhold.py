@@ -1,5 +1,5 @@
-"""The access_token query parameter leaves the query, and nothing else changes (README
-"Forwarding": credentials stay at the gateway). Each case is also what the websocket handshake
+"""The access_token query parameter leaves the query, and nothing else changes (docs/forwarding.md:
+credentials stay at the gateway). Each case is also what the websocket handshake
 reads a token from (parse_qsl), so that what is read is what is withheld."""
 
 from __future__ import annotations

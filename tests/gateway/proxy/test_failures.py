@@ -1,4 +1,4 @@
-"""When upstreams fail (README: The route table, Errors, Limits and hostile input): 502 and 504 as
+"""When upstreams fail (docs/routes.md, Errors, Limits and hostile input): 502 and 504 as
 problem+json, failover and passive health, stale kept-alive connections, clients that leave, broken
 responses."""
 

@@ -1,4 +1,4 @@
-"""Forwarding (README: The route table, Context headers to upstreams, Limits and hostile input):
+"""Forwarding (docs/routes.md, Context headers to upstreams, Limits and hostile input):
 what the upstream receives and what comes back.
 
 Methods, request targets and bodies arrive as sent; bodies of any size stream both ways in flat

@@ -1,4 +1,4 @@
-"""Header names with `_` (README "Forwarding": header names with `_`): WSGI and CGI stacks read
+"""Header names with `_` (docs/forwarding.md: header names with `_`): WSGI and CGI stacks read
 `X_User_Id` as `X-User-Id` and `Transfer_Encoding` as `Transfer-Encoding`, so such a name is
 dropped by default, kept with `underscores_in_headers: true`, and never forwarded, whatever the
 setting, when it spells a header the gateway decides (identity, framing, hop-by-hop,

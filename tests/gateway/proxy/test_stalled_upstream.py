@@ -1,4 +1,4 @@
-"""A request body streamed to an upstream that stops reading it (README "Upstreams", `timeout`).
+"""A request body streamed to an upstream that stops reading it (docs/routes.md, `timeout`).
 
 The upstream is a raw socket with a small receive buffer that reads the request head and then
 never reads again: its window closes, the gateway's writes pile up, and only the upstream's

@@ -1,4 +1,4 @@
-"""TLS to upstreams (README "The route table": `tls`), over real TLS: the certificate checked
+"""TLS to upstreams (docs/routes.md: `tls`), over real TLS: the certificate checked
 against the system's CAs or the upstream's `ca_file`, the name against the target's host or
 `server_name` (which SNI carries too), a client certificate for mutual TLS, websockets over
 wss, and reloads that rebuild it all."""

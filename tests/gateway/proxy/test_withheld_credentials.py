@@ -1,4 +1,4 @@
-"""The gateway's credential never reaches the upstream (README "Forwarding": credentials stay
+"""The gateway's credential never reaches the upstream (docs/forwarding.md: credentials stay
 at the gateway): not the Authorization that carried it, not X-API-Key, not the access_token
 query parameter, unless the route says `forward_credentials: true`; on `auth: none` nothing is
 the gateway's and everything passes. What the upstream received is read off the wire, and the

@@ -1,5 +1,4 @@
-"""routes.yaml -> RouteTable, and `file:line: reason` for every mistake (README: The route
-table)."""
+"""routes.yaml -> RouteTable, and `file:line: reason` for every mistake (docs/routes.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The canonical form of a request path, and the split of a request target (README: The route
-table)."""
+"""The canonical form of a request path, and the split of a request target (docs/routes.md)."""
 
 from __future__ import annotations
 

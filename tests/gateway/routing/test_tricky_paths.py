@@ -2,7 +2,7 @@
 
 Every target either gets a 400 `invalid_request` and reaches no upstream, or reaches exactly the
 upstream of the route its canonical form matches, with exactly that canonical path (the form that
-matched is the form forwarded). No target may be a way round a route (README: The route table).
+matched is the form forwarded). No target may be a way round a route (docs/routes.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""An upstream's `tls` block at load (README "The route table": `tls`): every file read and
+"""An upstream's `tls` block at load (docs/routes.md: `tls`): every file read and
 checked, every mistake `file:line: reason`, the context made once with TLS 1.2 at least."""
 
 from __future__ import annotations
@@ -264,10 +264,9 @@ def test_a_renewed_file_changes_the_fingerprint(files: dict[str, Path], tmp_path
     assert after.tls_fingerprints != before.tls_fingerprints
 
 
-def test_the_readme_example_loads(files: dict[str, Path], tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    section = readme.split("## The route table", 1)[1]
-    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+def test_the_documented_example_loads(files: dict[str, Path], tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "routes.md").read_text()
+    example = page.split("```yaml\n", 1)[1].split("```", 1)[0]
     for placeholder, real in [
         ("/etc/gateway/internal-ca.pem", files["ca"]),
         ("/etc/gateway/gateway.crt", files["client_cert"]),

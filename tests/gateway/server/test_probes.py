@@ -1,4 +1,4 @@
-"""The probes of a `gateway serve` process (README: Operations): /live while the process
+"""The probes of a `gateway serve` process (docs/operations/running.md): /live while the process
 answers, /ready staying 200 (`degraded`) when only Redis is down, so that a readiness probe
 does not pull every replica out of its load balancer on a Redis blip."""
 

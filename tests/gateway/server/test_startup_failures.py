@@ -1,6 +1,6 @@
 """Start-up failures, as an operator meets them: `gateway serve` as a child process, which must
-say what is wrong in one line on stderr and exit non-zero, with no traceback (README:
-Operations). The test's own timeout bounds "within seconds": a hang fails it."""
+say what is wrong in one line on stderr and exit non-zero, with no traceback
+(docs/operations/running.md). The test's own timeout bounds "within seconds": a hang fails it."""
 
 from __future__ import annotations
 

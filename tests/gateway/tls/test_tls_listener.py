@@ -1,6 +1,6 @@
 """TLS on the listener, with real certificates, clients that verify them and a real upstream:
 SNI, the default certificate, protocol versions, ALPN, resumption, plain HTTP on the TLS port,
-HSTS and X-Forwarded-Proto, websockets over TLS, and the redirect listener (README: TLS)."""
+HSTS and X-Forwarded-Proto, websockets over TLS, and the redirect listener (docs/tls.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Certificates renewed on disk are served without a restart, on SIGHUP (Worker.reload, what
 the signal calls) or when the files change; connections already open keep working; a bad
-replacement is refused in one log line and the certificate in force stays (README: TLS)."""
+replacement is refused in one log line and the certificate in force stays (docs/tls.md)."""
 
 from __future__ import annotations
 

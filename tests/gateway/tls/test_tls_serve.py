@@ -1,5 +1,5 @@
 """`gateway serve` with TLS as a real process: a bad certificate stops start-up in one line,
-and SIGHUP makes every worker serve a renewed certificate (README: TLS)."""
+and SIGHUP makes every worker serve a renewed certificate (docs/tls.md)."""
 
 from __future__ import annotations
 

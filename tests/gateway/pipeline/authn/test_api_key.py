@@ -1,6 +1,6 @@
 """`auth: api_key` (gateway/pipeline/authn/api_key.py): responsible for `X-API-Key` and for a
-bearer `gwk_` token; the key's tenant proved from an address its lists allow (README: The route
-table, `auth` kinds; API keys)."""
+bearer `gwk_` token; the key's tenant proved from an address its lists allow (docs/routes.md, `auth`
+kinds; API keys)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`auth: any` (gateway/pipeline/authn/first_match.py): the API key, the PAT and the JWT
-authenticators asked in that order, the first responsible answering (README: The route table,
+authenticators asked in that order, the first responsible answering (docs/routes.md,
 `auth` kinds)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`auth: jwt` (gateway/pipeline/authn/jwt.py): responsible for every bearer token; the access
-token's user proved, anything else refused (README: The route table, `auth` kinds)."""
+token's user proved, anything else refused (docs/routes.md, `auth` kinds)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`auth: pat` (gateway/pipeline/authn/pat.py): responsible for a bearer token (only a `gwp_` one
-beside the JWT authenticator, under `auth: any`); its user proved (README: The route table,
+beside the JWT authenticator, under `auth: any`); its user proved (docs/routes.md,
 `auth` kinds; Personal access tokens)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`auth: service` (gateway/pipeline/authn/service.py): responsible for `Authorization: Service
-<token>`; the service token proved (README: The route table, `auth` kinds)."""
+<token>`; the service token proved (docs/routes.md, `auth` kinds)."""
 
 from __future__ import annotations
 

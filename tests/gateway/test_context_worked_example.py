@@ -1,5 +1,5 @@
-"""README "Context headers to upstreams" has a worked example anyone can check by hand: the
-values it states are read out of the README here and checked against gateway.context (and
+"""docs/upstream-services.md has a worked example anyone can check by hand: the
+values it states are read out of the page here and checked against gateway.context (and
 against plain hmac), so the documentation cannot drift from the code."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 
 from gateway.context import derive_key, format_key, sign, signed_text, verify
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "upstream-services.md"
 
 
 def worked_example() -> str:
-    text = README.read_text()
-    start = text.index("### A worked example")
+    text = PAGE.read_text()
+    start = text.index("## A worked example")
     return text[start : text.index("\n## ", start)]
 
 
@@ -75,7 +75,7 @@ def test_the_worked_example_matches_the_code() -> None:
 
 
 def test_the_worked_example_is_plain_hmac_sha256() -> None:
-    """What the OpenSSL commands of the README compute, without gateway.context."""
+    """What the page's OpenSSL commands compute, without gateway.context."""
     section = worked_example()
     key = hmac.new(
         b"worked-example-secret-not-for-production", b"gateway context v2\nbilling", hashlib.sha256
