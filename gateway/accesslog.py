@@ -90,8 +90,8 @@ class AccessLog:
         if not self.enabled:
             return
         # Request and trace ids ([A-Za-z0-9._-], hex), addresses, llhttp's method names, auth
-        # kinds, error codes and the auth core's ids ([a-z]+_[0-9a-f]+) need no escaping; route,
-        # upstream and target names are encoded once; the path and user agent may need it.
+        # kinds, error codes and the auth core's ids need no escaping; route, upstream and
+        # target names are encoded once; the path and user agent may need it.
         # Inlined rather than helpers called: this runs for every request.
         now = time.time()
         second = int(now)
@@ -123,9 +123,15 @@ class AccessLog:
         if user_id is None and tenant_id is None and credential_id is None:
             who = _NOBODY
         else:
+            # The auth core's own ids: a user's from the `sub` of a token it signed, a tenant's
+            # and a credential's from its database ([a-z]+_[0-9a-f]+, nothing to escape).
             who = (
-                f'"user_id":{_id(user_id)},"tenant_id":{_id(tenant_id)},'
-                f'"credential_id":{_id(credential_id)}'
+                '"user_id":'
+                + ("null" if user_id is None else '"' + user_id + '"')
+                + ',"tenant_id":'
+                + ("null" if tenant_id is None else '"' + tenant_id + '"')
+                + ',"credential_id":'
+                + ("null" if credential_id is None else '"' + credential_id + '"')
             )
         trace = "null" if trace_id is None else '"' + trace_id + '"'
         code = "null" if error is None else '"' + error + '"'
@@ -162,9 +168,3 @@ class AccessLog:
         self.flush()
         if self._owned and self._stream is not None:
             self._stream.close()
-
-
-def _id(value: str | None) -> str:
-    if value is None:
-        return "null"
-    return '"' + value + '"' if '"' not in value and "\\" not in value else _json_str(value)
