@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from auth_core.service import CallInfo
 from gateway.config import Settings
+from metrics.catalog import Catalog
 from tests.support import (
     Upstream,
     auth_settings,
@@ -244,3 +245,22 @@ async def test_a_real_scrape_passes_promtool_and_holds_every_metric_queried(
         (("route", "private"), ("target", f"127.0.0.1:{upstream.port}"), ("upstream", "echo")),
     ) in samples
     assert not [name for name in names if name.startswith(("auth_", "socket_"))]
+
+
+# -- the documentation -------------------------------------------------------------------------
+
+DOC = ROOT / "docs" / "operations" / "observability.md"
+
+
+def test_every_metric_the_gateway_exports_is_documented() -> None:
+    text = DOC.read_text()
+    missing = [name for name in Catalog().registry.metrics if f"| `{name}` |" not in text]
+    assert not missing
+
+
+def test_the_documentation_links_to_files_that_exist() -> None:
+    links = re.findall(r"\]\(([^)#]+)\)", DOC.read_text())
+    assert links
+    for link in links:
+        assert not link.startswith(("http:", "https:")), link
+        assert (DOC.parent / link).resolve().exists(), link
