@@ -40,6 +40,7 @@ class AccessLog:
         self._lines: list[str] = []
         self._names: dict[str, str] = {}
         self._agents: dict[str | None, str] = {}
+        self._callers: dict[tuple[str | None, str | None, str | None], str] = {}
         self._handle: asyncio.TimerHandle | None = None
         # `{"ts":"2026-12-03T19:30:00.` for the second `_second`.
         self._second = -1
@@ -56,6 +57,26 @@ class AccessLog:
                 names.clear()
             encoded = names[name] = _json_str(name)
         return encoded
+
+    def _agent(self, user_agent: str | None) -> str:
+        """A user agent as a JSON string (or null), encoded once while there are few."""
+        agent = _json_str(user_agent) if user_agent else "null"
+        if len(self._agents) < _NAME_CACHE:
+            self._agents[user_agent] = agent
+        return agent
+
+    def _who(self, user_id: str | None, tenant_id: str | None, credential_id: str | None) -> str:
+        """The three ids' fields, made once for each caller seen lately. They are the auth core's
+        own ids ([a-z]+_[0-9a-f]+: a user's from the `sub` of a token it signed, a tenant's and
+        a credential's from its database): nothing to escape."""
+        if len(self._callers) > _NAME_CACHE:
+            self._callers.clear()
+        user = "null" if user_id is None else f'"{user_id}"'
+        tenant = "null" if tenant_id is None else f'"{tenant_id}"'
+        credential = "null" if credential_id is None else f'"{credential_id}"'
+        who = f'"user_id":{user},"tenant_id":{tenant},"credential_id":{credential}'
+        self._callers[(user_id, tenant_id, credential_id)] = who
+        return who
 
     def _new_second(self, second: int) -> None:
         """`ts` up to its milliseconds (RFC 3339, UTC), formatted once a second."""
@@ -91,61 +112,76 @@ class AccessLog:
             return
         # Request and trace ids ([A-Za-z0-9._-], hex), addresses, llhttp's method names, auth
         # kinds, error codes and the auth core's ids need no escaping; route, upstream and
-        # target names are encoded once; the path and user agent may need it.
-        # Inlined rather than helpers called: this runs for every request.
+        # target names and user agents are encoded once; a path may need it.
         now = time.time()
         second = int(now)
         if second != self._second:
             self._new_second(second)
         names = self._names
         route_json = names.get(route) or self._name(route)
-        upstream_json = names.get(upstream) if upstream is not None else "null"
+        upstream_json = self._name(upstream) if upstream is None else names.get(upstream)
         if upstream_json is None:
             upstream_json = self._name(upstream)
-        if target is None:
-            upstream_part = _NO_UPSTREAM
-        else:
-            target_json = names.get(target) or self._name(target)
-            if upstream_status:
-                micros = int(upstream_duration * 1_000_000)
-                upstream_part = (
-                    f'{target_json},"upstream_status":{upstream_status},'
-                    f'"upstream_ms":{micros // 1000}.{_THREE[micros % 1000]}'
-                )
-            else:
-                upstream_part = target_json + _NO_ANSWER
         agent = self._agents.get(user_agent)
         if agent is None:
-            agent = _json_str(user_agent) if user_agent else "null"
-            if len(self._agents) < _NAME_CACHE:
-                self._agents[user_agent] = agent
-        path_json = _json_str(path) if '"' in path or "\\" in path else '"' + path + '"'
+            agent = self._agent(user_agent)
         if user_id is None and tenant_id is None and credential_id is None:
             who = _NOBODY
         else:
-            # The auth core's own ids: a user's from the `sub` of a token it signed, a tenant's
-            # and a credential's from its database ([a-z]+_[0-9a-f]+, nothing to escape).
-            who = (
-                '"user_id":'
-                + ("null" if user_id is None else '"' + user_id + '"')
-                + ',"tenant_id":'
-                + ("null" if tenant_id is None else '"' + tenant_id + '"')
-                + ',"credential_id":'
-                + ("null" if credential_id is None else '"' + credential_id + '"')
+            who = self._callers.get((user_id, tenant_id, credential_id)) or self._who(
+                user_id, tenant_id, credential_id
             )
-        trace = "null" if trace_id is None else '"' + trace_id + '"'
-        code = "null" if error is None else '"' + error + '"'
-        sent = "null" if bytes_out is None else bytes_out
         micros = int(duration * 1_000_000)
-        self._lines.append(
-            f'{self._ts_prefix}{_THREE[int((now - second) * 1000)]}Z",'
-            f'"request_id":"{request_id}","trace_id":{trace},'
-            f'"remote":"{remote}","method":"{method}","path":{path_json},"status":{status},'
-            f'"duration_ms":{micros // 1000}.{_THREE[micros % 1000]},"route":{route_json},'
-            f'"upstream":{upstream_json},"upstream_addr":{upstream_part},'
-            f'"bytes_in":{bytes_in},"bytes_out":{sent},"auth":"{auth}",{who},'
-            f'"error":{code},"user_agent":{agent}}}\n'
-        )
+        if (
+            target is not None
+            and upstream_status
+            and trace_id is not None
+            and error is None
+            and bytes_out is not None
+            and '"' not in path
+            and "\\" not in path
+        ):
+            # A request the upstream answered, the usual line: built in one go, no part of it
+            # made apart (each made apart is a string allocated and copied once more).
+            target_json = names.get(target) or self._name(target)
+            upstream_micros = int(upstream_duration * 1_000_000)
+            line = (
+                f'{self._ts_prefix}{_THREE[int((now - second) * 1000)]}Z",'
+                f'"request_id":"{request_id}","trace_id":"{trace_id}","remote":"{remote}",'
+                f'"method":"{method}","path":"{path}","status":{status},'
+                f'"duration_ms":{micros // 1000}.{_THREE[micros % 1000]},"route":{route_json},'
+                f'"upstream":{upstream_json},"upstream_addr":{target_json},'
+                f'"upstream_status":{upstream_status},'
+                f'"upstream_ms":{upstream_micros // 1000}.{_THREE[upstream_micros % 1000]},'
+                f'"bytes_in":{bytes_in},"bytes_out":{bytes_out},"auth":"{auth}",{who},'
+                f'"error":null,"user_agent":{agent}}}\n'
+            )
+        else:
+            if target is None:
+                upstream_part = _NO_UPSTREAM
+            elif upstream_status:
+                upstream_micros = int(upstream_duration * 1_000_000)
+                upstream_part = (
+                    f"{names.get(target) or self._name(target)},"
+                    f'"upstream_status":{upstream_status},'
+                    f'"upstream_ms":{upstream_micros // 1000}.{_THREE[upstream_micros % 1000]}'
+                )
+            else:
+                upstream_part = (names.get(target) or self._name(target)) + _NO_ANSWER
+            path_json = _json_str(path) if '"' in path or "\\" in path else '"' + path + '"'
+            trace = "null" if trace_id is None else '"' + trace_id + '"'
+            code = "null" if error is None else '"' + error + '"'
+            sent = "null" if bytes_out is None else str(bytes_out)
+            line = (
+                f'{self._ts_prefix}{_THREE[int((now - second) * 1000)]}Z",'
+                f'"request_id":"{request_id}","trace_id":{trace},"remote":"{remote}",'
+                f'"method":"{method}","path":{path_json},"status":{status},'
+                f'"duration_ms":{micros // 1000}.{_THREE[micros % 1000]},"route":{route_json},'
+                f'"upstream":{upstream_json},"upstream_addr":{upstream_part},'
+                f'"bytes_in":{bytes_in},"bytes_out":{sent},"auth":"{auth}",{who},'
+                f'"error":{code},"user_agent":{agent}}}\n'
+            )
+        self._lines.append(line)
         if len(self._lines) >= _FLUSH_LINES:
             self.flush()
         elif self._handle is None:
