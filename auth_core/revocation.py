@@ -20,6 +20,7 @@ from auth_core.store.revocations import Revocation, RevocationTable
 MAX_GAPS = 1000  # holes remembered from one read, at most
 FIRST_READ_WINDOW = 100
 GAP_PATIENCE = 60.0  # seconds a hole in the ids is waited for (longer than any revoking write)
+MAX_LAGS = 10_000  # lags kept between two reads of them (the metrics take them every second)
 SESSION = "session"
 TOKEN = "token"  # noqa: S105 - a revocation kind, not a secret
 USER = "user"
@@ -52,6 +53,9 @@ class RevocationSet:
         # while this is not above the epoch (see shared_cache).
         self.last_voiding_id = 0
         self._applied_here: set[int] = set()  # ids this worker wrote and applied, not yet read
+        # Seconds from each revocation written elsewhere to its read here (its `at` is the
+        # writer's clock), for the metrics; the rows of the first read are the past, not lag.
+        self.lags: list[float] = []
 
     def apply(self, revocation: Revocation, *, read: bool = True) -> None:
         """Put a revocation in force. `read=False` for one this worker wrote itself: in force
@@ -113,6 +117,7 @@ class RevocationSet:
         now = time.monotonic() if now is None else now
         self.gaps = {gap: since for gap, since in self.gaps.items() if now - since < GAP_PATIENCE}
         floor = min(self.gaps) - 1 if self.gaps else self.last_id
+        first_read = self.last_id == 0 and not self.gaps
         fresh = 0
         rows = await revocations.since(floor)
         # On the first read most holes are the past (purged or expired rows): only the last
@@ -132,9 +137,17 @@ class RevocationSet:
             elif revocation.id not in self.gaps:
                 continue  # read before
             self.gaps.pop(revocation.id, None)
+            lagging = not first_read and revocation.id not in self._applied_here
+            if lagging and len(self.lags) < MAX_LAGS:
+                self.lags.append(max(0.0, time.time() - revocation.at))
             self.apply(revocation)
             fresh += 1
         return fresh
+
+    def take_lags(self) -> list[float]:
+        """The lags gathered since the last call."""
+        taken, self.lags = self.lags, []
+        return taken
 
     def prune(self, now: float | None = None) -> None:
         now = time.time() if now is None else now

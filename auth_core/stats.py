@@ -1,6 +1,6 @@
 """What the auth core counts on the hot path: plain integers, a few nanoseconds an increment.
-The gateway copies them into its metrics (auth_cache_*, auth_token_validations_total) when it
-publishes or serves /metrics."""
+The gateway copies them into its metrics (gateway_auth_cache_*, gateway_token_validations_total)
+when it publishes or serves /metrics."""
 
 from __future__ import annotations
 

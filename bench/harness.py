@@ -359,16 +359,23 @@ class Row:
 
 
 def cache_hit_rate(port: int) -> float | None:
-    """The gateway's auth_cache_hit_rate after the run (None: no look-ups were made)."""
+    """The gateway's auth cache hit rate after the run, from gateway_auth_cache_lookups_total:
+    answers from a worker's own cache or the shared one over all look-ups of the own one
+    (None: no look-ups were made)."""
     with socket.create_connection((LOOPBACK, port), timeout=10) as sock:
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
+    counts: dict[str, float] = {"hit": 0.0, "miss": 0.0, "shared_hit": 0.0}
     for line in answer.decode("utf-8", "replace").splitlines():
-        if line.startswith("auth_cache_hit_rate "):
-            return float(line.split()[1])
-    return None
+        if line.startswith("gateway_auth_cache_lookups_total{"):
+            labels, value = line.rsplit(" ", 1)
+            for result in counts:
+                if f'result="{result}"' in labels:
+                    counts[result] += float(value)
+    total = counts["hit"] + counts["miss"]
+    return (counts["hit"] + counts["shared_hit"]) / total if total else None
 
 
 def gateway_routes(upstream_port: int, auth: str) -> str:

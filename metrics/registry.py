@@ -53,14 +53,20 @@ class Counter:
 
 
 class Gauge:
-    """A value that goes up and down; summed over live workers when aggregated."""
+    """A value that goes up and down; over live workers, summed when aggregated, or their
+    largest with `aggregate="max"` (a start time, a constant 1)."""
 
     kind = "gauge"
 
-    def __init__(self, name: str, documentation: str, labelnames: Labels = ()) -> None:
+    def __init__(
+        self, name: str, documentation: str, labelnames: Labels = (), aggregate: str = "sum"
+    ) -> None:
+        if aggregate not in ("sum", "max"):
+            raise ValueError(f"a gauge is aggregated by sum or max, not {aggregate}")
         self.name = name
         self.documentation = documentation
         self.labelnames = labelnames
+        self.aggregate = aggregate
         self.values: dict[Labels, float] = {}
 
     def set(self, value: float, labels: Labels = ()) -> None:
@@ -130,8 +136,10 @@ class Registry:
         self.register(metric)
         return metric
 
-    def gauge(self, name: str, documentation: str, labelnames: Labels = ()) -> Gauge:
-        metric = Gauge(name, documentation, labelnames)
+    def gauge(
+        self, name: str, documentation: str, labelnames: Labels = (), aggregate: str = "sum"
+    ) -> Gauge:
+        metric = Gauge(name, documentation, labelnames, aggregate)
         self.register(metric)
         return metric
 

@@ -3,7 +3,7 @@
 Each worker writes its snapshot to `<dir>/<pid>.json` about once a second (and on exit);
 whichever worker answers `/metrics` merges every file with its own live values. Counters and
 histograms of workers that died stay in the sum, so they never go backwards; gauges count only
-for workers still alive.
+for workers still alive, summed or, for some, their largest.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from metrics.registry import Labels, Registry
+from metrics.registry import Gauge, Labels, Registry
 
 Merged = dict[str, dict[Labels, Any]]
 
@@ -28,9 +28,8 @@ class SharedSnapshots:
         self.directory = Path(directory) if directory else None
         self.pid = os.getpid()
         # Called before every snapshot: copy values kept elsewhere (the auth core's plain
-        # counters) into the registry, and derive what needs every worker's values.
+        # counters, /proc) into the registry.
         self.refreshers: list[Callable[[], None]] = []
-        self.derivers: list[Callable[[Merged], None]] = []
 
     def _refresh(self) -> None:
         for refresh in self.refreshers:
@@ -74,10 +73,11 @@ class SharedSnapshots:
                             if row is None
                             else [a + b for a, b in zip(row, value, strict=True)]
                         )
+                    elif isinstance(metric, Gauge) and metric.aggregate == "max":
+                        known = into.get(key)
+                        into[key] = value if known is None else max(known, value)
                     else:
                         into[key] = into.get(key, 0.0) + value
-        for derive in self.derivers:
-            derive(merged)
         return merged
 
 

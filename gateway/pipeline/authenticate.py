@@ -58,7 +58,7 @@ class Authenticate(Stage):
             return result
         if isinstance(result, NotResponsible):
             # The route's kind is the one the request lacks; its refusal is counted under it
-            # (auth_api_key_validations_total counts a missing key on an api_key route).
+            # (gateway_api_key_validations_total counts a missing key on an api_key route).
             exchange.auth_method = route.auth.value
             raise MissingCredentials(result.needed)
         return _translated(result)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from auth_core.models import Principal
 from gateway.http.request import Request
 from gateway.routing.table import Route, RouteTable
 from gateway.websocket.handshake import ClientHandshake
+
+if TYPE_CHECKING:
+    from gateway.proxy.pool import TargetPool
 
 
 class Exchange:
@@ -26,11 +30,15 @@ class Exchange:
         "request_id",
         "response_headers",
         "route",
+        "sent",
         "started",
         "status",
         "table",
+        "target",
         "traceparent",
         "upstream_path",
+        "upstream_started",
+        "upstream_status",
         "websocket",
         "ws_token",
     )
@@ -57,3 +65,10 @@ class Exchange:
         self.response_headers: Sequence[tuple[bytes, bytes]] = ()
         self.websocket: ClientHandshake | None = None  # a websocket route's upgrade request
         self.ws_token: str | None = None  # its credential from the subprotocol or query
+        # For the access log and metrics (gateway/server/recording.py), set by the forwarder:
+        # the target tried last, when (monotonic), its answer's status (0: none), and the body
+        # bytes of a streamed answer relayed so far.
+        self.target: TargetPool | None = None
+        self.upstream_started = 0.0
+        self.upstream_status = 0
+        self.sent = 0

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Final
 
@@ -113,6 +114,8 @@ class Forwarder:
             if pool is None:
                 assert last_error is not None
                 raise client_error(last_error)
+            exchange.target = pool
+            exchange.upstream_started = time.monotonic()
             conn = None if fresh_only else pool.take_idle()
             reused = conn is not None
             if conn is None:
@@ -238,7 +241,7 @@ class Forwarder:
         request = exchange.request
         headers = self._response_headers(exchange, conn)
         dated = conn.dated
-        status = exchange.status = conn.status
+        status = exchange.status = exchange.upstream_status = conn.status
         stream = request.connection.start_stream(
             request, status, headers, conn.content_length, dated=dated
         )
@@ -247,6 +250,7 @@ class Forwarder:
                 chunk = await conn.read()
                 if not chunk:
                     break
+                exchange.sent += len(chunk)
                 await stream.write(chunk)
         except UpstreamError as exc:
             conn.abort()
@@ -266,6 +270,7 @@ class Forwarder:
         """The client's answer from a complete upstream response; the connection goes back."""
         headers = self._response_headers(exchange, conn)
         body = conn.take_body()
+        exchange.upstream_status = conn.status
         pool.release(conn, conn.finish())
         return Response(
             conn.status,

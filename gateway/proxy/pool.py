@@ -48,6 +48,8 @@ class TargetPool:
         self.target = target
         self.watchdog = watchdog
         self.host_line = _HOST + target.authority.encode() + b"\r\n"
+        host = f"[{target.host}]" if ":" in target.host else target.host
+        self.address = f"{host}:{target.port}"  # in logs and metrics
         self.upstream = upstream
         self.loop = loop
         self.idle: deque[UpstreamConnection] = deque()

@@ -158,6 +158,9 @@ def _route(
         if key not in spec:
             raise walk.fail(node, f"{where}: missing '{key}'")
     name = walk.string(spec["name"][1], f"{where}.name")
+    if name.startswith("@"):
+        # Metrics and access logs name what answered a request without a route @live, @banned...
+        raise walk.fail(spec["name"][1], f"{where}.name: '{name}' may not begin with @")
     where = f"{where} ({name})"
     path_node = spec["path"][1]
     path = walk.string(path_node, f"{where}.path")

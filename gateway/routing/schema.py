@@ -157,7 +157,13 @@ ROUTE = Section(
     "routes[]",
     "A route: the requests it matches, how they authenticate, and where they go.",
     (
-        Field("name", STRING, "Unique; labels metrics and logs.", required=True),
+        Field(
+            "name",
+            STRING,
+            "Unique, and not beginning with `@` (the labels of requests answered without a"
+            " route); labels metrics and logs.",
+            required=True,
+        ),
         Field(
             "path",
             STRING,

@@ -44,7 +44,7 @@ from gateway.proxy.pool import UpstreamPools
 from gateway.routing.loader import load_route_table
 from gateway.routing.table import AUTH_CORE, AuthKind, RouteTable
 from gateway.server.dispatch import Dispatcher
-from gateway.server.recording import Recorder, hit_rate
+from gateway.server.recording import Recorder
 from gateway.websocket.proxy import PrepareWebSocket, WebSocketProxy
 from gateway.websocket.registry import SocketRegistry
 from metrics.catalog import Catalog
@@ -78,7 +78,6 @@ class Gateway:
         self.access_log = AccessLog(settings.access_log)
         self.recorder = Recorder(core, self.catalog, self.access_log)
         self.metrics.refreshers.append(self.recorder.auth_metrics)
-        self.metrics.derivers.append(hit_rate)
         self.loop = asyncio.get_running_loop()
         self.pools = UpstreamPools(self.loop)
         self.pools.update(table.upstreams)

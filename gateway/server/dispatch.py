@@ -53,11 +53,13 @@ class Dispatcher:
     async def _settle(self, exchange: Exchange) -> Response | None:
         """Run the pipeline, turning every failure into an answer."""
         started = exchange.started
+        code: str | None = None
         try:
             result = self.chain.run(exchange)
             response = result if isinstance(result, Response) else await result
         except GatewayError as error:
             response = self._problem(exchange, error)
+            code = error.code
         except ResponseAborted as aborted:
             self.recorder.request(exchange, aborted.status, started)
             return None
@@ -66,10 +68,13 @@ class Dispatcher:
             raise
         except Exception:
             log.exception("unhandled error, request %s", exchange.request_id)
-            response = problem_response(GatewayError(), exchange.request_id)
-        self.recorder.request(
-            exchange, exchange.status if response is None else response.status, started
-        )
+            internal = GatewayError()
+            response = problem_response(internal, exchange.request_id)
+            code = internal.code
+        if response is None:  # streamed: the exchange counted its bytes
+            self.recorder.request(exchange, exchange.status, started)
+        else:
+            self.recorder.request(exchange, response.status, started, len(response.body), code)
         return response
 
     def _problem(self, exchange: Exchange, error: GatewayError) -> Response:

@@ -1,30 +1,35 @@
 """What became of each request, recorded: the request metrics and the access log line, and for
 a denial its count by reason, the client's failure counted towards a ban and the audit entry
-(docs/operations/observability.md). Also the auth core's counters copied into the metrics."""
+(docs/operations/observability.md). Also the auth core's counters and this process's figures
+copied into the metrics."""
 
 from __future__ import annotations
 
+import platform
 import time
 
+import gateway
 from auth_core import headers as h
 from auth_core.service import AuthCore, CallInfo
 from gateway.accesslog import AccessLog
 from gateway.errors import GatewayError
 from gateway.pipeline.exchange import Exchange
-from metrics.catalog import CACHE_HIT_RATE, CACHE_LOOKUPS, Catalog
-from metrics.shared import Merged
+from metrics.catalog import Catalog
+from metrics.process import ProcessStats
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STATUS_TEXT = {code: str(code) for code in range(100, 600)}
+# What answered a request that no route of routes.yaml did, as its `route` in metrics and logs
+# (routes.yaml refuses route names that begin with @).
+OPERATIONS = {"/live": "@live", "/health": "@health", "/ready": "@ready", "/metrics": "@metrics"}
+BANNED = "@banned"  # refused for a ban of its address (the only 429 before a route is matched)
+NO_ROUTE = "@no_route"  # matched no route, or refused before routing (a bad target)
+REFUSED = "@refused"  # refused by the HTTP server while it was read (malformed, too slow)
 
 
-def hit_rate(merged: Merged) -> None:
-    """auth_cache_hit_rate from every worker's look-ups (a per-worker rate cannot be summed):
-    answers from a worker's own cache or the shared one, over all look-ups of the own one."""
-    rows = merged.get(CACHE_LOOKUPS, {})
-    total = sum(count for labels, count in rows.items() if labels[1] in ("hit", "miss"))
-    hits = sum(count for labels, count in rows.items() if labels[1] in ("hit", "shared_hit"))
-    merged[CACHE_HIT_RATE] = {(): hits / total} if total else {}
+def unrouted(path: str, status: int) -> str:
+    """The `route` of a request answered without a route."""
+    return OPERATIONS.get(path) or (BANNED if status == 429 else NO_ROUTE)
 
 
 class Recorder:
@@ -34,36 +39,69 @@ class Recorder:
         self.core = core
         self.catalog = catalog
         self.access_log = access_log
+        compiled = "true" if gateway.compiled() else "false"
+        catalog.build_info.set(1.0, (gateway.__version__, platform.python_version(), compiled))
 
-    def request(self, exchange: Exchange, status: int, started: float) -> None:
-        """A request answered (or abandoned, 499): counted, timed and logged."""
-        duration = time.monotonic() - started
+    def request(
+        self,
+        exchange: Exchange,
+        status: int,
+        started: float,
+        sent: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        """A request answered (or abandoned, 499): counted, timed and logged. `sent`: the
+        body bytes of the answer; `code`: the problem code of a refusal."""
+        now = time.monotonic()
+        duration = now - started
         route = exchange.route
-        route_name = route.name if route is not None else ""
+        route_name = route.name if route is not None else unrouted(exchange.path, status)
         method = exchange.request.method
         catalog = self.catalog
         catalog.requests.inc(
             (route_name, method if method in _METHODS else "OTHER", _STATUS_TEXT.get(status, "0"))
         )
         catalog.request_duration.observe(duration, (route_name,))
-        if exchange.auth_method == "api_key" and exchange.principal is not None:
+        target = exchange.target
+        upstream_status = exchange.upstream_status
+        upstream_duration = now - exchange.upstream_started
+        if upstream_status and target is not None:
+            catalog.upstream_duration.observe(
+                upstream_duration, (route_name, target.upstream.name, target.address)
+            )
+        principal = exchange.principal
+        if exchange.auth_method == "api_key" and principal is not None:
             catalog.api_key_validations.inc(("ok",))
-        if self.access_log.enabled:
-            self.access_log.log(
+        access_log = self.access_log
+        if access_log.enabled:
+            request = exchange.request
+            body = request.body
+            traceparent = exchange.traceparent
+            access_log.log(
                 exchange.request_id,
+                traceparent[3:35].decode() if traceparent else None,
                 exchange.client_ip,
                 method,
                 exchange.path or "-",
                 status,
                 duration,
                 route_name,
-                route.upstream if route is not None else "",
-                exchange.request.header_text(h.B_USER_AGENT),
+                route.upstream if route is not None else None,
+                target.address if target is not None else None,
+                upstream_status,
+                upstream_duration,
+                body.received if body is not None else 0,
+                exchange.sent if sent is None else sent,
+                exchange.auth_method,
+                principal.user_id if principal is not None else None,
+                principal.tenant_id if principal is not None else None,
+                principal.credential_id if principal is not None else None,
+                code,
+                request.header_text(h.B_USER_AGENT),
             )
 
     def denied(self, exchange: Exchange, error: GatewayError) -> None:
-        """Every denial is counted by reason and written to the audit log
-        (docs/operations/observability.md)."""
+        """Every denial is counted by reason and written to the audit log (docs/operations)."""
         catalog = self.catalog
         catalog.auth_failures.inc((str(error.code),))
         code = error.code
@@ -97,7 +135,8 @@ class Recorder:
             catalog.audit_dropped.inc()
 
     def auth_metrics(self) -> None:
-        """Copy the auth core's plain counters into the metrics (before each snapshot)."""
+        """Copy the auth core's plain counters and this process's figures into the metrics
+        (before each snapshot)."""
         stats = self.core.stats
         catalog = self.catalog
         catalog.cache_lookups.values = {key: float(n) for key, n in stats.lookups.items()}
@@ -107,11 +146,40 @@ class Recorder:
         catalog.socket_context_hits.values = {(): float(stats.socket_context_hits)}
         for seconds in stats.take_durations():
             catalog.token_validation_duration.observe(seconds)
+        for seconds in self.core.revoked.take_lags():
+            catalog.revocation_lag.observe(seconds)
         redis = self.core.redis
         catalog.redis_degraded.set(0.0 if redis is None or redis.healthy else 1.0)
+        process = ProcessStats()
+        catalog.process_cpu.values = {(): process.cpu_seconds}
+        catalog.process_resident_memory.set(process.resident_bytes)
+        catalog.process_open_fds.set(process.open_fds)
+        catalog.process_max_fds.set(process.max_fds)
+        catalog.process_start_time.set(process.start_time)
 
     def refused(self, status: int, request_id: str, peer: str) -> None:
         """A request the HTTP layer refused before it had a route (malformed, too slow)."""
-        self.catalog.requests.inc(("", "OTHER", _STATUS_TEXT.get(status, "0")))
+        self.catalog.requests.inc((REFUSED, "OTHER", _STATUS_TEXT.get(status, "0")))
         if self.access_log.enabled:
-            self.access_log.log(request_id, peer, "-", "-", status, 0.0, "", "", None)
+            self.access_log.log(
+                request_id,
+                None,
+                peer,
+                "-",
+                "-",
+                status,
+                0.0,
+                REFUSED,
+                None,
+                None,
+                0,
+                0.0,
+                0,
+                None,
+                "none",
+                None,
+                None,
+                None,
+                "invalid_request",
+                None,
+            )

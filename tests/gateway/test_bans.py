@@ -6,6 +6,7 @@ across gateways."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -87,6 +88,15 @@ async def test_repeated_bad_keys_ban_the_address_everywhere_until_lifted(
         await until_status(bad, f"{second.url}/open", 429)
         # Others are not.
         assert await status(client, f"{first.url}/open") == 200
+        # Counted as banned, not under a route (nor under none).
+        async with client.get(f"{second.url}/metrics") as response:
+            text = await response.text()
+        assert re.search(
+            r'^gateway_requests_total\{method="GET",route="@banned",status="429"\} [1-9]',
+            text,
+            re.MULTILINE,
+        )
+        assert 'route=""' not in text
         async with client.get(f"{first.url}/api/v1/bans", headers=admin) as response:
             bans = (await response.json())["bans"]
         assert [ban["address"] for ban in bans] == [ATTACKER]

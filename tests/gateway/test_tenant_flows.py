@@ -472,7 +472,7 @@ async def test_sdk_backend_opens_sessions_from_a_whitelisted_address(site: Site)
     results = {
         dict(labels)["result"]: value
         for (name, labels), value in samples.items()
-        if name == "auth_api_key_validations_total"
+        if name == "gateway_api_key_validations_total"
     }
     assert results.get("ip_not_allowed", 0) >= 3, results
     assert results.get("invalid_api_key", 0) >= 1, results

@@ -294,7 +294,7 @@ def socket_metric(text: str, name: str) -> float:
     """The value of an unlabelled metric (0 when it was never set, so not rendered)."""
     for line in text.splitlines():
         metric, _, value = line.partition(" ")
-        if not line.startswith("#") and metric.endswith(name):
+        if not line.startswith("#") and metric == name:
             return float(value)
     return 0.0
 
@@ -519,8 +519,8 @@ async def test_a_close_handshake_passes_both_ways_and_frees_everything(tmp_path:
         await eventually(lambda: upstream.closes == [4001], "the upstream to see 4001")
         await all_released(gw)
         text = await metrics_of(gw)
-        assert socket_metric(text, "socket_connections_total") == 1.0
-        assert socket_metric(text, "socket_active_connections") == 0.0
+        assert socket_metric(text, "gateway_websocket_connections_total") == 1.0
+        assert socket_metric(text, "gateway_websocket_active_connections") == 0.0
 
 
 async def test_a_close_without_payload_passes_both_ways(tmp_path: Path) -> None:
@@ -884,8 +884,8 @@ async def test_failed_handshakes_hold_no_place(tmp_path: Path) -> None:
         first.close()
         await all_released(gw)
         text = await metrics_of(gw)
-        assert socket_metric(text, "socket_connections_total") == 1.0
-        assert socket_metric(text, "socket_active_connections") == 0.0
+        assert socket_metric(text, "gateway_websocket_connections_total") == 1.0
+        assert socket_metric(text, "gateway_websocket_active_connections") == 0.0
 
 
 async def test_an_unreachable_upstream_holds_no_place(tmp_path: Path) -> None:
@@ -897,7 +897,7 @@ async def test_an_unreachable_upstream_holds_no_place(tmp_path: Path) -> None:
         sockets = registry(gw)
         assert not sockets.tunnels
         assert not sockets.per_address
-        assert socket_metric(await metrics_of(gw), "socket_connections_total") == 0.0
+        assert socket_metric(await metrics_of(gw), "gateway_websocket_connections_total") == 0.0
 
 
 async def test_the_per_tenant_limit_holds_and_is_released(tmp_path: Path) -> None:

@@ -508,10 +508,12 @@ async def test_a_logout_through_another_gateway_closes_the_socket(
                 first_metrics = await response.text()
             async with client.get(f"{second.url}/metrics") as response:
                 second_metrics = await response.text()
-        assert "socket_connections_total 1.0" not in first_metrics  # the socket was not its
-        assert "socket_connections_total 1.0" in second_metrics
-        assert "socket_active_connections 0.0" in second_metrics
-        assert "socket_context_cache_hits_total 1.0" in first_metrics
+        assert (
+            "gateway_websocket_connections_total 1.0" not in first_metrics
+        )  # the socket was not its
+        assert "gateway_websocket_connections_total 1.0" in second_metrics
+        assert "gateway_websocket_active_connections 0.0" in second_metrics
+        assert "gateway_websocket_context_hits_total 1.0" in first_metrics
 
 
 async def test_socket_auth_failures_are_counted(tmp_path: Path) -> None:
@@ -523,7 +525,7 @@ async def test_socket_auth_failures_are_counted(tmp_path: Path) -> None:
         with pytest.raises(WSServerHandshakeError):
             await client.ws_connect(ws_url(gw, "/socket/ws"))
         async with client.get(f"{gw.url}/metrics") as response:
-            assert "socket_auth_failures_total 1.0" in await response.text()
+            assert "gateway_websocket_auth_failures_total 1.0" in await response.text()
 
 
 async def test_a_client_gone_during_the_handshake_frees_the_upstream_connection(

@@ -131,7 +131,7 @@ def test_a_request_without_the_kind_of_credential_is_missing_it(
 
 
 def test_a_missing_key_counts_among_the_keys_refusals(core: AuthCore) -> None:
-    """auth_api_key_validations_total counts a refusal whose auth method is api_key
+    """gateway_api_key_validations_total counts a refusal whose auth method is api_key
     (docs/operations/observability.md), a missing key on an api_key route too."""
     exchange = routed_exchange(request("GET", "/partner"), ROUTES)
     with pytest.raises(GatewayError):

@@ -420,6 +420,12 @@ INVALID = [
     ("duplicate key in a route", route_file(*B, "auth: jwt"), 11, "duplicate key 'auth'"),
     ("duplicate route name", HEAD + R + R.replace("/a", "/other"), 7, "duplicate route name 'a'"),
     ("missing name", HEAD + "  - {path: /a, upstream: up, auth: none}\n", 6, "missing 'name'"),
+    (
+        "name of the gateway's own",
+        HEAD + "  - {name: '@live', path: /a, upstream: up, auth: none}\n",
+        6,
+        "'@live' may not begin with @",
+    ),
     ("missing path", route_file("upstream: up", "auth: none"), 7, "missing 'path'"),
     ("missing upstream", route_file("path: /b", "auth: none"), 7, "missing 'upstream'"),
     ("missing auth", route_file("path: /b", "upstream: up"), 7, "missing 'auth'"),
