@@ -279,10 +279,18 @@ class HttpConnection(asyncio.Protocol):
         if self._duplicate is not None:
             raise Refusal(400, f"more than one {self._duplicate.decode()} header")
         url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
+        method = parser.get_method().decode()
         # llhttp also reads RTSP/1.0 and ICE/1.0 request lines, and reports them as version
         # 1.0: check the line says HTTP. It is in the data being fed, or began just before.
+        # Usually the request line opens the data: comparing there first is a memcmp, where
+        # searching the data cost about 2,500 instructions a request (callgrind).
         marker = url + (_HTTP_11_END if version == "1.1" else _HTTP_10_END)
-        if marker not in self._chunk and marker not in self._previous + self._chunk:
+        chunk = self._chunk
+        if (
+            not chunk.startswith(marker, len(method) + 1)
+            and marker not in chunk
+            and marker not in self._previous + chunk
+        ):
             raise Refusal(400, "not an HTTP request line")
         index = self._index
         if version == "1.1" and h.B_HOST not in index:
@@ -295,7 +303,7 @@ class HttpConnection(asyncio.Protocol):
             raise Refusal(400, "the only transfer coding accepted is chunked")
         request = Request(
             self,
-            parser.get_method().decode(),
+            method,
             url.decode("latin-1"),
             version,
             self._headers,

@@ -40,9 +40,12 @@ class Dispatcher:
         self.table = table  # the table in force (replaced on reload)
 
     def _exchange(self, request: Request) -> Exchange:
-        get = request.index.get
-        exchange = Exchange(request, request_id_from(get(h.B_X_REQUEST_ID)), self.table)
-        exchange.traceparent = traceparent_from(get(h.B_TRACEPARENT))
+        # `index.get(...)` called on the typed dict, not bound to a local first: compiled, that
+        # is a direct dict look-up, where the bound method was an object made and called
+        # through Python's call protocol (about 1,100 instructions a request, callgrind).
+        index = request.index
+        exchange = Exchange(request, request_id_from(index.get(h.B_X_REQUEST_ID)), self.table)
+        exchange.traceparent = traceparent_from(index.get(h.B_TRACEPARENT))
         exchange.started = time.monotonic()
         return exchange
 
