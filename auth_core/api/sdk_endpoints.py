@@ -55,6 +55,12 @@ async def _settle(found: Principal | Awaitable[Principal]) -> Principal:
     return found if isinstance(found, Principal) else await found
 
 
+NULLABLE_IP = {
+    "type": ["string", "null"],
+    "description": "the address the key is used from, for its IP whitelists",
+}
+
+
 def register(api: AuthApi, core: AuthCore) -> None:
     sdk = core.sdk
     sessions = core.sessions
@@ -98,13 +104,16 @@ def register(api: AuthApi, core: AuthCore) -> None:
         ip = body.get("ip")
         if ip is not None and not isinstance(ip, str):
             raise InvalidRequest("ip must be a string")
+        # A malformed call is 400; only a credential is answered with a verdict.
+        api_key = text_field(body, "api_key") if "api_key" in body else None
+        token = text_field(body, "token") if api_key is None or "token" in body else ""
         try:
-            if "api_key" in body:
+            if api_key is not None:
                 principal = await _settle(
-                    core.keys.authenticate(text_field(body, "api_key"), ip, _as_from(call.info, ip))
+                    core.keys.authenticate(api_key, ip, _as_from(call.info, ip))
                 )
             else:
-                principal = await _validate_token(core, text_field(body, "token"), call.info)
+                principal = await _validate_token(core, token, call.info)
         except GatewayError as exc:
             if exc.status >= 500:
                 raise
@@ -200,7 +209,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             "Validate an access token, PAT or API key for an internal service",
             200,
             {
-                **obj({"token": token(), "api_key": token(), "ip": string()}, []),
+                **obj({"token": token(), "api_key": token(), "ip": NULLABLE_IP}, []),
                 "anyOf": [{"required": ["token"]}, {"required": ["api_key"]}],
             },
             answer,
@@ -212,7 +221,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             SERVICE,
             "Validate an API key (and, given ip, the IP whitelists) for an internal service",
             200,
-            obj({"api_key": token(), "ip": string()}, ["api_key"]),
+            obj({"api_key": token(), "ip": NULLABLE_IP}, ["api_key"]),
             answer,
         ),
         Endpoint(

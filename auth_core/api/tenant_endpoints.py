@@ -60,6 +60,24 @@ GRACE = {
     "description": 'seconds, or a duration such as "24h"; at most 30 days (default 24h)',
 }
 _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_V4 = f"({_OCTET}\\.){{3}}{_OCTET}"
+_H = "[0-9a-fA-F]{1,4}"
+# An IPv6 address in any of RFC 4291's text forms (2.2), as the server writes them back too.
+_V6 = "|".join(
+    (
+        f"({_H}:){{7}}{_H}",
+        f"({_H}:){{1,7}}:",
+        f"({_H}:){{1,6}}:{_H}",
+        f"({_H}:){{1,5}}(:{_H}){{1,2}}",
+        f"({_H}:){{1,4}}(:{_H}){{1,3}}",
+        f"({_H}:){{1,3}}(:{_H}){{1,4}}",
+        f"({_H}:){{1,2}}(:{_H}){{1,5}}",
+        f"{_H}:(:{_H}){{1,6}}",
+        f":((:{_H}){{1,7}}|:)",
+        f"::(ffff(:0{{1,4}})?:)?{_V4}",
+        f"({_H}:){{1,4}}:{_V4}",
+    )
+)
 CIDRS = {
     "type": "array",
     "maxItems": 1000,
@@ -67,7 +85,8 @@ CIDRS = {
         "anyOf": [
             {"type": "string", "format": "ipv4"},
             {"type": "string", "format": "ipv6"},
-            {"type": "string", "pattern": f"^({_OCTET}\\.){{3}}{_OCTET}/32$"},
+            {"type": "string", "pattern": f"^{_V4}/32$"},
+            {"type": "string", "pattern": f"^({_V6})/128$"},
         ],
         "description": "an address, or a CIDR block without host bits (10.0.0.0/8, 2001:db8::/32)",
     },

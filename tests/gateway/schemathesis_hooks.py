@@ -1,8 +1,10 @@
 """Loaded by schemathesis (SCHEMATHESIS_HOOKS) in the run of test_openapi_fuzz: every request
-carries an admin's access token and a tenant's API key, so that it reaches past 401.
+carries a tenant's API key, and an admin's access token (or, on the internal endpoints, a
+service token), so that it reaches past 401.
 
-The fuzzer may end the session it holds (logout, revoke-sessions): the test hands over a few
-admin sessions, and on a 401 the next one still alive is taken."""
+The fuzzer may end the sessions it holds (logout, revoke-sessions of the admin it finds at
+/api/v1/auth/me) or revoke the service token: on a 401 a fresh credential is taken from the
+test's dispenser, which makes them in the gateway's process."""
 
 from __future__ import annotations
 
@@ -16,34 +18,32 @@ from urllib.parse import urlsplit
 import schemathesis
 
 _CREDENTIALS = json.loads(os.environ["GATEWAY_FUZZ_CREDENTIALS"])
+_INTERNAL = "/api/v1/auth/internal/"
 
 
-def _alive(token: str) -> bool:
-    where = urlsplit(_CREDENTIALS["url"])
-    connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=10)
+def _dispensed(kind: str) -> str:
+    where = urlsplit(_CREDENTIALS["dispenser"])
+    connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=30)
     try:
-        connection.request("GET", "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
-        return connection.getresponse().status == 200
+        connection.request("POST", f"/{kind}")
+        answer = connection.getresponse()
+        assert answer.status == 200, answer.status
+        return answer.read().decode()
     finally:
         connection.close()
 
 
 @schemathesis.auth(refresh_interval=None, retry_on=[401])
 class AdminAndApiKey:
-    def __init__(self) -> None:
-        self.spent = 0
+    def get(self, case: Any, ctx: Any) -> dict[str, str]:
+        return {"admin": _dispensed("admin"), "service": _dispensed("service")}
 
-    def get(self, case: Any, ctx: Any) -> str | None:
-        tokens = _CREDENTIALS["admin_tokens"]
-        while self.spent < len(tokens):
-            if _alive(tokens[self.spent]):
-                return str(tokens[self.spent])
-            self.spent += 1
-        return None
-
-    def set(self, case: Any, data: str, ctx: Any) -> None:
+    def set(self, case: Any, data: dict[str, str], ctx: Any) -> None:
         case.headers = case.headers or {}
-        case.headers["Authorization"] = f"Bearer {data}"
+        if case.path.startswith(_INTERNAL):
+            case.headers["Authorization"] = f"Service {data['service']}"
+        else:
+            case.headers["Authorization"] = f"Bearer {data['admin']}"
         case.headers["X-API-Key"] = _CREDENTIALS["api_key"]
 
 

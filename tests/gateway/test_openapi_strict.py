@@ -122,3 +122,19 @@ async def test_rotating_a_rotated_key_is_a_conflict(
     assert first.status == 201
     again = await fetch(client, "POST", rotate, json={}, headers=headers)
     assert_problem(again, 409, "conflict")  # was 400 for a valid request
+
+
+async def test_a_malformed_validate_call_is_400_not_a_verdict(
+    gateway: RunningGateway, client: ClientSession
+) -> None:
+    """POST /api/v1/auth/internal/validate without token or api_key was answered 200
+    {"valid": false, "error": "invalid_request"}: a caller's bug read as a bad credential."""
+    _, secret = await gateway.core.service_tokens.create("svc", actor_id=None, call=WHERE)
+    url = gateway.url + "/api/v1/auth/internal/validate"
+    headers = {"Authorization": f"Service {secret}"}
+    for body in ({}, {"token": ""}, {"api_key": "gwk_x", "token": ""}):
+        answer = await fetch(client, "POST", url, json=body, headers=headers)
+        assert_problem(answer, 400, "invalid_request")
+    verdict = await fetch(client, "POST", url, json={"token": "nonsense"}, headers=headers)
+    assert verdict.status == 200
+    assert verdict.json()["valid"] is False
