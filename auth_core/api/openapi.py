@@ -9,6 +9,7 @@ from collections.abc import Collection
 from typing import Any
 
 from auth_core import headers as h
+from auth_core.api.openapi_gateway import OPERATIONAL_PATHS, forward_auth, problem
 from auth_core.api.router import (
     ADMIN,
     API_KEY,
@@ -22,78 +23,8 @@ from auth_core.api.router import (
     AuthApi,
     Endpoint,
 )
-from auth_core.api.schemas import ERROR, ID, OBJECT, PLAIN, STRINGS, obj, string
+from auth_core.api.schemas import ID, OBJECT, PLAIN
 from auth_core.api.session_cookie import COOKIE_NAME, COOKIE_PATH
-
-_PROBLEM = {"application/problem+json": {"schema": ERROR}}
-
-
-def forward_auth(upstreams: Collection[str]) -> dict[str, Any]:
-    """Served by the gateway itself (it signs context headers), documented with the rest."""
-    return {
-        "get": {
-            "summary": "forwardAuth for Traefik, nginx auth_request and Caddy forward_auth: 200 "
-            "with the signed context headers, or 401/403 problem+json",
-            "operationId": "get_api_v1_auth_validate",
-            "security": [{"bearer": []}, {"apiKey": []}],
-            "description": "Only for the proxies of GATEWAY_FORWARD_AUTH_CLIENTS (by TCP peer). "
-            "A request with no credential of its own may carry the login page's session cookie "
-            "(__Secure-gw_session; X-Auth-Method: cookie).",
-            "parameters": [
-                {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
-                for name in (
-                    h.X_FORWARDED_METHOD,
-                    h.X_FORWARDED_URI,
-                    h.X_FORWARDED_FOR,
-                    h.X_FORWARDED_PROTO,
-                    h.X_FORWARDED_HOST,
-                    h.ORIGIN,
-                )
-            ]
-            + [
-                {
-                    "name": "aud",
-                    "in": "query",
-                    "required": False,
-                    "description": "the upstream of routes.yaml whose key signs (default: the "
-                    "audience forward_auth)",
-                    "schema": {"type": "string", "enum": sorted(upstreams)},
-                },
-                {
-                    "name": "login",
-                    "in": "query",
-                    "required": False,
-                    "description": "`redirect` (any other value: none): a browser "
-                    "(Accept: text/html) without a credential "
-                    "or session is answered 303 to the login page, with X-Forwarded-Proto, -Host "
-                    "and -Uri as its return URL (for Traefik; nginx auth_request takes no 303)",
-                    "schema": {"type": "string"},
-                },
-            ],
-            "responses": {
-                "200": {
-                    "description": "valid; context headers X-User-Id, X-Gateway-Signature, ..."
-                },
-                "303": {"description": "with ?login=redirect: to the login page"},
-                "400": {
-                    "description": "aud is not an upstream, or is given twice (invalid_request)",
-                    "content": _PROBLEM,
-                },
-                "401": {"description": "no or bad credential", "content": _PROBLEM},
-                "403": {
-                    "description": "credential refused here, or the caller is not a listed proxy "
-                    "(forward_auth_not_allowed)",
-                    "content": _PROBLEM,
-                },
-                "429": {"description": "a limit of the route (rate_limited)", "content": _PROBLEM},
-                "503": {
-                    "description": "the auth core's database is unavailable (auth_unavailable)",
-                    "content": _PROBLEM,
-                },
-            },
-        }
-    }
-
 
 _SCHEMES = {API_KEY: "apiKey", SERVICE: "service"}
 _ACCESS = {
@@ -129,30 +60,26 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
 _PLAIN_STRING = {"type": "string", "pattern": PLAIN}
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": _PROBLEM}
-
-
 def _refusals(endpoint: Endpoint) -> dict[str, dict[str, Any]]:
     """What any call of `endpoint` may be answered besides its success and its own refusals."""
-    refusals = {"400": _problem("`invalid_request`: a malformed body or query (docs/api.md)")}
+    refusals = {"400": problem("`invalid_request`: a malformed body or query (docs/api.md)")}
     if endpoint.access != PUBLIC:
-        refusals["401"] = _problem(
+        refusals["401"] = problem(
             "`missing_credentials`, `invalid_token`, `token_expired`, `token_revoked`, "
             "`invalid_api_key`: no credential, or not a valid one"
         )
-    refusals["403"] = _problem(
+    refusals["403"] = problem(
         "`insufficient_role`, `ip_not_allowed`, `origin_not_allowed`, `csrf_refused`, or the "
         "client address is banned for repeated failed credentials"
     )
     if endpoint.pattern.groupindex:
-        refusals["404"] = _problem("`not_found`: nothing of this id")
+        refusals["404"] = problem("`not_found`: nothing of this id")
     if endpoint.request is not None:
-        refusals["413"] = _problem("`payload_too_large`: the body is over 64 KiB")
-    refusals["429"] = _problem(
+        refusals["413"] = problem("`payload_too_large`: the body is over 64 KiB")
+    refusals["429"] = problem(
         "`rate_limited`: a limit of the route or of this endpoint; Retry-After says when"
     )
-    refusals["503"] = _problem("`auth_unavailable`: the auth core's database is unavailable")
+    refusals["503"] = problem("`auth_unavailable`: the auth core's database is unavailable")
     return refusals
 
 
@@ -175,7 +102,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         },
     }
     for status, says in endpoint.errors:
-        operation["responses"][str(status)] = _problem(says)
+        operation["responses"][str(status)] = problem(says)
     if endpoint.access == SESSION:
         operation["security"] = [{"bearer": []}, {"sessionCookie": []}]
     elif endpoint.access != PUBLIC:
@@ -204,65 +131,6 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
             "content": {"application/json": {"schema": endpoint.request}},
         }
     return operation
-
-
-_ALIVE = {
-    "description": "the worker answers",
-    "content": {
-        "application/json": {
-            "schema": obj({"status": {"type": "string", "enum": ["ok"]}}, ["status"])
-        }
-    },
-}
-_READINESS = obj(
-    {
-        "status": {"type": "string", "enum": ["ready", "degraded", "draining", "unavailable"]},
-        "routes_sha256": string("SHA-256 of the route table in force"),
-        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
-        "down": STRINGS,
-    },
-    ["status", "routes_sha256", "checks"],
-)
-
-
-def _probe(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "operationId": "get_"
-            + re.sub(r"[^a-z]+", "_", summary.split(":")[0].lower()).strip("_"),
-            "tags": ["operations"],
-            "responses": responses,
-        }
-    }
-
-
-# The gateway's own endpoints (gateway/operations.py), answered before the route table.
-OPERATIONAL_PATHS: dict[str, dict[str, Any]] = {
-    "/live": _probe("Liveness: the worker answers (restart it when it does not)", {"200": _ALIVE}),
-    "/health": _probe("Health: the older name of /live", {"200": _ALIVE}),
-    "/ready": _probe(
-        "Readiness: the database reachable (or within the stale window), the route table "
-        "loaded, not draining; Redis alone down is 200 degraded",
-        {
-            "200": {
-                "description": "ready or degraded: send traffic",
-                "content": {"application/json": {"schema": _READINESS}},
-            },
-            "503": {
-                "description": "unavailable or draining: send none",
-                "content": {"application/json": {"schema": _READINESS}},
-            },
-        },
-    ),
-    "/metrics": _probe(
-        "Metrics: Prometheus text format, every worker of this host merged",
-        {
-            "200": {"description": "the metrics", "content": {"text/plain": {"schema": string()}}},
-            "403": _problem("`ip_not_allowed`: only to the addresses of `metrics_allow`"),
-        },
-    ),
-}
 
 
 def _in_the_future(schema: Any, now: int) -> Any:
