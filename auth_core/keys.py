@@ -145,7 +145,7 @@ class ApiKeys(CredentialCache[KeyGrant]):
             )
             retired = await records.retire(old.id, new.id, now + seconds)
             if retired is None:
-                raise InvalidRequest("the key was rotated or revoked meanwhile")
+                raise Conflict("the key was rotated or revoked meanwhile")
         await self._revoker.revoke(CREDENTIAL, old.id)
         await self._audit.append(
             "api_key_rotate",
