@@ -51,6 +51,11 @@ class RevocationFeed:
         """How long to wait for a push before reading the table anyway."""
         return self.safety_interval if self.subscribed else self.poll_interval
 
+    @property
+    def owed(self) -> bool:
+        """A revocation of ours is not announced yet (Redis could not be reached)."""
+        return self._unannounced != 0
+
     def start(self) -> None:
         if self.link is not None:
             self._task = asyncio.get_running_loop().create_task(self._subscribe_forever())

@@ -21,7 +21,7 @@ from typing import Any
 from auth_core import credentials
 from auth_core.calls import CallInfo
 from auth_core.credential_cache import Call, CredentialCache, CredentialDeps
-from auth_core.errors import InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
+from auth_core.errors import Conflict, InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
 from auth_core.iplists import IpWhitelist
 from auth_core.models import ApiKey, Principal
 from auth_core.revocation import CREDENTIAL
@@ -129,7 +129,7 @@ class ApiKeys(CredentialCache[KeyGrant]):
         old = await self.get(key_id, tenant_id)
         now = time.time()
         if not old.usable(now) or old.rotated_to is not None:
-            raise InvalidRequest("only a live key that was not rotated before can be rotated")
+            raise Conflict("only a live key that was not rotated before can be rotated")
         seconds = DEFAULT_GRACE if grace is None else _grace(grace)
         store = self._store
         secret = credentials.generate(credentials.API_KEY_PREFIX)
@@ -145,7 +145,7 @@ class ApiKeys(CredentialCache[KeyGrant]):
             )
             retired = await records.retire(old.id, new.id, now + seconds)
             if retired is None:
-                raise InvalidRequest("the key was rotated or revoked meanwhile")
+                raise Conflict("the key was rotated or revoked meanwhile")
         await self._revoker.revoke(CREDENTIAL, old.id)
         await self._audit.append(
             "api_key_rotate",

@@ -34,6 +34,9 @@ class RedisLink:
         self.healthy = True
         self.failed_at = 0.0
         self.failures = 0
+        # An administration command says in its own words what a failure meant (gateway/
+        # admin_cli.py): "serving from local state" is a server's story.
+        self.quiet = False
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -43,7 +46,7 @@ class RedisLink:
         return self.healthy or time.monotonic() - self.failed_at >= RETRY_AFTER
 
     def failed(self, error: BaseException) -> None:
-        if self.healthy:
+        if self.healthy and not self.quiet:
             log.warning("Redis is unavailable, serving from local state: %s", error)
         self.healthy = False
         self.failed_at = time.monotonic()

@@ -59,6 +59,12 @@ def add_commands(commands: Any) -> None:
     inventory_cli.add_commands(commands)
 
 
+REDIS_UNREACHABLE = (
+    "gateway: could not reach Redis (GATEWAY_REDIS_URL) to announce the revocation: it "
+    "stands, and running gateways apply it at their next poll of the database"
+)
+
+
 def run(args: argparse.Namespace, settings: AuthSettings) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, AuthCore], Awaitable[int]]] = {
         "user": _user_command,
@@ -86,9 +92,16 @@ async def _with_core(
     handler: Callable[[argparse.Namespace, AuthCore], Awaitable[int]],
 ) -> int:
     core = AuthCore(settings)
+    if core.redis is not None:
+        core.redis.quiet = True  # said below, once, in the CLI's words
     try:
         await core.start(follow=False)
-        return await handler(args, core)
+        status = await handler(args, core)
+        if core.feed.owed:
+            # With GATEWAY_REDIS_URL a revocation is pushed to every running gateway, as a
+            # gateway's own is; the table is the record either way, and they poll it.
+            print(REDIS_UNREACHABLE, file=sys.stderr)
+        return status
     except DatabaseUnavailable as exc:
         print(f"gateway: the database is unavailable: {exc}", file=sys.stderr)
         return 1

@@ -75,6 +75,7 @@ class AuthCoreUpstream:
             principal=exchange.principal,
             admit=lambda principal: self.authorize.check_origin(exchange, principal),
             platform_origins=exchange.table.origins,
+            upstreams=exchange.table.upstreams,
         )
         try:
             result = await self.api.dispatch(call)

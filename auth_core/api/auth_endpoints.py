@@ -16,7 +16,18 @@ from auth_core.api.router import (
     AuthApi,
     Endpoint,
 )
-from auth_core.api.schemas import OBJECT, SESSION_STATUS, TOKEN_PAIR, USER_SCHEMA, obj, string
+from auth_core.api.schemas import (
+    EMAIL,
+    NULLABLE_PERSON_NAME,
+    OBJECT,
+    PASSWORD,
+    SESSION_STATUS,
+    TOKEN_PAIR,
+    USER_SCHEMA,
+    obj,
+    string,
+    token,
+)
 from auth_core.api.session_cookie import (
     COOKIE_NAME,
     clear_cookie,
@@ -199,7 +210,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
         return ApiResponse(200, {"status": "password changed"})
 
     credentials = obj(
-        {"email": string("e-mail address"), "password": string("the password")},
+        {"email": token("e-mail address (or, as `username`, the same)"), "password": string()},
         ["email", "password"],
     )
     for endpoint in (
@@ -213,7 +224,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             "and a mail saying so",
             201,
             obj(
-                {"email": string(), "password": string("8-1024 characters"), "name": string()},
+                {"email": EMAIL, "password": PASSWORD, "name": NULLABLE_PERSON_NAME},
                 ["email", "password"],
             ),
             obj({"user": USER_SCHEMA}, ["user"]),
@@ -258,7 +269,10 @@ def register(api: AuthApi, core: AuthCore) -> None:
             f"session cookie ({COOKIE_NAME}) instead of the body, and the "
             "new one is set in it, never in the body",
             200,
-            obj({"refresh_token": string("required unless GATEWAY_SESSION_COOKIES is on")}, []),
+            obj(
+                {"refresh_token": token("absent with GATEWAY_SESSION_COOKIES: the cookie has it")},
+                [] if cookies else ["refresh_token"],
+            ),
             TOKEN_PAIR,
             rate=REFRESH_RATE,
             errors=(
@@ -280,7 +294,6 @@ def register(api: AuthApi, core: AuthCore) -> None:
             "is sent), and the answer clears the cookie (Max-Age=0). This browser's login-page "
             "session of the same user ends too, and its cookie is cleared",
             204,
-            obj({"refresh_token": string()}, []),
             errors=(CSRF_REFUSAL,),
         ),
         Endpoint(
@@ -320,8 +333,9 @@ def register(api: AuthApi, core: AuthCore) -> None:
             PUBLIC,
             "Confirm an e-mail address with the token mailed at signup",
             200,
-            obj({"token": string()}, ["token"]),
+            obj({"token": token()}, ["token"]),
             obj({"user": USER_SCHEMA}, ["user"]),
+            errors=((401, "`invalid_token`: the token is unknown, spent or expired"),),
         ),
         Endpoint(
             "POST",
@@ -331,7 +345,10 @@ def register(api: AuthApi, core: AuthCore) -> None:
             "Mail a new verification token if the address has an account still to confirm "
             "(always 202, at once; the mail goes after the answer)",
             202,
-            obj({"email": string()}, ["email"]),
+            obj(
+                {"email": {"description": "only a non-empty string sends a mail; the same answer"}},
+                [],
+            ),
             OBJECT,
             rate=MAIL_RATE,
         ),
@@ -342,7 +359,10 @@ def register(api: AuthApi, core: AuthCore) -> None:
             PUBLIC,
             "Mail a password-reset token if the account exists (always 202)",
             202,
-            obj({"email": string()}, ["email"]),
+            obj(
+                {"email": {"description": "only a non-empty string sends a mail; the same answer"}},
+                [],
+            ),
             OBJECT,
             rate=MAIL_RATE,
         ),
@@ -353,8 +373,9 @@ def register(api: AuthApi, core: AuthCore) -> None:
             PUBLIC,
             "Set a new password with a reset token; every session of the user ends",
             200,
-            obj({"token": string(), "password": string()}, ["token", "password"]),
+            obj({"token": token(), "password": PASSWORD}, ["token", "password"]),
             OBJECT,
+            errors=((401, "`invalid_token`: the token is unknown, spent or expired"),),
         ),
     ):
         api.add(endpoint)

@@ -4,9 +4,12 @@ built from the endpoints themselves so that it cannot drift from them."""
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Collection
 from typing import Any
 
 from auth_core import headers as h
+from auth_core.api.openapi_gateway import OPERATIONAL_PATHS, forward_auth, problem
 from auth_core.api.router import (
     ADMIN,
     API_KEY,
@@ -20,63 +23,9 @@ from auth_core.api.router import (
     AuthApi,
     Endpoint,
 )
-from auth_core.api.schemas import ERROR, OBJECT
+from auth_core.api.schemas import ID, OBJECT, PLAIN
 from auth_core.api.session_cookie import COOKIE_NAME, COOKIE_PATH
 
-_PROBLEM = {"application/problem+json": {"schema": ERROR}}
-# Served by the gateway itself (it signs context headers), documented here with the rest.
-FORWARD_AUTH = {
-    "get": {
-        "summary": "forwardAuth for Traefik, nginx auth_request and Caddy forward_auth: 200 "
-        "with the signed context headers, or 401/403 problem+json",
-        "operationId": "get_api_v1_auth_validate",
-        "security": [{"bearer": []}, {"apiKey": []}],
-        "description": "Only for the proxies of GATEWAY_FORWARD_AUTH_CLIENTS (by TCP peer). "
-        "A request with no credential of its own may carry the login page's session cookie "
-        "(__Secure-gw_session; X-Auth-Method: cookie).",
-        "parameters": [
-            {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
-            for name in (
-                h.X_FORWARDED_METHOD,
-                h.X_FORWARDED_URI,
-                h.X_FORWARDED_FOR,
-                h.X_FORWARDED_PROTO,
-                h.X_FORWARDED_HOST,
-                h.ORIGIN,
-            )
-        ]
-        + [
-            {
-                "name": "aud",
-                "in": "query",
-                "required": False,
-                "description": "the upstream of routes.yaml whose key signs (default: the "
-                "audience forward_auth)",
-                "schema": {"type": "string"},
-            },
-            {
-                "name": "login",
-                "in": "query",
-                "required": False,
-                "description": "redirect: a browser (Accept: text/html) without a credential "
-                "or session is answered 303 to the login page, with X-Forwarded-Proto, -Host "
-                "and -Uri as its return URL (for Traefik; nginx auth_request takes no 303)",
-                "schema": {"type": "string", "enum": ["redirect"]},
-            },
-        ],
-        "responses": {
-            "200": {"description": "valid; context headers X-User-Id, X-Gateway-Signature, ..."},
-            "303": {"description": "with ?login=redirect: to the login page"},
-            "400": {"description": "aud is not an upstream (invalid_request)", "content": _PROBLEM},
-            "401": {"description": "no or bad credential", "content": _PROBLEM},
-            "403": {
-                "description": "credential refused here, or the caller is not a listed proxy "
-                "(forward_auth_not_allowed)",
-                "content": _PROBLEM,
-            },
-        },
-    }
-}
 _SCHEMES = {API_KEY: "apiKey", SERVICE: "service"}
 _ACCESS = {
     ADMIN: "Needs the admin role.",
@@ -99,7 +48,39 @@ SESSION_COOKIE = {
     "refused: 403 csrf_refused. A malformed or repeated cookie counts as absent.",
 }
 VALIDATE_PATH = "/api/v1/auth/validate"
+FORWARD_AUTH_METHODS = ("get", "head", "post", "put", "patch", "delete", "options", "trace")
 OPENAPI_PATH = "/api/v1/openapi.json"
+
+
+# Path parameters other than ids (auth_core.store.ids), and what the server takes for them.
+_PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "address": {"anyOf": [{"type": "string", "format": f} for f in ("ipv4", "ipv6")]},
+    "connection_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+}
+_PLAIN_STRING = {"type": "string", "pattern": PLAIN}
+
+
+def _refusals(endpoint: Endpoint) -> dict[str, dict[str, Any]]:
+    """What any call of `endpoint` may be answered besides its success and its own refusals."""
+    refusals = {"400": problem("`invalid_request`: a malformed body or query (docs/api.md)")}
+    if endpoint.access != PUBLIC:
+        refusals["401"] = problem(
+            "`missing_credentials`, `invalid_token`, `token_expired`, `token_revoked`, "
+            "`invalid_api_key`: no credential, or not a valid one"
+        )
+    refusals["403"] = problem(
+        "`insufficient_role`, `ip_not_allowed`, `origin_not_allowed`, `csrf_refused`, or the "
+        "client address is banned for repeated failed credentials"
+    )
+    if endpoint.pattern.groupindex:
+        refusals["404"] = problem("`not_found`: nothing of this id")
+    if endpoint.request is not None:
+        refusals["413"] = problem("`payload_too_large`: the body is over 64 KiB")
+    refusals["429"] = problem(
+        "`rate_limited`: a limit of the route or of this endpoint; Retry-After says when"
+    )
+    refusals["503"] = problem("`auth_unavailable`: the auth core's database is unavailable")
+    return refusals
 
 
 def _operation(endpoint: Endpoint) -> dict[str, Any]:
@@ -117,14 +98,11 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
                     else {}
                 ),
             },
-            "default": {
-                "description": "an error (docs/errors.md)",
-                "content": {"application/problem+json": {"schema": ERROR}},
-            },
+            **_refusals(endpoint),
         },
     }
     for status, says in endpoint.errors:
-        operation["responses"][str(status)] = {"description": says, "content": _PROBLEM}
+        operation["responses"][str(status)] = problem(says)
     if endpoint.access == SESSION:
         operation["security"] = [{"bearer": []}, {"sessionCookie": []}]
     elif endpoint.access != PUBLIC:
@@ -133,24 +111,51 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         if description:
             operation["description"] = description
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": _PATH_PARAMETERS.get(name, ID),
+        }
         for name in endpoint.pattern.groupindex
     ] + [
-        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-        for name in endpoint.query
+        {"name": name, "in": "query", "required": False, "schema": schema or _PLAIN_STRING}
+        for name, schema in endpoint.query
     ]
     if parameters:
         operation["parameters"] = parameters
     if endpoint.request is not None:
+        # A missing body reads as {}: it is required only where a field is.
         operation["requestBody"] = {
-            "required": True,
+            "required": bool(endpoint.request.get("required") or endpoint.request.get("anyOf")),
             "content": {"application/json": {"schema": endpoint.request}},
         }
     return operation
 
 
-def document(api: AuthApi) -> dict[str, Any]:
-    paths: dict[str, dict[str, Any]] = {VALIDATE_PATH: FORWARD_AUTH}
+def _in_the_future(schema: Any, now: int) -> Any:
+    """`x-future` (a time that must be to come) as the exclusiveMinimum of this moment."""
+    if isinstance(schema, list):
+        return [_in_the_future(item, now) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("x-future"):
+        return {**{k: v for k, v in schema.items() if k != "x-future"}, "exclusiveMinimum": now}
+    return {key: _in_the_future(value, now) for key, value in schema.items()}
+
+
+def document(
+    api: AuthApi, upstreams: Collection[str] = (), public_url: str | None = None
+) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {
+        # Any method: a proxy's subrequest may keep the method of the request it checks.
+        VALIDATE_PATH: {
+            method: {**operation, "operationId": f"{method}_api_v1_auth_validate"}
+            for method in FORWARD_AUTH_METHODS
+            for operation in [forward_auth(upstreams)["get"]]
+        },
+        **OPERATIONAL_PATHS,
+    }
     for endpoint in api.endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
     return {
@@ -166,7 +171,9 @@ def document(api: AuthApi) -> dict[str, Any]:
                 "400 invalid_request."
             ),
         },
-        "paths": dict(sorted(paths.items())),
+        # Relative: the gateway that served this document (GATEWAY_PUBLIC_URL when set).
+        "servers": [{"url": public_url or "/"}],
+        "paths": _in_the_future(dict(sorted(paths.items())), int(time.time())),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -184,6 +191,6 @@ def document(api: AuthApi) -> dict[str, Any]:
 
 def register(api: AuthApi) -> None:
     async def openapi(call: ApiCall) -> ApiResponse:
-        return ApiResponse(200, document(api))
+        return ApiResponse(200, document(api, call.upstreams, api.core.settings.public_url or None))
 
     api.add(Endpoint("GET", OPENAPI_PATH, openapi, PUBLIC, "This document", 200, None, OBJECT))

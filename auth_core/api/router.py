@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from auth_core import headers as h
 from auth_core.api.json_body import parse_object
@@ -63,6 +64,8 @@ class ApiCall:
     admit: Callable[[Principal], Awaitable[None] | None] | None = None
     # The top-level `origins` of routes.yaml: the whitelist of users without a tenant.
     platform_origins: OriginWhitelist | None = None
+    # The upstream names of routes.yaml (the `aud` forwardAuth takes, in the OpenAPI document).
+    upstreams: Collection[str] = ()
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object; InvalidRequest otherwise."""
@@ -99,7 +102,8 @@ class Endpoint:
     status: int = 200
     request: dict[str, Any] | None = None  # JSON schema of the body
     response: dict[str, Any] | None = None  # JSON schema of the answer
-    query: tuple[str, ...] = ()
+    # Query parameters, each with its JSON schema (None: a string without control characters).
+    query: tuple[tuple[str, dict[str, Any] | None], ...] = ()
     # A default limit (login, refresh, SDK sessions), per API key on API_KEY endpoints,
     # else per client address; shared by the replicas through Redis.
     rate: Rate | None = None
@@ -124,12 +128,17 @@ class AuthApi:
 
     def match(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]]:
         allowed: list[str] = []
+        # A literal path wins over a pattern that also matches it: /api/v1/tokens/limits is
+        # not the token "limits" of DELETE /api/v1/tokens/{token_id}.
+        literal = any(endpoint.path == path for endpoint in self.endpoints)
         for endpoint in self.endpoints:
             found = endpoint.pattern.fullmatch(path)
-            if found is None:
+            if found is None or (literal and endpoint.path != path):
                 continue
             if endpoint.method == method or (method == "HEAD" and endpoint.method == "GET"):
-                return endpoint, found.groupdict()
+                # A client may percent-encode what a segment holds (the colons of an IPv6
+                # address, most often); the gateway refused control characters already.
+                return endpoint, {k: unquote(v) for k, v in found.groupdict().items()}
             allowed.append(endpoint.method)
         if allowed:
             raise MethodNotAllowed(method, sorted(allowed))

@@ -9,10 +9,22 @@ from typing import TYPE_CHECKING, Any
 from auth_core import headers as h
 from auth_core.api.auth_endpoints import text_field
 from auth_core.api.router import API_KEY, SERVICE, ApiCall, ApiResponse, AuthApi, Endpoint
-from auth_core.api.schemas import BOOLEAN, OBJECT, STRINGS, TOKEN_PAIR, obj, string
+from auth_core.api.schemas import (
+    BOOLEAN,
+    EMAIL,
+    OBJECT,
+    PERSON_NAME,
+    ROLES,
+    TOKEN_PAIR,
+    obj,
+    string,
+    token,
+    trimmed,
+)
 from auth_core.errors import GatewayError, InvalidRequest, NotFound
 from auth_core.limits import Rate
 from auth_core.models import Principal
+from auth_core.sdk import MAX_EXTERNAL_ID
 from auth_core.service import CallInfo
 
 if TYPE_CHECKING:
@@ -41,6 +53,12 @@ def context_of(principal: Principal) -> dict[str, Any]:
 
 async def _settle(found: Principal | Awaitable[Principal]) -> Principal:
     return found if isinstance(found, Principal) else await found
+
+
+NULLABLE_IP = {
+    "type": ["string", "null"],
+    "description": "the address the key is used from, for its IP whitelists",
+}
 
 
 def register(api: AuthApi, core: AuthCore) -> None:
@@ -86,13 +104,16 @@ def register(api: AuthApi, core: AuthCore) -> None:
         ip = body.get("ip")
         if ip is not None and not isinstance(ip, str):
             raise InvalidRequest("ip must be a string")
+        # A malformed call is 400; only a credential is answered with a verdict.
+        api_key = text_field(body, "api_key") if "api_key" in body else None
+        token = text_field(body, "token") if api_key is None or "token" in body else ""
         try:
-            if "api_key" in body:
+            if api_key is not None:
                 principal = await _settle(
-                    core.keys.authenticate(text_field(body, "api_key"), ip, _as_from(call.info, ip))
+                    core.keys.authenticate(api_key, ip, _as_from(call.info, ip))
                 )
             else:
-                principal = await _validate_token(core, text_field(body, "token"), call.info)
+                principal = await _validate_token(core, token, call.info)
         except GatewayError as exc:
             if exc.status >= 500:
                 raise
@@ -126,10 +147,16 @@ def register(api: AuthApi, core: AuthCore) -> None:
             200,
             obj(
                 {
-                    "external_user_id": string(),
-                    "email": string(),
-                    "name": string(),
-                    "roles": STRINGS,
+                    "external_user_id": {
+                        "anyOf": [{"type": "integer"}, trimmed(max_length=MAX_EXTERNAL_ID)]
+                    },
+                    "email": {"anyOf": [{"type": "null"}, EMAIL]},
+                    "name": {"anyOf": [{"type": "null"}, {**PERSON_NAME, "minLength": 0}]},
+                    "roles": {
+                        **ROLES,
+                        "not": {"contains": {"enum": ["admin", "tenant_admin"]}},
+                        "description": "never admin nor tenant_admin",
+                    },
                 },
                 ["external_user_id"],
             ),
@@ -143,7 +170,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             API_KEY,
             "Rotate an end user's refresh token (of this tenant's users only)",
             200,
-            obj({"refresh_token": string()}, ["refresh_token"]),
+            obj({"refresh_token": token()}, ["refresh_token"]),
             TOKEN_PAIR,
             rate=SDK_REFRESH_RATE,
         ),
@@ -154,7 +181,25 @@ def register(api: AuthApi, core: AuthCore) -> None:
             API_KEY,
             "End an end user's session (refresh_token) or all their sessions (external_user_id)",
             204,
-            obj({"refresh_token": string(), "external_user_id": string()}, []),
+            {
+                **obj(
+                    {
+                        "refresh_token": token("ends this session"),
+                        "external_user_id": {
+                            "description": "without refresh_token: ends every session of "
+                            "this end user (a string or an integer)"
+                        },
+                    },
+                    [],
+                ),
+                "anyOf": [
+                    {"required": ["refresh_token"]},
+                    {
+                        "required": ["external_user_id"],
+                        "properties": {"external_user_id": {"type": ["string", "integer"]}},
+                    },
+                ],
+            },
         ),
         Endpoint(
             "POST",
@@ -163,7 +208,10 @@ def register(api: AuthApi, core: AuthCore) -> None:
             SERVICE,
             "Validate an access token, PAT or API key for an internal service",
             200,
-            obj({"token": string(), "api_key": string(), "ip": string()}, []),
+            {
+                **obj({"token": token(), "api_key": token(), "ip": NULLABLE_IP}, []),
+                "anyOf": [{"required": ["token"]}, {"required": ["api_key"]}],
+            },
             answer,
         ),
         Endpoint(
@@ -173,7 +221,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             SERVICE,
             "Validate an API key (and, given ip, the IP whitelists) for an internal service",
             200,
-            obj({"api_key": string(), "ip": string()}, ["api_key"]),
+            obj({"api_key": token(), "ip": NULLABLE_IP}, ["api_key"]),
             answer,
         ),
         Endpoint(

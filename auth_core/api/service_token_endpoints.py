@@ -56,8 +56,17 @@ def register(api: AuthApi, core: AuthCore) -> None:
             ADMIN,
             "Create a service token (its secret is in the answer, this once)",
             201,
-            obj({"name": string("letters, digits, '.', '_', '-'; at most 64")}, ["name"]),
+            obj(
+                {
+                    "name": {
+                        **string("letters, digits, '.', '_', '-'; at most 64"),
+                        "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                    }
+                },
+                ["name"],
+            ),
             created,
+            errors=((409, "`conflict`: a live service token has this name"),),
         ),
         Endpoint(
             "GET",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from auth_core import headers as h
 from auth_core.api.router import ADMIN, TENANT, ApiCall, ApiResponse, AuthApi, Endpoint
-from auth_core.api.schemas import NUMBER, STRINGS, USER_SCHEMA, obj, string
+from auth_core.api.schemas import DURATION, NUMBER, STRINGS, USER_SCHEMA, obj, string, trimmed
 from auth_core.errors import InvalidRequest
 from auth_core.models import ApiKey
 
@@ -47,7 +47,50 @@ NEW_KEY_SCHEMA = {
     "properties": {**KEY_SCHEMA["properties"], "key": string("the secret, shown this once")},
     "required": ["id", "key", "prefix"],
 }
-EXPIRY = {"type": ["number", "string"], "description": 'Unix seconds, or a duration such as "90d"'}
+EXPIRY = {
+    "anyOf": [{"type": "null"}, {"type": "number", "x-future": True}, DURATION],
+    "description": 'none (null), Unix seconds in the future, or a duration such as "90d"',
+}
+TENANT_NAME = trimmed("unique in any case", max_length=200)
+# auth_core.tenancy: an origin (https://app.example.com, https://*.example.com), and an
+# address or CIDR block (IPv4 or IPv6).
+ORIGINS = {"type": "array", "maxItems": 100, "items": {"type": "string", "format": "uri"}}
+GRACE = {
+    "anyOf": [{"type": "null"}, {"type": "number", "minimum": 0, "maximum": 30 * 86400}, DURATION],
+    "description": 'seconds, or a duration such as "24h"; at most 30 days (default 24h)',
+}
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_V4 = f"({_OCTET}\\.){{3}}{_OCTET}"
+_H = "[0-9a-fA-F]{1,4}"
+# An IPv6 address in any of RFC 4291's text forms (2.2), as the server writes them back too.
+_V6 = "|".join(
+    (
+        f"({_H}:){{7}}{_H}",
+        f"({_H}:){{1,7}}:",
+        f"({_H}:){{1,6}}:{_H}",
+        f"({_H}:){{1,5}}(:{_H}){{1,2}}",
+        f"({_H}:){{1,4}}(:{_H}){{1,3}}",
+        f"({_H}:){{1,3}}(:{_H}){{1,4}}",
+        f"({_H}:){{1,2}}(:{_H}){{1,5}}",
+        f"{_H}:(:{_H}){{1,6}}",
+        f":((:{_H}){{1,7}}|:)",
+        f"::(ffff(:0{{1,4}})?:)?{_V4}",
+        f"({_H}:){{1,4}}:{_V4}",
+    )
+)
+CIDRS = {
+    "type": "array",
+    "maxItems": 1000,
+    "items": {
+        "anyOf": [
+            {"type": "string", "format": "ipv4"},
+            {"type": "string", "format": "ipv6"},
+            {"type": "string", "pattern": f"^{_V4}/32$"},
+            {"type": "string", "pattern": f"^({_V6})/128$"},
+        ],
+        "description": "an address, or a CIDR block without host bits (10.0.0.0/8, 2001:db8::/32)",
+    },
+}
 
 
 def _with_secret(key: ApiKey, secret: str) -> dict[str, Any]:
@@ -149,7 +192,8 @@ def register(api: AuthApi, core: AuthCore) -> None:
 
     # Tenant names are unique in any case (migration 0004), so the CLI can address one by name.
     NAME_TAKEN = ((409, "`conflict`: another tenant has this name"),)
-    tenant_body = obj({"name": string(), "origins": STRINGS, "ip_whitelist": STRINGS}, ["name"])
+    tenant_fields = {"name": TENANT_NAME, "origins": ORIGINS, "ip_whitelist": CIDRS}
+    tenant_body = {**obj(tenant_fields, ["name"]), "additionalProperties": False}
     base = "/api/v1/tenants/{tenant_id}"
     for endpoint in (
         Endpoint(
@@ -181,7 +225,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             TENANT,
             "Change a tenant's name, origins or IP whitelist (in force everywhere at once)",
             200,
-            obj({"name": string(), "origins": STRINGS, "ip_whitelist": STRINGS}, []),
+            {**obj(tenant_fields, []), "additionalProperties": False},
             TENANT_SCHEMA,
             errors=NAME_TAKEN,
         ),
@@ -192,7 +236,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             TENANT,
             "Replace the tenant's IP whitelist (CIDR blocks, IPv4 and IPv6)",
             200,
-            obj({"ip_whitelist": STRINGS}, ["ip_whitelist"]),
+            {**obj({"ip_whitelist": CIDRS}, ["ip_whitelist"]), "additionalProperties": False},
             TENANT_SCHEMA,
         ),
         Endpoint(
@@ -202,7 +246,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             TENANT,
             "Replace the tenant's origin whitelist",
             200,
-            obj({"origins": STRINGS}, ["origins"]),
+            {**obj({"origins": ORIGINS}, ["origins"]), "additionalProperties": False},
             TENANT_SCHEMA,
         ),
         Endpoint(
@@ -222,7 +266,17 @@ def register(api: AuthApi, core: AuthCore) -> None:
             TENANT,
             "Create an API key; the answer holds the secret, shown this once",
             201,
-            obj({"name": string(), "expires_at": EXPIRY, "allow_ips": STRINGS}, []),
+            {
+                **obj(
+                    {
+                        "name": {"anyOf": [{"type": "null"}, TENANT_NAME]},
+                        "expires_at": EXPIRY,
+                        "allow_ips": {"anyOf": [{"type": "null"}, CIDRS]},
+                    },
+                    [],
+                ),
+                "additionalProperties": False,
+            },
             NEW_KEY_SCHEMA,
         ),
         Endpoint(
@@ -250,8 +304,9 @@ def register(api: AuthApi, core: AuthCore) -> None:
             TENANT,
             "A new key; the old one keeps working for the grace period (default 24h)",
             201,
-            obj({"grace": EXPIRY}, []),
+            {**obj({"grace": GRACE}, []), "additionalProperties": False},
             NEW_KEY_SCHEMA,
+            errors=((409, "`conflict`: the key is revoked, expired or rotated already"),),
         ),
     ):
         api.add(endpoint)

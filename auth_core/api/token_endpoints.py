@@ -16,7 +16,7 @@ from auth_core.api.router import (
     endpoint_limit_key,
 )
 from auth_core.api.schemas import NUMBER, OBJECT, STRINGS, obj, string
-from auth_core.api.tenant_endpoints import EXPIRY, NULLABLE_NUMBER
+from auth_core.api.tenant_endpoints import EXPIRY, NULLABLE_NUMBER, TENANT_NAME
 from auth_core.pats import MAX_PER_USER
 from auth_core.sessions import ADDRESS_LIMIT, ADDRESS_WINDOW
 
@@ -115,7 +115,18 @@ def register(api: AuthApi, core: AuthCore) -> None:
             USER,
             "Create a personal access token; the answer holds it, shown this once",
             201,
-            obj({"name": string(), "expires_at": EXPIRY, "scopes": STRINGS}, ["name"]),
+            obj(
+                {
+                    "name": TENANT_NAME,
+                    "expires_at": EXPIRY,
+                    "scopes": {
+                        "type": ["array", "null"],
+                        "maxItems": 32,
+                        "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                    },
+                },
+                ["name"],
+            ),
             {
                 **PAT_SCHEMA,
                 "properties": {**PAT_SCHEMA["properties"], "token": string("shown this once")},

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING
 from auth_core.accounts import valid_roles
 from auth_core.api.auth_endpoints import optional_text, text_field
 from auth_core.api.router import ADMIN, ApiCall, ApiResponse, AuthApi, Endpoint
-from auth_core.api.schemas import OBJECT, STRINGS, USER_SCHEMA, obj, string
+from auth_core.api.schemas import (
+    EMAIL,
+    OBJECT,
+    PASSWORD,
+    PERSON_NAME,
+    ROLES,
+    USER_SCHEMA,
+    obj,
+)
 from auth_core.errors import InvalidRequest, NotFound
 from auth_core.iplists import normalise_ip
 
@@ -47,9 +55,10 @@ def register(api: AuthApi, core: AuthCore) -> None:
         password = optional_text(body, "password")
         name = optional_text(body, "name")
         roles = valid_roles(body.get("roles", ["user"]))
-        user = await accounts.create(
-            email, password, name=name, roles=roles, verified=bool(body.get("email_verified"))
-        )
+        verified = body.get("email_verified", False)
+        if not isinstance(verified, bool):
+            raise InvalidRequest("email_verified must be true or false")
+        user = await accounts.create(email, password, name=name, roles=roles, verified=verified)
         await core.audit(
             "user_create", "success", call.info, user_id=user.id, actor_id=call.caller.user_id
         )
@@ -111,14 +120,28 @@ def register(api: AuthApi, core: AuthCore) -> None:
 
     user_body = obj(
         {
-            "email": string(),
-            "password": string(),
-            "name": string(),
-            "roles": STRINGS,
+            "email": EMAIL,
+            "password": {"anyOf": [{"type": "null"}, PASSWORD]},
+            "name": {"anyOf": [{"type": "null"}, PERSON_NAME]},
+            "roles": ROLES,
             "email_verified": {"type": "boolean"},
         },
         ["email"],
     )
+    user_changes = {
+        **obj(
+            {
+                "email": EMAIL,
+                "name": {"anyOf": [{"type": "null"}, {**PERSON_NAME, "minLength": 0}]},
+                "roles": ROLES,
+                "disabled": {"type": "boolean"},
+                "email_verified": {"type": "boolean"},
+            },
+            [],
+        ),
+        "additionalProperties": False,
+    }
+    page = {"type": "integer", "minimum": 0, "maximum": MAX_PAGE}
     one_user = obj({"user": USER_SCHEMA}, ["user"])
     for endpoint in (
         Endpoint(
@@ -130,10 +153,18 @@ def register(api: AuthApi, core: AuthCore) -> None:
             200,
             None,
             obj({"users": {"type": "array", "items": USER_SCHEMA}}, ["users"]),
-            ("limit", "offset"),
+            (("limit", page), ("offset", {**page, "maximum": 10**9})),
         ),
         Endpoint(
-            "POST", "/api/v1/users", create_user, ADMIN, "Create a user", 201, user_body, one_user
+            "POST",
+            "/api/v1/users",
+            create_user,
+            ADMIN,
+            "Create a user",
+            201,
+            user_body,
+            one_user,
+            errors=((409, "`conflict`: a user with this e-mail exists"),),
         ),
         Endpoint("GET", "/api/v1/users/{user_id}", get_user, ADMIN, "A user", 200, None, one_user),
         Endpoint(
@@ -144,7 +175,7 @@ def register(api: AuthApi, core: AuthCore) -> None:
             "Change name, email, roles, disabled or email_verified (role and disable changes "
             "end the user's sessions)",
             200,
-            OBJECT,
+            user_changes,
             one_user,
             errors=(
                 (409, "`last_admin`: no enabled admin would be left; `conflict`: e-mail taken"),
@@ -178,7 +209,12 @@ def register(api: AuthApi, core: AuthCore) -> None:
             200,
             None,
             obj({"entries": {"type": "array", "items": OBJECT}}, ["entries"]),
-            ("limit", "before", "user_id", "event"),
+            (
+                ("limit", page),
+                ("before", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}),
+                ("user_id", None),
+                ("event", None),
+            ),
         ),
         Endpoint(
             "GET",

@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from auth_core import credentials
-from auth_core.errors import GatewayError, InvalidApiKey, InvalidRequest, IpNotAllowed, NotFound
+from auth_core.errors import (
+    Conflict,
+    GatewayError,
+    InvalidApiKey,
+    InvalidRequest,
+    IpNotAllowed,
+    NotFound,
+)
 from auth_core.models import ApiKey, Principal, Tenant
 from auth_core.service import AuthCore, CallInfo
 from auth_core.stats import TENANT_MISS
@@ -314,7 +321,7 @@ async def test_rotation_keeps_both_keys_during_the_grace(core: AuthCore) -> None
             assert (await authenticate(worker, new_secret)).credential_id == new.id
             # The key's own list went over to the new key.
             assert type(await refusal(worker, new_secret, "203.0.113.20")) is IpNotAllowed
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(Conflict):
         await core.keys.rotate(old.id, 0, tenant_id=tenant.id, actor_id=None, call=CALL)
     assert (await stored_key(core, old.id)).rotated_to == new.id
     listed = await core.store.api_keys.of_tenant(tenant.id)
@@ -382,13 +389,13 @@ async def test_revoked_and_expired_keys_cannot_be_rotated(core: AuthCore) -> Non
     tenant = await a_tenant(core)
     revoked, _ = await a_key(core, tenant.id)
     await core.keys.revoke(revoked.id, tenant_id=tenant.id, actor_id=None, call=CALL)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(Conflict):
         await core.keys.rotate(revoked.id, 0, tenant_id=tenant.id, actor_id=None, call=CALL)
     store = core.store
     expired = await store.api_keys.create(
         tenant.id, "h", "gwk_12345678", name=None, allow_ips=None, expires_at=time.time() - 1
     )
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(Conflict):
         await core.keys.rotate(expired.id, 0, tenant_id=tenant.id, actor_id=None, call=CALL)
     assert len(await store.api_keys.of_tenant(tenant.id)) == 2
 
@@ -555,7 +562,7 @@ async def test_concurrent_rotations_of_one_key_let_exactly_one_win(core: AuthCor
     won = [r for r in results if isinstance(r, tuple)]
     lost = [r for r in results if not isinstance(r, tuple)]
     assert len(won) == 1, results
-    assert all(isinstance(r, InvalidRequest) for r in lost), lost
+    assert all(isinstance(r, Conflict) for r in lost), lost
     new, new_secret, retired = won[0]
     keys = await core.store.api_keys.of_tenant(tenant.id)
     # The losers' successors were rolled back with their transactions.

@@ -624,7 +624,7 @@ async def test_rotated_key_keeps_working_for_the_grace_period_only(site: Site) -
     again = await site.call(
         "POST", f"{TENANTS}/{tenant['id']}/api-keys/{key['id']}/rotate", token=admin, body={}
     )
-    assert_problem(again, 400, "invalid_request")
+    assert_problem(again, 409, "conflict")
     listed = await site.call("GET", f"{TENANTS}/{tenant['id']}/api-keys", token=admin)
     by_id = {entry["id"]: entry for entry in listed.json()["api_keys"]}
     assert set(by_id) == {key["id"], successor["id"]}
@@ -1279,7 +1279,7 @@ async def test_revoked_key_is_refused_everywhere_at_once(site: Site) -> None:
     again = await site.call(
         "POST", f"{TENANTS}/{tenant['id']}/api-keys/{key['id']}/rotate", token=admin, body={}
     )
-    assert_problem(again, 400, "invalid_request")
+    assert_problem(again, 409, "conflict")
 
 
 async def test_whitelist_flags_turn_the_checks_off(site_with: OpenSite) -> None:
