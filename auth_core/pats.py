@@ -122,13 +122,10 @@ class Pats(CredentialCache[PatGrant]):
         if until is None or not legacy_pats.legacy_shaped(secret):
             return False
         if time.time() >= until:
-            raise self._retired(until, call, None)
+            # Not audited, as a malformed token is not: nothing says it was ever imported, and
+            # made-up tokens must not become audit writes.
+            raise InvalidToken(legacy_pats.retired(until))
         return True
-
-    def _retired(self, until: float, call: Call, pat_id: str | None) -> InvalidToken:
-        known = {} if pat_id is None else {"pat_id": pat_id}
-        self._audit.later("pat", "refused", _info(call), reason="legacy_retired", **known)
-        return InvalidToken(legacy_pats.retired(until), audited=True)
 
     async def _stored(self, digest: str) -> Record | None:
         """The token with this hash and what its principal needs of its user."""
@@ -197,7 +194,10 @@ class Pats(CredentialCache[PatGrant]):
             # A grant cached before the transition ended is refused after it too.
             until = self.legacy_until or 0.0
             if until <= now:
-                raise self._retired(until, call, pat.id)
+                self._audit.later(
+                    "pat", "refused", _info(call), reason="legacy_retired", pat_id=pat.id
+                )
+                raise InvalidToken(legacy_pats.retired(until), audited=True)
         self.usage.used(pat.id, now)
         return grant.principal
 

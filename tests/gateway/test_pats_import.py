@@ -206,6 +206,13 @@ async def test_prisma_tokens_work_until_the_transition_ends_and_revoke_like_any(
             headers = received_headers(upstream.seen[-1])
             assert headers["x-user-id"] == [user.id]
             assert headers["x-auth-method"] == ["pat"]
+        # forwardAuth takes them as `auth: any` does.
+        validated = await call(client, f"{gw.url}/api/v1/auth/validate", tokens["deploy"])
+        assert validated.status == 200, validated.body
+        assert (validated.headers["X-User-Id"], validated.headers["X-Auth-Method"]) == (
+            bob.id,
+            "pat",
+        )
         expired = await call(client, f"{gw.url}/v1/scripts/run", tokens["expired"])
         assert_problem(expired, 401, "invalid_token")
         made_up = await call(client, f"{gw.url}/v1/scripts/run", "af_" + secrets.token_hex(24))
@@ -246,6 +253,17 @@ async def test_prisma_tokens_work_until_the_transition_ends_and_revoke_like_any(
         assert_problem(retired, 401, "invalid_token")
         assert "retired format" in retired.json()["detail"]
         gw.core.pats.legacy_until = open_until
+        await gw.core.background_work.drain()
+        refusals = await gw.core.store.audit.list(event="pat")
+        # The expired and the made-up token (unknown), then the cached one after the
+        # transition; not the other replica's refusals, made without a look-up.
+        assert sorted(
+            (entry["detail"]["reason"], entry["detail"].get("pat_id")) for entry in refusals
+        ) == [
+            ("legacy_retired", by_name["laptop cli"]["id"]),
+            ("unknown", None),
+            ("unknown", None),
+        ]
 
         # Revoked like any personal access token: by its owner, through the API.
         listed = await fetch(
