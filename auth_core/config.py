@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from auth_core.errors import SettingsError
 from auth_core.passwords import HashCost
 from auth_core.tokens import Keyring, KeyringError
-from auth_core.units import parse_boolean, parse_duration
+from auth_core.units import parse_boolean, parse_duration, parse_instant
 
 
 def _database_url(value: str) -> str:
@@ -140,6 +140,10 @@ class AuthSettings:
     # Browser apps' refresh tokens in an HttpOnly cookie instead of the JSON body
     # (docs/authentication.md); cookie-authenticated writes then pass the CSRF rule (csrf.py).
     session_cookies: bool = False
+    # Personal access tokens imported from another backend in its own format (`gateway pats
+    # import`) are accepted until this instant (Unix seconds), then refused as retired; None:
+    # the old format is not accepted at all (docs/migration.md).
+    legacy_pat_until: float | None = None
 
     @property
     def bans_enabled(self) -> bool:
@@ -175,6 +179,7 @@ class AuthSettings:
             ("GATEWAY_AUTH_CACHE_TTL", "cache_ttl", parse_duration),
             ("GATEWAY_REQUIRE_VERIFIED_EMAIL", "require_verified_email", parse_boolean),
             ("GATEWAY_SESSION_COOKIES", "session_cookies", parse_boolean),
+            ("GATEWAY_LEGACY_PAT_UNTIL", "legacy_pat_until", parse_instant),
         ]
         for name, attribute, parse in readers:
             raw = env.get(name)

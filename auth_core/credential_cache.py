@@ -123,6 +123,11 @@ class CredentialCache(ABC, Generic[G]):
         """The refusal of a credential that is "malformed" or "unknown"; `looked_up`: the
         database (or the shared tier) was asked just now, not a memory of an earlier answer."""
 
+    def _recognised(self, secret: str, call: Call) -> bool:
+        """Whether `secret` is in a format of the kind (else refused without a look-up); a
+        kind may raise its own refusal instead."""
+        return credentials.well_formed(secret, self._prefix)
+
     def _shared_usable(self, record: Record) -> bool:
         """Whether an entry of the shared tier has what `_grant` needs (else it is read again)."""
         return True
@@ -132,7 +137,7 @@ class CredentialCache(ABC, Generic[G]):
     def _miss(self, secret: str, ip: str | None, call: Call) -> Awaitable[Principal]:
         """What `authenticate` does when the credential is not cached or its grant is stale."""
         self._stats.lookups[CREDENTIAL_MISS] += 1
-        if not credentials.well_formed(secret, self._prefix):
+        if not self._recognised(secret, call):
             raise self._refusal("malformed", call, False)
         refused_until = self._unknown.get(secret)
         if refused_until is not None and refused_until > time.monotonic():

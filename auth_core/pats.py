@@ -2,9 +2,10 @@
 CLIs, `gwp_...`, acting as its user with the user's current roles.
 
 Same format, hashing and caching as API keys (credential_cache.py): a malformed token costs no
-database look-up; a known one is a dict look-up until a credential or user revocation arrives,
-so deleting a token, deleting or disabling its user and changing their roles take effect in
-every worker at its next sync.
+database look-up (tokens imported in another backend's format are checked in legacy_pats.py's
+way until GATEWAY_LEGACY_PAT_UNTIL); a known one is a dict look-up until a credential or user
+revocation arrives, so deleting a token, deleting or disabling its user and changing their
+roles take effect in every worker at its next sync.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from auth_core import credentials
+from auth_core import credentials, legacy_pats
 from auth_core.calls import CallInfo
 from auth_core.credential_cache import Call, CredentialCache, CredentialDeps
 from auth_core.errors import InvalidRequest, InvalidToken, NotFound, TokenExpired
@@ -38,6 +39,7 @@ class PatGrant:
     principal: Principal | None  # None: the user is disabled
     generation: int
     until: float
+    legacy: bool  # imported in another backend's format
 
 
 def valid_scopes(value: object) -> tuple[str, ...]:
@@ -60,6 +62,7 @@ class Pats(CredentialCache[PatGrant]):
     ) -> None:
         super().__init__("pat", credentials.PAT_PREFIX, MAX_GRANTS, deps)
         self.usage = UsageRecorder(self._write_usage)
+        self.legacy_until = deps.settings.legacy_pat_until
 
     async def _write_usage(self, used: Any) -> None:
         await self._store.pats.touch(used)
@@ -112,6 +115,18 @@ class Pats(CredentialCache[PatGrant]):
             return self._admit(grant, None, call)
         return self._miss(secret, None, call)
 
+    def _recognised(self, secret: str, call: Call) -> bool:
+        if credentials.well_formed(secret, credentials.PAT_PREFIX):
+            return True
+        until = self.legacy_until
+        if until is None or not legacy_pats.legacy_shaped(secret):
+            return False
+        if time.time() >= until:
+            # Not audited, as a malformed token is not: nothing says it was ever imported, and
+            # made-up tokens must not become audit writes.
+            raise InvalidToken(legacy_pats.retired(until))
+        return True
+
     async def _stored(self, digest: str) -> Record | None:
         """The token with this hash and what its principal needs of its user."""
         store = self._store
@@ -149,7 +164,13 @@ class Pats(CredentialCache[PatGrant]):
                 expires_at=pat.expires_at or 0.0,
                 scopes=pat.scopes,
             )
-        return PatGrant(pat, principal, generation, time.monotonic() + self._settings.cache_ttl)
+        return PatGrant(
+            pat,
+            principal,
+            generation,
+            time.monotonic() + self._settings.cache_ttl,
+            legacy_pats.is_legacy(pat.prefix),
+        )
 
     def _refusal(self, reason: str, call: Call, looked_up: bool) -> InvalidToken:
         # Only an unknown token the database was just asked about is audited here.
@@ -169,6 +190,14 @@ class Pats(CredentialCache[PatGrant]):
         if pat.expires_at is not None and pat.expires_at <= now:
             self._audit.later("pat", "refused", _info(call), reason="expired", pat_id=pat.id)
             raise TokenExpired("the personal access token has expired", audited=True)
+        if grant.legacy:
+            # A grant cached before the transition ended is refused after it too.
+            until = self.legacy_until or 0.0
+            if until <= now:
+                self._audit.later(
+                    "pat", "refused", _info(call), reason="legacy_retired", pat_id=pat.id
+                )
+                raise InvalidToken(legacy_pats.retired(until), audited=True)
         self.usage.used(pat.id, now)
         return grant.principal
 

@@ -1,4 +1,4 @@
-"""Parsing of the human units used in configuration: durations, byte sizes, booleans.
+"""Parsing of the human units used in configuration: durations, byte sizes, booleans, instants.
 
 Parsed once at load time into floats (seconds) and ints (bytes); nothing here runs per request.
 It lives in the auth core because the gateway may import the auth core and not the reverse;
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -58,3 +59,19 @@ def parse_boolean(value: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{value!r} is not true or false")
+
+
+def parse_instant(value: str) -> float:
+    """Unix seconds from an RFC 3339 date-time with its offset (`2027-01-31T00:00:00Z`);
+    raises ValueError."""
+    text = value.strip()
+    try:
+        # `T` or a space between date and time, as RFC 3339 section 5.6 allows.
+        parsed = datetime.fromisoformat(text) if len(text) >= 20 and text[10] in "Tt " else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ValueError(
+            f"{value!r} is not an RFC 3339 date-time with an offset (e.g. 2027-01-31T00:00:00Z)"
+        )
+    return parsed.timestamp()

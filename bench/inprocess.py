@@ -168,7 +168,7 @@ async def gateway_batch(args: argparse.Namespace, work: harness.Workdir) -> tupl
     os.environ.update(env)
     os.environ["GATEWAY_ACCESS_LOG"] = str(work.path / "access.log")
     credential = ""
-    if args.route == "jwt":
+    if args.route in ("jwt", "any"):  # `any`: an access token, after the key and PAT kinds
         credential = f"Authorization: Bearer {token}\r\n"
     elif args.route == "api_key":
         credential = f"X-API-Key: {harness.tenant_key(env)}\r\n"
@@ -248,7 +248,7 @@ async def main(args: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--route", choices=("none", "jwt", "api_key"), default="jwt")
+    parser.add_argument("--route", choices=("none", "jwt", "api_key", "any"), default="jwt")
     parser.add_argument("--requests", type=int, default=4000, help="requests a timed batch")
     parser.add_argument("--repeats", type=int, default=60, help="timed batches")
     parser.add_argument(

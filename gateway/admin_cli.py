@@ -1,6 +1,7 @@
 """The administration commands (docs/operations/cli.md): migrate, user create, users import (and,
 from tenant_cli, tenant create and key create|rotate|revoke; from service_token_cli,
-service-token create|revoke; from inventory_cli, NOUN list|show).
+service-token create|revoke; from inventory_cli, NOUN list|show; from import_cli, pats import
+and users import --from-postgres, docs/migration.md).
 
 Each opens the database of GATEWAY_DATABASE_URL through the auth core, does its one thing,
 and prints either a line for people or, with --json, exactly one JSON object on stdout.
@@ -23,7 +24,7 @@ from auth_core.errors import GatewayError
 from auth_core.service import AuthCore, CallInfo
 from auth_core.store import DatabaseUnavailable
 from auth_core.store.migrate import migrate
-from gateway import inventory_cli, service_token_cli, tenant_cli, user_cli
+from gateway import import_cli, inventory_cli, service_token_cli, tenant_cli, user_cli
 
 
 def add_commands(commands: Any) -> None:
@@ -50,10 +51,14 @@ def add_commands(commands: Any) -> None:
     users = commands.add_parser("users", help="manage users in bulk")
     users_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     bulk = users_commands.add_parser(
-        "import", help="import users from a CSV file: email,password_hash,roles"
+        "import",
+        help="import users from a CSV file (email,password_hash,roles) or another "
+        "PostgreSQL database",
     )
-    bulk.add_argument("file")
+    bulk.add_argument("file", nargs="?")
+    import_cli.add_users_import_options(bulk)
     bulk.add_argument("--json", action="store_true")
+    import_cli.add_pats_commands(commands)
     tenant_cli.add_commands(commands)
     service_token_cli.add_commands(commands)
     inventory_cli.add_commands(commands)
@@ -66,9 +71,15 @@ REDIS_UNREACHABLE = (
 
 
 def run(args: argparse.Namespace, settings: AuthSettings) -> int:
+    if args.command == "users":
+        wrong = import_cli.check_users_import(args)
+        if wrong is not None:
+            print(f"gateway: {wrong}", file=sys.stderr)
+            return 2
     handlers: dict[str, Callable[[argparse.Namespace, AuthCore], Awaitable[int]]] = {
         "user": _user_command,
         "users": _users_import,
+        "pats": import_cli.pats_import,
         "tenant": tenant_cli.tenant_create,
         "key": tenant_cli.key_command,
         "service-token": service_token_cli.service_token_command,
@@ -159,6 +170,8 @@ async def _user_create(args: argparse.Namespace, core: AuthCore) -> int:
 
 
 async def _users_import(args: argparse.Namespace, core: AuthCore) -> int:
+    if args.from_postgres is not None:
+        return await import_cli.users_from_postgres(args, core)
     path = Path(args.file)
     try:
         text = await asyncio.to_thread(path.read_text, encoding="utf-8")

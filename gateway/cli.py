@@ -19,7 +19,18 @@ from gateway.routing.table import RouteTable
 from gateway.server.startup import StartupFailed
 
 ADMIN_COMMANDS = frozenset(
-    {"migrate", "user", "users", "tenant", "key", "service-token", "pat", "session", "ban"}
+    {
+        "migrate",
+        "user",
+        "users",
+        "tenant",
+        "key",
+        "service-token",
+        "pat",
+        "pats",
+        "session",
+        "ban",
+    }
 )
 
 

@@ -42,6 +42,40 @@ class PatTable:
         assert row is not None
         return Pat.from_row(row)
 
+    async def insert_imported(
+        self,
+        user_id: str,
+        token_hash: str,
+        prefix: str,
+        *,
+        name: str,
+        created_at: float,
+        expires_at: float | None,
+        last_used_at: float | None,
+    ) -> Pat:
+        """A token another backend made (`gateway pats import`), with its own dates."""
+        row = await self.db.fetchrow(
+            f"INSERT INTO pats ({_PAT_COLUMNS}, token_hash) VALUES "
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+            f"RETURNING {_PAT_COLUMNS}",
+            new_id("pat"),
+            user_id,
+            name,
+            prefix,
+            json_list(()),
+            created_at,
+            expires_at,
+            last_used_at,
+            token_hash,
+        )
+        assert row is not None
+        return Pat.from_row(row)
+
+    async def owner_of(self, token_hash: str) -> str | None:
+        """The user id of the token with this hash, or None."""
+        value = await self.db.fetchval("SELECT user_id FROM pats WHERE token_hash = $1", token_hash)
+        return None if value is None else str(value)
+
     async def by_hash(self, token_hash: str) -> Pat | None:
         row = await self.db.fetchrow(
             f"SELECT {_PAT_COLUMNS} FROM pats WHERE token_hash = $1", token_hash

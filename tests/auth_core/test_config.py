@@ -183,6 +183,17 @@ def test_empty_values_mean_the_default() -> None:
         pytest.param(
             {"GATEWAY_SESSION_COOKIES": "true"}, {"session_cookies": True}, id="session-cookies"
         ),
+        pytest.param({}, {"legacy_pat_until": None}, id="legacy-pats-default-refused"),
+        pytest.param(
+            {"GATEWAY_LEGACY_PAT_UNTIL": "2027-01-31T00:00:00Z"},
+            {"legacy_pat_until": 1801353600.0},
+            id="legacy-pats-z",
+        ),
+        pytest.param(
+            {"GATEWAY_LEGACY_PAT_UNTIL": "2027-01-31 02:00:00+02:00"},
+            {"legacy_pat_until": 1801353600.0},
+            id="legacy-pats-offset-space",
+        ),
     ],
 )
 def test_each_variable(env: dict[str, str], expected: dict[str, Any]) -> None:
@@ -204,6 +215,9 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param("GATEWAY_DATABASE_URL", "mysql://db/gw", id="database-scheme"),
         pytest.param("GATEWAY_DATABASE_URL", "gateway.db", id="database-no-scheme"),
         pytest.param("GATEWAY_DATABASE_URL", "sqlite://gateway.db", id="database-sqlite-2-slashes"),
+        pytest.param("GATEWAY_LEGACY_PAT_UNTIL", "2027-01-31", id="legacy-pats-date-only"),
+        pytest.param("GATEWAY_LEGACY_PAT_UNTIL", "2027-01-31T00:00:00", id="legacy-pats-no-offset"),
+        pytest.param("GATEWAY_LEGACY_PAT_UNTIL", "next month", id="legacy-pats-words"),
         pytest.param("GATEWAY_JWT_SECRET", "k1:short", id="jwt-short"),
         pytest.param("GATEWAY_JWT_SECRET", "j" * 40, id="jwt-no-kid"),
         pytest.param("GATEWAY_JWT_SECRET", f"{JWT},{JWT}", id="jwt-duplicate-kid"),

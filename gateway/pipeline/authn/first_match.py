@@ -34,10 +34,11 @@ def any_credential(core: AuthCore) -> FirstMatch:
     """Whichever of an API key, a PAT or a JWT the request carries (docs/routes.md)."""
     # The order is what makes the kinds' claims exclusive. An API key first: `X-API-Key` names
     # its kind outright (with a bearer token beside it, the key is what counts), and a bearer
-    # `gwk_` token is a key. A PAT next: a bearer `gwp_` token only (prefixed_only). The JWT
+    # `gwk_` token is a key. A PAT next: a bearer `gwp_` token only (prefixed_only), or, while
+    # imported tokens of another backend's format are accepted, one without a dot. The JWT
     # last, because it claims every other bearer token (a token that is no access token is
     # refused as invalid_token), and a JWT never starts with gwk_ or gwp_ (its first part is
-    # base64url JSON, `eyJ`).
+    # base64url JSON, `eyJ`) and always has two dots.
     return FirstMatch(
         (ApiKeyAuth(core), PatAuth(core, prefixed_only=True), JwtAuth(core)),
         "a credential is needed (Authorization: Bearer ..., or X-API-Key)",

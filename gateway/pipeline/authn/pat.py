@@ -28,15 +28,26 @@ class PatAuth(Authenticator):
     """Responsible for a bearer `gwp_` token, and, with `prefixed_only` false (alone on an
     `auth: pat` route), for any bearer token: there a JWT sent where the PAT goes is a bad PAT
     (401 invalid_token), not a missing one. Beside the JWT authenticator (`auth: any`) it
-    leaves the tokens without its prefix to that one."""
+    leaves the tokens without its prefix to that one, except, while tokens of another
+    backend's format are configured (GATEWAY_LEGACY_PAT_UNTIL), those without a dot: a JWT
+    has two, a legacy token none (auth_core/legacy_pats.py)."""
 
     def __init__(self, core: AuthCore, *, prefixed_only: bool = False) -> None:
         self.core = core
         self.prefixed_only = prefixed_only
+        self.legacy = core.settings.legacy_pat_until is not None
 
     def authenticate(self, exchange: Exchange) -> AuthnResult:
         token = presented_token(exchange)
-        if token is None or (self.prefixed_only and not token.startswith(_PREFIX)):
+        if token is None:
+            return _NOT_MINE
+        # `legacy` is read only for a token without the prefix (a JWT, under `auth: any`):
+        # one attribute more when no legacy tokens are configured.
+        if (
+            self.prefixed_only
+            and not token.startswith(_PREFIX)
+            and (not self.legacy or "." in token)
+        ):
             return _NOT_MINE
         exchange.auth_method = "pat"
         return settle(exchange, self.core.pats.authenticate(token, lambda: call_info(exchange)))
