@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +20,7 @@ import uvicorn
 
 from auth_core.tokens import Keyring
 from gateway.context import derive_key, format_key
-from tests.support import LOOPBACK, auth_settings, eventually, quiet_settings
+from tests.support import LOOPBACK, auth_settings, eventually, free_port, quiet_settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent.parent
 VECTORS = ROOT / "kits" / "vectors" / "context-v2.json"
@@ -77,3 +80,94 @@ async def uvicorn_server(app: Any) -> AsyncIterator[int]:
         server.should_exit = True
         await task
         sock.close()
+
+
+# -- the Django test site in a process of its own ----------------------------------------------
+
+DJANGO_SITE = "tests.kits.python.django_site"
+KIT_PATHS = [ROOT, ROOT / "kits" / "python" / "django", ROOT / "kits" / "python" / "asgi"]
+
+
+def django_environment(directory: Path, **variables: str) -> dict[str, str]:
+    """The environment of the test site's processes: its own SQLite file, the keys of
+    `billing`, the kits importable."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(path) for path in KIT_PATHS),
+        "DJANGO_SETTINGS_MODULE": f"{DJANGO_SITE}.settings",
+        "DJANGO_DATABASE": str(directory / "django.sqlite3"),
+        "GATEWAY_CONTEXT_KEYS": service_keys("billing"),
+        "TEST_CLOCK_FILE": str(directory / "clock-offset"),
+        **variables,
+    }
+
+
+def manage(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`manage.py ARGS` of the test site, run to its end; fails the test if it fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@asynccontextmanager
+async def django_site(directory: Path, **variables: str) -> AsyncIterator[str]:
+    """The test site, migrated, served by uvicorn (Django's ASGI handler) in a child process
+    on loopback; its URL."""
+    environment = django_environment(directory, **variables)
+    manage(environment, "migrate", "--verbosity", "0")
+    port = free_port()
+    log = directory / f"django-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"{DJANGO_SITE}.asgi:application",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+                "--lifespan",
+                "off",
+                "--no-access-log",
+            ],
+            env=environment,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        await eventually(
+            lambda: process.poll() is not None or answers(port),
+            f"the Django site answering on {url}",
+        )
+        assert process.poll() is None, log.read_text()
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def answers(port: int) -> bool:
+    """Whether something answers HTTP on the port (the site's exempt /healthz)."""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=1) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return sock.recv(16).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def move_clock(directory: Path, seconds: float) -> None:
+    """Move the test site's clock on (read at each request)."""
+    (directory / "clock-offset").write_text(str(seconds))
