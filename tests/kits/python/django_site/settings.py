@@ -48,8 +48,8 @@ GATEWAY_CONTEXT_LOCAL_USER_FIELD = "auth_user_id"
 GATEWAY_CONTEXT_LINK_BY_EMAIL = os.environ.get("GATEWAY_CONTEXT_LINK_BY_EMAIL") == "1"
 GATEWAY_CONTEXT_EXEMPT_PATHS = ["/healthz"]
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "tests.kits.python.django_site.hashers.FastPBKDF2PasswordHasher",
+    "tests.kits.python.django_site.hashers.FastArgon2PasswordHasher",
 ]
 
 

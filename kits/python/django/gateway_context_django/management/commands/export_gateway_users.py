@@ -99,9 +99,12 @@ class Command(BaseCommand):
                 reason = "no e-mail address"
             elif email in seen:
                 reason = f"the e-mail address {email} again"
+            elif not user.has_usable_password():
+                reason = "no usable password (it could not log in here either)"
             elif stored is None:
-                kind = (user.password or "").split("$", 1)[0] or "none"
-                reason = f"a password hash the gateway cannot import ({kind[:20]})"
+                # The algorithm's name only: the rest is the hash.
+                kind = (user.password or "").split("$", 1)[0][:20] or "none"
+                reason = f"a password hash the gateway cannot import ({kind})"
             else:
                 seen.add(email)
                 yield email, stored, ";".join(self._roles(user, base, options))
