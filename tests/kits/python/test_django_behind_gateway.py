@@ -85,6 +85,31 @@ async def test_django_and_drf_behind_the_gateway(client: ClientSession, tmp_path
             admin_bearer = {"Authorization": f"Bearer {admin_token}"}
             answer = await fetch(client, "DELETE", gw.url + "/invoices/7", headers=admin_bearer)
             assert (answer.status, answer.json()) == (200, {"deleted": 7})
+            # DRF's other errors, as problem+json by problem_exception_handler.
+            answer = await fetch(client, "GET", gw.url + "/invoices/7", headers=admin_bearer)
+            assert_refused(answer, 404, "not_found")
+            answer = await fetch(client, "PUT", gw.url + "/invoices/7", headers=admin_bearer)
+            assert_refused(answer, 405, "method_not_allowed", "PUT")
+            answer = await fetch(
+                client,
+                "POST",
+                gw.url + "/invoices/7",
+                headers=admin_bearer,
+                json={"amount_cents": 0},
+            )
+            assert answer.status == 400, answer.body
+            assert answer.headers["Content-Type"] == "application/problem+json"
+            problem = answer.json()
+            assert (problem["status"], problem["error"]) == (400, "invalid")
+            assert list(problem["errors"]) == ["amount_cents"], problem
+            answer = await fetch(
+                client,
+                "POST",
+                gw.url + "/invoices/7",
+                headers=admin_bearer,
+                json={"amount_cents": 5},
+            )
+            assert (answer.status, answer.json()) == (201, {"amount_cents": 5})
             # Signed for `orders`: refused by billing's service.
             answer = await fetch(client, "GET", gw.url + "/orders/invoices", headers=bearer)
             assert_refused(answer, 401, "invalid_context", "another audience")

@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.http import HttpResponse
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpResponse
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+from rest_framework.exceptions import AuthenticationFailed, NotFound, PermissionDenied
 from rest_framework.permissions import BasePermission
 
 from gateway.context import Context, ContextError
@@ -101,6 +102,11 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
     # which names this module's class, so importing it above would be an import circle.
     from rest_framework.views import exception_handler
 
+    # As DRF's handler does, so that the code is DRF's (not_found, permission_denied).
+    if isinstance(exc, Http404):
+        exc = NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = PermissionDenied()
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import path
 from gateway_context_django.drf import HasRole
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -38,8 +39,20 @@ class Invoices(APIView):
 class Invoice(APIView):
     permission_classes = [HasRole("admin", "billing-admin")]
 
+    def get(self, request: Request, number: int) -> Response:
+        raise Http404("no such invoice")
+
     def delete(self, request: Request, number: int) -> Response:
         return Response({"deleted": number})
+
+    def post(self, request: Request, number: int) -> Response:
+        serializer = NewLine(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(serializer.data, status=201)
+
+
+class NewLine(serializers.Serializer):  # type: ignore[type-arg]
+    amount_cents = serializers.IntegerField(min_value=1)
 
 
 class Public(APIView):
