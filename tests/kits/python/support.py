@@ -22,7 +22,10 @@ from auth_core.tokens import Keyring
 from gateway.context import derive_key, format_key
 from tests.support import LOOPBACK, auth_settings, eventually, free_port, quiet_settings
 
-ROOT = Path(__file__).resolve().parent.parent.parent.parent
+# Not resolved: in the compiled test pass (scripts/test) this is a directory of links to the
+# tests and kits without the sources, and the child processes started here must import the
+# compiled gateway, not the sources beside the tests.
+ROOT = Path(__file__).absolute().parents[3]
 VECTORS = ROOT / "kits" / "vectors" / "context-v2.json"
 
 SECRET = "s" * 40  # the gateway's GATEWAY_SERVICE_SECRET entry k1 in these tests

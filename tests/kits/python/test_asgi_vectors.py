@@ -96,3 +96,49 @@ async def test_each_vector_through_the_asgi_middleware(case: dict[str, Any]) -> 
     assert problem["error"] == "invalid_context"
     assert problem["detail"]
     assert REACHED == []
+
+
+@pytest.mark.parametrize(
+    ("extensions", "expected"),
+    [
+        pytest.param(
+            {"websocket.http.response": {}},
+            ["websocket.http.response.start", "websocket.http.response.body"],
+            id="answered-401",
+        ),
+        pytest.param({}, ["websocket.close"], id="closed-4401"),
+    ],
+)
+async def test_a_websocket_without_a_valid_context_is_refused(
+    extensions: dict[str, Any], expected: list[str]
+) -> None:
+    """Where the server can answer a handshake with HTTP, 401 problem+json; elsewhere the
+    handshake is closed with 4401 before it is accepted (the server answers it 403)."""
+    [case] = [case for case in VECTORS["cases"] if "61 s old" in case["description"]]
+    scope = {
+        "type": "websocket",
+        "path": "/invoices",
+        "raw_path": b"/invoices",
+        "query_string": b"page=2",
+        "headers": [(n.lower().encode(), v.encode()) for n, v in case["headers"]],
+        "extensions": extensions,
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    REACHED.clear()
+    await APP(scope, receive, send)
+    assert [message["type"] for message in sent] == expected
+    if extensions:
+        assert sent[0]["status"] == 401
+        assert (
+            json.loads(sent[1]["body"])["detail"] == "the signature is too old or from the future"
+        )
+    else:
+        assert sent[0]["code"] == 4401
+    assert REACHED == []

@@ -37,6 +37,7 @@ def configure() -> None:
     values = {name: getattr(site, name) for name in dir(site) if name.isupper()}
     values.update(
         ROOT_URLCONF=__name__,
+        LOGGING_CONFIG=None,  # the rest of the suite's logging is not Django's to set
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
         GATEWAY_CONTEXT_KEYS=VECTORS["keys"],
         GATEWAY_CONTEXT_CLOCK=lambda: float(VECTORS["now"]),
@@ -178,3 +179,56 @@ def test_each_vector_through_django_wsgi(case: dict[str, Any], middleware: list[
 
     body = b"".join(WSGIHandler()(environ, start_response))
     check(case, answered[0][0], answered[0][1], body)
+
+
+def wsgi_environ(case: dict[str, Any]) -> dict[str, Any]:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": case["method"],
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote_to_bytes(case["path"].partition("?")[0]).decode("latin-1"),
+        "QUERY_STRING": case["path"].partition("?")[2],
+        "RAW_URI": case["path"],
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.url_scheme": "http",
+    }
+    for name, value in case["headers"]:
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    return environ
+
+
+def test_a_caller_without_a_local_user_when_one_is_required() -> None:
+    """GATEWAY_CONTEXT_LOCAL_USER = "find": 403 problem+json `no_local_user` until the
+    service has a user linked to the caller's id, then the request passes as that user."""
+    from django.contrib.auth import get_user_model
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    [case] = [case for case in CASES if case["description"].startswith("valid: a user signed")]
+    assert case["context"]["user_id"] == "usr_01HZX3"
+    answered: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> Any:
+        answered.append((int(status.split()[0]), dict(headers)))
+
+    with override_settings(
+        MIDDLEWARE=[MIDDLEWARE],
+        GATEWAY_CONTEXT_LOCAL_USER="find",
+        GATEWAY_CONTEXT_LOCAL_USER_FIELD="auth_user_id",
+    ):
+        REACHED.clear()
+        body = b"".join(WSGIHandler()(wsgi_environ(case), start_response))
+        assert answered[-1][0] == 403, body
+        assert answered[-1][1]["Content-Type"] == "application/problem+json"
+        problem = json.loads(body)
+        assert (problem["error"], problem["detail"]) == (
+            "no_local_user",
+            "no local account for gateway user usr_01HZX3",
+        )
+        assert REACHED == []
+        get_user_model().objects.create_user("ada", auth_user_id="usr_01HZX3")
+        body = b"".join(WSGIHandler()(wsgi_environ(case), start_response))
+        assert answered[-1][0] == 200, body
+        assert REACHED == ["GET"]
