@@ -7,6 +7,7 @@
 //   GATEWAY_AUDIENCE      this service's upstream name in the gateway's routes.yaml (billing)
 //   HOST, PORT            where to listen (127.0.0.1, 3000; PORT=0: any free port)
 
+const { STATUS_CODES } = require("node:http");
 const express = require("express");
 const { expressMiddleware } = require("@gateway/context");
 
@@ -32,8 +33,7 @@ try {
 /** An RFC 9457 problem document, the way the gateway answers its own refusals. */
 function problem(res, status, error, detail) {
   res.status(status).type("application/problem+json").json({
-    type: `urn:gateway:error:${error}`, title: res.statusMessage || String(status), status, detail,
-    error,
+    type: `urn:gateway:error:${error}`, title: STATUS_CODES[status], status, detail, error,
   });
 }
 

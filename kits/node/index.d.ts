@@ -69,7 +69,7 @@ export interface MiddlewareOptions {
   now?: () => number;
 }
 
-/** The request as the middleware reads it (Express's, connect's or node:http's). */
+/** The request as the middleware reads it (Express's or node:http's). */
 export interface MiddlewareRequest {
   method?: string | undefined;
   url?: string | undefined;

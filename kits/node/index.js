@@ -227,7 +227,7 @@ function verify({ keys, audience, method, path, headers, now }) {
 }
 
 /**
- * An Express (or connect, or plain node:http) middleware: `req.gateway` is the verified
+ * An Express (or plain node:http) middleware: `req.gateway` is the verified
  * context, or the request is answered 401 application/problem+json (RFC 9457) and goes no
  * further. `keys` is what parseKeys returns, or the `gateway context-key` text itself.
  */
