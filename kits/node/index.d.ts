@@ -40,8 +40,9 @@ export class ContextError extends Error {
 export type Keys = ReadonlyMap<string, Uint8Array> | Readonly<Record<string, Uint8Array>>;
 
 /**
- * The request's headers: `req.rawHeaders` (flat, every line as received: a repeated signed
- * header is refused), [name, value] pairs, or `req.headers` (where Node has already joined a
+ * The request's headers: `req.rawHeaders` (flat, every line as received, the values one latin1
+ * character a byte as Node's parser gives them, read here as UTF-8: a repeated signed header is
+ * refused), [name, value] pairs of text, or `req.headers` (where Node has already joined a
  * repeated header with ", ", so that a repeat shows only as a signature mismatch).
  */
 export type Headers =

@@ -98,9 +98,19 @@ function keyOf(keys, kid) {
 }
 
 /**
+ * A header value as Node's HTTP parser gives it, one character a byte (latin1), read as the
+ * UTF-8 text the gateway signed: `ann\u00c3\u00a9@example.com` is `ann\u00e9@example.com`.
+ * Bytes that are not UTF-8 become U+FFFD, which no signature covers.
+ */
+function fromWire(value) {
+  return ASCII.test(value) ? value : Buffer.from(value, "latin1").toString("utf8");
+}
+
+/**
  * [lower-case name, value] pairs from any of Node's header shapes: `req.rawHeaders` (a flat
- * array, every line as received), [name, value] pairs (or any iterable of them, such as a
- * fetch Headers), or `req.headers` (an object whose values are strings or arrays of strings).
+ * array, every line as received, the values as Node's parser gives them: see fromWire),
+ * [name, value] pairs (or any iterable of them, such as a fetch Headers), or `req.headers` (an
+ * object whose values are strings or arrays of strings).
  *
  * Node joins the values of a repeated custom header with ", " in `req.headers`, and so does a
  * fetch Headers: from those a repeat cannot be told, only (as the joined value was not what was
@@ -113,7 +123,7 @@ function headerLines(headers) {
   const lines = [];
   if (Array.isArray(headers) && (headers.length === 0 || typeof headers[0] === "string")) {
     for (let i = 0; i + 1 < headers.length; i += 2) {
-      lines.push([String(headers[i]).toLowerCase(), String(headers[i + 1])]);
+      lines.push([String(headers[i]).toLowerCase(), fromWire(String(headers[i + 1]))]);
     }
   } else if (typeof headers[Symbol.iterator] === "function") {
     for (const [name, value] of headers) {

@@ -155,6 +155,7 @@ def gateway_routes(service: str) -> str:
 
 ANN = "ann@example.com"  # a user
 ROOT = "root@example.com"  # an admin
+ZOE = "zo\u00eb@example.com"  # an address beyond ASCII: UTF-8 on the wire, latin1 to Node
 
 
 @pytest.fixture
@@ -170,7 +171,7 @@ async def stack(client: ClientSession, tmp_path: Path) -> AsyncIterator[Stack]:
         )
         async with running_gateway(table, tmp_path, settings) as gateway:
             tokens, users = {}, {}
-            for email, roles in ((ANN, ("user",)), (ROOT, ("user", "admin"))):
+            for email, roles in ((ANN, ("user",)), (ROOT, ("user", "admin")), (ZOE, ("user",))):
                 user = await gateway.core.accounts.create(
                     email, PASSWORD, roles=roles, verified=True
                 )
@@ -214,6 +215,12 @@ async def test_the_service_gets_the_user_the_gateway_authenticated(stack: Stack)
     }
     assert me["sessionId"].startswith("ses_")
     assert abs(me["timestamp"] - time.time()) < 60
+
+
+async def test_an_address_beyond_ascii_arrives_as_it_was_signed(stack: Stack) -> None:
+    status, _, me = await stack.call("GET", stack.gateway.url + "/billing/me", stack.bearer(ZOE))
+    assert status == 200, me
+    assert (me["userId"], me["email"]) == (stack.users[ZOE], "zo\u00eb@example.com")
 
 
 async def test_each_user_sees_their_own_data_and_roles_decide(stack: Stack) -> None:

@@ -88,6 +88,22 @@ describe("expressMiddleware on node:http", () => {
     assert.equal(answer.status, 200, answer.body);
   });
 
+  it("reads header values as the UTF-8 the gateway signed, not as Node's latin1", async () => {
+    const values = { ...USER, "x-user-email": "ann\u00e9@exampl\u00eb.com" };
+    const headers = signed("GET", "/me", values);
+    // Sent as UTF-8 bytes (node:http would write a string header as latin1).
+    headers["x-user-email"] = Buffer.from(values["x-user-email"], "utf8").toString("latin1");
+    const answer = await request("GET", "/me", headers);
+    assert.equal(answer.status, 200, answer.body);
+    assert.equal(JSON.parse(answer.body).email, "ann\u00e9@exampl\u00eb.com");
+  });
+
+  it("refuses header bytes that are not UTF-8", async () => {
+    const headers = signed("GET", "/me", { ...USER, "x-user-email": "ann\u00e9@example.com" });
+    headers["x-user-email"] = "ann\u00e9@example.com"; // one byte 0xe9: latin1, not UTF-8
+    assertRefused(await request("GET", "/me", headers), "mismatch");
+  });
+
   it("answers 401 without a signature and never calls next", async () => {
     const before = reached.length;
     assertRefused(await request("GET", "/invoices", {}), "no_signature");

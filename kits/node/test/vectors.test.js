@@ -29,6 +29,14 @@ function asReference(context) {
   };
 }
 
+/**
+ * The same headers as Node's HTTP parser hands them over in req.rawHeaders: flat, each value's
+ * UTF-8 bytes one latin1 character each.
+ */
+function asRaw(headers) {
+  return headers.flatMap(([name, value]) => [name, Buffer.from(value, "utf8").toString("latin1")]);
+}
+
 describe(`shared vectors (${path.relative(process.cwd(), FILE)})`, () => {
   const keys = parseKeys(vectors.keys);
 
@@ -49,12 +57,11 @@ describe(`shared vectors (${path.relative(process.cwd(), FILE)})`, () => {
       };
       if (vector.valid) {
         assert.deepEqual(asReference(verify(options)), vector.context);
-        // The same request as Node's http module hands it over: req.rawHeaders, flat.
-        assert.deepEqual(asReference(verify({ ...options, headers: vector.headers.flat() })),
+        assert.deepEqual(asReference(verify({ ...options, headers: asRaw(vector.headers) })),
           vector.context);
       } else {
         assert.throws(() => verify(options), ContextError);
-        assert.throws(() => verify({ ...options, headers: vector.headers.flat() }), ContextError);
+        assert.throws(() => verify({ ...options, headers: asRaw(vector.headers) }), ContextError);
       }
     });
   }
