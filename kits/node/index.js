@@ -249,6 +249,8 @@ function expressMiddleware({ keys, audience, now }) {
   if (typeof audience !== "string" || audience === "") {
     throw new TypeError("audience must be this service's upstream name in routes.yaml");
   }
+  // RFC 9110 (11.6.1): a 401 names the scheme it wants; the Python kits send the same.
+  const challenge = `GatewayContext audience="${audience.replace(/[\\"]/g, "\\$&")}"`;
   return function gatewayContext(req, res, next) {
     let context;
     try {
@@ -263,7 +265,7 @@ function expressMiddleware({ keys, audience, now }) {
       });
     } catch (error) {
       if (!(error instanceof ContextError)) throw error;
-      refuse(res, error);
+      refuse(res, error, challenge);
       return;
     }
     req.gateway = context;
@@ -271,7 +273,7 @@ function expressMiddleware({ keys, audience, now }) {
   };
 }
 
-function refuse(res, error) {
+function refuse(res, error, challenge) {
   const body = JSON.stringify({
     type: "urn:gateway:error:invalid_context",
     title: "Unauthorized",
@@ -284,6 +286,7 @@ function refuse(res, error) {
   res.setHeader("Content-Type", "application/problem+json");
   res.setHeader("Content-Length", Buffer.byteLength(body));
   res.setHeader("Cache-Control", "no-store");
+  res.setHeader("WWW-Authenticate", challenge);
   res.end(body);
 }
 

@@ -188,6 +188,7 @@ def assert_refused(status: int, headers: Mapping[str, str], document: Any, reaso
     """The middleware's 401: problem+json with the reason, and nothing more of the service."""
     assert status == 401, document
     assert headers["Content-Type"].startswith(PROBLEM), headers
+    assert headers["WWW-Authenticate"] == 'GatewayContext audience="billing"'
     assert document["type"] == "urn:gateway:error:invalid_context"
     assert (document["status"], document["error"]) == (401, "invalid_context")
     assert document["reason"] == reason, document

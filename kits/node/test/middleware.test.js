@@ -63,6 +63,7 @@ function assertRefused(answer, reason) {
   assert.equal(answer.status, 401, answer.body);
   assert.equal(answer.headers["content-type"], "application/problem+json");
   assert.equal(answer.headers["cache-control"], "no-store");
+  assert.equal(answer.headers["www-authenticate"], 'GatewayContext audience="billing"');
   const problem = JSON.parse(answer.body);
   assert.deepEqual(
     [problem.type, problem.status, problem.error, problem.reason],
