@@ -171,7 +171,13 @@ def _row(line: int, cells: dict[str, str]) -> _Row:
 
 
 def _line(line: int, email: str, name: str, reason: str) -> str:
-    # Escaped: it goes to a terminal. Never the token.
+    # Escaped: it goes to a terminal. Never the token: in a file without a header row whose
+    # columns are in another order, the e-mail and name columns may hold it, so they are shown
+    # only when the line's e-mail column holds an e-mail address.
+    try:
+        valid_email(email)
+    except (InvalidRequest, ValueError):
+        return f"line {line} (?, ?): {reason}"
     return f"line {line} ({shown(email) or '?'}, {shown(name.strip()) or '?'}): {reason}"
 
 

@@ -150,6 +150,12 @@ class Pats(CredentialCache[PatGrant]):
     async def _grant(self, record: Record, generation: int) -> PatGrant:
         pat = Pat.from_row(record["pat"])
         owner = record["user"]
+        legacy = legacy_pats.is_legacy(pat.prefix)
+        expires_at = pat.expires_at or 0.0
+        if legacy and self.legacy_until is not None:
+            # The transition's end is the token's expiry too, so that a websocket opened with
+            # it before then is closed then (the registry re-checks an open socket's expiry).
+            expires_at = min(expires_at or self.legacy_until, self.legacy_until)
         principal = None
         if not owner["disabled"]:
             principal = Principal(
@@ -161,7 +167,7 @@ class Pats(CredentialCache[PatGrant]):
                 roles=tuple(owner["roles"]),
                 tenant_id=owner["tenant_id"],
                 credential_id=pat.id,
-                expires_at=pat.expires_at or 0.0,
+                expires_at=expires_at,
                 scopes=pat.scopes,
             )
         return PatGrant(
@@ -169,7 +175,7 @@ class Pats(CredentialCache[PatGrant]):
             principal,
             generation,
             time.monotonic() + self._settings.cache_ttl,
-            legacy_pats.is_legacy(pat.prefix),
+            legacy,
         )
 
     def _refusal(self, reason: str, call: Call, looked_up: bool) -> InvalidToken:

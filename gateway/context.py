@@ -244,7 +244,9 @@ def verify(
     secret = keys.get(kid)
     if secret is None:
         raise ContextError("signed with an unknown key")
-    if not stamp.isdigit():
+    # At most 12 digits: int() of a longer one could raise ValueError (Python's 4300-digit
+    # limit) where a verifier must refuse with ContextError; Unix seconds have 10 until 2286.
+    if not stamp.isdigit() or len(stamp) > 12:
         raise ContextError("no gateway timestamp")
     current = time.time() if now is None else now
     if int(stamp) < current - MAX_AGE or int(stamp) > current + MAX_FUTURE:

@@ -316,6 +316,12 @@ def cases() -> list[dict[str, Any]]:
             False,
         ),
         case(
+            "refused: a timestamp of 5000 digits (no Unix time; a verifier that turns it into "
+            "a number must still refuse, not fail)",
+            replaced(jwt, TIMESTAMP, "1" * 5000),
+            False,
+        ),
+        case(
             "valid: no X-Auth-Method signed: the auth method is none",
             signed({"x-request-id": "req-bare-1"}),
             True,

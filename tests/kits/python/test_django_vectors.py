@@ -228,7 +228,18 @@ def test_a_caller_without_a_local_user_when_one_is_required() -> None:
             "no local account for gateway user usr_01HZX3",
         )
         assert REACHED == []
-        get_user_model().objects.create_user("ada", auth_user_id="usr_01HZX3")
+        ada = get_user_model().objects.create_user("ada", auth_user_id="usr_01HZX3")
         body = b"".join(WSGIHandler()(wsgi_environ(case), start_response))
         assert answered[-1][0] == 200, body
+        assert REACHED == ["GET"]
+        # Deactivated by the service: refused again, whatever the gateway says.
+        ada.is_active = False
+        ada.save(update_fields=["is_active"])
+        body = b"".join(WSGIHandler()(wsgi_environ(case), start_response))
+        assert answered[-1][0] == 403, body
+        problem = json.loads(body)
+        assert (problem["error"], problem["detail"]) == (
+            "no_local_user",
+            "the local account of gateway user usr_01HZX3 is inactive",
+        )
         assert REACHED == ["GET"]

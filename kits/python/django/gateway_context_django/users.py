@@ -109,5 +109,8 @@ def user_for(context: Context, config: Settings) -> Any:
             # It signs in at the gateway, never here.
             user.set_unusable_password()
             user.save(update_fields=["password"])
+    if not getattr(user, "is_active", True):
+        # Deactivated by this service: the gateway's word does not bring them back.
+        raise NoLocalUser(f"the local account of gateway user {context.user_id} is inactive")
     user.gateway = context
     return user

@@ -102,8 +102,10 @@ class Command(BaseCommand):
             elif not user.has_usable_password():
                 reason = "no usable password (it could not log in here either)"
             elif stored is None:
-                # The algorithm's name only: the rest is the hash.
-                kind = (user.password or "").split("$", 1)[0][:20] or "none"
+                # The algorithm's name only, never the hash: a value without `$` (Django's
+                # unsalted MD5, a plain text) has no name, and is shown as `unknown`.
+                password = user.password or ""
+                kind = password.split("$", 1)[0][:20] if "$" in password else "unknown"
                 reason = f"a password hash the gateway cannot import ({kind})"
             else:
                 seen.add(email)
