@@ -1,7 +1,8 @@
 """deploy/compose.yaml's processes for real: the same commands with the same environment, on
-loopback ports (tests/deploy/compose_run.py says how a container network is stood in for), in
-the compose file's start order; then requests through its load balancer (the machine's
-HAProxy with the mounted haproxy.cfg) to both gateway replicas and on to the sample upstream.
+loopback ports (deploy/run_local.py says how a container network is stood in for), in the
+compose file's start order; then requests through its load balancer (the machine's HAProxy
+with the mounted haproxy.cfg) to both gateway replicas and on to the sample upstream. Last,
+deploy/run_local.py's own command line, as docs/operations/deploy.md has a user run it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +27,10 @@ import asyncpg
 import pytest
 import yaml
 
+from deploy.run_local import ComposeRun
 from gateway.context import parse_keys, verify
 from tests.conftest import POSTGRES_ADMIN_DSN
-from tests.deploy.compose_run import ComposeRun
-from tests.support import LOOPBACK
+from tests.support import LOOPBACK, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -74,9 +77,11 @@ def fresh_database() -> Iterator[str]:
 
 @pytest.fixture
 def deploy_copy(tmp_path: Path) -> Path:
-    """deploy/ copied, with its secrets made by deploy/make-secrets as the docs say."""
+    """deploy/ copied, with its secrets made by deploy/make-secrets as the docs say (and the
+    Dockerfile beside it, where the compose file's build context finds it)."""
     copy = tmp_path / "deploy"
-    shutil.copytree(DEPLOY, copy, ignore=shutil.ignore_patterns("secrets"))
+    shutil.copy(ROOT / "Dockerfile", tmp_path / "Dockerfile")
+    shutil.copytree(DEPLOY, copy, ignore=shutil.ignore_patterns("secrets", ".local", "__pycache__"))
     made = subprocess.run(
         ["sh", str(copy / "make-secrets")], capture_output=True, text=True, timeout=30
     )
@@ -93,7 +98,7 @@ def compose_run(deploy_copy: Path, fresh_database: str) -> Iterator[ComposeRun]:
         compose,
         deploy_copy,
         ROOT / "Dockerfile",
-        fresh_database,
+        f"postgresql://postgres@{LOOPBACK}:5432/{fresh_database}",
         f"gwdeploy:{os.getpid()}:{secrets.token_hex(4)}:",
     )
     try:
@@ -234,3 +239,83 @@ def test_the_compose_set_up_serves_through_its_load_balancer(compose_run: Compos
     # SIGTERM: the replicas drain and exit cleanly.
     codes = run.stop()
     assert codes["gateway-1"] == codes["gateway-2"] == 0, "\n".join(run.logs())
+
+
+@pytest.mark.timeout(180)
+def test_run_local_brings_the_set_up_up_and_runs_the_cli_in_a_replica(
+    deploy_copy: Path, fresh_database: str, tmp_path: Path
+) -> None:
+    """What docs/operations/deploy.md has a user without Docker type: `run_local.py up`, then
+    `run_local.py exec gateway-1 ...` for a tenant and a key, a signed request through the load
+    balancer, and Ctrl-C (SIGINT) stopping everything with exit status 0."""
+    for binary in ("haproxy", "pg_isready", "redis-cli"):
+        required(binary)
+    script = [
+        sys.executable,
+        str(deploy_copy / "run_local.py"),
+        "--directory",
+        str(tmp_path / "run"),
+    ]
+    lb = free_port()
+    up = subprocess.Popen(
+        [
+            *script,
+            "up",
+            "--port",
+            str(lb),
+            "--postgres",
+            POSTGRES_ADMIN_DSN,
+            "--database",
+            fresh_database,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert up.stdout is not None
+        first = up.stdout.readline()  # printed once every service is healthy
+        assert first.startswith(f"run-local: up; the load balancer on http://{LOOPBACK}:{lb}"), (
+            first + (up.stderr.read() if up.poll() is not None and up.stderr else "")
+        )
+
+        def cli(*args: str) -> str:
+            done = subprocess.run(
+                [*script, "exec", *args], capture_output=True, text=True, timeout=60, check=False
+            )
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        tenant_id = json.loads(
+            cli("gateway-1", "tenant", "create", "acme", "--allow-ip", f"{CLIENT}/32", "--json")
+        )["id"]
+        secret = json.loads(cli("gateway-1", "key", "create", "--tenant", "acme", "--json"))["key"]
+        keys = parse_keys(
+            cli("gateway-2", "context-key", "echo", "--config", "/etc/gateway/routes.yaml")
+        )
+        status, body = fetch(
+            f"http://{LOOPBACK}:{lb}/partner/orders", {"X-API-Key": secret}, source=CLIENT
+        )
+        assert status == 200, body
+        headers = {name.lower(): value for name, value in body["headers"].items()}
+        assert verify(keys, "echo", "GET", "/orders", headers).tenant_id == tenant_id
+        # The same tenant through the other replica (round robin): one database, one key.
+        status, body = fetch(
+            f"http://{LOOPBACK}:{lb}/partner/orders", {"X-API-Key": secret}, source=CLIENT
+        )
+        assert status == 200, body
+    finally:
+        up.send_signal(signal.SIGINT)
+        _, stderr = up.communicate(timeout=90)
+    assert up.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    assert not (tmp_path / "run" / "state.json").exists()  # exec now says nothing runs
+    after = subprocess.run(
+        [*script, "exec", "gateway-1", "tenant", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert after.returncode == 1
+    assert after.stderr.startswith("run-local: nothing runs from"), after.stderr
