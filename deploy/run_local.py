@@ -460,6 +460,9 @@ def up(arguments: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
+    # A shell starts a background job (`up &`) with SIGINT ignored, which Python keeps:
+    # Ctrl-C's signal stops the set-up however it was started.
+    signal.signal(signal.SIGINT, interrupted)
     try:
         print(f"run-local: starting {', '.join(start_order(run.services))}", file=sys.stderr)
         run.up()

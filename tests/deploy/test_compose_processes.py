@@ -247,7 +247,8 @@ def test_run_local_brings_the_set_up_up_and_runs_the_cli_in_a_replica(
 ) -> None:
     """What docs/operations/deploy.md has a user without Docker type: `run_local.py up`, then
     `run_local.py exec gateway-1 ...` for a tenant and a key, a signed request through the load
-    balancer, and Ctrl-C (SIGINT) stopping everything with exit status 0."""
+    balancer, and Ctrl-C (SIGINT) stopping everything with exit status 0, even when started
+    the way a shell starts a background job."""
     for binary in ("haproxy", "pg_isready", "redis-cli"):
         required(binary)
     script = [
@@ -271,6 +272,9 @@ def test_run_local_brings_the_set_up_up_and_runs_the_cli_in_a_replica(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As a shell starts a background job (`up &`): SIGINT ignored, which Ctrl-C's signal
+        # below must still stop.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         assert up.stdout is not None
