@@ -8,7 +8,6 @@ These keep plain dicts per worker; `snapshot()` turns them into JSON-able data t
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import Any
 
 Labels = tuple[str, ...]
@@ -109,7 +108,16 @@ class Histogram:
         row = self.values.get(labels)
         if row is None:
             row = self.values[labels] = [0.0] * (len(self.buckets) + 2)
-        row[bisect_left(self.buckets, value)] += 1
+        # bisect_left's answer (the first bucket whose bound is not below the value; a NaN
+        # lands in the first, as there), found by a loop: compiled with mypyc, bisect_left is an
+        # interpreted call, about 900 instructions an observation, where most requests stop at
+        # the first or second bound.
+        index = 0
+        for bound in self.buckets:
+            if not bound < value:
+                break
+            index += 1
+        row[index] += 1.0
         row[-1] += value
 
     def snapshot(self) -> list[list[Any]]:

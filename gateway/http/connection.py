@@ -40,17 +40,17 @@ from gateway.tracing import new_request_id
 
 log = logging.getLogger("gateway.http")
 
-MAX_QUEUED = 16  # pipelined requests parsed ahead of the one being served
+MAX_QUEUED: Final = 16  # pipelined requests parsed ahead of the one being served
 # Reading and dropping the rest of a body after answering without it (see `_linger`): until the
 # client closes, nothing came for LINGER_QUIET seconds, or LINGER_TIME in all (nginx's
 # lingering_timeout and lingering_time).
-LINGER_QUIET = 5.0
-LINGER_TIME = 30.0
-_LINE_CONTEXT = 16 * 1024  # bytes kept from the previous read to find a split request line
+LINGER_QUIET: Final = 5.0
+LINGER_TIME: Final = 30.0
+_LINE_CONTEXT: Final = 16 * 1024  # bytes kept from the previous read to find a split request line
 # What ends a request line after its target: concatenated, not formatted (bytes % is slower).
-_HTTP_11_END = b" HTTP/1.1\r\n"
-_HTTP_10_END = b" HTTP/1.0\r\n"
-_SINGLETONS = frozenset({h.B_HOST, h.B_AUTHORIZATION, h.B_X_API_KEY, h.B_CONTENT_TYPE})
+_HTTP_11_END: Final = b" HTTP/1.1\r\n"
+_HTTP_10_END: Final = b" HTTP/1.0\r\n"
+_SINGLETONS: Final = frozenset({h.B_HOST, h.B_AUTHORIZATION, h.B_X_API_KEY, h.B_CONTENT_TYPE})
 # The head of a refusal, filled with its status, phrase, body length and request id.
 _REFUSAL_HEAD: Final[bytes] = (
     b"HTTP/1.1 %d %s\r\n"
@@ -295,8 +295,9 @@ class HttpConnection(asyncio.Protocol):
         index = self._index
         if version == "1.1" and h.B_HOST not in index:
             raise Refusal(400, "HTTP/1.1 requests must carry a Host header")
-        get = index.get
-        coding = get(h.B_TRANSFER_ENCODING)
+        # `index.get(...)` each time, not bound to a local: compiled, a direct dict look-up,
+        # where the bound method was an object made and called through Python's call protocol.
+        coding = index.get(h.B_TRANSFER_ENCODING)
         if coding is not None and coding.strip().lower() != b"chunked":
             # llhttp finds other codings wrong only after this callback, when the request
             # would already be queued; refuse here so nothing of it goes upstream.
@@ -314,14 +315,14 @@ class HttpConnection(asyncio.Protocol):
             request.chunked = True
             request.body = self._body = Body(self)
         else:
-            length = get(h.B_CONTENT_LENGTH)
+            length = index.get(h.B_CONTENT_LENGTH)
             if length is not None:
                 request.content_length = int(length)  # llhttp checked it is digits
                 if request.content_length > 0:
                     request.body = self._body = Body(self)
         if request.body is not None:
             request.body.last_data = self.loop.time()
-            expect = get(h.B_EXPECT)
+            expect = index.get(h.B_EXPECT)
             if expect is not None and version == "1.1" and expect.lower() == b"100-continue":
                 request.expect_continue = True
         queue = self.queue

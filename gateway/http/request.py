@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Protocol
+from typing import Final, Protocol
 
 # One header as received: (lower-case name, name as sent, value).
 Header = tuple[bytes, bytes, bytes]
 
-BODY_HIGH_WATER = 256 * 1024  # stop reading the socket when this much body is unread
-BODY_LOW_WATER = 64 * 1024
+BODY_HIGH_WATER: Final = 256 * 1024  # stop reading the socket when this much body is unread
+BODY_LOW_WATER: Final = 64 * 1024
 
 
 class Upgraded(Protocol):

@@ -9,6 +9,7 @@ from the auth core's policy cache: at once when cached, else the check waits for
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from typing import Final
 
 from auth_core import headers as h
 from auth_core.models import Principal
@@ -20,9 +21,9 @@ from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 from gateway.routing.table import AUTH_CORE, AuthKind, Route
 
-_VARY_ORIGIN = (h.W_VARY, h.W_ORIGIN)
+_VARY_ORIGIN: Final = (h.W_VARY, h.W_ORIGIN)
 # Principals of browsers: an access token, or the login page's session cookie (browser routes).
-_BROWSER_METHODS = frozenset({"jwt", "cookie"})
+_BROWSER_METHODS: Final = frozenset({"jwt", "cookie"})
 
 
 def origin_refused() -> OriginNotAllowed:

@@ -9,6 +9,8 @@ proxies are parsed once into a netaddr.IPSet; answers per address are cached.
 
 from __future__ import annotations
 
+from typing import Final
+
 import netaddr
 
 from auth_core import headers as h
@@ -16,7 +18,7 @@ from auth_core.iplists import normalise_ip
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.stage import Stage, StageResult
 
-_CACHE_LIMIT = 4096
+_CACHE_LIMIT: Final = 4096
 
 
 class ClientAddressResolver:

@@ -20,6 +20,8 @@ those routes says `Vary: Origin`, since what it carries depends on it.
 
 from __future__ import annotations
 
+from typing import Final
+
 from auth_core import headers as h
 from auth_core.service import AuthCore
 from auth_core.store import DatabaseUnavailable
@@ -31,15 +33,15 @@ from gateway.pipeline.stage import Stage, StageResult
 from gateway.problem import SERVER_NAME
 from gateway.routing.table import AUTH_CORE, AuthKind, CorsPolicy, Route
 
-_BROWSER_KINDS = frozenset({AuthKind.JWT, AuthKind.ANY})
+_BROWSER_KINDS: Final = frozenset({AuthKind.JWT, AuthKind.ANY})
 MAX_AGE = b"600"
 _ALL_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE"
 # The answer depends on all three request headers, so a cache keys it by them.
 _VARY_PREFLIGHT = b", ".join(
     (h.W_ORIGIN, h.W_ACCESS_CONTROL_REQUEST_METHOD, h.W_ACCESS_CONTROL_REQUEST_HEADERS)
 )
-_VARY_ORIGIN = (h.W_VARY, h.W_ORIGIN)
-_CREDENTIALS = (h.W_ACCESS_CONTROL_ALLOW_CREDENTIALS, b"true")
+_VARY_ORIGIN: Final = (h.W_VARY, h.W_ORIGIN)
+_CREDENTIALS: Final = (h.W_ACCESS_CONTROL_ALLOW_CREDENTIALS, b"true")
 
 
 class Preflight(Stage):

@@ -12,7 +12,7 @@ body until b"" (or take it whole when `complete`), then `finish` says whether it
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Final, cast
 
 import httptools
 
@@ -26,9 +26,9 @@ from gateway.proxy.headers import (
     disguised_response_header,
 )
 
-HIGH_WATER = 256 * 1024  # stop reading the upstream when this much body waits for the client
-LOW_WATER = 64 * 1024
-TICK = 0.1  # how often deadlines are checked: the precision of upstream timeouts
+HIGH_WATER: Final = 256 * 1024  # stop reading the upstream when this much body waits for the client
+LOW_WATER: Final = 64 * 1024
+TICK: Final = 0.1  # how often deadlines are checked: the precision of upstream timeouts
 
 
 class UpstreamError(Exception):
@@ -63,7 +63,7 @@ class BadResponse(UpstreamError):
     kind = "protocol"
 
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 def stale(method: str, error: UpstreamError) -> bool:

@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
 import netaddr
 
@@ -33,7 +34,7 @@ class AuthKind(StrEnum):
 # The `auth:` kinds this build enforces; routes.yaml may name no other.
 SUPPORTED_AUTH_KINDS = frozenset(AuthKind)
 # Upstreams served inside the gateway process: the auth core's API.
-AUTH_CORE = "auth_core"
+AUTH_CORE: Final = "auth_core"
 BUILTIN_UPSTREAMS = frozenset({AUTH_CORE})
 # The audience of forwardAuth answers that name no upstream (docs/upstream-services.md): no upstream
 # may take the name, or those answers would be signed with its key.

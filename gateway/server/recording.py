@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import platform
 import time
+from typing import Final
 
 import gateway
 from auth_core import headers as h
@@ -17,8 +18,11 @@ from gateway.pipeline.exchange import Exchange
 from metrics.catalog import Catalog
 from metrics.process import ProcessStats
 
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_STATUS_TEXT = {code: str(code) for code in range(100, 600)}
+# Final: compiled with mypyc, a C static; `time.monotonic()` is an attribute look-up on the
+# module first, every request.
+_monotonic: Final = time.monotonic
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_STATUS_TEXT: Final = {code: str(code) for code in range(100, 600)}
 # What answered a request that no route of routes.yaml did, as its `route` in metrics and logs
 # (routes.yaml refuses route names that begin with @).
 OPERATIONS = {"/live": "@live", "/health": "@health", "/ready": "@ready", "/metrics": "@metrics"}
@@ -39,6 +43,13 @@ class Recorder:
         self.core = core
         self.catalog = catalog
         self.access_log = access_log
+        # The metrics every request records, as the recorder's own (compiled) attributes: the
+        # Catalog is a plain class, so reading them from it is an attribute look-up each
+        # (about 400 instructions each, every request; callgrind).
+        self._requests = catalog.requests
+        self._request_duration = catalog.request_duration
+        self._upstream_duration = catalog.upstream_duration
+        self._api_key_validations = catalog.api_key_validations
         compiled = "true" if gateway.compiled() else "false"
         catalog.build_info.set(1.0, (gateway.__version__, platform.python_version(), compiled))
 
@@ -52,26 +63,25 @@ class Recorder:
     ) -> None:
         """A request answered (or abandoned, 499): counted, timed and logged. `sent`: the
         body bytes of the answer; `code`: the problem code of a refusal."""
-        now = time.monotonic()
+        now = _monotonic()
         duration = now - started
         route = exchange.route
         route_name = route.name if route is not None else unrouted(exchange.path, status)
         method = exchange.request.method
-        catalog = self.catalog
-        catalog.requests.inc(
+        self._requests.inc(
             (route_name, method if method in _METHODS else "OTHER", _STATUS_TEXT.get(status, "0"))
         )
-        catalog.request_duration.observe(duration, (route_name,))
+        self._request_duration.observe(duration, (route_name,))
         target = exchange.target
         upstream_status = exchange.upstream_status
         upstream_duration = now - exchange.upstream_started
         if upstream_status and target is not None:
-            catalog.upstream_duration.observe(
+            self._upstream_duration.observe(
                 upstream_duration, (route_name, target.upstream.name, target.address)
             )
         principal = exchange.principal
         if exchange.auth_method == "api_key" and principal is not None:
-            catalog.api_key_validations.inc(("ok",))
+            self._api_key_validations.inc(("ok",))
         access_log = self.access_log
         if access_log.enabled:
             request = exchange.request
