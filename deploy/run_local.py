@@ -314,6 +314,16 @@ class ComposeRun:
             )
         self.processes[name] = Process(name, process, log)
 
+    def one_shots(self) -> set[str]:
+        """Services that others wait to see finish (`service_completed_successfully`), such as
+        `migrate`: their exit is not a failure of the set-up."""
+        return {
+            dependency
+            for service in self.services.values()
+            for dependency, spec in service.get("depends_on", {}).items()
+            if spec["condition"] == "service_completed_successfully"
+        }
+
     def is_machine(self, name: str) -> bool:
         return image_name(self.services[name]) in MACHINE_IMAGES
 
@@ -468,22 +478,20 @@ def up(arguments: argparse.Namespace) -> int:
         run.up()
         run.save()
         print(ready_text(run, Path(sys.argv[0])), flush=True)
-        while all(
-            process.process.poll() is None
-            for process in run.processes.values()
-            if process.name != "migrate"
-        ):
+        serving = [run.processes[name] for name in run.services if name in run.processes]
+        serving = [process for process in serving if process.name not in run.one_shots()]
+        while all(process.process.poll() is None for process in serving):
             time.sleep(0.5)
-        exited = [
-            p.name
-            for p in run.processes.values()
-            if p.name != "migrate" and p.process.poll() is not None
-        ]
+        exited = [process.name for process in serving if process.process.poll() is not None]
         print(f"run-local: {', '.join(exited)} exited; stopping the rest", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
+        # A second Ctrl-C must not cut the stop short: the services run in sessions of their
+        # own, so whatever this process did not stop would go on running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         with contextlib.suppress(FileNotFoundError):
             (directory / STATE).unlink()
         codes = run.stop()
