@@ -13,6 +13,8 @@ import time
 from json.encoder import encode_basestring_ascii as _json_str
 from typing import IO, Final
 
+from auth_core.models import Principal
+
 # Final: compiled with mypyc, a Final module name is a C static (a literal is inlined); any
 # other is a look-up in the module's dict each time it is read (`_THREE` four times a line).
 _FLUSH_AFTER: Final = 0.25  # seconds a line may wait in the buffer
@@ -22,11 +24,25 @@ _NAME_CACHE: Final = 1024
 # formatted with integer arithmetic, not `f"{x:.3f}"`: compiled with mypyc, a format spec is a
 # str.format call.
 _THREE: Final = tuple(f"{n:03d}" for n in range(1000))
+# "0" to "999": the usual status, millisecond and byte figures, looked up rather than formatted
+# (in pure Python an int formatted into the line costs about 800 instructions, a look-up 100).
+_DECIMAL: Final = tuple(str(n) for n in range(1000))
 _NO_UPSTREAM: Final = 'null,"upstream_status":null,"upstream_ms":null'
 _NO_ANSWER: Final = ',"upstream_status":null,"upstream_ms":null'
 _NOBODY: Final = '"user_id":null,"tenant_id":null,"credential_id":null'
-# `time.time()` is an attribute look-up on the module first.
-_time: Final = time.time
+# `time.time_ns()` is an attribute look-up on the module first. Nanoseconds: the second and
+# its milliseconds come from integer divisions, where a float's needed `int()` calls.
+_time_ns: Final = time.time_ns
+
+
+def _decimal(n: int) -> str:
+    return _DECIMAL[n] if 0 <= n < 1000 else str(n)
+
+
+def _millis(micros: int) -> str:
+    """Microseconds as milliseconds with three decimals, as JSON's number."""
+    whole = micros // 1000
+    return f"{_DECIMAL[whole] if whole < 1000 else whole}.{_THREE[micros - whole * 1000]}"
 
 
 class AccessLog:
@@ -43,8 +59,9 @@ class AccessLog:
             self._owned = True
         self._lines: list[str] = []
         self._names: dict[str, str] = {}
-        self._agents: dict[str | None, str] = {}
-        self._callers: dict[tuple[str | None, str | None, str | None], str] = {}
+        self._agents: dict[bytes | None, str] = {}
+        # id(principal) -> (principal, its fields): see _who.
+        self._callers: dict[int, tuple[Principal, str]] = {}
         self._handle: asyncio.TimerHandle | None = None
         # `{"ts":"2026-12-03T19:30:00.` for the second `_second`.
         self._second = -1
@@ -62,24 +79,31 @@ class AccessLog:
             encoded = names[name] = _json_str(name)
         return encoded
 
-    def _agent(self, user_agent: str | None) -> str:
-        """A user agent as a JSON string (or null), encoded once while there are few."""
-        agent = _json_str(user_agent) if user_agent else "null"
+    def _agent(self, user_agent: bytes | None) -> str:
+        """A user agent as a JSON string (or null), encoded once while there are few. Read as
+        Latin-1, as HTTP's header values are."""
+        agent = _json_str(user_agent.decode("latin-1")) if user_agent else "null"
         if len(self._agents) < _NAME_CACHE:
             self._agents[user_agent] = agent
         return agent
 
-    def _who(self, user_id: str | None, tenant_id: str | None, credential_id: str | None) -> str:
-        """The three ids' fields, made once for each caller seen lately. They are the auth core's
-        own ids ([a-z]+_[0-9a-f]+: a user's from the `sub` of a token it signed, a tenant's and
-        a credential's from its database): nothing to escape."""
-        if len(self._callers) > _NAME_CACHE:
-            self._callers.clear()
+    def _who(self, principal: Principal) -> str:
+        """The three ids' fields of a caller, made once for each principal seen lately (the
+        auth core's validation cache hands out the same principal for a credential, so it is
+        found by identity; the principal is kept with its fields, so its id is not reused
+        while it is in here). They are the auth core's own ids ([a-z]+_[0-9a-f]+: a user's
+        from the `sub` of a token it signed, a tenant's and a credential's from its database):
+        nothing to escape."""
+        callers = self._callers
+        if len(callers) > _NAME_CACHE:
+            callers.clear()
+        user_id, tenant_id = principal.user_id, principal.tenant_id
+        credential_id = principal.credential_id
         user = "null" if user_id is None else f'"{user_id}"'
         tenant = "null" if tenant_id is None else f'"{tenant_id}"'
         credential = "null" if credential_id is None else f'"{credential_id}"'
         who = f'"user_id":{user},"tenant_id":{tenant},"credential_id":{credential}'
-        self._callers[(user_id, tenant_id, credential_id)] = who
+        callers[id(principal)] = (principal, who)
         return who
 
     def _new_second(self, second: int) -> None:
@@ -95,32 +119,32 @@ class AccessLog:
         method: str,
         path: str,
         status: int,
-        duration: float,
+        duration_us: int,
         route: str,
         upstream: str | None,
         target: str | None,
         upstream_status: int,
-        upstream_duration: float,
+        upstream_us: int,
         bytes_in: int,
         bytes_out: int | None,
         auth: str,
-        user_id: str | None,
-        tenant_id: str | None,
-        credential_id: str | None,
+        principal: Principal | None,
         error: str | None,
-        user_agent: str | None,
+        user_agent: bytes | None,
     ) -> None:
-        """One request's line. `target` None: no upstream was tried; `upstream_status` 0: none
-        answered (its duration is then not logged); `bytes_out` None: not known."""
+        """One request's line. Durations in microseconds; `target` None: no upstream was
+        tried; `upstream_status` 0: none answered (its duration is then not logged);
+        `bytes_out` None: not known; `user_agent` as the client sent it."""
         if not self.enabled:
             return
         # Request and trace ids ([A-Za-z0-9._-], hex), addresses, llhttp's method names, auth
         # kinds, error codes and the auth core's ids need no escaping; route, upstream and
         # target names and user agents are encoded once; a path may need it.
-        now = _time()
-        second = int(now)
+        now = _time_ns()
+        second = now // 1_000_000_000
         if second != self._second:
             self._new_second(second)
+        millisecond = _THREE[now // 1_000_000 - second * 1000]
         names = self._names
         route_json = names.get(route) or self._name(route)
         upstream_json = self._name(upstream) if upstream is None else names.get(upstream)
@@ -129,60 +153,66 @@ class AccessLog:
         agent = self._agents.get(user_agent)
         if agent is None:
             agent = self._agent(user_agent)
-        if user_id is None and tenant_id is None and credential_id is None:
+        if principal is None:
             who = _NOBODY
         else:
-            who = self._callers.get((user_id, tenant_id, credential_id)) or self._who(
-                user_id, tenant_id, credential_id
-            )
-        micros = int(duration * 1_000_000)
+            known = self._callers.get(id(principal))
+            who = known[1] if known is not None and known[0] is principal else self._who(principal)
+        # Figures below 1000 looked up, not formatted (their table's comment says why).
+        whole = duration_us // 1000
+        duration_ms = (
+            f"{_DECIMAL[whole] if whole < 1000 else whole}.{_THREE[duration_us - whole * 1000]}"
+        )
         if (
             target is not None
             and upstream_status
             and trace_id is not None
             and error is None
             and bytes_out is not None
+            and status < 1000
+            and upstream_status < 1000
             and '"' not in path
             and "\\" not in path
         ):
             # A request the upstream answered, the usual line: built in one go, no part of it
             # made apart (each made apart is a string allocated and copied once more).
             target_json = names.get(target) or self._name(target)
-            upstream_micros = int(upstream_duration * 1_000_000)
+            whole = upstream_us // 1000
             line = (
-                f'{self._ts_prefix}{_THREE[int((now - second) * 1000)]}Z",'
+                f'{self._ts_prefix}{millisecond}Z",'
                 f'"request_id":"{request_id}","trace_id":"{trace_id}","remote":"{remote}",'
-                f'"method":"{method}","path":"{path}","status":{status},'
-                f'"duration_ms":{micros // 1000}.{_THREE[micros % 1000]},"route":{route_json},'
+                f'"method":"{method}","path":"{path}","status":{_DECIMAL[status]},'
+                f'"duration_ms":{duration_ms},"route":{route_json},'
                 f'"upstream":{upstream_json},"upstream_addr":{target_json},'
-                f'"upstream_status":{upstream_status},'
-                f'"upstream_ms":{upstream_micros // 1000}.{_THREE[upstream_micros % 1000]},'
-                f'"bytes_in":{bytes_in},"bytes_out":{bytes_out},"auth":"{auth}",{who},'
-                f'"error":null,"user_agent":{agent}}}\n'
+                f'"upstream_status":{_DECIMAL[upstream_status]},'
+                f'"upstream_ms":{_DECIMAL[whole] if whole < 1000 else whole}.'
+                f"{_THREE[upstream_us - whole * 1000]},"
+                f'"bytes_in":{_DECIMAL[bytes_in] if bytes_in < 1000 else bytes_in},'
+                f'"bytes_out":{_DECIMAL[bytes_out] if bytes_out < 1000 else bytes_out},'
+                f'"auth":"{auth}",{who},"error":null,"user_agent":{agent}}}\n'
             )
         else:
             if target is None:
                 upstream_part = _NO_UPSTREAM
             elif upstream_status:
-                upstream_micros = int(upstream_duration * 1_000_000)
                 upstream_part = (
                     f"{names.get(target) or self._name(target)},"
-                    f'"upstream_status":{upstream_status},'
-                    f'"upstream_ms":{upstream_micros // 1000}.{_THREE[upstream_micros % 1000]}'
+                    f'"upstream_status":{_decimal(upstream_status)},'
+                    f'"upstream_ms":{_millis(upstream_us)}'
                 )
             else:
                 upstream_part = (names.get(target) or self._name(target)) + _NO_ANSWER
             path_json = _json_str(path) if '"' in path or "\\" in path else '"' + path + '"'
             trace = "null" if trace_id is None else '"' + trace_id + '"'
             code = "null" if error is None else '"' + error + '"'
-            sent = "null" if bytes_out is None else str(bytes_out)
+            sent = "null" if bytes_out is None else _decimal(bytes_out)
             line = (
-                f'{self._ts_prefix}{_THREE[int((now - second) * 1000)]}Z",'
+                f'{self._ts_prefix}{millisecond}Z",'
                 f'"request_id":"{request_id}","trace_id":{trace},"remote":"{remote}",'
-                f'"method":"{method}","path":{path_json},"status":{status},'
-                f'"duration_ms":{micros // 1000}.{_THREE[micros % 1000]},"route":{route_json},'
+                f'"method":"{method}","path":{path_json},"status":{_decimal(status)},'
+                f'"duration_ms":{duration_ms},"route":{route_json},'
                 f'"upstream":{upstream_json},"upstream_addr":{upstream_part},'
-                f'"bytes_in":{bytes_in},"bytes_out":{sent},"auth":"{auth}",{who},'
+                f'"bytes_in":{_decimal(bytes_in)},"bytes_out":{sent},"auth":"{auth}",{who},'
                 f'"error":{code},"user_agent":{agent}}}\n'
             )
         self._lines.append(line)

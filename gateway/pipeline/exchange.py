@@ -47,7 +47,7 @@ class Exchange:
         self.request = request
         self.request_id = request_id
         self.table = table  # the table in force when the request arrived, whatever reloads do
-        self.started = 0.0  # time.monotonic() when the gateway took the request
+        self.started = 0  # time.monotonic_ns() when the gateway took the request
         self.path = ""  # canonical: what routes match and upstreams receive
         self.query = ""  # exactly as the client sent it, `?` included
         self.peer = ""  # the TCP peer
@@ -66,9 +66,9 @@ class Exchange:
         self.websocket: ClientHandshake | None = None  # a websocket route's upgrade request
         self.ws_token: str | None = None  # its credential from the subprotocol or query
         # For the access log and metrics (gateway/server/recording.py), set by the forwarder:
-        # the target tried last, when (monotonic), its answer's status (0: none), and the body
+        # the target tried last, when (monotonic_ns), its answer's status (0: none), and the body
         # bytes of a streamed answer relayed so far.
         self.target: TargetPool | None = None
-        self.upstream_started = 0.0
+        self.upstream_started = 0
         self.upstream_status = 0
         self.sent = 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import ClientSession
 
+from auth_core.models import Principal
 from auth_core.service import CallInfo
 from gateway.accesslog import AccessLog
 from gateway.config import Settings
@@ -223,8 +224,8 @@ async def test_lines_carry_the_time_they_were_written_to_the_millisecond(tmp_pat
     for n in range(3):
         before = time.time()
         log.log(
-            f"id-{n}", None, "127.0.0.1", "GET", "/a", 200, 0.0123456, "r", "u", "10.0.0.1:80",
-            200, 0.0019, 5, 48, "none", None, None, None, None, None,
+            f"id-{n}", None, "127.0.0.1", "GET", "/a", 200, 12345, "r", "u", "10.0.0.1:80",
+            200, 1900, 5, 48, "none", None, None, None,
         )  # fmt: skip
         stamps.append((before, time.time()))
         # The next line a millisecond later at least (a loop step: the log needs a loop).
@@ -247,8 +248,8 @@ async def test_lines_carry_the_time_they_were_written_to_the_millisecond(tmp_pat
 async def test_paths_names_and_agents_are_escaped(tmp_path: Path) -> None:
     log = AccessLog(str(tmp_path / "access.log"))
     log.log(
-        "id-1", None, "127.0.0.1", "GET", '/a"b\\c', 200, 0.0, 'r"1', None, None, 0, 0.0, 0,
-        0, "jwt", "usr_1", None, None, None, 'agent "x"\n',
+        "id-1", None, "127.0.0.1", "GET", '/a"b\\c', 200, 0, 'r"1', None, None, 0, 0, 0,
+        0, "jwt", Principal("jwt", user_id="usr_1"), None, b'agent "x"\n',
     )  # fmt: skip
     log.close()
     entry = logged(tmp_path / "access.log")["id-1"]
@@ -258,3 +259,39 @@ async def test_paths_names_and_agents_are_escaped(tmp_path: Path) -> None:
         "usr_1",
         'agent "x"\n',
     )
+
+
+async def test_large_figures_and_each_callers_ids_on_the_usual_line(tmp_path: Path) -> None:
+    # The usual line (an upstream answered, a trace id, no error) looks figures below 1000 up
+    # and formats the rest; each principal's ids are kept by identity, so two callers logged
+    # in turn, or a new principal object, each get their own.
+    log = AccessLog(str(tmp_path / "access.log"))
+    alice = Principal("jwt", user_id="usr_a1", tenant_id="ten_a1", credential_id="ses_a1")
+    bob = Principal("api_key", tenant_id="ten_b2", credential_id="key_b2")
+    figures = [
+        (alice, 503, 1_234_567, 999_999, 1000, 123_456),
+        (bob, 200, 999, 1000, 999, 0),
+        (alice, 204, 7, 0, 0, 999),
+        (Principal("jwt", user_id="usr_c3"), 200, 1_000_000, 5_000_001, 42, 1000),
+    ]
+    for n, (who, status, took, upstream_took, bytes_in, bytes_out) in enumerate(figures):
+        log.log(
+            f"id-{n}", TRACE, "10.1.2.3", "POST", "/p", status, took, "r", "u", "10.0.0.1:80",
+            status, upstream_took, bytes_in, bytes_out, who.method, who, None, b"agent/1",
+        )  # fmt: skip
+    log.close()
+    entries = logged(tmp_path / "access.log")
+    fields = (
+        "status", "duration_ms", "upstream_ms", "bytes_in", "bytes_out", "user_id", "tenant_id",
+        "credential_id", "upstream_status", "trace_id", "user_agent",
+    )  # fmt: skip
+    got = [tuple(entries[f"id-{n}"][field] for field in fields) for n in range(4)]
+    assert got == [
+        (503, 1234.567, 999.999, 1000, 123456, "usr_a1", "ten_a1", "ses_a1", 503, TRACE, "agent/1"),
+        (200, 0.999, 1.0, 999, 0, None, "ten_b2", "key_b2", 200, TRACE, "agent/1"),
+        (204, 0.007, 0.0, 0, 999, "usr_a1", "ten_a1", "ses_a1", 204, TRACE, "agent/1"),
+        (200, 1000.0, 5000.001, 42, 1000, "usr_c3", None, None, 200, TRACE, "agent/1"),
+    ]
+    raw = (tmp_path / "access.log").read_text().splitlines()
+    assert '"duration_ms":1234.567,' in raw[0]
+    assert '"upstream_ms":0.000,' in raw[2]
