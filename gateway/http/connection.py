@@ -257,6 +257,15 @@ class HttpConnection(asyncio.Protocol):
             raise Refusal(431, "the request head is too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.head_started:
+            # A trailer field, after a chunked body: dropped (RFC 9112 section 7.1.2 lets a
+            # recipient that removes the chunked coding discard them; the body goes upstream
+            # re-chunked without them). Never added to the request's headers, which the
+            # request may already be on its way with. They count towards the head's size.
+            self._head_size += len(name) + len(value) + 4
+            if self._head_size > self._max_head_size:
+                raise Refusal(431, "the request's trailer fields are too large")
+            return
         headers = self._headers
         if len(headers) >= self._max_headers:
             raise Refusal(431, "too many request headers")

@@ -810,3 +810,41 @@ async def test_server_header(tmp_path: Path, line: bytes, servers: list[str]) ->
     ):
         response = await send_raw(gw.port, request_bytes("GET", b"/s"))
     assert [value for name, value in response.headers if name.lower() == "server"] == servers
+
+
+async def test_trailer_fields_of_a_request_never_reach_the_upstream(tmp_path: Path) -> None:
+    # Sent in one piece, the trailer fields are parsed before the forwarder reads the request's
+    # headers: they must not join them (RFC 9110 section 6.5.1), forged identity or not.
+    trailers = b"X-Checksum: abc\r\nX-User-Id: usr_forged\r\nX-Forwarded-For: 203.0.113.9\r\n"
+    body = chunked(b"abc", b"defg", trailers=trailers)
+    async with (
+        raw_upstream(lambda _: Reply(OK)) as upstream,
+        running_gateway(single_route([upstream.url]), tmp_path) as gw,
+        raw_client(gw.port) as connection,
+    ):
+        for _ in range(2):  # and the connection serves the next request as usual
+            request = request_bytes("POST", b"/t", b"Transfer-Encoding: chunked", body=body)
+            response = await connection.exchange(request)
+            assert response.status == 200
+    assert len(upstream.received) == 2
+    for received in upstream.received:
+        seen = (received.head + received.body).lower()
+        assert b"x-checksum" not in seen
+        assert b"usr_forged" not in seen
+        assert b"203.0.113.9" not in seen
+        assert received.body == b"abcdefg"
+
+
+async def test_trailer_fields_count_towards_the_head_size_limit(tmp_path: Path) -> None:
+    # 40 fields of 1 KiB: 40 KiB of trailer fields, over the 32 KiB a head may have.
+    trailers = b"".join(b"X-Pad-%d: %s\r\n" % (n, b"p" * 1024) for n in range(40))
+    body = chunked(b"abc", trailers=trailers)
+    async with (
+        raw_upstream(lambda _: Reply(OK)) as upstream,
+        running_gateway(single_route([upstream.url]), tmp_path) as gw,
+        raw_client(gw.port) as connection,
+    ):
+        request = request_bytes("POST", b"/t", b"Transfer-Encoding: chunked", body=body)
+        response = await connection.exchange(request)
+    assert response.status == 431
+    assert upstream.received == [] or b"x-pad" not in upstream.received[0].head.lower()
