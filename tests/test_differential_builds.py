@@ -651,8 +651,8 @@ CORPUS = [
             )
         ],
     ),
-    # Read in one piece, the trailer is among the fields of the head the upstream gets (the
-    # same in both builds; how the gateway treats trailers is not this test's question).
+    # Read in one piece, the trailer is parsed before the forwarder reads the head: it is
+    # dropped, never among the head's fields (tests/gateway/proxy/test_forward.py says so).
     Case(
         "post-chunked-body-with-trailer",
         [req(b"POST /open/items", b"Transfer-Encoding: chunked", body=CHUNKED_BODY)],
