@@ -20,6 +20,7 @@ from auth_core.models import Principal
 _FLUSH_AFTER: Final = 0.25  # seconds a line may wait in the buffer
 _FLUSH_LINES: Final = 512
 _NAME_CACHE: Final = 1024
+_AGENT_KEPT: Final = 256  # bytes: longer user agents are encoded every time
 # "000" to "999": the decimals of a millisecond figure and the milliseconds of `ts`. Figures are
 # formatted with integer arithmetic, not `f"{x:.3f}"`: compiled with mypyc, a format spec is a
 # str.format call.
@@ -80,11 +81,15 @@ class AccessLog:
         return encoded
 
     def _agent(self, user_agent: bytes | None) -> str:
-        """A user agent as a JSON string (or null), encoded once while there are few. Read as
-        Latin-1, as HTTP's header values are."""
+        """A user agent as a JSON string (or null), encoded once for the agents seen lately.
+        Read as Latin-1, as HTTP's header values are. Only agents of up to 256 bytes are kept:
+        a client chooses them, and a head may hold one of 32 KiB."""
         agent = _json_str(user_agent.decode("latin-1")) if user_agent else "null"
-        if len(self._agents) < _NAME_CACHE:
-            self._agents[user_agent] = agent
+        if user_agent is None or len(user_agent) <= _AGENT_KEPT:
+            agents = self._agents
+            if len(agents) >= _NAME_CACHE:
+                agents.clear()
+            agents[user_agent] = agent
         return agent
 
     def _who(self, principal: Principal) -> str:

@@ -132,6 +132,9 @@ class HttpConnection(asyncio.Protocol):
         self.current: Request | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._head_bytes = 0  # bytes fed while a head was incomplete (what httptools buffers)
+        # Between a chunk's size line and its data: after the last chunk (size 0), its trailer
+        # fields, which are counted as a head's bytes and dropped (on_chunk_header).
+        self._chunk_meta = False
         self._head_size = 0  # request line and headers of the head being parsed, exactly
         self._chunk = b""  # the data being fed, and the end of the data before it
         self._previous = b""
@@ -205,6 +208,13 @@ class HttpConnection(asyncio.Protocol):
                 self._head_bytes += len(data)
                 if self._head_bytes > self.server.limits.max_head_size:
                     self._refuse(Refusal(431, "the request head is too large"))
+            elif self._chunk_meta:
+                # The same for a trailer field: what httptools holds is the line not yet ended,
+                # the data after its last CRLF (a complete field is counted by on_header).
+                end = data.rfind(b"\r\n")
+                self._head_bytes = self._head_bytes + len(data) if end < 0 else len(data) - end - 2
+                if self._head_bytes > self.server.limits.max_head_size:
+                    self._refuse(Refusal(431, "the request's trailer fields are too large"))
         self._previous = data[-_LINE_CONTEXT:]
         self._chunk = b""
 
@@ -257,7 +267,7 @@ class HttpConnection(asyncio.Protocol):
             raise Refusal(431, "the request head is too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.head_started:
+        if self._chunk_meta:
             # A trailer field, after a chunked body: dropped (RFC 9112 section 7.1.2 lets a
             # recipient that removes the chunked coding discard them; the body goes upstream
             # re-chunked without them). Never added to the request's headers, which the
@@ -344,13 +354,23 @@ class HttpConnection(asyncio.Protocol):
         if not self.busy:
             self._wake()
 
+    def on_chunk_header(self) -> None:
+        if not self._chunk_meta:
+            self._chunk_meta = True
+            self._head_bytes = 0
+
+    def on_chunk_complete(self) -> None:
+        self._chunk_meta = False
+
     def on_body(self, data: bytes) -> None:
+        self._chunk_meta = False
         body = self._body
         if body is not None:
             body.last_data = self.loop.time()
             body.feed(data)
 
     def on_message_complete(self) -> None:
+        self._chunk_meta = False
         body = self._body
         if body is not None:
             body.feed_eof()

@@ -295,3 +295,18 @@ async def test_large_figures_and_each_callers_ids_on_the_usual_line(tmp_path: Pa
     raw = (tmp_path / "access.log").read_text().splitlines()
     assert '"duration_ms":1234.567,' in raw[0]
     assert '"upstream_ms":0.000,' in raw[2]
+
+
+async def test_long_user_agents_are_logged_whole(tmp_path: Path) -> None:
+    # A client chooses its user agent: one over 256 bytes is encoded each time (not cached).
+    log = AccessLog(str(tmp_path / "access.log"))
+    long_agent = b'agent "' + b"x" * 400 + b"\xe9"
+    for n in range(2):
+        log.log(
+            f"id-{n}", TRACE, "127.0.0.1", "GET", "/a", 200, 1, "r", "u", "10.0.0.1:80", 200,
+            1, 0, 2, "none", None, None, long_agent,
+        )  # fmt: skip
+    log.close()
+    entries = logged(tmp_path / "access.log")
+    for n in range(2):
+        assert entries[f"id-{n}"]["user_agent"] == 'agent "' + "x" * 400 + "\u00e9"

@@ -9,6 +9,7 @@ headers are the gateway's; the response keeps its headers but not its hop-by-hop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import itertools
@@ -25,6 +26,7 @@ from netaddr import IPSet
 from gateway.config import Settings
 from tests.gateway.proxy.conftest import (
     OK,
+    WAIT,
     MiB,
     Received,
     Reply,
@@ -36,6 +38,7 @@ from tests.gateway.proxy.conftest import (
     peak_rss,
     raw_client,
     raw_upstream,
+    read_response,
     request_bytes,
     reset_peak_rss,
     send_raw,
@@ -848,3 +851,23 @@ async def test_trailer_fields_count_towards_the_head_size_limit(tmp_path: Path) 
         response = await connection.exchange(request)
     assert response.status == 431
     assert upstream.received == [] or b"x-pad" not in upstream.received[0].head.lower()
+
+
+async def test_a_trailer_field_that_never_ends_is_refused(tmp_path: Path) -> None:
+    # httptools holds a field until its line ends: one unfinished trailer field growing past
+    # the 32 KiB a head may have is refused (431), not held for as long as the client sends.
+    async with (
+        raw_upstream(lambda _: Reply(OK)) as upstream,
+        running_gateway(single_route([upstream.url]), tmp_path) as gw,
+        raw_client(gw.port) as connection,
+    ):
+        start = b"3\r\nabc\r\n0\r\nX-Pad: "
+        writer = connection.writer
+        writer.write(request_bytes("POST", b"/t", b"Transfer-Encoding: chunked", body=start))
+        with contextlib.suppress(ConnectionError):  # the gateway may close before the last piece
+            for _ in range(16):  # 64 KiB, never a line end
+                writer.write(b"p" * 4096)
+                await writer.drain()
+        response = await asyncio.wait_for(read_response(connection.reader, "POST"), WAIT)
+    assert response.status == 431
+    assert all(b"x-pad" not in received.head.lower() for received in upstream.received)
