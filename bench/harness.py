@@ -195,6 +195,59 @@ server {{
     )
 
 
+def haproxy_binary() -> str | None:
+    return shutil.which("haproxy") or (
+        "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
+    )
+
+
+def start_haproxy_jwt(work: Workdir, cpus: str, upstream_port: int, jwt_secret: str) -> Service:
+    """HAProxy checking the gateway's HS256 access tokens itself (`jwt_verify`, HAProxy 2.5+:
+    signature, algorithm and expiry), then proxying over kept-alive connections: what a C proxy
+    does with the same authentication in process, the yardstick of the native relay's goal."""
+    binary = haproxy_binary()
+    assert binary is not None
+    port = free_port()
+    kid, _, secret = jwt_secret.partition(":")
+    verified = f'var(txn.bearer),jwt_verify(txn.alg,"{secret}")'  # 1: the signature holds
+    conf = work.file(
+        "haproxy-jwt/haproxy.cfg",
+        textwrap.dedent(
+            f"""            global
+              nbthread 1
+              maxconn 4096
+            defaults
+              mode http
+              timeout connect 5s
+              timeout client 60s
+              timeout server 60s
+            frontend bench
+              bind {LOOPBACK}:{port}
+              http-request set-var(txn.bearer) http_auth_bearer
+              http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('$.alg')
+              http-request set-var(txn.kid) var(txn.bearer),jwt_header_query('$.kid')
+              http-request deny status 401 unless {{ var(txn.alg) -m str HS256 }}
+              http-request deny status 401 unless {{ var(txn.kid) -m str {kid} }}
+              http-request deny status 401 unless {{ {verified} -m int 1 }}
+              http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('$.exp','int')
+              http-request set-var(txn.now) date()
+              http-request deny status 401 if {{ var(txn.exp),sub(txn.now) -m int le 0 }}
+              default_backend upstream
+            backend upstream
+              http-reuse always
+              server up {LOOPBACK}:{upstream_port}
+            """
+        ),
+    )
+    process = subprocess.Popen(
+        pinned(cpus, [binary, "-f", str(conf)]),
+        stdout=subprocess.DEVNULL,
+        stderr=(work.path / "haproxy-jwt" / "stderr.log").open("wb"),
+    )
+    wait_http(port)
+    return Service("haproxy-jwt", process, port)
+
+
 def start_floor(work: Workdir, cpus: str, upstream_port: int) -> Service:
     """bench/floor.py: the least a Python proxy of this design can do (no features)."""
     port = free_port()
@@ -556,6 +609,20 @@ def contenders(args: argparse.Namespace, work: Workdir, upstream: Service) -> li
         ),
         Contender("gateway-none", "4. gateway, auth: none", start=gateway("gateway-none", "none")),
     ]
+    if haproxy_binary() is not None:
+        items.insert(
+            2,
+            Contender(
+                "haproxy-jwt",
+                "2c. HAProxy, jwt_verify in process (the same HS256 tokens), no gateway",
+                headers=bearer,
+                start=lambda: [
+                    start_haproxy_jwt(work, cpus, upstream.port, env["GATEWAY_JWT_SECRET"])
+                ],
+            ),
+        )
+    else:
+        items.insert(2, Contender("haproxy-jwt", "2c. HAProxy jwt_verify", skipped="no haproxy"))
     if args.floor:
         items.insert(
             2,
@@ -930,23 +997,27 @@ def table(rows: dict[str, Row]) -> str:
     base_forward_auth = (
         forward_auth.median("requests_per_second") if forward_auth and forward_auth.runs else None
     )
+    haproxy = rows.get("haproxy-jwt")
+    base_haproxy = haproxy.median("requests_per_second") if haproxy and haproxy.runs else None
     lines = [
         "| contender | req/s (median) | p50 ms | p99 ms | vs nginx proxy | vs forwardAuth "
-        "| auth cache hit rate |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| vs HAProxy jwt_verify | auth cache hit rate |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows.values():
         if row.skipped:
-            lines.append(f"| {row.title} | skipped: {row.skipped} | | | | | |")
+            lines.append(f"| {row.title} | skipped: {row.skipped} | | | | | | |")
             continue
         rates = [rate for rate in row.hit_rates if rate is not None]
         hit_rate = f"{min(rates):.4%}" if rates else "-"
         rps = row.median("requests_per_second")
         vs_nginx = f"{rps / base_nginx:.2f}x" if base_nginx else "-"
         vs_forward_auth = f"{rps / base_forward_auth:.2f}x" if base_forward_auth else "-"
+        vs_haproxy = f"{rps / base_haproxy:.2f}x" if base_haproxy else "-"
         lines.append(
             f"| {row.title} | {rps:,.0f} | {row.median('p50_ms'):.2f} | "
-            f"{row.median('p99_ms'):.2f} | {vs_nginx} | {vs_forward_auth} | {hit_rate} |"
+            f"{row.median('p99_ms'):.2f} | {vs_nginx} | {vs_forward_auth} | {vs_haproxy} "
+            f"| {hit_rate} |"
         )
     return "\n".join(lines)
 
